@@ -1,0 +1,24 @@
+# Quick start: `make run` (the whole stack) and `make test` (the whole suite).
+.PHONY: run test lint format bench clean
+
+run:
+	@scripts/bootstrap.sh
+	.venv/bin/ridehail run
+
+test:
+	@scripts/bootstrap.sh --postgres
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+	.venv/bin/lint-imports
+	.venv/bin/pytest
+
+lint:
+	@scripts/bootstrap.sh
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy && .venv/bin/lint-imports
+
+format:
+	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
+
+clean:
+	rm -rf .venv .ridehail .mypy_cache .ruff_cache

@@ -1,0 +1,70 @@
+"""Dependencies: the request's transaction, the caller from the JWT, settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlmodel import Session
+
+from api.errors import ApiError
+from domain.rides import Actor
+from domain.services import Caller
+from infra.db import unit_of_work
+from infra.security import InvalidToken, decode_token
+from infra.settings import Settings, get_settings
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
+
+
+def get_session() -> Iterator[Session]:
+    """The request's one transaction: committed when the endpoint returns, else rolled back."""
+    with unit_of_work() as session:
+        yield session
+
+
+# scope="function": commit before the response is sent, so a failed commit is the answer
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+_UNAUTHENTICATED = {"WWW-Authenticate": "Bearer"}
+
+
+def get_caller(token: Annotated[str | None, Depends(oauth2_scheme)]) -> Caller:
+    """Auth is a JWT check only: no database on the hot path."""
+    if not token:
+        raise ApiError(401, "not authenticated", "not_authenticated", _UNAUTHENTICATED)
+    try:
+        claims = decode_token(token, "access")
+        role = Actor(claims.role)
+    except (InvalidToken, ValueError) as exc:
+        raise ApiError(401, str(exc) or "invalid token", "invalid_token", _UNAUTHENTICATED) from exc
+    return Caller(id=claims.subject, role=role)
+
+
+CurrentCaller = Annotated[Caller, Depends(get_caller)]
+
+
+def _role(*roles: Actor) -> Callable[[Caller], Caller]:
+    def check(caller: CurrentCaller) -> Caller:
+        if caller.role not in roles:
+            raise ApiError(
+                403,
+                f"this needs the role {' or '.join(roles)}",
+                "role_forbidden",
+            )
+        return caller
+
+    return check
+
+
+CurrentPassenger = Annotated[Caller, Depends(_role(Actor.PASSENGER))]
+CurrentDriver = Annotated[Caller, Depends(_role(Actor.DRIVER))]
+CurrentAdmin = Annotated[Caller, Depends(_role(Actor.ADMIN))]
+PassengerOrAdmin = Annotated[Caller, Depends(_role(Actor.PASSENGER, Actor.ADMIN))]
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"

@@ -1,0 +1,91 @@
+"""One error shape everywhere: `{"detail": ..., "code": ...}` with the right status."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain.errors import DomainError, ErrorKind
+
+log = logging.getLogger(__name__)
+
+STATUS_OF_KIND = {
+    ErrorKind.INVALID: 400,
+    ErrorKind.UNAUTHENTICATED: 401,
+    ErrorKind.FORBIDDEN: 403,
+    ErrorKind.NOT_FOUND: 404,
+    ErrorKind.CONFLICT: 409,
+    ErrorKind.UNPROCESSABLE: 422,
+    ErrorKind.RATE_LIMITED: 429,
+}
+
+_DEFAULT_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error raised by the HTTP layer itself (auth, headers, idempotency)."""
+
+    def __init__(
+        self, status: int, detail: Any, code: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.code = code
+        self.headers = headers
+
+
+def error_response(
+    status: int, detail: Any, code: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"detail": detail, "code": code}, status_code=status, headers=headers)
+
+
+def _clean_validation(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # pydantic's entries can hold exception objects (ctx) and the raw input: keep them JSON
+    out = []
+    for err in errors:
+        item = {"loc": list(err.get("loc", ())), "msg": err.get("msg"), "type": err.get("type")}
+        out.append(item)
+    return out
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_req: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.detail, exc.code, exc.headers)
+
+    @app.exception_handler(DomainError)
+    async def _domain_error(_req: Request, exc: DomainError) -> JSONResponse:
+        return error_response(STATUS_OF_KIND[exc.kind], exc.detail, exc.code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(422, _clean_validation(list(exc.errors())), "validation_error")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _DEFAULT_CODES.get(exc.status_code, "error")
+        return error_response(exc.status_code, exc.detail, code, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(req: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", req.method, req.url.path)
+        return error_response(500, "internal error", "internal_error")

@@ -1,0 +1,48 @@
+"""The FastAPI application: `uvicorn api.main:app`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import errors
+from api.middleware import BodyGuard, Metrics
+from api.routers import auth, health, rides
+from infra.redis import make_async_redis
+from infra.settings import get_settings
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    app.state.redis = make_async_redis()
+    try:
+        yield
+    finally:
+        await app.state.redis.aclose()
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = FastAPI(
+        title="ridehail",
+        version="1.0",
+        description="Real-time and payments backend of a ride-hailing service. "
+        "Contract: shared/API.md.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(rides.router)
+    app.add_middleware(Metrics)
+    app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from infra.db import get_engine
+from infra.settings import get_settings
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+def _db_ok() -> None:
+    with get_engine().connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+async def _check(name: str, coro: Any, results: dict[str, str]) -> None:
+    try:
+        await asyncio.wait_for(coro, timeout=2.0)
+        results[name] = "ok"
+    except Exception as exc:  # any failure means not ready
+        results[name] = f"error: {type(exc).__name__}"
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    """The database, Redis and the broker answer."""
+    import redis.asyncio as aioredis
+
+    settings = get_settings()
+    results: dict[str, str] = {}
+    redis_client = request.app.state.redis
+    await _check("database", asyncio.to_thread(_db_ok), results)
+    await _check("redis", redis_client.ping(), results)
+    if settings.broker_url == settings.redis_url:
+        await _check("broker", redis_client.ping(), results)
+    else:
+        broker = aioredis.Redis.from_url(settings.broker_url)
+        try:
+            await _check("broker", broker.ping(), results)
+        finally:
+            await broker.aclose()
+    ready = all(v == "ok" for v in results.values())
+    return JSONResponse(
+        {"status": "ready" if ready else "not_ready", "checks": results},
+        status_code=200 if ready else 503,
+    )
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

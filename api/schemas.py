@@ -1,0 +1,158 @@
+"""Request and response shapes of ../shared/API.md (fields fixed there; extras are ours)."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+from domain.rides import PaymentKind, RideState, RideStatus
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class UserPublic(BaseModel):
+    id: uuid.UUID
+    email: str
+    name: str
+    role: str
+    created_at: datetime
+
+
+class RegisterIn(Strict):
+    email: EmailStr
+    password: str = Field(min_length=8, max_length=128)
+    name: str = Field(min_length=1, max_length=200)
+    role: str = Field(description="passenger or driver; admins are made on the command line")
+
+    @field_validator("name")
+    @classmethod
+    def _strip(cls, v: str) -> str:
+        v = v.strip()
+        if not v:
+            raise ValueError("name must not be blank")
+        return v
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    refresh_token: str
+
+
+class RefreshIn(Strict):
+    refresh_token: str = Field(min_length=1, max_length=4096)
+
+
+class LatLng(Strict):
+    lat: float = Field(ge=-90, le=90)
+    lng: float = Field(ge=-180, le=180)
+
+    @field_validator("lat", "lng")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+
+class MoneyOut(BaseModel):
+    amount: int
+    currency: str
+
+
+class EstimateIn(Strict):
+    pickup: LatLng
+    dropoff: LatLng
+
+
+class EstimateOut(BaseModel):
+    amount: int
+    currency: str
+    distance_m: int
+    duration_s: int
+
+
+class RideIn(Strict):
+    pickup: LatLng
+    dropoff: LatLng
+    payment: Literal["cash", "card"]
+    payment_method_id: str | None = Field(default=None, max_length=255)
+
+
+class CancelIn(Strict):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class RidePublic(BaseModel):
+    id: uuid.UUID
+    status: RideStatus
+    passenger_id: uuid.UUID
+    driver_id: uuid.UUID | None
+    pickup: LatLng
+    dropoff: LatLng
+    payment: PaymentKind
+    estimate: MoneyOut
+    fare: MoneyOut | None
+    fee: MoneyOut | None = Field(
+        default=None, description="cancellation or no-show fee, when one is due"
+    )
+    distance_m: int | None
+    duration_s: int | None
+    created_at: datetime
+    updated_at: datetime
+    accepted_at: datetime | None = None
+    arrived_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    cancelled_at: datetime | None = None
+    cancelled_by: str | None = None
+    cancel_reason: str | None = None
+
+
+class RidePage(BaseModel):
+    items: list[RidePublic]
+    next_cursor: str | None
+
+
+class ErrorOut(BaseModel):
+    detail: str | list[dict[str, object]]
+    code: str
+
+
+def _money(amount: int | None, currency: str) -> MoneyOut | None:
+    return None if amount is None else MoneyOut(amount=amount, currency=currency)
+
+
+def ride_out(r: RideState) -> RidePublic:
+    """The public shape of a ride row. Distance and duration are the estimate's until the
+    trip is completed, then what was travelled."""
+    return RidePublic(
+        id=r.id,
+        status=RideStatus(r.status),
+        passenger_id=r.passenger_id,
+        driver_id=r.driver_id,
+        pickup=LatLng(lat=r.pickup_lat, lng=r.pickup_lng),
+        dropoff=LatLng(lat=r.dropoff_lat, lng=r.dropoff_lng),
+        payment=PaymentKind(r.payment),
+        estimate=MoneyOut(amount=r.estimate_amount, currency=r.currency),
+        fare=_money(r.fare_amount, r.currency),
+        fee=_money(r.fee_amount or None, r.currency),
+        distance_m=r.estimate_distance_m if r.distance_m is None else r.distance_m,
+        duration_s=r.estimate_duration_s if r.duration_s is None else r.duration_s,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+        accepted_at=r.accepted_at,
+        arrived_at=r.arrived_at,
+        started_at=r.started_at,
+        completed_at=r.completed_at,
+        cancelled_at=r.cancelled_at,
+        cancelled_by=r.cancelled_by,
+        cancel_reason=r.cancel_reason,
+    )

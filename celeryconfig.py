@@ -1,0 +1,60 @@
+"""Celery configuration (Celery 5.7, Redis broker). See DESIGN.md, "Celery facts measured here"."""
+
+from __future__ import annotations
+
+from kombu import Queue
+
+from infra.settings import get_settings
+
+_settings = get_settings()
+
+broker_url = _settings.broker_url
+result_backend = _settings.redis_url
+broker_connection_retry_on_startup = True
+broker_connection_max_retries = None  # reconnect forever
+worker_cancel_long_running_tasks_on_connection_loss = True
+
+# A task must be longer-lived than nothing we run; the visibility timeout sits above
+# the longest task so a healthy long task is never redelivered, and the restore
+# sweep runs every ~10 s so a dead worker's unacked task comes back quickly.
+_VISIBILITY_S = 15 * 60
+broker_transport_options = {
+    "visibility_timeout": _VISIBILITY_S,
+    "unacked_restore_interval": 10,
+    "unacked_restore_throttle": 1,
+}
+result_backend_transport_options = {"visibility_timeout": _VISIBILITY_S}
+visibility_timeout = _VISIBILITY_S
+result_expires = 3600
+
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1  # one message at a time: the money queue must not hoard
+task_time_limit = 300
+task_soft_time_limit = 240
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+timezone = "UTC"
+enable_utc = True
+worker_send_task_events = True
+task_send_sent_event = True
+worker_hijack_root_logger = False
+
+task_default_queue = "default"
+task_queues = (Queue("payments"), Queue("notifications"), Queue("default"))
+task_routes = {
+    "payments.*": {"queue": "payments"},
+    "notifications.*": {"queue": "notifications"},
+    "*": {"queue": "default"},
+}
+
+# Beat: one active instance, guaranteed by RedBeat's lock in Redis; a second beat
+# waits and takes over when the lock expires.
+beat_scheduler = "redbeat.RedBeatScheduler"
+redbeat_redis_url = _settings.redis_url
+redbeat_lock_timeout = 15
+beat_max_loop_interval = 5
+beat_schedule = {
+    "outbox-redispatch": {"task": "outbox.redispatch", "schedule": 15.0},
+}

@@ -1,0 +1,50 @@
+"""Domain errors carry a machine code and a kind; the API maps kinds to HTTP statuses."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorKind(StrEnum):
+    INVALID = "invalid"  # 400
+    UNAUTHENTICATED = "unauthenticated"  # 401
+    FORBIDDEN = "forbidden"  # 403
+    NOT_FOUND = "not_found"  # 404
+    CONFLICT = "conflict"  # 409
+    UNPROCESSABLE = "unprocessable"  # 422
+    RATE_LIMITED = "rate_limited"  # 429
+
+
+class DomainError(Exception):
+    kind: ErrorKind = ErrorKind.INVALID
+    code: str = "invalid"
+
+    def __init__(self, detail: str, *, code: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+
+
+class NotFound(DomainError):
+    kind = ErrorKind.NOT_FOUND
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    kind = ErrorKind.CONFLICT
+    code = "conflict"
+
+
+class IllegalTransition(Conflict):
+    code = "illegal_transition"
+
+
+class Forbidden(DomainError):
+    kind = ErrorKind.FORBIDDEN
+    code = "forbidden"
+
+
+class Unprocessable(DomainError):
+    kind = ErrorKind.UNPROCESSABLE
+    code = "unprocessable"

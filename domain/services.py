@@ -1,0 +1,185 @@
+"""Ride use cases, written against small ports that `infra/` implements.
+
+The API calls these with a repository and a job queue bound to its
+transaction; tests call them with in-memory fakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from domain import rides
+from domain.errors import Conflict, NotFound, Unprocessable
+from domain.fares import FareRules, compute_fare
+from domain.geo import Point, RouteModel
+from domain.rides import Actor, PaymentKind, RideEvent, RideState, RideStatus
+
+
+class RideRepository(Protocol):
+    def get(self, ride_id: UUID, *, for_update: bool = False) -> RideState | None: ...
+    def open_ride_of_passenger(self, passenger_id: UUID) -> RideState | None: ...
+    def active_ride_of_driver(self, driver_id: UUID) -> RideState | None: ...
+    def create(self, **fields: Any) -> RideState: ...
+    def save(self, ride: RideState) -> None: ...
+
+
+class JobQueue(Protocol):
+    def enqueue(self, task: str, **kwargs: Any) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    id: UUID
+    role: Actor
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    amount: int
+    currency: str
+    distance_m: int
+    duration_s: int
+
+
+def estimate(
+    rules: FareRules, route: RouteModel, pickup: Point, dropoff: Point, max_route_m: int
+) -> Estimate:
+    distance = route.road_distance_m(pickup, dropoff)
+    rides.check_route(distance, max_route_m)
+    duration = route.duration_s(distance)
+    fare = compute_fare(rules, distance, duration).total
+    return Estimate(fare.amount, fare.currency, distance, duration)
+
+
+def can_see(ride: RideState, caller: Caller) -> bool:
+    if caller.role is Actor.ADMIN:
+        return True
+    if caller.role is Actor.PASSENGER:
+        return ride.passenger_id == caller.id
+    # Until dispatch offers rides, any driver may see (and accept) a requested ride.
+    return ride.driver_id == caller.id or ride.status == RideStatus.REQUESTED
+
+
+def get_ride(
+    repo: RideRepository, caller: Caller, ride_id: UUID, *, lock: bool = False
+) -> RideState:
+    ride = repo.get(ride_id, for_update=lock)
+    if ride is None or not can_see(ride, caller):
+        raise NotFound("ride not found", code="ride_not_found")
+    return ride
+
+
+def request_ride(
+    repo: RideRepository,
+    jobs: JobQueue,
+    rules: FareRules,
+    route: RouteModel,
+    caller: Caller,
+    *,
+    pickup: Point,
+    dropoff: Point,
+    payment: PaymentKind,
+    payment_method_id: str | None,
+    now: datetime,
+    max_route_m: int,
+    card_payments_enabled: bool,
+) -> RideState:
+    if payment is PaymentKind.CARD and not card_payments_enabled:
+        raise Unprocessable("card payments are not available; pay cash", code="card_unavailable")
+    if repo.open_ride_of_passenger(caller.id) is not None:
+        raise Conflict("you already have an open ride", code="ride_already_open")
+    quote = estimate(rules, route, pickup, dropoff, max_route_m)
+    ride = repo.create(
+        status=RideStatus.REQUESTED,
+        passenger_id=caller.id,
+        pickup_lat=pickup.lat,
+        pickup_lng=pickup.lng,
+        dropoff_lat=dropoff.lat,
+        dropoff_lng=dropoff.lng,
+        payment=payment,
+        payment_method_id=payment_method_id,
+        currency=quote.currency,
+        estimate_amount=quote.amount,
+        estimate_distance_m=quote.distance_m,
+        estimate_duration_s=quote.duration_s,
+        created_at=now,
+        updated_at=now,
+    )
+    return ride
+
+
+Transition = Callable[[RideState, Caller, datetime, FareRules], RideEvent]
+
+
+def _driver_action(
+    fn: Callable[[RideState, UUID, datetime], RideEvent],
+) -> Transition:
+    return lambda ride, caller, now, _rules: fn(ride, caller.id, now)
+
+
+_DRIVER_ACTIONS: dict[str, Transition] = {
+    "arrive": _driver_action(rides.arrive),
+    "start": _driver_action(rides.start),
+    "complete": lambda ride, caller, now, rules: rides.complete(ride, caller.id, now, rules),
+    "no-show": lambda ride, caller, now, rules: rides.no_show(ride, caller.id, now, rules),
+}
+
+
+def _after(jobs: JobQueue, event: RideEvent) -> None:
+    if event.status in rides.TERMINAL:
+        # the ledger posting is its own idempotent job: fare, fee or nothing
+        jobs.enqueue("ledger.post_ride", ride_id=str(event.ride_id))
+
+
+def accept_ride(
+    repo: RideRepository, jobs: JobQueue, caller: Caller, ride_id: UUID, now: datetime
+) -> RideState:
+    """Row-locked, so of two drivers accepting at once exactly one wins; the other gets 409."""
+    ride = get_ride(repo, caller, ride_id, lock=True)
+    if ride.status == RideStatus.REQUESTED and repo.active_ride_of_driver(caller.id) is not None:
+        raise Conflict("you are already on a ride", code="driver_busy")
+    event = rides.accept(ride, caller.id, now)
+    repo.save(ride)
+    _after(jobs, event)
+    return ride
+
+
+def driver_transition(
+    repo: RideRepository,
+    jobs: JobQueue,
+    rules: FareRules,
+    caller: Caller,
+    ride_id: UUID,
+    action: str,
+    now: datetime,
+) -> RideState:
+    ride = get_ride(repo, caller, ride_id, lock=True)
+    if ride.driver_id != caller.id:
+        # a requested ride is visible to drivers, but only its driver moves it on
+        raise NotFound("ride not found", code="ride_not_found")
+    event = _DRIVER_ACTIONS[action](ride, caller, now, rules)
+    repo.save(ride)
+    _after(jobs, event)
+    return ride
+
+
+def cancel_ride(
+    repo: RideRepository,
+    jobs: JobQueue,
+    rules: FareRules,
+    caller: Caller,
+    ride_id: UUID,
+    reason: str | None,
+    now: datetime,
+) -> RideState:
+    ride = get_ride(repo, caller, ride_id, lock=True)
+    if caller.role is Actor.DRIVER and ride.driver_id != caller.id:
+        raise NotFound("ride not found", code="ride_not_found")
+    event = rides.cancel(ride, caller.role, now, rules, reason)
+    repo.save(ride)
+    _after(jobs, event)
+    return ride

@@ -1,0 +1,1 @@
+"""Everything that talks to the outside: database, Redis, broker, Stripe, FCM, settings."""

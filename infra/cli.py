@@ -1,0 +1,61 @@
+"""`ridehail`: the command line (`migrate`, `create-admin`, `run`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from domain.errors import DomainError
+
+
+def _migrate(_args: argparse.Namespace) -> int:
+    from infra.migrate import upgrade_head
+
+    upgrade_head()
+    print("database is at the latest migration")
+    return 0
+
+
+def _create_admin(args: argparse.Namespace) -> int:
+    from infra.db import unit_of_work
+    from infra.migrate import upgrade_head
+    from infra.users import create_user
+
+    if len(args.password) < 8:
+        print("password must have at least 8 characters", file=sys.stderr)
+        return 2
+    upgrade_head()
+    try:
+        with unit_of_work() as session:
+            user = create_user(
+                session, email=args.email, password=args.password, name=args.name, role="admin"
+            )
+    except DomainError as exc:
+        print(exc.detail, file=sys.stderr)
+        return 1
+    print(f"admin {user.email} created ({user.id})")
+    return 0
+
+
+def _run(_args: argparse.Namespace) -> int:
+    from infra.stack import run
+
+    return run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ridehail", description="ridehail backend")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=_migrate)
+    admin = sub.add_parser("create-admin", help="create an admin account")
+    admin.add_argument("--email", required=True)
+    admin.add_argument("--password", required=True)
+    admin.add_argument("--name", default="Admin")
+    admin.set_defaults(fn=_create_admin)
+    sub.add_parser("run", help="run the whole stack until Ctrl-C").set_defaults(fn=_run)
+    args = parser.parse_args(argv)
+    return int(args.fn(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

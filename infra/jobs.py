@@ -1,0 +1,80 @@
+"""Enqueue after commit, through an outbox row written in the same transaction.
+
+`enqueue()` adds an `OutboxMessage` to the session and arranges for the task to
+be sent once the transaction commits. The task marks the row completed in its
+own transaction; rows never completed (crash between commit and send, broker
+down) are sent again by the beat sweep. Tasks are idempotent, so a second
+delivery changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from infra.db import after_commit, utcnow
+from infra.models import OutboxMessage
+from infra.queue import celery_app
+
+log = logging.getLogger(__name__)
+
+
+def _send(task: str, kwargs: dict[str, Any], outbox_id: uuid.UUID) -> None:
+    celery_app.send_task(task, kwargs={**kwargs, "outbox_id": str(outbox_id)})
+
+
+def enqueue(session: Session, task: str, **kwargs: Any) -> OutboxMessage:
+    message = OutboxMessage(task=task, task_kwargs=kwargs)
+    session.add(message)
+    after_commit(session, partial(_send, task, kwargs, message.id))
+    return message
+
+
+def mark_completed(session: Session, outbox_id: str | None) -> None:
+    if not outbox_id:
+        return
+    message = session.get(OutboxMessage, uuid.UUID(outbox_id))
+    if message is not None and message.completed_at is None:
+        message.completed_at = utcnow()
+
+
+def mark_failed(session: Session, outbox_id: str | None, error: str) -> None:
+    if not outbox_id:
+        return
+    message = session.get(OutboxMessage, uuid.UUID(outbox_id))
+    if message is not None and message.completed_at is None:
+        message.failed_at = utcnow()
+        message.last_error = error[:2000]
+
+
+def redispatch_stale(session: Session, older_than_s: int, limit: int = 500) -> int:
+    """Send again the messages nobody completed; back off by their attempts."""
+    now = utcnow()
+    rows = session.exec(
+        select(OutboxMessage)
+        .where(
+            col(OutboxMessage.completed_at).is_(None),
+            col(OutboxMessage.failed_at).is_(None),
+            col(OutboxMessage.created_at) < now - timedelta(seconds=older_than_s),
+        )
+        .order_by(col(OutboxMessage.created_at))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    sent = 0
+    for message in rows:
+        wait = older_than_s * (2 ** min(message.attempts, 6))
+        if message.dispatched_at and message.dispatched_at > now - timedelta(seconds=wait):
+            continue
+        message.attempts += 1
+        message.dispatched_at = now
+        after_commit(session, partial(_send, message.task, message.task_kwargs, message.id))
+        sent += 1
+    if sent:
+        log.warning("outbox: re-dispatching %d message(s) never completed", sent)
+    return sent

@@ -1,0 +1,153 @@
+"""SQL tables (SQLModel `table=True`). Request and response shapes live in `api/schemas.py`."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, String, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+from domain.rides import DRIVER_ACTIVE, OPEN
+from infra.db import UTCDateTime, utcnow
+
+
+def _ts(nullable: bool = False, index: bool = False) -> Any:
+    return Field(
+        default_factory=utcnow if not nullable else None,
+        sa_column=Column(UTCDateTime(), nullable=nullable, index=index),
+    )
+
+
+def _opt_ts() -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+
+
+def _in(states: frozenset[str]) -> str:
+    return "status IN (" + ", ".join(f"'{s}'" for s in sorted(states)) + ")"
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    email: str = Field(sa_column=Column(String(320), nullable=False, unique=True))
+    name: str = Field(max_length=200)
+    role: str = Field(max_length=16)
+    password_hash: str
+    created_at: datetime = _ts()
+
+
+class Ride(SQLModel, table=True):
+    __tablename__ = "rides"
+    __table_args__ = (
+        # A passenger holds at most one open ride, a driver at most one active one,
+        # even under concurrent requests: the database says no, not just the code.
+        Index(
+            "uq_rides_open_per_passenger",
+            "passenger_id",
+            unique=True,
+            postgresql_where=text(_in(OPEN)),
+            sqlite_where=text(_in(OPEN)),
+        ),
+        Index(
+            "uq_rides_active_per_driver",
+            "driver_id",
+            unique=True,
+            postgresql_where=text(_in(DRIVER_ACTIVE)),
+            sqlite_where=text(_in(DRIVER_ACTIVE)),
+        ),
+        Index("ix_rides_passenger_created", "passenger_id", "created_at"),
+        Index("ix_rides_driver_created", "driver_id", "created_at"),
+        Index("ix_rides_status_created", "status", "created_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    status: str = Field(max_length=16)
+    passenger_id: uuid.UUID = Field(foreign_key="users.id")
+    driver_id: uuid.UUID | None = Field(default=None, foreign_key="users.id")
+    pickup_lat: float
+    pickup_lng: float
+    dropoff_lat: float
+    dropoff_lng: float
+    payment: str = Field(max_length=8)
+    payment_method_id: str | None = Field(default=None, max_length=255)
+    currency: str = Field(max_length=3)
+    estimate_amount: int
+    estimate_distance_m: int
+    estimate_duration_s: int
+    fare_amount: int | None = None
+    fee_amount: int | None = None
+    distance_m: int | None = None
+    duration_s: int | None = None
+    accepted_at: datetime | None = _opt_ts()
+    arrived_at: datetime | None = _opt_ts()
+    started_at: datetime | None = _opt_ts()
+    completed_at: datetime | None = _opt_ts()
+    cancelled_at: datetime | None = _opt_ts()
+    cancelled_by: str | None = Field(default=None, max_length=16)
+    cancel_reason: str | None = Field(default=None, max_length=500)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The first answer to a mutating request, replayed for the same key."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (UniqueConstraint("user_id", "key", name="uq_idempotency_keys_user_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id")
+    key: str = Field(max_length=255)
+    endpoint: str = Field(max_length=255)
+    request_hash: str = Field(max_length=64)
+    status_code: int
+    response_body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts(index=True)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A job committed with the state change it follows; sent after commit, swept if lost."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index(
+            "ix_outbox_pending",
+            "created_at",
+            postgresql_where=text("completed_at IS NULL AND failed_at IS NULL"),
+            sqlite_where=text("completed_at IS NULL AND failed_at IS NULL"),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    task: str = Field(max_length=200)
+    task_kwargs: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    attempts: int = 0
+    created_at: datetime = _ts()
+    dispatched_at: datetime | None = _opt_ts()
+    completed_at: datetime | None = _opt_ts()
+    failed_at: datetime | None = _opt_ts()
+    last_error: str | None = None
+
+
+class JournalEntryRow(SQLModel, table=True):
+    __tablename__ = "journal_entries"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # the unique key is what makes a duplicate posting impossible
+    key: str = Field(sa_column=Column(String(200), nullable=False, unique=True))
+    kind: str = Field(max_length=50)
+    ride_id: uuid.UUID | None = Field(default=None, foreign_key="rides.id", index=True)
+    created_at: datetime = _ts()
+
+
+class LedgerLine(SQLModel, table=True):
+    __tablename__ = "ledger_lines"
+
+    id: int | None = Field(default=None, primary_key=True)
+    entry_id: int = Field(foreign_key="journal_entries.id", index=True)
+    account: str = Field(max_length=100, index=True)
+    amount: int
+    currency: str = Field(max_length=3)

@@ -1,0 +1,149 @@
+"""SQL implementations of the domain's ports, bound to one session (one transaction)."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+from uuid import UUID
+
+from sqlalchemy import literal, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, func, select
+
+from domain.errors import Conflict
+from domain.ledger import JournalEntry, Line
+from domain.rides import DRIVER_ACTIVE, OPEN, RideState
+from infra import jobs
+from infra.models import JournalEntryRow, LedgerLine, Ride
+
+_UNIQUE_CONFLICTS = {
+    "uq_rides_open_per_passenger": ("you already have an open ride", "ride_already_open"),
+    "uq_rides_active_per_driver": ("you are already on a ride", "driver_busy"),
+}
+
+
+def _conflict_from(exc: IntegrityError) -> Conflict:
+    text = str(exc.orig)
+    for name, (detail, code) in _UNIQUE_CONFLICTS.items():
+        if name in text:
+            return Conflict(detail, code=code)
+    return Conflict("conflicting update", code="conflict")
+
+
+class SqlRideRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, ride_id: UUID, *, for_update: bool = False) -> RideState | None:
+        stmt = select(Ride).where(Ride.id == ride_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return cast(RideState | None, self.session.exec(stmt).first())
+
+    def open_ride_of_passenger(self, passenger_id: UUID) -> RideState | None:
+        stmt = select(Ride).where(Ride.passenger_id == passenger_id, col(Ride.status).in_(OPEN))
+        return cast(RideState | None, self.session.exec(stmt).first())
+
+    def active_ride_of_driver(self, driver_id: UUID) -> RideState | None:
+        stmt = select(Ride).where(Ride.driver_id == driver_id, col(Ride.status).in_(DRIVER_ACTIVE))
+        return cast(RideState | None, self.session.exec(stmt).first())
+
+    def create(self, **fields: Any) -> RideState:
+        ride = Ride(**fields)
+        self.session.add(ride)
+        self._flush()
+        return cast(RideState, ride)
+
+    def save(self, ride: RideState) -> None:
+        self.session.add(ride)
+        self._flush()
+
+    def _flush(self) -> None:
+        try:
+            self.session.flush()
+        except IntegrityError as exc:
+            raise _conflict_from(exc) from exc
+
+
+class OutboxJobs:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def enqueue(self, task: str, **kwargs: Any) -> None:
+        jobs.enqueue(self.session, task, **kwargs)
+
+
+class SqlLedger:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def post(self, entry: JournalEntry) -> bool:
+        """Post `entry` once. Returns False if an entry with its key already exists.
+
+        The savepoint lets a concurrent duplicate lose on the unique key without
+        aborting the caller's transaction.
+        """
+        if self.session.exec(
+            select(JournalEntryRow.id).where(JournalEntryRow.key == entry.key)
+        ).first():
+            return False
+        try:
+            with self.session.begin_nested():
+                row = JournalEntryRow(key=entry.key, kind=entry.kind, ride_id=entry.ride_id)
+                self.session.add(row)
+                self.session.flush()
+                assert row.id is not None
+                for line in entry.lines:
+                    self.session.add(
+                        LedgerLine(
+                            entry_id=row.id,
+                            account=line.account,
+                            amount=line.amount,
+                            currency=line.currency,
+                        )
+                    )
+                self.session.flush()
+        except IntegrityError:
+            return False
+        return True
+
+    def lines(self, ride_id: UUID | None = None) -> list[Line]:
+        stmt = select(LedgerLine.account, LedgerLine.amount, LedgerLine.currency).join(
+            JournalEntryRow, col(JournalEntryRow.id) == col(LedgerLine.entry_id)
+        )
+        if ride_id is not None:
+            stmt = stmt.where(JournalEntryRow.ride_id == ride_id)
+        return [Line(a, amt, c) for a, amt, c in self.session.exec(stmt).all()]
+
+    def balance(self, account: str, currency: str) -> int:
+        total = self.session.exec(
+            select(func.coalesce(func.sum(LedgerLine.amount), 0)).where(
+                LedgerLine.account == account, LedgerLine.currency == currency
+            )
+        ).one()
+        return int(total)
+
+
+def list_rides(
+    session: Session,
+    *,
+    passenger_id: UUID | None = None,
+    driver_id: UUID | None = None,
+    status: str | None = None,
+    before: tuple[Any, UUID] | None = None,
+    limit: int = 20,
+) -> list[Ride]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    stmt = select(Ride)
+    if passenger_id is not None:
+        stmt = stmt.where(Ride.passenger_id == passenger_id)
+    if driver_id is not None:
+        stmt = stmt.where(Ride.driver_id == driver_id)
+    if status is not None:
+        stmt = stmt.where(Ride.status == status)
+    if before is not None:
+        stmt = stmt.where(
+            tuple_(col(Ride.created_at), col(Ride.id))
+            < tuple_(literal(before[0]), literal(before[1]))
+        )
+    stmt = stmt.order_by(col(Ride.created_at).desc(), col(Ride.id).desc()).limit(limit)
+    return list(session.exec(stmt).all())

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what `make run` / `make test` need on a fresh Debian machine:
+# redis-server (and PostgreSQL for the tests) from Debian's packages when absent,
+# and the project with its dependencies into ./.venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want_pg=${1:-}
+
+apt_install() {
+  local runner=()
+  [ "$(id -u)" = 0 ] || runner=(sudo)
+  echo "bootstrap: installing $* from Debian's packages" >&2
+  DEBIAN_FRONTEND=noninteractive "${runner[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${runner[@]}" apt-get install -y -qq "$@" >/dev/null
+}
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  apt_install redis-server
+fi
+if [ "$want_pg" = "--postgres" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  apt_install postgresql
+fi
+
+PY=${PYTHON:-python3}
+stamp=.venv/.installed
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+  touch "$stamp"
+fi

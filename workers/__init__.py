@@ -1,0 +1,1 @@
+"""Celery tasks. Each is idempotent: it reloads state by id and checks what it would create."""

@@ -1,0 +1,8 @@
+"""The worker entry point: `celery -A workers.app worker` (and `beat`, `flower`)."""
+
+from __future__ import annotations
+
+from infra.queue import celery_app
+from workers import ledger, outbox  # noqa: F401  (registers the tasks)
+
+app = celery_app

@@ -1,0 +1,80 @@
+"""The task wrapper: one transaction per task, retries with backoff, a visible failure.
+
+`transactional_task` turns `fn(session, **kwargs)` into a Celery task that runs
+`fn` inside `unit_of_work()`, marks its outbox row completed in the same
+transaction, retries transient errors with exponential backoff and jitter, and
+when it gives up marks the outbox row failed and logs an alert.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from celery import Task
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel import Session
+
+from infra import jobs
+from infra.db import unit_of_work
+from infra.queue import celery_app
+
+log = logging.getLogger("ridehail.tasks")
+
+R = TypeVar("R")
+
+
+class Retryable(Exception):
+    """State this task depends on is not there yet (e.g. the producer has not committed)."""
+
+
+TRANSIENT: tuple[type[BaseException], ...] = (
+    Retryable,
+    OperationalError,
+    DBAPIError,
+    ConnectionError,
+)
+
+
+class RidehailTask(Task):
+    abstract = True
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        outbox_id = kwargs.get("outbox_id") if isinstance(kwargs, dict) else None
+        log.error("ALERT task %s[%s] gave up: %r (outbox %s)", self.name, task_id, exc, outbox_id)
+        try:
+            with unit_of_work() as session:
+                jobs.mark_failed(session, outbox_id, repr(exc))
+        except Exception:
+            log.exception("could not record the failure of %s[%s]", self.name, task_id)
+
+
+def transactional_task(
+    name: str, *, max_retries: int = 8, **options: Any
+) -> Callable[[Callable[..., R]], Any]:
+    def decorate(fn: Callable[..., R]) -> Any:
+        @celery_app.task(
+            name=name,
+            base=RidehailTask,
+            bind=True,
+            autoretry_for=TRANSIENT,
+            retry_backoff=True,
+            retry_backoff_max=300,
+            retry_jitter=True,
+            max_retries=max_retries,
+            **options,
+        )
+        def task(self: Task, outbox_id: str | None = None, **kwargs: Any) -> R:
+            session: Session
+            with unit_of_work() as session:
+                result = fn(session, **kwargs)
+                jobs.mark_completed(session, outbox_id)
+            return result
+
+        task.run_fn = fn  # the plain function, for tests of the logic alone
+        return task
+
+    return decorate

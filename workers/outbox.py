@@ -1,0 +1,14 @@
+"""Beat job: send again the outbox messages that never completed."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from infra import jobs
+from infra.settings import get_settings
+from workers.base import transactional_task
+
+
+@transactional_task("outbox.redispatch", max_retries=0)
+def redispatch(session: Session) -> int:
+    return jobs.redispatch_stale(session, get_settings().outbox_redispatch_after_s)
