@@ -24,7 +24,7 @@ def upgrade() -> None:
         "outbox",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("task", sa.String(length=200), nullable=False),
-        sa.Column("kwargs", sa.JSON(), nullable=False),
+        sa.Column("task_kwargs", sa.JSON(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("created_at", infra.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("dispatched_at", infra.db.UTCDateTime(timezone=True), nullable=True),

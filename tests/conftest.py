@@ -1,0 +1,75 @@
+"""Suite-wide setup: a throwaway PostgreSQL and Redis, started before any app import.
+
+Settings are read once per process, so the environment is set in
+`pytest_configure`, before test modules import the application.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.services import Services
+
+_services = Services()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):
+        return
+    _services.start_postgres()
+    _services.start_redis()
+    os.environ.update(
+        RIDEHAIL_ENVIRONMENT="test",
+        RIDEHAIL_DATABASE_URL=_services.database_url,
+        RIDEHAIL_REDIS_URL=_services.redis_url,
+        # the broker in its own Redis database, so tests can flush the app's without
+        # dropping the queues' bindings
+        RIDEHAIL_BROKER_URL=_services.redis_url.rsplit("/", 1)[0] + "/1",
+        RIDEHAIL_DATA_DIR=tempfile.mkdtemp(prefix="ridehail-test-"),
+        RIDEHAIL_JWT_SECRET="test-secret-0123456789abcdef0123456789abcdef",
+        RIDEHAIL_LOGIN_ATTEMPTS_PER_MINUTE="1000",
+    )
+    from infra.migrate import upgrade_head
+
+    upgrade_head()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _services.stop()
+
+
+@pytest.fixture(scope="session")
+def services() -> Services:
+    return _services
+
+
+def _truncate_all() -> None:
+    from sqlalchemy import text
+
+    from infra.db import get_engine, metadata
+
+    names = ", ".join(t.name for t in metadata.sorted_tables)
+    with get_engine().begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def db() -> Iterator[None]:
+    """A clean database and Redis for the test (everything the app wrote is removed)."""
+    from infra.redis import get_sync_redis
+
+    yield
+    _truncate_all()
+    get_sync_redis().flushdb()
+
+
+@pytest.fixture(scope="session")
+def settings() -> Any:
+    from infra.settings import get_settings
+
+    return get_settings()

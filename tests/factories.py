@@ -1,0 +1,66 @@
+"""Factories that make users, tokens and rides through the public HTTP API."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+_seq = itertools.count(1)
+PASSWORD = "correct horse battery"
+
+# Two points in Berlin about 4.9 km apart by road
+PICKUP = {"lat": 52.5200, "lng": 13.4050}
+DROPOFF = {"lat": 52.5000, "lng": 13.4500}
+
+
+@dataclass
+class Account:
+    id: str
+    email: str
+    role: str
+    token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def register(client: TestClient, role: str, **extra: Any) -> Account:
+    n = next(_seq)
+    email = extra.pop("email", f"{role}{n}@example.com")
+    body = {"email": email, "password": PASSWORD, "name": f"{role.title()} {n}", "role": role}
+    r = client.post("/api/v1/auth/register", json=body)
+    assert r.status_code == 201, r.text
+    return login(client, email, r.json()["id"], role)
+
+
+def login(client: TestClient, email: str, user_id: str, role: str) -> Account:
+    r = client.post("/api/v1/auth/token", data={"username": email, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    tokens = r.json()
+    return Account(user_id, email, role, tokens["access_token"], tokens["refresh_token"])
+
+
+def request_ride(
+    client: TestClient, passenger: Account, payment: str = "cash", **headers: str
+) -> dict[str, Any]:
+    r = client.post(
+        "/api/v1/rides",
+        json={"pickup": PICKUP, "dropoff": DROPOFF, "payment": payment},
+        headers={**passenger.headers, **headers},
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def advance(client: TestClient, ride_id: str, driver: Account, *actions: str) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for action in actions:
+        r = client.post(f"/api/v1/rides/{ride_id}/{action}", headers=driver.headers)
+        assert r.status_code == 200, (action, r.text)
+        body = r.json()
+    return body
