@@ -123,15 +123,15 @@ def accept(ride: RideState, driver_id: UUID, now: datetime) -> RideEvent:
 
 
 def arrive(ride: RideState, driver_id: UUID, now: datetime) -> RideEvent:
-    _require_driver(ride, driver_id)
     _require(ride, frozenset({RideStatus.ACCEPTED}), "mark arrival for")
+    _require_driver(ride, driver_id)
     ride.arrived_at = now
     return _move(ride, RideStatus.ARRIVED, now)
 
 
 def start(ride: RideState, driver_id: UUID, now: datetime) -> RideEvent:
-    _require_driver(ride, driver_id)
     _require(ride, frozenset({RideStatus.ARRIVED}), "start")
+    _require_driver(ride, driver_id)
     ride.started_at = now
     return _move(ride, RideStatus.IN_PROGRESS, now)
 
@@ -149,8 +149,8 @@ def complete(
     The fare uses the distance actually travelled when the trip's path gave one,
     and the time between start and completion; otherwise the estimate's figures.
     """
-    _require_driver(ride, driver_id)
     _require(ride, frozenset({RideStatus.IN_PROGRESS}), "complete")
+    _require_driver(ride, driver_id)
     distance = travelled_m if travelled_m is not None else ride.estimate_distance_m
     if ride.started_at is not None:
         duration = max(0, round((now - ride.started_at).total_seconds()))
@@ -173,8 +173,8 @@ def complete(
 
 def no_show(ride: RideState, driver_id: UUID, now: datetime, rules: FareRules) -> RideEvent:
     """The driver waited at the pickup long enough and the passenger never came."""
-    _require_driver(ride, driver_id)
     _require(ride, frozenset({RideStatus.ARRIVED}), "mark a no-show for")
+    _require_driver(ride, driver_id)
     assert ride.arrived_at is not None
     waited = (now - ride.arrived_at).total_seconds()
     if waited < rules.no_show_wait_s:

@@ -138,8 +138,16 @@ def _after(jobs: JobQueue, event: RideEvent) -> None:
 def accept_ride(
     repo: RideRepository, jobs: JobQueue, caller: Caller, ride_id: UUID, now: datetime
 ) -> RideState:
-    """Row-locked, so of two drivers accepting at once exactly one wins; the other gets 409."""
-    ride = get_ride(repo, caller, ride_id, lock=True)
+    """Row-locked, so of two drivers accepting at once exactly one wins; the others get 409.
+
+    A driver who loses the race is told the ride is taken (409), not that it does
+    not exist: it was offered to them a moment ago.
+    """
+    ride = repo.get(ride_id, for_update=True)
+    if ride is None:
+        raise NotFound("ride not found", code="ride_not_found")
+    if ride.status != RideStatus.REQUESTED and ride.driver_id not in (None, caller.id):
+        raise Conflict("another driver has taken this ride", code="ride_taken")
     if ride.status == RideStatus.REQUESTED and repo.active_ride_of_driver(caller.id) is not None:
         raise Conflict("you are already on a ride", code="driver_busy")
     event = rides.accept(ride, caller.id, now)

@@ -65,7 +65,8 @@ def test_a_cash_ride_from_request_to_completion(client: TestClient, settings) ->
     assert ride["passenger_id"] == p.id
     assert ride["driver_id"] is None
     assert ride["payment"] == "cash"
-    assert ride["pickup"] == PICKUP and ride["dropoff"] == DROPOFF
+    assert ride["pickup"] == PICKUP
+    assert ride["dropoff"] == DROPOFF
     assert ride["fare"] is None
     assert ride["estimate"]["currency"] == "usd"
 
@@ -255,7 +256,8 @@ def test_the_driver_cancelling_costs_the_passenger_nothing(client: TestClient) -
     advance(client, ride["id"], d, "accept")
     _set(ride["id"], accepted_at=utcnow() - timedelta(hours=1))
     body = client.post(f"/api/v1/rides/{ride['id']}/cancel", headers=d.headers).json()
-    assert body["status"] == "cancelled" and body["fee"] is None
+    assert body["status"] == "cancelled"
+    assert body["fee"] is None
     assert body["cancelled_by"] == "driver"
 
 
