@@ -40,6 +40,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    import gc
+    import sys
+
+    if "infra.queue" in sys.modules:
+        gc.collect()  # AsyncResults unsubscribe on __del__: let them while Redis is up
+        # stop the result consumer before its Redis goes away, or it retries into a crash
+        backend = sys.modules["infra.queue"].celery_app.backend
+        consumer = getattr(backend, "result_consumer", None)
+        if consumer is not None and getattr(consumer, "_pubsub", None) is not None:
+            consumer.stop()
     _services.stop()
 
 

@@ -1,0 +1,146 @@
+"""`ridehail run` (what `make run` starts) as a user gets it: every process, real ports,
+the SQLite default, a cash ride over HTTP, and everything gone after SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.services import free_port
+from tests.wait import until
+
+BIN = Path(sys.executable).parent
+
+
+def _open(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.3):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    data = tmp_path_factory.mktemp("stack")
+    ports = {name: free_port() for name in ("api", "flower", "redis", "stripe", "fcm")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RIDEHAIL_")}
+    env.update(
+        RIDEHAIL_DATA_DIR=str(data),
+        RIDEHAIL_API_PORT=str(ports["api"]),
+        RIDEHAIL_FLOWER_PORT=str(ports["flower"]),
+        RIDEHAIL_REDIS_URL=f"redis://127.0.0.1:{ports['redis']}/0",
+        RIDEHAIL_STRIPE_API_BASE=f"http://127.0.0.1:{ports['stripe']}",
+        RIDEHAIL_FCM_ENDPOINT=f"http://127.0.0.1:{ports['fcm']}",
+    )
+    log = open(data / "stack.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [str(BIN / "ridehail"), "run"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    started = time.monotonic()
+    try:
+        until(lambda: b"ridehail: ready" in (data / "stack.log").read_bytes(), timeout=90)
+        yield {
+            "proc": proc,
+            "ports": ports,
+            "env": env,
+            "data": data,
+            "base": f"http://127.0.0.1:{ports['api']}",
+            "ready_s": time.monotonic() - started,
+        }
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        log.close()
+
+
+def test_every_service_answers(stack: dict[str, Any]) -> None:
+    ports = stack["ports"]
+    ready = httpx.get(f"{stack['base']}/readyz", timeout=5)
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ready"
+    assert httpx.get(f"{stack['base']}/docs", timeout=5).status_code == 200
+    # Flower, and the Stripe and FCM stand-ins, on the ports their settings name
+    until(lambda: httpx.get(f"http://127.0.0.1:{ports['flower']}/healthcheck").status_code == 200)
+    stripe = httpx.post(
+        f"http://127.0.0.1:{ports['stripe']}/v1/customers",
+        auth=("sk_test_x", ""),
+        data={"email": "e2e@example.com"},
+    )
+    assert stripe.status_code == 200
+    assert httpx.get(f"http://127.0.0.1:{ports['fcm']}/healthz").json() == {"status": "ok"}
+
+
+def test_a_cash_ride_over_http_reaches_the_ledger(stack: dict[str, Any]) -> None:
+    with httpx.Client(base_url=f"{stack['base']}/api/v1", timeout=10) as http:
+        tokens = {}
+        for role in ("passenger", "driver"):
+            r = http.post(
+                "/auth/register",
+                json={
+                    "email": f"{role}@e2e.io",
+                    "password": "pass-word-1",
+                    "name": role,
+                    "role": role,
+                },
+            )
+            assert r.status_code == 201, r.text
+            t = http.post(
+                "/auth/token", data={"username": f"{role}@e2e.io", "password": "pass-word-1"}
+            )
+            tokens[role] = {"Authorization": f"Bearer {t.json()['access_token']}"}
+        ride = http.post(
+            "/rides",
+            json={
+                "pickup": {"lat": 52.52, "lng": 13.405},
+                "dropoff": {"lat": 52.5, "lng": 13.45},
+                "payment": "cash",
+            },
+            headers={**tokens["passenger"], "Idempotency-Key": "e2e-1"},
+        ).json()
+        for action in ("accept", "arrive", "start", "complete"):
+            r = http.post(f"/rides/{ride['id']}/{action}", headers=tokens["driver"])
+            assert r.status_code == 200, r.text
+        final = http.get(f"/rides/{ride['id']}", headers=tokens["passenger"]).json()
+        assert final["status"] == "completed"
+        assert final["fare"]["amount"] > 0
+
+    db = stack["data"] / "ridehail.db"
+
+    def ledger() -> list[Any]:
+        with sqlite3.connect(db) as conn:
+            return conn.execute(
+                "SELECT account, amount FROM ledger_lines l JOIN journal_entries e "
+                "ON e.id = l.entry_id WHERE e.key = ?",
+                (f"ride:{ride['id']}:fare",),
+            ).fetchall()
+
+    lines = until(ledger, timeout=20)
+    assert sum(amount for _, amount in lines) == 0
+    assert any(amount == final["fare"]["amount"] for _, amount in lines)
+
+
+def test_sigterm_stops_everything_it_started(stack: dict[str, Any]) -> None:
+    proc = stack["proc"]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=40) == 0
+    until(lambda: not any(_open(p) for p in stack["ports"].values()), timeout=10)
+    log = (stack["data"] / "stack.log").read_text()
+    assert "ridehail: stopped" in log
+    print(f"stack ready in {stack['ready_s']:.1f}s")
