@@ -79,7 +79,9 @@ def request_ride(
         payment_method_id=body.payment_method_id,
         now=utcnow(),
         max_route_m=settings.max_route_m,
-        card_payments_enabled=bool(settings.stripe_api_key or settings.stripe_api_base),
+        # Card rides are refused until authorization and capture exist (the payments
+        # issue); accepting one now would promise a charge nothing makes.
+        card_payments_enabled=False,
     )
     out = ride_out(ride).model_dump(mode="json")
     idempotency.remember(session, caller.id, key, endpoint, body_hash, 201, out)

@@ -384,3 +384,14 @@ def test_operations_endpoints(client: TestClient) -> None:
         assert path in paths
     metrics = client.get("/metrics")
     assert "ridehail_http_requests_total" in metrics.text
+
+
+def test_card_rides_are_refused_until_payments_exist(client: TestClient) -> None:
+    p = register(client, "passenger")
+    r = client.post(
+        "/api/v1/rides",
+        json={"pickup": PICKUP, "dropoff": DROPOFF, "payment": "card"},
+        headers=p.headers,
+    )
+    assert r.status_code == 422
+    assert r.json()["code"] == "card_unavailable"
