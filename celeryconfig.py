@@ -57,4 +57,5 @@ redbeat_lock_timeout = 15
 beat_max_loop_interval = 5
 beat_schedule = {
     "outbox-redispatch": {"task": "outbox.redispatch", "schedule": 15.0},
+    "positions-sweep-stale": {"task": "positions.sweep_stale", "schedule": 10.0},
 }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -13,7 +13,7 @@ from api.errors import ApiError
 from domain.rides import Actor
 from domain.services import Caller
 from infra.db import unit_of_work
-from infra.security import InvalidToken, decode_token
+from infra.security import InvalidToken, decode_token_cached
 from infra.settings import Settings, get_settings
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
@@ -32,12 +32,12 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 _UNAUTHENTICATED = {"WWW-Authenticate": "Bearer"}
 
 
-def get_caller(token: Annotated[str | None, Depends(oauth2_scheme)]) -> Caller:
-    """Auth is a JWT check only: no database on the hot path."""
+async def get_caller(token: Annotated[str | None, Depends(oauth2_scheme)]) -> Caller:
+    """Auth is a JWT check only: no database on the hot path (async: no thread hop)."""
     if not token:
         raise ApiError(401, "not authenticated", "not_authenticated", _UNAUTHENTICATED)
     try:
-        claims = decode_token(token, "access")
+        claims = decode_token_cached(token, "access")
         role = Actor(claims.role)
     except (InvalidToken, ValueError) as exc:
         raise ApiError(401, str(exc) or "invalid token", "invalid_token", _UNAUTHENTICATED) from exc
@@ -47,8 +47,8 @@ def get_caller(token: Annotated[str | None, Depends(oauth2_scheme)]) -> Caller:
 CurrentCaller = Annotated[Caller, Depends(get_caller)]
 
 
-def _role(*roles: Actor) -> Callable[[Caller], Caller]:
-    def check(caller: CurrentCaller) -> Caller:
+def _role(*roles: Actor) -> Callable[[Caller], Awaitable[Caller]]:
+    async def check(caller: CurrentCaller) -> Caller:
         if caller.role not in roles:
             raise ApiError(
                 403,
@@ -68,3 +68,26 @@ PassengerOrAdmin = Annotated[Caller, Depends(_role(Actor.PASSENGER, Actor.ADMIN)
 
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+async def stream_caller(
+    request: Request,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    scope: str,
+) -> Caller:
+    """SSE auth: an access token in the header, or `?access_token=` holding a short-lived
+    stream token for exactly this stream (EventSource cannot set headers; an access token
+    does not belong in a URL, where logs keep it)."""
+    if token:
+        return await get_caller(token)
+    query_token = request.query_params.get("access_token")
+    if not query_token:
+        raise ApiError(401, "not authenticated", "not_authenticated", _UNAUTHENTICATED)
+    try:
+        claims = decode_token_cached(query_token, "stream")
+        role = Actor(claims.role)
+    except (InvalidToken, ValueError) as exc:
+        raise ApiError(401, str(exc) or "invalid token", "invalid_token") from exc
+    if claims.scope != scope:
+        raise ApiError(401, "this stream token is for another stream", "invalid_token")
+    return Caller(id=claims.subject, role=role)

@@ -10,7 +10,9 @@ from fastapi import FastAPI
 
 from api import errors
 from api.middleware import BodyGuard, Metrics
-from api.routers import auth, health, rides
+from api.routers import auth, health, location, rides, streams
+from infra.events import EventHub
+from infra.live import LiveAsync
 from infra.redis import make_async_redis
 from infra.settings import get_settings
 
@@ -18,9 +20,14 @@ from infra.settings import get_settings
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.redis = make_async_redis()
+    app.state.live = LiveAsync(app.state.redis)
+    # pub/sub needs its own connection, without the pool's health checks in the way
+    app.state.hub = EventHub(make_async_redis())
+    await app.state.hub.start()
     try:
         yield
     finally:
+        await app.state.hub.stop()
         await app.state.redis.aclose()
 
 
@@ -40,6 +47,8 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(rides.router)
+    app.include_router(location.router)
+    app.include_router(streams.router)
     app.add_middleware(Metrics)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
     return app

@@ -114,6 +114,9 @@ class RidePublic(BaseModel):
     cancelled_at: datetime | None = None
     cancelled_by: str | None = None
     cancel_reason: str | None = None
+    route_polyline: str | None = Field(
+        default=None, description="the travelled path, Google encoded polyline (after completion)"
+    )
 
 
 class RidePage(BaseModel):
@@ -155,4 +158,5 @@ def ride_out(r: RideState) -> RidePublic:
         cancelled_at=r.cancelled_at,
         cancelled_by=r.cancelled_by,
         cancel_reason=r.cancel_reason,
+        route_polyline=getattr(r, "route_polyline", None),
     )

@@ -31,6 +31,24 @@ class JobQueue(Protocol):
     def enqueue(self, task: str, **kwargs: Any) -> None: ...
 
 
+class LiveState(Protocol):
+    """What the hot path (pings, SSE, polling) must learn of a ride once it is committed."""
+
+    def ride_changed(self, ride: RideState, event: RideEvent | None) -> None: ...
+
+
+class TripPaths(Protocol):
+    def travelled_m(self, ride_id: UUID) -> int | None: ...
+
+
+class _NoLive:
+    def ride_changed(self, ride: RideState, event: RideEvent | None) -> None:
+        return None
+
+
+NO_LIVE: LiveState = _NoLive()
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     id: UUID
@@ -87,6 +105,7 @@ def request_ride(
     now: datetime,
     max_route_m: int,
     card_payments_enabled: bool,
+    live: LiveState = NO_LIVE,
 ) -> RideState:
     if payment is PaymentKind.CARD and not card_payments_enabled:
         raise Unprocessable("card payments are not available; pay cash", code="card_unavailable")
@@ -109,34 +128,46 @@ def request_ride(
         created_at=now,
         updated_at=now,
     )
+    live.ride_changed(ride, RideEvent("ride.requested", ride.id, RideStatus.REQUESTED, now))
     return ride
 
 
-Transition = Callable[[RideState, Caller, datetime, FareRules], RideEvent]
+Transition = Callable[[RideState, Caller, datetime, FareRules, int | None], RideEvent]
 
 
 def _driver_action(
     fn: Callable[[RideState, UUID, datetime], RideEvent],
 ) -> Transition:
-    return lambda ride, caller, now, _rules: fn(ride, caller.id, now)
+    return lambda ride, caller, now, _rules, _m: fn(ride, caller.id, now)
 
 
 _DRIVER_ACTIONS: dict[str, Transition] = {
     "arrive": _driver_action(rides.arrive),
     "start": _driver_action(rides.start),
-    "complete": lambda ride, caller, now, rules: rides.complete(ride, caller.id, now, rules),
-    "no-show": lambda ride, caller, now, rules: rides.no_show(ride, caller.id, now, rules),
+    "complete": lambda ride, caller, now, rules, travelled: rides.complete(
+        ride, caller.id, now, rules, travelled_m=travelled
+    ),
+    "no-show": lambda ride, caller, now, rules, _m: rides.no_show(ride, caller.id, now, rules),
 }
 
 
-def _after(jobs: JobQueue, event: RideEvent) -> None:
+def _after(jobs: JobQueue, live: LiveState, ride: RideState, event: RideEvent) -> None:
+    live.ride_changed(ride, event)
+    if event.status == RideStatus.COMPLETED:
+        # the trip's path goes from Redis to the ride row, as an encoded polyline
+        jobs.enqueue("rides.store_trip", ride_id=str(event.ride_id))
     if event.status in rides.TERMINAL:
         # the ledger posting is its own idempotent job: fare, fee or nothing
         jobs.enqueue("ledger.post_ride", ride_id=str(event.ride_id))
 
 
 def accept_ride(
-    repo: RideRepository, jobs: JobQueue, caller: Caller, ride_id: UUID, now: datetime
+    repo: RideRepository,
+    jobs: JobQueue,
+    caller: Caller,
+    ride_id: UUID,
+    now: datetime,
+    live: LiveState = NO_LIVE,
 ) -> RideState:
     """Row-locked, so of two drivers accepting at once exactly one wins; the others get 409.
 
@@ -152,7 +183,7 @@ def accept_ride(
         raise Conflict("you are already on a ride", code="driver_busy")
     event = rides.accept(ride, caller.id, now)
     repo.save(ride)
-    _after(jobs, event)
+    _after(jobs, live, ride, event)
     return ride
 
 
@@ -164,14 +195,19 @@ def driver_transition(
     ride_id: UUID,
     action: str,
     now: datetime,
+    live: LiveState = NO_LIVE,
+    paths: TripPaths | None = None,
 ) -> RideState:
     ride = get_ride(repo, caller, ride_id, lock=True)
     if ride.driver_id != caller.id:
         # a requested ride is visible to drivers, but only its driver moves it on
         raise NotFound("ride not found", code="ride_not_found")
-    event = _DRIVER_ACTIONS[action](ride, caller, now, rules)
+    travelled = None
+    if action == "complete" and paths is not None and ride.status == RideStatus.IN_PROGRESS:
+        travelled = paths.travelled_m(ride.id)
+    event = _DRIVER_ACTIONS[action](ride, caller, now, rules, travelled)
     repo.save(ride)
-    _after(jobs, event)
+    _after(jobs, live, ride, event)
     return ride
 
 
@@ -183,11 +219,12 @@ def cancel_ride(
     ride_id: UUID,
     reason: str | None,
     now: datetime,
+    live: LiveState = NO_LIVE,
 ) -> RideState:
     ride = get_ride(repo, caller, ride_id, lock=True)
     if caller.role is Actor.DRIVER and ride.driver_id != caller.id:
         raise NotFound("ride not found", code="ride_not_found")
     event = rides.cancel(ride, caller.role, now, rules, reason)
     repo.save(ride)
-    _after(jobs, event)
+    _after(jobs, live, ride, event)
     return ride

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, String, UniqueConstraint, text
+from sqlalchemy import JSON, Column, Index, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from domain.rides import DRIVER_ACTIVE, OPEN
@@ -36,6 +36,10 @@ class User(SQLModel, table=True):
     name: str = Field(max_length=200)
     role: str = Field(max_length=16)
     password_hash: str
+    # sha256 of the secret a tracking app without headers sends as its device id
+    device_key_hash: str | None = Field(
+        default=None, sa_column=Column(String(64), nullable=True, unique=True)
+    )
     created_at: datetime = _ts()
 
 
@@ -88,6 +92,8 @@ class Ride(SQLModel, table=True):
     cancelled_at: datetime | None = _opt_ts()
     cancelled_by: str | None = Field(default=None, max_length=16)
     cancel_reason: str | None = Field(default=None, max_length=500)
+    route_polyline: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    path_points: int | None = None
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 

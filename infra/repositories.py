@@ -11,9 +11,14 @@ from sqlmodel import Session, col, func, select
 
 from domain.errors import Conflict
 from domain.ledger import JournalEntry, Line
-from domain.rides import DRIVER_ACTIVE, OPEN, RideState
+from domain.pings import PingRules
+from domain.rides import DRIVER_ACTIVE, OPEN, RideEvent, RideState
+from domain.trip import PathPoint, travelled_distance_m
 from infra import jobs
+from infra.db import after_commit
+from infra.live import LiveSync, iso
 from infra.models import JournalEntryRow, LedgerLine, Ride
+from infra.redis import get_sync_redis
 
 _UNIQUE_CONFLICTS = {
     "uq_rides_open_per_passenger": ("you already have an open ride", "ride_already_open"),
@@ -147,3 +152,50 @@ def list_rides(
         )
     stmt = stmt.order_by(col(Ride.created_at).desc(), col(Ride.id).desc()).limit(limit)
     return list(session.exec(stmt).all())
+
+
+def ride_meta(ride: RideState) -> dict[str, Any]:
+    return {
+        "ride_id": ride.id,
+        "passenger_id": ride.passenger_id,
+        "driver_id": ride.driver_id,
+        "status": ride.status,
+        "pickup_lat": ride.pickup_lat,
+        "pickup_lng": ride.pickup_lng,
+        "dropoff_lat": ride.dropoff_lat,
+        "dropoff_lng": ride.dropoff_lng,
+    }
+
+
+class RedisLiveState:
+    """Tells Redis of a ride's new state once the transaction has committed (never before:
+    a client must not see a status that could still roll back)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def ride_changed(self, ride: RideState, event: RideEvent | None) -> None:
+        meta = ride_meta(ride)
+        status_event = (
+            {"ride_id": str(ride.id), "status": str(event.status), "at": iso(event.at.timestamp())}
+            if event is not None
+            else None
+        )
+        after_commit(
+            self.session, lambda: LiveSync(get_sync_redis()).ride_changed(meta, status_event)
+        )
+
+
+class RedisTripPaths:
+    def __init__(self, rules: PingRules) -> None:
+        self.rules = rules
+
+    def points(self, ride_id: UUID) -> list[PathPoint]:
+        out = []
+        for raw in LiveSync(get_sync_redis()).trip_path(str(ride_id)):
+            t, lat, lng, acc = raw.split(",")
+            out.append(PathPoint(float(t), float(lat), float(lng), float(acc) if acc else None))
+        return out
+
+    def travelled_m(self, ride_id: UUID) -> int | None:
+        return travelled_distance_m(self.points(ride_id), max_speed_ms=self.rules.max_speed_ms)

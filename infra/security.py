@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 import jwt
@@ -58,6 +60,38 @@ def issue_token(
     if scope is not None:
         claims["scope"] = scope
     return jwt.encode(claims, get_settings().jwt_secret, algorithm=_ALGORITHM)
+
+
+@lru_cache(maxsize=65536)
+def _verified(token: str, secret: str) -> tuple[TokenClaims, float] | InvalidToken:
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[_ALGORITHM],
+            options={"require": ["exp", "sub", "typ"], "verify_exp": False},
+        )
+        subject = uuid.UUID(claims["sub"])
+    except (jwt.PyJWTError, ValueError, TypeError):
+        return InvalidToken("invalid token")
+    return (
+        TokenClaims(subject, str(claims.get("role")), claims["typ"], claims.get("scope")),
+        float(claims["exp"]),
+    )
+
+
+def decode_token_cached(token: str, expected_kind: str) -> TokenClaims:
+    """`decode_token` for the hot path: the signature of a token is checked once, its
+    expiry on every use (a token is immutable, so its verdict can be remembered)."""
+    verdict = _verified(token, get_settings().jwt_secret)
+    if isinstance(verdict, InvalidToken):
+        raise verdict
+    claims, exp = verdict
+    if time.time() >= exp:
+        raise InvalidToken("token expired")
+    if claims.kind != expected_kind:
+        raise InvalidToken(f"not an {expected_kind} token")
+    return claims
 
 
 def decode_token(token: str, expected_kind: str) -> TokenClaims:

@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.fares import FareRules
+from domain.pings import PingRules
 
 DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
 
@@ -44,6 +45,19 @@ class Settings(BaseSettings):
     login_attempts_per_minute: int = 10
     outbox_redispatch_after_s: int = 60
 
+    # live location
+    ping_interval_on_ride_s: int = 3
+    ping_interval_idle_s: int = 15
+    ping_max_future_s: float = 120.0
+    ping_max_age_s: float = 6 * 3600.0
+    ping_max_speed_ms: float = 70.0
+    ping_rate_limit: int = 60  # requests per driver per window
+    ping_rate_window_s: int = 10
+    ping_batch_max: int = 500
+    driver_stale_s: int = 60
+    eta_interval_s: float = 5.0
+    sse_keepalive_s: float = 15.0
+
     # fare rules, in minor units
     currency: str = "usd"
     fare_base: int = 250
@@ -72,6 +86,14 @@ class Settings(BaseSettings):
                     "in production"
                 )
         return self
+
+    @property
+    def ping_rules(self) -> PingRules:
+        return PingRules(
+            max_future_s=self.ping_max_future_s,
+            max_age_s=self.ping_max_age_s,
+            max_speed_ms=self.ping_max_speed_ms,
+        )
 
     @property
     def fare_rules(self) -> FareRules:

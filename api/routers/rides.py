@@ -23,7 +23,13 @@ from domain import services
 from domain.geo import Point, RouteModel
 from domain.rides import Actor, PaymentKind, RideStatus
 from infra.db import utcnow
-from infra.repositories import OutboxJobs, SqlRideRepository, list_rides
+from infra.repositories import (
+    OutboxJobs,
+    RedisLiveState,
+    RedisTripPaths,
+    SqlRideRepository,
+    list_rides,
+)
 from infra.settings import Settings
 
 router = APIRouter(prefix="/api/v1/rides", tags=["rides"])
@@ -82,6 +88,7 @@ def request_ride(
         # Card rides are refused until authorization and capture exist (the payments
         # issue); accepting one now would promise a charge nothing makes.
         card_payments_enabled=False,
+        live=RedisLiveState(session),
     )
     out = ride_out(ride).model_dump(mode="json")
     idempotency.remember(session, caller.id, key, endpoint, body_hash, 201, out)
@@ -117,7 +124,12 @@ def get_ride(ride_id: uuid.UUID, caller: CurrentCaller, session: SessionDep) -> 
 @router.post("/{ride_id}/accept", response_model=RidePublic, responses=_CONFLICT)
 def accept(ride_id: uuid.UUID, caller: CurrentDriver, session: SessionDep) -> RidePublic:
     ride = services.accept_ride(
-        SqlRideRepository(session), OutboxJobs(session), caller, ride_id, utcnow()
+        SqlRideRepository(session),
+        OutboxJobs(session),
+        caller,
+        ride_id,
+        utcnow(),
+        live=RedisLiveState(session),
     )
     return ride_out(ride)
 
@@ -134,6 +146,8 @@ def _driver_action(action: str) -> Callable[..., RidePublic]:
             ride_id,
             action,
             utcnow(),
+            live=RedisLiveState(session),
+            paths=RedisTripPaths(settings.ping_rules),
         )
         return ride_out(ride)
 
@@ -173,5 +187,6 @@ def cancel(
         ride_id,
         body.reason if body else None,
         utcnow(),
+        live=RedisLiveState(session),
     )
     return ride_out(ride)

@@ -1,0 +1,414 @@
+"""Live location: pings from the driver app and tracking SDKs, status, nearby search.
+
+The hot path touches Redis only: a JWT check (cached), parsing, one script call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlmodel import select
+
+from api.deps import CurrentDriver, PassengerOrAdmin, SessionDep, SettingsDep
+from api.errors import ApiError
+from api.live import live, maybe_emit_eta, next_ping_in, read_json
+from domain.pings import (
+    InvalidPing,
+    Ping,
+    check,
+    from_background_geolocation,
+    from_native,
+    from_osmand,
+)
+from domain.rides import Actor
+from domain.services import Caller
+from infra.db import after_commit, unit_of_work
+from infra.live import ACTIVE_RIDE, LiveSync
+from infra.models import User
+from infra.redis import get_sync_redis
+from infra.settings import Settings, get_settings
+
+router = APIRouter(prefix="/api/v1", tags=["live location"])
+
+
+# --- documentation shapes (the handlers parse bodies themselves, for speed) -------------
+class NativePing(BaseModel):
+    lat: float = Field(ge=-90, le=90)
+    lng: float = Field(ge=-180, le=180)
+    recorded_at: str = Field(description="RFC 3339 time of the fix (or unix seconds / ms)")
+    heading: float | None = Field(default=None, ge=0, le=360)
+    speed: float | None = Field(default=None, ge=0, description="m/s")
+    accuracy: float | None = Field(default=None, ge=0, description="metres")
+    uuid: str | None = Field(default=None, description="client id of the fix, for dedupe")
+
+
+class PingBatch(BaseModel):
+    pings: list[NativePing]
+
+
+class PingAnswer(BaseModel):
+    accepted: int
+    rejected: int
+    duplicates: int
+    reasons: list[dict[str, Any]]
+    next_ping_in_s: int
+
+
+class StatusIn(BaseModel):
+    status: str = Field(description="online | offline")
+
+
+class DeviceKey(BaseModel):
+    device_key: str
+
+
+def _schema(model: type[BaseModel]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }
+
+
+_BATCH_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        PingBatch.model_json_schema(),
+                        {
+                            "type": "object",
+                            "description": "react-native-background-geolocation: "
+                            '{"location": {...}} or {"location": [...]}',
+                            "properties": {"location": {}},
+                        },
+                    ]
+                }
+            }
+        },
+    }
+}
+
+
+# --- applying pings -----------------------------------------------------------------------
+async def _apply(
+    request: Request,
+    settings: Settings,
+    driver_id: str,
+    parsed: list[tuple[int, Ping]],
+    reasons: list[dict[str, Any]],
+    total: int,
+) -> PingAnswer:
+    res = await live(request).apply_pings(
+        driver_id,
+        [p for _, p in parsed],
+        settings.ping_rules,
+        rate_limit=settings.ping_rate_limit,
+        rate_window_s=settings.ping_rate_window_s,
+    )
+    if res.rate_limited_for:
+        raise ApiError(
+            429,
+            "too many location requests; slow down",
+            "rate_limited",
+            {"Retry-After": str(res.rate_limited_for)},
+        )
+    accepted = duplicates = 0
+    for (index, _ping), code in zip(parsed, res.codes, strict=True):
+        if code == "accepted":
+            accepted += 1
+        elif code == "duplicate":
+            duplicates += 1
+        else:
+            reasons.append({"index": index, "reason": code, "detail": _DETAIL.get(code, code)})
+    if res.event_id and res.ride_status in ACTIVE_RIDE:
+        newest = max((p for _, p in parsed), key=lambda p: p.recorded_at)
+        await maybe_emit_eta(
+            request,
+            settings,
+            res.ride_id,
+            res.ride_status,
+            {"lat": newest.lat, "lng": newest.lng, "speed": newest.speed},
+        )
+    reasons.sort(key=lambda r: r["index"])
+    return PingAnswer(
+        accepted=accepted,
+        rejected=total - accepted - duplicates,
+        duplicates=duplicates,
+        reasons=reasons,
+        next_ping_in_s=next_ping_in(settings, res.status, res.ride_status),
+    )
+
+
+_DETAIL = {"impossible_jump": "moved faster than a car can go since the last fix"}
+
+
+def _parse_all(
+    records: list[Any], parse: Any, settings: Settings
+) -> tuple[list[tuple[int, Ping]], list[dict[str, Any]]]:
+    now = time.time()
+    rules = settings.ping_rules
+    parsed: list[tuple[int, Ping]] = []
+    reasons: list[dict[str, Any]] = []
+    for i, raw in enumerate(records):
+        try:
+            p = parse(raw)
+            check(p, now, rules)
+        except InvalidPing as bad:
+            reasons.append({"index": i, "reason": bad.reason, "detail": bad.detail})
+            continue
+        parsed.append((i, p))
+    return parsed, reasons
+
+
+def _auto(raw: Any) -> Ping:
+    """A record of either format: background-geolocation records carry `coords`."""
+    if isinstance(raw, dict) and "coords" in raw:
+        return from_background_geolocation(raw)
+    return from_native(raw)
+
+
+def _records(body: Any) -> list[Any]:
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        for key in ("pings", "location", "locations"):
+            if key in body:
+                value = body[key]
+                return value if isinstance(value, list) else [value]
+        if "coords" in body:
+            return [body]
+    raise ApiError(
+        422,
+        'expected {"pings": [...]}, {"location": {...}} or {"location": [...]}',
+        "validation_error",
+    )
+
+
+async def _batch(
+    request: Request, settings: Settings, driver_id: str, records: list[Any], parse: Any
+) -> JSONResponse:
+    if len(records) > settings.ping_batch_max:
+        raise ApiError(
+            413, f"at most {settings.ping_batch_max} records per request", "payload_too_large"
+        )
+    parsed, reasons = _parse_all(records, parse, settings)
+    if not parsed:
+        state = await live(request).driver_state(driver_id)
+        answer = PingAnswer(
+            accepted=0,
+            rejected=len(records),
+            duplicates=0,
+            reasons=reasons,
+            next_ping_in_s=next_ping_in(
+                settings, state.get("status", "offline"), state.get("ride_status", "")
+            ),
+        )
+    else:
+        answer = await _apply(request, settings, driver_id, parsed, reasons, len(records))
+    return JSONResponse(answer.model_dump(), status_code=202)
+
+
+@router.post(
+    "/drivers/me/location",
+    status_code=202,
+    response_model=PingAnswer,
+    openapi_extra=_schema(NativePing),
+    summary="One ping; impossible values are a 422 with the reason",
+)
+async def ping(request: Request, caller: CurrentDriver) -> JSONResponse:
+    settings = get_settings()
+    body = await read_json(request)
+    try:
+        p = from_native(body)
+        check(p, time.time(), settings.ping_rules)
+    except InvalidPing as bad:
+        raise ApiError(422, bad.detail, bad.reason) from bad
+    answer = await _apply(request, settings, str(caller.id), [(0, p)], [], 1)
+    if answer.reasons:
+        raise ApiError(422, answer.reasons[0]["detail"], answer.reasons[0]["reason"])
+    return JSONResponse(answer.model_dump(), status_code=202)
+
+
+@router.post(
+    "/drivers/me/locations",
+    status_code=202,
+    response_model=PingAnswer,
+    openapi_extra=_BATCH_DOC,
+    summary="A batch: bad records are counted and explained, never a non-2xx",
+)
+async def pings(request: Request, caller: CurrentDriver) -> JSONResponse:
+    settings = get_settings()
+    records = _records(await read_json(request))
+    return await _batch(request, settings, str(caller.id), records, _auto)
+
+
+# --- status ------------------------------------------------------------------------------
+@router.post("/drivers/me/status", openapi_extra=_schema(StatusIn))
+async def set_status(request: Request, caller: CurrentDriver) -> dict[str, Any]:
+    body = await read_json(request)
+    status = body.get("status") if isinstance(body, dict) else None
+    if status not in ("online", "offline"):
+        raise ApiError(422, "status must be online or offline", "validation_error")
+    settings = get_settings()
+    r = live(request).r
+    key = f"drv:{caller.id}:state"
+    state = await r.hgetall(key)
+    if status == "offline" and state.get("ride_status") in ACTIVE_RIDE:
+        raise ApiError(409, "finish or cancel your ride before going offline", "driver_on_ride")
+    pipe = r.pipeline()
+    pipe.hset(key, "status", status)
+    if status == "offline":
+        pipe.zrem("geo:drivers", str(caller.id))
+        pipe.zrem("drivers:seen", str(caller.id))
+    await pipe.execute()
+    return {
+        "status": status,
+        "next_ping_in_s": next_ping_in(settings, status, state.get("ride_status", "")),
+    }
+
+
+# --- device keys and the OsmAnd / Traccar protocol ---------------------------------------
+def _hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@router.post("/drivers/me/device-key", response_model=DeviceKey)
+def new_device_key(caller: CurrentDriver, session: SessionDep) -> DeviceKey:
+    """A new secret for a tracking app that cannot send headers; the old one stops working."""
+    user = session.get(User, caller.id)
+    if user is None:
+        raise ApiError(401, "account no longer exists", "invalid_token")
+    key = secrets.token_urlsafe(24)
+    old = user.device_key_hash
+    user.device_key_hash = _hash_key(key)
+    session.add(user)
+    new_hash, driver = user.device_key_hash, str(user.id)
+    after_commit(session, lambda: LiveSync(get_sync_redis()).set_device_key(new_hash, driver, old))
+    return DeviceKey(device_key=key)
+
+
+def _driver_of_key_sql(key_hash: str) -> str | None:
+    with unit_of_work() as session:
+        user_id = session.exec(
+            select(User.id).where(User.device_key_hash == key_hash, User.role == "driver")
+        ).first()
+    if user_id is None:
+        return None
+    get_sync_redis().set(f"devkey:{key_hash}", str(user_id))
+    return str(user_id)
+
+
+async def _driver_of_key(request: Request, key: str | None) -> str:
+    if not key:
+        raise ApiError(401, "the device id (your device key) is required", "invalid_device_key")
+    key_hash = _hash_key(key)
+    driver = await live(request).r.get(f"devkey:{key_hash}")
+    if driver is None:
+        driver = await asyncio.to_thread(_driver_of_key_sql, key_hash)
+    if driver is None:
+        raise ApiError(401, "unknown device key", "invalid_device_key")
+    return str(driver)
+
+
+@router.api_route(
+    "/osmand",
+    methods=["GET", "POST"],
+    status_code=200,
+    response_model=PingAnswer,
+    summary="OsmAnd / Traccar Client protocol (query parameters, or Traccar Client 9's JSON)",
+)
+async def osmand(request: Request) -> JSONResponse:
+    settings = get_settings()
+    params = dict(request.query_params)
+    body: Any = None
+    if request.method == "POST":
+        raw = await request.body()
+        ctype = request.headers.get("content-type", "")
+        if raw and "json" in ctype:
+            body = await read_json(request)
+        elif raw and "form" in ctype:
+            form = await request.form()
+            params.update({k: str(v) for k, v in form.items()})
+    if isinstance(body, dict) and "location" in body:
+        driver = await _driver_of_key(request, str(body.get("device_id") or params.get("id") or ""))
+        records = body["location"] if isinstance(body["location"], list) else [body["location"]]
+        response = await _batch(request, settings, driver, records, _auto)
+    else:
+        driver = await _driver_of_key(request, params.get("id") or params.get("deviceid"))
+        response = await _batch(request, settings, driver, [params], from_osmand)
+    response.status_code = 200  # Traccar Client treats only 200 as delivered
+    return response
+
+
+# --- nearby ------------------------------------------------------------------------------
+@router.get("/drivers/nearby")
+async def nearby(
+    request: Request,
+    caller: PassengerOrAdmin,
+    settings: SettingsDep,
+    lat: Annotated[float, Query(ge=-90, le=90)],
+    lng: Annotated[float, Query(ge=-180, le=180)],
+    radius_m: Annotated[float, Query(gt=0, le=50_000)] = 3_000,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> dict[str, Any]:
+    """Online drivers by distance. Passengers see idle drivers; admins see all online ones."""
+    r = live(request).r
+    found = await r.geosearch(
+        "geo:drivers",
+        longitude=lng,
+        latitude=lat,
+        radius=radius_m,
+        unit="m",
+        sort="ASC",
+        count=limit * 3,
+        withdist=True,
+    )
+    if not found:
+        return {"items": [], "next_cursor": None}
+    pipe = r.pipeline()
+    for driver_id, _dist in found:
+        pipe.hgetall(f"drv:{driver_id}:pos")
+        pipe.hmget(f"drv:{driver_id}:state", "status", "ride_id")
+    rows = await pipe.execute()
+    fresh_after = time.time() - settings.driver_stale_s
+    items = []
+    for n, (driver_id, dist) in enumerate(found):
+        pos, (status, ride_id) = rows[2 * n], rows[2 * n + 1]
+        if status != "online" or not pos or float(pos["ts"]) < fresh_after:
+            continue
+        if ride_id and caller.role is not Actor.ADMIN:
+            continue
+        items.append({**position_out(driver_id, pos), "distance_m": round(float(dist))})
+        if len(items) == limit:
+            break
+    return {"items": items, "next_cursor": None}
+
+
+def _opt(value: str | None) -> float | None:
+    return float(value) if value not in (None, "") else None
+
+
+def position_out(driver_id: str, pos: dict[str, str]) -> dict[str, Any]:
+    return {
+        "driver_id": driver_id,
+        "lat": float(pos["lat"]),
+        "lng": float(pos["lng"]),
+        "heading": _opt(pos.get("heading")),
+        "speed": _opt(pos.get("speed")),
+        "accuracy": _opt(pos.get("accuracy")),
+        "recorded_at": pos.get("at"),
+    }
+
+
+__all__ = ["Caller", "position_out", "router"]

@@ -1,0 +1,216 @@
+"""Following a ride live: polling with ETag, and Server-Sent Events (no WebSockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from api.deps import CurrentAdmin, CurrentCaller, SettingsDep, oauth2_scheme, stream_caller
+from api.errors import ApiError
+from api.live import hub, live, visible_ride
+from api.routers.location import position_out
+from domain.rides import Actor
+from infra.events import Event, id_key, read_after
+from infra.live import ADMIN_STREAM, TERMINAL_RIDE, ride_stream
+from infra.security import issue_token
+
+router = APIRouter(prefix="/api/v1", tags=["following a ride"])
+
+_SSE_DOC: dict[str, Any] = {
+    "responses": {
+        200: {
+            "description": "A `text/event-stream`. Every event has an `id:` (the Redis stream "
+            "id): reconnect with `Last-Event-ID` to receive, in order, what you missed. "
+            "Comment lines (`: keep-alive`) arrive every 15 s. Events: `location` "
+            "(a position), `status` (`{ride_id, status, at}`), `eta` "
+            "(`{ride_id, seconds, distance_m}`). The stream ends after the ride's "
+            "terminal status. Auth: the `Authorization` header, or `?access_token=` with a "
+            "stream token from `POST /api/v1/rides/{id}/stream-token`.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    }
+}
+
+
+class StreamToken(BaseModel):
+    token: str
+    expires_in: int
+
+
+@router.post("/rides/{ride_id}/stream-token", response_model=StreamToken)
+async def stream_token(
+    ride_id: str, request: Request, caller: CurrentCaller, settings: SettingsDep
+) -> StreamToken:
+    """A short-lived token for `?access_token=` on this ride's event stream only."""
+    await visible_ride(request, caller, _uuid(ride_id))
+    ttl = settings.stream_token_ttl_s
+    token = issue_token(caller.id, caller.role, "stream", ttl, scope=f"ride:{ride_id}")
+    return StreamToken(token=token, expires_in=ttl)
+
+
+@router.post("/admin/stream-token", response_model=StreamToken)
+async def admin_stream_token(caller: CurrentAdmin, settings: SettingsDep) -> StreamToken:
+    ttl = settings.stream_token_ttl_s
+    return StreamToken(
+        token=issue_token(caller.id, caller.role, "stream", ttl, scope="admin"), expires_in=ttl
+    )
+
+
+def _uuid(value: str) -> str:
+    import uuid
+
+    try:
+        return str(uuid.UUID(value))
+    except ValueError as exc:
+        raise ApiError(404, "ride not found", "ride_not_found") from exc
+
+
+@router.get("/rides/{ride_id}/driver-location")
+async def driver_location(
+    ride_id: str,
+    request: Request,
+    caller: CurrentCaller,
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """The ride driver's last position. Poll with `If-None-Match`: 304 while it has not moved."""
+    meta = await visible_ride(request, caller, _uuid(ride_id))
+    driver_id = meta.get("driver_id")
+    pos = await live(request).position(driver_id) if driver_id else {}
+    if not driver_id or not pos:
+        raise ApiError(404, "no driver position for this ride yet", "no_position")
+    etag = '"' + hashlib.sha1(f"{driver_id}:{pos['ts']}".encode()).hexdigest()[:20] + '"'
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if if_none_match and etag in [t.strip() for t in if_none_match.split(",")]:
+        return Response(status_code=304, headers=headers)
+    return Response(
+        json.dumps(position_out(driver_id, pos)), media_type="application/json", headers=headers
+    )
+
+
+def _frame(event: Event) -> str:
+    return f"id: {event.id}\nevent: {event.event}\ndata: {event.data}\n\n"
+
+
+def _ends(event: Event) -> bool:
+    if event.event != "status":
+        return False
+    try:
+        return json.loads(event.data).get("status") in TERMINAL_RIDE
+    except ValueError:
+        return False
+
+
+async def _sse(
+    request: Request,
+    stream: str,
+    last_event_id: str | None,
+    *,
+    replay_all: bool,
+    already_over: bool,
+    keepalive_s: float,
+) -> AsyncIterator[str]:
+    """Subscribe first, then read the backlog, then follow live, skipping what was sent:
+    no gap and no duplicate between the stored and the live part."""
+    events_hub = hub(request)
+    sub = await events_hub.subscribe(stream)
+    try:
+        yield "retry: 2000\n\n"
+        last = last_event_id
+        after = last_event_id if last_event_id else (None if replay_all else "$")
+        backlog = [] if after == "$" else await read_after(live(request).r, stream, after)
+        for event in backlog:
+            yield _frame(event)
+            last = event.id
+            if _ends(event):
+                return
+        if already_over:
+            return
+        while True:
+            try:
+                event = await asyncio.wait_for(sub.queue.get(), keepalive_s)
+            except TimeoutError:
+                yield ": keep-alive\n\n"
+                continue
+            if event is None:  # dropped as a slow consumer: the client resumes
+                return
+            if last and id_key(event.id) <= id_key(last):
+                continue
+            yield _frame(event)
+            last = event.id
+            if _ends(event):
+                return
+    finally:
+        await events_hub.unsubscribe(sub)
+
+
+def _valid_last_id(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        id_key(value)
+    except ValueError as exc:
+        raise ApiError(
+            400, "Last-Event-ID is not an event id of this stream", "bad_request"
+        ) from exc
+    return value
+
+
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+@router.get("/rides/{ride_id}/events", openapi_extra=_SSE_DOC, response_class=StreamingResponse)
+async def ride_events(
+    ride_id: str,
+    request: Request,
+    settings: SettingsDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    rid = _uuid(ride_id)
+    caller = await stream_caller(request, token, f"ride:{rid}")
+    meta = await visible_ride(request, caller, rid)
+    return StreamingResponse(
+        _sse(
+            request,
+            ride_stream(rid),
+            _valid_last_id(last_event_id or request.query_params.get("last_event_id")),
+            replay_all=True,
+            already_over=meta.get("status") in TERMINAL_RIDE,
+            keepalive_s=settings.sse_keepalive_s,
+        ),
+        media_type="text/event-stream",
+        headers=_SSE_HEADERS,
+    )
+
+
+@router.get("/admin/events", openapi_extra=_SSE_DOC, response_class=StreamingResponse)
+async def admin_events(
+    request: Request,
+    settings: SettingsDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """Every ride status change and driver position, for the ops dashboard (live from now,
+    or from `Last-Event-ID`)."""
+    caller = await stream_caller(request, token, "admin")
+    if caller.role is not Actor.ADMIN:
+        raise ApiError(403, "this needs the role admin", "role_forbidden")
+    return StreamingResponse(
+        _sse(
+            request,
+            ADMIN_STREAM,
+            _valid_last_id(last_event_id),
+            replay_all=False,
+            already_over=False,
+            keepalive_s=settings.sse_keepalive_s,
+        ),
+        media_type="text/event-stream",
+        headers=_SSE_HEADERS,
+    )
