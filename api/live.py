@@ -24,11 +24,13 @@ from infra.settings import Settings
 
 
 def live(request: Request) -> LiveAsync:
-    return request.app.state.live  # type: ignore[no-any-return]
+    result: LiveAsync = request.app.state.live
+    return result
 
 
 def hub(request: Request) -> EventHub:
-    return request.app.state.hub  # type: ignore[no-any-return]
+    result: EventHub = request.app.state.hub
+    return result
 
 
 async def read_json(request: Request) -> Any:
@@ -87,7 +89,7 @@ async def maybe_emit_eta(
     driver approaches, to the dropoff during the trip."""
     client = live(request).r
     gate = await client.set(
-        f"ride:{ride_id}:eta_gate", "1", nx=True, px=int(settings.eta_interval_s * 1000)
+        f"ride:{ride_id}:eta_gate", "1", nx=True, px=max(1, int(settings.eta_interval_s * 1000))
     )
     if not gate:
         return

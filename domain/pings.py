@@ -159,7 +159,7 @@ def from_background_geolocation(raw: Any) -> Ping:
         raise InvalidPing("not_an_object", "a location must be a JSON object")
     coords = raw.get("coords")
     if not isinstance(coords, Mapping):
-        raise InvalidPing("missing_field", "coords is required")
+        raise InvalidPing("missing_field", "coords (with latitude and longitude) is required")
     lat, lng = _coords(
         _num(coords.get("latitude"), "coords.latitude"),
         _num(coords.get("longitude"), "coords.longitude"),
@@ -226,7 +226,9 @@ def check(ping: Ping, now: float, rules: PingRules, last: LastFix | None = None)
     if last is not None:
         dt = abs(ping.recorded_at - last.recorded_at)
         moved = distance_m(last.lat, last.lng, ping.lat, ping.lng)
-        if moved > rules.max_speed_ms * dt + rules.jump_slack_m:
+        # a fix that says it is imprecise may land further off without being impossible
+        slack = rules.jump_slack_m + min(ping.accuracy or 0.0, 1000.0)
+        if moved > rules.max_speed_ms * dt + slack:
             raise InvalidPing(
                 "impossible_jump",
                 f"moved {moved:.0f} m in {dt:.1f} s: faster than a car can go",

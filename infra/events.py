@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -125,12 +126,16 @@ class EventHub:
                             sub.queue.put_nowait(None)
 
 
-async def read_after(
-    client: aioredis.Redis, stream: str, after: str | None, count: int = 1000
-) -> list[Event]:
-    """Events stored after `after` (exclusive), or all of them, in order."""
+async def read_after(client: Any, stream: str, after: str | None, page: int = 500) -> list[Event]:
+    """Every event stored after `after` (exclusive), or all of them, in order.
+
+    Read page by page to the end: `MAXLEN ~` trims loosely, so a stream can hold
+    more than its nominal length."""
+    out: list[Event] = []
     start = "-" if not after else f"({after}"
-    entries = await client.xrange(stream, min=start, max="+", count=count)
-    return [
-        Event(eid, fields.get("e", "message"), fields.get("d", "{}")) for eid, fields in entries
-    ]
+    while True:
+        entries = await client.xrange(stream, min=start, max="+", count=page)
+        out += [Event(i, f.get("e", "message"), f.get("d", "{}")) for i, f in entries]
+        if len(entries) < page:
+            return out
+        start = f"({entries[-1][0]}"

@@ -90,7 +90,7 @@ def decode_token_cached(token: str, expected_kind: str) -> TokenClaims:
     if time.time() >= exp:
         raise InvalidToken("token expired")
     if claims.kind != expected_kind:
-        raise InvalidToken(f"not an {expected_kind} token")
+        raise InvalidToken(f"wrong kind of token ({expected_kind} expected)")
     return claims
 
 
@@ -107,7 +107,7 @@ def decode_token(token: str, expected_kind: str) -> TokenClaims:
     except jwt.PyJWTError as exc:
         raise InvalidToken("invalid token") from exc
     if claims.get("typ") != expected_kind:
-        raise InvalidToken(f"not an {expected_kind} token")
+        raise InvalidToken(f"wrong kind of token ({expected_kind} expected)")
     try:
         subject = uuid.UUID(claims["sub"])
     except (ValueError, TypeError) as exc:

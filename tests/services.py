@@ -165,3 +165,51 @@ class Services:
                 proc.kill()
         for d in self.dirs:
             shutil.rmtree(d, ignore_errors=True)
+
+
+def start_api(
+    env_extra: dict[str, str] | None = None, log_path: str | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A real uvicorn process of the API against the suite's PostgreSQL and Redis."""
+    import sys
+    import urllib.request
+
+    port = free_port()
+    env = {**os.environ, **(env_extra or {})}
+    out = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(
+        [
+            os.path.join(os.path.dirname(sys.executable), "uvicorn"),
+            "api.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the API did not start") from None
+            time.sleep(0.1)
+    return proc, base
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()

@@ -132,7 +132,8 @@ async def _apply(
         else:
             reasons.append({"index": index, "reason": code, "detail": _DETAIL.get(code, code)})
     if res.event_id and res.ride_status in ACTIVE_RIDE:
-        newest = max((p for _, p in parsed), key=lambda p: p.recorded_at)
+        taken = [p for (_, p), code in zip(parsed, res.codes, strict=True) if code == "accepted"]
+        newest = max(taken, key=lambda p: p.recorded_at)
         await maybe_emit_eta(
             request,
             settings,
@@ -321,13 +322,15 @@ async def _driver_of_key(request: Request, key: str | None) -> str:
     return str(driver)
 
 
-@router.api_route(
-    "/osmand",
-    methods=["GET", "POST"],
-    status_code=200,
-    response_model=PingAnswer,
-    summary="OsmAnd / Traccar Client protocol (query parameters, or Traccar Client 9's JSON)",
-)
+_OSMAND = "OsmAnd / Traccar Client protocol (query parameters, or Traccar Client 9's JSON)"
+
+
+@router.get("/osmand", status_code=200, response_model=PingAnswer, summary=_OSMAND)
+async def osmand_get(request: Request) -> JSONResponse:
+    return await osmand(request)
+
+
+@router.post("/osmand", status_code=200, response_model=PingAnswer, summary=_OSMAND)
 async def osmand(request: Request) -> JSONResponse:
     settings = get_settings()
     params = dict(request.query_params)

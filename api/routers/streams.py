@@ -18,7 +18,7 @@ from api.live import hub, live, visible_ride
 from api.routers.location import position_out
 from domain.rides import Actor
 from infra.events import Event, id_key, read_after
-from infra.live import ADMIN_STREAM, TERMINAL_RIDE, ride_stream
+from infra.live import ACTIVE_RIDE, ADMIN_STREAM, TERMINAL_RIDE, ride_stream
 from infra.security import issue_token
 
 router = APIRouter(prefix="/api/v1", tags=["following a ride"])
@@ -49,9 +49,10 @@ async def stream_token(
     ride_id: str, request: Request, caller: CurrentCaller, settings: SettingsDep
 ) -> StreamToken:
     """A short-lived token for `?access_token=` on this ride's event stream only."""
-    await visible_ride(request, caller, _uuid(ride_id))
+    rid = _uuid(ride_id)
+    await visible_ride(request, caller, rid)
     ttl = settings.stream_token_ttl_s
-    token = issue_token(caller.id, caller.role, "stream", ttl, scope=f"ride:{ride_id}")
+    token = issue_token(caller.id, caller.role, "stream", ttl, scope=f"ride:{rid}")
     return StreamToken(token=token, expires_in=ttl)
 
 
@@ -82,6 +83,9 @@ async def driver_location(
     """The ride driver's last position. Poll with `If-None-Match`: 304 while it has not moved."""
     meta = await visible_ride(request, caller, _uuid(ride_id))
     driver_id = meta.get("driver_id")
+    if meta.get("status") not in ACTIVE_RIDE:
+        # a driver's whereabouts are the passenger's business only during the ride
+        raise ApiError(404, "the ride has no driver on the way", "no_position")
     pos = await live(request).position(driver_id) if driver_id else {}
     if not driver_id or not pos:
         raise ApiError(404, "no driver position for this ride yet", "no_position")
@@ -134,17 +138,17 @@ async def _sse(
             return
         while True:
             try:
-                event = await asyncio.wait_for(sub.queue.get(), keepalive_s)
+                live_event = await asyncio.wait_for(sub.queue.get(), keepalive_s)
             except TimeoutError:
                 yield ": keep-alive\n\n"
                 continue
-            if event is None:  # dropped as a slow consumer: the client resumes
+            if live_event is None:  # dropped as a slow consumer: the client resumes
                 return
-            if last and id_key(event.id) <= id_key(last):
+            if last and id_key(live_event.id) <= id_key(last):
                 continue
-            yield _frame(event)
-            last = event.id
-            if _ends(event):
+            yield _frame(live_event)
+            last = live_event.id
+            if _ends(live_event):
                 return
     finally:
         await events_hub.unsubscribe(sub)

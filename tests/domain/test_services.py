@@ -111,7 +111,10 @@ def test_terminal_events_enqueue_the_ledger_posting_once() -> None:
         services.driver_transition(repo, jobs, FareRules(), d, ride.id, action, NOW)
     assert jobs.sent == []
     services.driver_transition(repo, jobs, FareRules(), d, ride.id, "complete", NOW)
-    assert jobs.sent == [("ledger.post_ride", {"ride_id": str(ride.id)})]
+    assert jobs.sent == [
+        ("rides.store_trip", {"ride_id": str(ride.id)}),
+        ("ledger.post_ride", {"ride_id": str(ride.id)}),
+    ]
 
 
 def test_visibility() -> None:

@@ -53,9 +53,13 @@ def test_a_completed_ride_is_posted_to_the_ledger_once(client: TestClient, setti
         "platform_revenue": -commission,
     }
     assert sum(by_account.values()) == 0
-    outbox = until(lambda: [m for m in _outbox(ride["id"]) if m["completed_at"]])
-    assert len(outbox) == 1
-    assert outbox[0]["task"] == "ledger.post_ride"
+    # both jobs of the completion ran and marked their outbox rows done
+    until(
+        lambda: (
+            sorted(m["task"] for m in _outbox(ride["id"]) if m["completed_at"])
+            == ["ledger.post_ride", "rides.store_trip"]
+        )
+    )
 
     # a duplicate delivery (redelivery, a second sweep) changes nothing
     for _ in range(2):

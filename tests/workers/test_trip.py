@@ -1,0 +1,87 @@
+"""The travelled path sets the final fare, and a worker stores it with the ride."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from domain.fares import compute_fare
+from domain.trip import decode_polyline
+from infra.db import get_engine
+from tests.factories import advance, register, request_ride
+from tests.wait import until
+
+LAT, LNG = 52.5200, 13.4050
+STEP = 0.0009  # ~100 m of latitude
+
+
+def _ride_row(ride_id: str) -> Any:
+    with get_engine().connect() as conn:
+        return conn.execute(
+            text("SELECT route_polyline, path_points, distance_m FROM rides WHERE id = :id"),
+            {"id": ride_id},
+        ).one()
+
+
+def test_fare_from_the_travelled_path_and_the_path_stored(
+    client: TestClient,
+    settings,  # type: ignore[no-untyped-def]
+) -> None:
+    p = register(client, "passenger")
+    d = register(client, "driver")
+    ride = request_ride(client, p)
+    advance(client, ride["id"], d, "accept", "arrive")
+    # pings before the trip starts are not part of its path
+    t0 = time.time() - 300
+    client.post(
+        "/api/v1/drivers/me/location",
+        json={"lat": LAT - STEP, "lng": LNG, "recorded_at": t0 - 20},
+        headers=d.headers,
+    )
+    advance(client, ride["id"], d, "start")
+    records = [
+        {"lat": LAT + i * STEP, "lng": LNG, "recorded_at": t0 + 10 * i, "accuracy": 5}
+        for i in range(11)
+    ]
+    # parked at the end: fixes that wander a few metres must add nothing
+    records += [
+        {
+            "lat": LAT + 10 * STEP + (j % 2) * 0.00003,
+            "lng": LNG + (j % 2) * 0.00002,
+            "recorded_at": t0 + 110 + 5 * j,
+            "accuracy": 8,
+        }
+        for j in range(1, 5)
+    ]
+    # a fix with awful accuracy is ignored for distance
+    records.append(
+        {"lat": LAT + 5 * STEP, "lng": LNG + 0.003, "recorded_at": t0 + 131, "accuracy": 400}
+    )
+    r = client.post("/api/v1/drivers/me/locations", json={"pings": records}, headers=d.headers)
+    assert r.json()["accepted"] == len(records), r.json()
+    done = advance(client, ride["id"], d, "complete")
+    assert 990 <= done["distance_m"] <= 1010, done["distance_m"]
+    assert done["distance_m"] != ride["distance_m"]
+    expected = compute_fare(settings.fare_rules, done["distance_m"], done["duration_s"]).total
+    assert done["fare"]["amount"] == expected.amount
+
+    row = until(lambda: (r := _ride_row(ride["id"])).route_polyline and r)
+    assert row.path_points == len(records)
+    points = decode_polyline(row.route_polyline)
+    assert len(points) == len(records)
+    assert points[0] == (round(LAT, 5), round(LNG, 5))
+    shown = client.get(f"/api/v1/rides/{ride['id']}", headers=p.headers).json()
+    assert shown["route_polyline"] == row.route_polyline
+
+
+def test_without_a_path_the_estimate_is_used(client: TestClient) -> None:
+    p = register(client, "passenger")
+    d = register(client, "driver")
+    ride = request_ride(client, p)
+    done = advance(client, ride["id"], d, "accept", "arrive", "start", "complete")
+    assert done["distance_m"] == ride["distance_m"]
+    row = until(lambda: (r := _ride_row(ride["id"])).path_points is not None and r)
+    assert row.path_points == 0
