@@ -186,15 +186,22 @@ def from_background_geolocation(raw: Any) -> Ping:
     )
 
 
-def from_osmand(params: Mapping[str, Any]) -> Ping:
-    """OsmAnd / Traccar Client query parameters; speed in knots, as Traccar reads it."""
+def from_osmand(params: Mapping[str, Any], received_at: float | None = None) -> Ping:
+    """OsmAnd / Traccar Client query parameters; speed in knots, as Traccar reads it.
+
+    OsmAnd's URL template may leave the time out; then, as Traccar's server does,
+    the fix is taken as recorded when it was received (`received_at`)."""
     lat, lng = _coords(_num(params.get("lat"), "lat"), _num(params.get("lon"), "lon"))
     knots = _optional_nonnegative(_num(params.get("speed"), "speed"), "speed")
     batt = _num(params.get("batt"), "batt")
     return Ping(
         lat=lat,
         lng=lng,
-        recorded_at=parse_time(params.get("timestamp"), "timestamp"),
+        recorded_at=(
+            received_at
+            if received_at is not None and params.get("timestamp") in (None, "")
+            else parse_time(params.get("timestamp"), "timestamp")
+        ),
         heading=_heading(_num(params.get("bearing"), "bearing")),
         speed=None if knots is None else knots * KNOT_MS,
         accuracy=_optional_nonnegative(_num(params.get("accuracy"), "accuracy"), "accuracy"),

@@ -349,7 +349,10 @@ async def osmand(request: Request) -> JSONResponse:
         response = await _batch(request, settings, driver, records, _auto)
     else:
         driver = await _driver_of_key(request, params.get("id") or params.get("deviceid"))
-        response = await _batch(request, settings, driver, [params], from_osmand)
+        received = time.time()
+        response = await _batch(
+            request, settings, driver, [params], lambda raw: from_osmand(raw, received)
+        )
     response.status_code = 200  # Traccar Client treats only 200 as delivered
     return response
 
@@ -374,7 +377,7 @@ async def nearby(
         radius=radius_m,
         unit="m",
         sort="ASC",
-        count=limit * 3,
+        count=limit * 5 + 20,
         withdist=True,
     )
     if not found:

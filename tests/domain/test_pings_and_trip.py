@@ -88,6 +88,10 @@ def test_osmand_speed_is_knots_and_battery_percent() -> None:
     assert math.isclose(p.speed or 0, 5.14444, rel_tol=1e-5)
     assert p.heading == 90
     assert p.battery == 0.5
+    # no timestamp in the URL: the time it was received
+    assert from_osmand({"lat": "1", "lon": "2"}, received_at=NOW).recorded_at == NOW
+    with pytest.raises(InvalidPing):
+        from_osmand({"lat": "1", "lon": "2"})
 
 
 def test_rules() -> None:
