@@ -58,4 +58,6 @@ beat_max_loop_interval = 5
 beat_schedule = {
     "outbox-redispatch": {"task": "outbox.redispatch", "schedule": 15.0},
     "positions-sweep-stale": {"task": "positions.sweep_stale", "schedule": 10.0},
+    # offer expiry: deadlines are rows in SQL; this looks at the due ones every second
+    "dispatch-sweep": {"task": "dispatch.sweep", "schedule": 1.0},
 }

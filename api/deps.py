@@ -73,11 +73,12 @@ def client_ip(request: Request) -> str:
 async def stream_caller(
     request: Request,
     token: Annotated[str | None, Depends(oauth2_scheme)],
-    scope: str,
+    scope: str | None,
 ) -> Caller:
     """SSE auth: an access token in the header, or `?access_token=` holding a short-lived
     stream token for exactly this stream (EventSource cannot set headers; an access token
-    does not belong in a URL, where logs keep it)."""
+    does not belong in a URL, where logs keep it). `scope=None` is the driver's own
+    stream: the token must be scoped to its subject's."""
     if token:
         return await get_caller(token)
     query_token = request.query_params.get("access_token")
@@ -88,6 +89,6 @@ async def stream_caller(
         role = Actor(claims.role)
     except (InvalidToken, ValueError) as exc:
         raise ApiError(401, str(exc) or "invalid token", "invalid_token") from exc
-    if claims.scope != scope:
+    if claims.scope != (scope or f"driver:{claims.subject}"):
         raise ApiError(401, "this stream token is for another stream", "invalid_token")
     return Caller(id=claims.subject, role=role)

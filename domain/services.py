@@ -37,6 +37,17 @@ class LiveState(Protocol):
     def ride_changed(self, ride: RideState, event: RideEvent | None) -> None: ...
 
 
+class OfferBook(Protocol):
+    """The offers dispatch made: a driver accepts a ride only with an open offer for it."""
+
+    def take(self, ride: RideState, driver_id: UUID, now: datetime) -> None:
+        """Mark the driver's open offer accepted; raise Conflict if they hold none."""
+
+    def decline(self, ride: RideState, driver_id: UUID, now: datetime) -> None: ...
+
+    def withdraw_all(self, ride: RideState, reason: str, now: datetime) -> None: ...
+
+
 class TripPaths(Protocol):
     def travelled_m(self, ride_id: UUID) -> int | None: ...
 
@@ -127,7 +138,9 @@ def request_ride(
         estimate_duration_s=quote.duration_s,
         created_at=now,
         updated_at=now,
+        dispatch_deadline=now,  # due at once: the sweep finds it even if the job is lost
     )
+    jobs.enqueue("dispatch.advance", ride_id=str(ride.id))
     live.ride_changed(ride, RideEvent("ride.requested", ride.id, RideStatus.REQUESTED, now))
     return ride
 
@@ -168,19 +181,25 @@ def accept_ride(
     ride_id: UUID,
     now: datetime,
     live: LiveState = NO_LIVE,
+    offers: OfferBook | None = None,
 ) -> RideState:
     """Row-locked, so of two drivers accepting at once exactly one wins; the others get 409.
 
     A driver who loses the race is told the ride is taken (409), not that it does
-    not exist: it was offered to them a moment ago.
+    not exist: it was offered to them a moment ago. With dispatch (`offers`), a
+    driver accepts only a ride they hold an open, unexpired offer for.
     """
     ride = repo.get(ride_id, for_update=True)
     if ride is None:
         raise NotFound("ride not found", code="ride_not_found")
     if ride.status != RideStatus.REQUESTED and ride.driver_id not in (None, caller.id):
         raise Conflict("another driver has taken this ride", code="ride_taken")
+    if ride.status in (RideStatus.CANCELLED, RideStatus.EXPIRED):
+        raise Conflict(f"the ride is gone ({ride.status})", code="ride_gone")
     if ride.status == RideStatus.REQUESTED and repo.active_ride_of_driver(caller.id) is not None:
         raise Conflict("you are already on a ride", code="driver_busy")
+    if offers is not None and ride.status == RideStatus.REQUESTED:
+        offers.take(ride, caller.id, now)
     event = rides.accept(ride, caller.id, now)
     repo.save(ride)
     _after(jobs, live, ride, event)
@@ -220,11 +239,30 @@ def cancel_ride(
     reason: str | None,
     now: datetime,
     live: LiveState = NO_LIVE,
+    offers: OfferBook | None = None,
 ) -> RideState:
     ride = get_ride(repo, caller, ride_id, lock=True)
     if caller.role is Actor.DRIVER and ride.driver_id != caller.id:
         raise NotFound("ride not found", code="ride_not_found")
     event = rides.cancel(ride, caller.role, now, rules, reason)
     repo.save(ride)
+    if offers is not None:
+        offers.withdraw_all(ride, "cancelled", now)
     _after(jobs, live, ride, event)
     return ride
+
+
+def decline_ride(
+    repo: RideRepository,
+    jobs: JobQueue,
+    offers: OfferBook,
+    caller: Caller,
+    ride_id: UUID,
+    now: datetime,
+) -> None:
+    """The driver says no: dispatch moves on at once."""
+    ride = repo.get(ride_id, for_update=True)
+    if ride is None:
+        raise NotFound("ride not found", code="ride_not_found")
+    offers.decline(ride, caller.id, now)
+    jobs.enqueue("dispatch.advance", ride_id=str(ride.id))

@@ -296,6 +296,9 @@ class LiveSync:
         if status_event is not None:
             self.emit(ride_stream(ride_id), "status", status_event)
             self.emit(ADMIN_STREAM, "status", status_event)
+            if driver_id:
+                # the driver app hears of its ride's changes (e.g. the passenger cancelled)
+                self.emit(f"drv:{driver_id}:events", "ride_status", status_event)
 
     def trip_path(self, ride_id: str) -> list[str]:
         return self.r.lrange(f"ride:{ride_id}:path", 0, -1)

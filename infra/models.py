@@ -65,6 +65,12 @@ class Ride(SQLModel, table=True):
         Index("ix_rides_passenger_created", "passenger_id", "created_at"),
         Index("ix_rides_driver_created", "driver_id", "created_at"),
         Index("ix_rides_status_created", "status", "created_at"),
+        Index(
+            "ix_rides_dispatch_due",
+            "dispatch_deadline",
+            postgresql_where=text("status = 'requested'"),
+            sqlite_where=text("status = 'requested'"),
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -93,9 +99,46 @@ class Ride(SQLModel, table=True):
     cancelled_by: str | None = Field(default=None, max_length=16)
     cancel_reason: str | None = Field(default=None, max_length=500)
     route_polyline: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # dispatch: the wave in flight and when it is due to move on (swept by beat)
+    dispatch_wave: int = 0
+    dispatch_deadline: datetime | None = _opt_ts()
     path_points: int | None = None
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
+
+
+class Offer(SQLModel, table=True):
+    """A requested ride offered to one driver, until accepted, declined, expired or withdrawn."""
+
+    __tablename__ = "offers"
+    __table_args__ = (
+        UniqueConstraint("ride_id", "driver_id", name="uq_offers_ride_driver"),
+        # a driver holds at most one open offer, whatever the races
+        Index(
+            "uq_offers_pending_per_driver",
+            "driver_id",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index("ix_offers_ride_status", "ride_id", "status"),
+        Index(
+            "ix_offers_pending_expiry",
+            "expires_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    ride_id: uuid.UUID = Field(foreign_key="rides.id")
+    driver_id: uuid.UUID = Field(foreign_key="users.id")
+    wave: int
+    distance_m: int
+    status: str = Field(max_length=16)
+    created_at: datetime = _ts()
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    decided_at: datetime | None = _opt_ts()
 
 
 class IdempotencyRecord(SQLModel, table=True):

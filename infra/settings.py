@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.dispatch import DispatchRules
 from domain.fares import FareRules
 from domain.pings import PingRules
 
@@ -58,6 +59,14 @@ class Settings(BaseSettings):
     eta_interval_s: float = 5.0
     sse_keepalive_s: float = 15.0
 
+    # dispatch
+    dispatch_wave_size: int = 3
+    dispatch_offer_ttl_s: float = 15.0
+    dispatch_first_radius_m: float = 2_000.0
+    dispatch_radius_factor: float = 2.0
+    dispatch_max_radius_m: float = 16_000.0
+    dispatch_empty_wave_retry_s: float = 3.0
+
     # fare rules, in minor units
     currency: str = "usd"
     fare_base: int = 250
@@ -93,6 +102,17 @@ class Settings(BaseSettings):
             max_future_s=self.ping_max_future_s,
             max_age_s=self.ping_max_age_s,
             max_speed_ms=self.ping_max_speed_ms,
+        )
+
+    @property
+    def dispatch_rules(self) -> DispatchRules:
+        return DispatchRules(
+            wave_size=self.dispatch_wave_size,
+            offer_ttl_s=self.dispatch_offer_ttl_s,
+            first_radius_m=self.dispatch_first_radius_m,
+            radius_factor=self.dispatch_radius_factor,
+            max_radius_m=self.dispatch_max_radius_m,
+            empty_wave_retry_s=self.dispatch_empty_wave_retry_s,
         )
 
     @property

@@ -71,9 +71,12 @@ def _truncate_all() -> None:
 @pytest.fixture
 def db() -> Iterator[None]:
     """A clean database and Redis for the test (everything the app wrote is removed)."""
+    from infra.queue import celery_app
     from infra.redis import get_sync_redis
 
     yield
+    # jobs the test left in the broker (no worker ran) must not reach the next test's worker
+    celery_app.control.purge()
     _truncate_all()
     get_sync_redis().flushdb()
 
@@ -83,3 +86,21 @@ def settings() -> Any:
     from infra.settings import get_settings
 
     return get_settings()
+
+
+# --- a real Celery worker (Celery's own pytest plugin) against the suite's Redis ---------
+@pytest.fixture(scope="session")
+def celery_session_app() -> Any:
+    from workers.app import app
+
+    return app
+
+
+@pytest.fixture(scope="session")
+def celery_includes() -> list[str]:
+    return ["celery.contrib.testing.tasks"]  # the ping the plugin starts with
+
+
+@pytest.fixture(scope="session")
+def celery_worker_parameters() -> dict[str, Any]:
+    return {"queues": ("payments", "notifications", "default"), "shutdown_timeout": 30}

@@ -57,9 +57,31 @@ def request_ride(
     return r.json()
 
 
+def grant_offer(ride_id: str, driver_id: str) -> None:
+    """What dispatch would do for a driver near the pickup: an open offer of this ride."""
+    import uuid
+
+    from domain.dispatch import Candidate
+    from infra.db import unit_of_work, utcnow
+    from infra.models import Ride
+    from infra.offers import SqlOffers
+
+    with unit_of_work() as session:
+        ride = session.get(Ride, uuid.UUID(ride_id), with_for_update=True)
+        assert ride is not None
+        offers = SqlOffers(session)
+        for mine in offers.pending_for_ride(ride.id):
+            if str(mine.driver_id) == driver_id:
+                return
+        offer = offers.create(ride, Candidate(driver_id, 100.0), 1, utcnow(), 60.0)
+        assert offer is not None, "the driver holds another open offer"
+
+
 def advance(client: TestClient, ride_id: str, driver: Account, *actions: str) -> dict[str, Any]:
     body: dict[str, Any] = {}
     for action in actions:
+        if action == "accept":
+            grant_offer(ride_id, driver.id)
         r = client.post(f"/api/v1/rides/{ride_id}/{action}", headers=driver.headers)
         assert r.status_code == 200, (action, r.text)
         body = r.json()

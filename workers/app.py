@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from infra.queue import celery_app
-from workers import ledger, outbox, positions, rides  # noqa: F401  (registers the tasks)
+from workers import dispatch, ledger, outbox, positions, rides  # noqa: F401  (registers the tasks)
 
 app = celery_app

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from api import idempotency
 from api.deps import CurrentCaller, CurrentDriver, CurrentPassenger, SessionDep, SettingsDep
@@ -23,6 +23,7 @@ from domain import services
 from domain.geo import Point, RouteModel
 from domain.rides import Actor, PaymentKind, RideStatus
 from infra.db import utcnow
+from infra.offers import SqlOfferBook
 from infra.repositories import (
     OutboxJobs,
     RedisLiveState,
@@ -130,8 +131,23 @@ def accept(ride_id: uuid.UUID, caller: CurrentDriver, session: SessionDep) -> Ri
         ride_id,
         utcnow(),
         live=RedisLiveState(session),
+        offers=SqlOfferBook(session),
     )
     return ride_out(ride)
+
+
+@router.post("/{ride_id}/decline", status_code=204, responses=_CONFLICT)
+def decline(ride_id: uuid.UUID, caller: CurrentDriver, session: SessionDep) -> Response:
+    """Decline an offer: dispatch offers the ride to the next driver at once."""
+    services.decline_ride(
+        SqlRideRepository(session),
+        OutboxJobs(session),
+        SqlOfferBook(session),
+        caller,
+        ride_id,
+        utcnow(),
+    )
+    return Response(status_code=204)
 
 
 def _driver_action(action: str) -> Callable[..., RidePublic]:
@@ -188,5 +204,6 @@ def cancel(
         body.reason if body else None,
         utcnow(),
         live=RedisLiveState(session),
+        offers=SqlOfferBook(session),
     )
     return ride_out(ride)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -12,7 +13,14 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from api.deps import CurrentAdmin, CurrentCaller, SettingsDep, oauth2_scheme, stream_caller
+from api.deps import (
+    CurrentAdmin,
+    CurrentCaller,
+    CurrentDriver,
+    SettingsDep,
+    oauth2_scheme,
+    stream_caller,
+)
 from api.errors import ApiError
 from api.live import hub, live, visible_ride
 from api.routers.location import position_out
@@ -218,3 +226,76 @@ async def admin_events(
         media_type="text/event-stream",
         headers=_SSE_HEADERS,
     )
+
+
+# --- the driver app's own channel (dispatch) ---------------------------------------------
+@router.post("/drivers/me/stream-token", response_model=StreamToken, tags=["dispatch"])
+async def driver_stream_token(caller: CurrentDriver, settings: SettingsDep) -> StreamToken:
+    ttl = settings.stream_token_ttl_s
+    token = issue_token(caller.id, caller.role, "stream", ttl, scope=f"driver:{caller.id}")
+    return StreamToken(token=token, expires_in=ttl)
+
+
+_DRIVER_SSE_DOC: dict[str, Any] = {
+    "responses": {
+        200: {
+            "description": "A `text/event-stream` for the driver app: `offer` "
+            "(`{ride_id, offer_id, pickup, dropoff, estimate, distance_m, expires_at}`), "
+            "`offer_withdrawn` (`{ride_id, reason}`: taken, cancelled, expired), "
+            "`ride_status` (`{ride_id, status, at}`). Same ids, `Last-Event-ID` resume, "
+            "keep-alives and auth as the ride stream (stream token from "
+            "`POST /api/v1/drivers/me/stream-token`). A fresh connection first replays "
+            "the last offer-lifetime of events, so an open offer is never missed.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    }
+}
+
+
+@router.get(
+    "/drivers/me/events",
+    openapi_extra=_DRIVER_SSE_DOC,
+    response_class=StreamingResponse,
+    tags=["dispatch"],
+)
+async def driver_events(
+    request: Request,
+    settings: SettingsDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    # scope None: a stream token must be for the driver stream of its own subject
+    caller = await stream_caller(request, token, None)
+    if caller.role is not Actor.DRIVER:
+        raise ApiError(403, "this needs the role driver", "role_forbidden")
+    resume = _valid_last_id(last_event_id or request.query_params.get("last_event_id"))
+    if resume is None:
+        since_ms = int((time.time() - settings.dispatch_offer_ttl_s) * 1000)
+        resume = f"{since_ms}-0"
+    return StreamingResponse(
+        _sse(
+            request,
+            f"drv:{caller.id}:events",
+            resume,
+            replay_all=True,
+            already_over=False,
+            keepalive_s=settings.sse_keepalive_s,
+        ),
+        media_type="text/event-stream",
+        headers=_SSE_HEADERS,
+    )
+
+
+@router.get("/drivers/me/offers", tags=["dispatch"])
+async def my_offers(request: Request, caller: CurrentDriver) -> dict[str, Any]:
+    """Open offers (polling fallback of the driver stream); a driver holds one at most."""
+    raw = await live(request).r.get(f"drv:{caller.id}:offer")
+    items = [json.loads(raw)] if raw else []
+    return {"items": items, "next_cursor": None}
+
+
+@router.get("/admin/drivers/{driver_id}/dispatch-stats", tags=["dispatch"])
+async def dispatch_stats(driver_id: str, request: Request, caller: CurrentAdmin) -> dict[str, int]:
+    """Offers a driver received and what became of them (ops, and ranking ties)."""
+    raw = await live(request).r.hgetall(f"drv:{_uuid(driver_id)}:offers")
+    return {k: int(raw.get(k, 0)) for k in ("offered", "accepted", "declined", "expired")}

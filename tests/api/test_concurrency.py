@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from infra.db import get_engine
-from tests.factories import DROPOFF, PICKUP, Account, register, request_ride
+from tests.factories import DROPOFF, PICKUP, Account, grant_offer, register, request_ride
 
 
 def _race(n: int, fn: Any) -> list[Any]:
@@ -29,6 +29,8 @@ def test_of_drivers_accepting_one_ride_at_once_exactly_one_wins(client: TestClie
     drivers = [register(client, "driver") for _ in range(6)]
     for _round in range(4):
         ride = request_ride(client, register(client, "passenger"))
+        for d in drivers:  # dispatch offered the ride to all of them
+            grant_offer(ride["id"], d.id)
 
         def accept(i: int, ride_id: str = ride["id"]) -> Any:
             return client.post(f"/api/v1/rides/{ride_id}/accept", headers=drivers[i].headers)
@@ -54,6 +56,7 @@ def test_of_drivers_accepting_one_ride_at_once_exactly_one_wins(client: TestClie
 def test_one_driver_accepting_two_rides_at_once_gets_one(client: TestClient) -> None:
     driver = register(client, "driver")
     rides = [request_ride(client, register(client, "passenger")) for _ in range(4)]
+    grant_offer(rides[0]["id"], driver.id)  # one open offer at a time
     answers = _race(
         len(rides),
         lambda i: client.post(f"/api/v1/rides/{rides[i]['id']}/accept", headers=driver.headers),

@@ -44,6 +44,7 @@ class FakeRide:
     cancel_reason: str | None = None
     created_at: datetime = T0
     updated_at: datetime = T0
+    dispatch_deadline: datetime | None = None
 
 
 DRIVER = uuid.uuid4()

@@ -109,7 +109,8 @@ def test_terminal_events_enqueue_the_ledger_posting_once() -> None:
     services.accept_ride(repo, jobs, d, ride.id, NOW)
     for action in ("arrive", "start"):
         services.driver_transition(repo, jobs, FareRules(), d, ride.id, action, NOW)
-    assert jobs.sent == []
+    assert jobs.sent == [("dispatch.advance", {"ride_id": str(ride.id)})]
+    jobs.sent.clear()
     services.driver_transition(repo, jobs, FareRules(), d, ride.id, "complete", NOW)
     assert jobs.sent == [
         ("rides.store_trip", {"ride_id": str(ride.id)}),

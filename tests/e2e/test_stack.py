@@ -105,6 +105,19 @@ def test_a_cash_ride_over_http_reaches_the_ledger(stack: dict[str, Any]) -> None
                 "/auth/token", data={"username": f"{role}@e2e.io", "password": "pass-word-1"}
             )
             tokens[role] = {"Authorization": f"Bearer {t.json()['access_token']}"}
+        # the driver goes online near the pickup, as the app does
+        assert (
+            http.post(
+                "/drivers/me/status", json={"status": "online"}, headers=tokens["driver"]
+            ).status_code
+            == 200
+        )
+        r = http.post(
+            "/drivers/me/location",
+            json={"lat": 52.521, "lng": 13.405, "recorded_at": time.time()},
+            headers=tokens["driver"],
+        )
+        assert r.status_code == 202
         ride = http.post(
             "/rides",
             json={
@@ -114,6 +127,12 @@ def test_a_cash_ride_over_http_reaches_the_ledger(stack: dict[str, Any]) -> None
             },
             headers={**tokens["passenger"], "Idempotency-Key": "e2e-1"},
         ).json()
+        # dispatch (worker) offers it to the driver
+        offers = until(
+            lambda: http.get("/drivers/me/offers", headers=tokens["driver"]).json()["items"],
+            timeout=10,
+        )
+        assert offers[0]["ride_id"] == ride["id"]
         for action in ("accept", "arrive", "start", "complete"):
             r = http.post(f"/rides/{ride['id']}/{action}", headers=tokens["driver"])
             assert r.status_code == 200, r.text

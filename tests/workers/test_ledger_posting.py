@@ -56,8 +56,8 @@ def test_a_completed_ride_is_posted_to_the_ledger_once(client: TestClient, setti
     # both jobs of the completion ran and marked their outbox rows done
     until(
         lambda: (
-            sorted(m["task"] for m in _outbox(ride["id"]) if m["completed_at"])
-            == ["ledger.post_ride", "rides.store_trip"]
+            {"ledger.post_ride", "rides.store_trip"}
+            <= {m["task"] for m in _outbox(ride["id"]) if m["completed_at"]}
         )
     )
 

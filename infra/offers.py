@@ -1,0 +1,227 @@
+"""Offers in SQL (the record, the race arbiter) and in Redis (what the hot path reads).
+
+SQL decides every race: the ride row is locked, offers are rows with a partial
+unique index (one pending offer per driver). Redis mirrors a driver's open offer
+(`drv:{id}:offer`, expiring with it) for polling and for candidate search, and
+carries the driver's event stream (`drv:{id}:events`: offer, offer_withdrawn,
+ride_status).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from domain.dispatch import Candidate, OfferStatus
+from domain.errors import Conflict, NotFound
+from infra.db import after_commit
+from infra.live import LiveSync, iso
+from infra.models import Offer, Ride
+from infra.redis import get_sync_redis
+
+
+def driver_stream(driver_id: str) -> str:
+    return f"drv:{driver_id}:events"
+
+
+def offer_payload(ride: Ride, offer: Offer) -> dict[str, Any]:
+    return {
+        "ride_id": str(ride.id),
+        "offer_id": str(offer.id),
+        "pickup": {"lat": ride.pickup_lat, "lng": ride.pickup_lng},
+        "dropoff": {"lat": ride.dropoff_lat, "lng": ride.dropoff_lng},
+        "estimate": {"amount": ride.estimate_amount, "currency": ride.currency},
+        "distance_m": offer.distance_m,
+        "expires_at": iso(offer.expires_at.timestamp()),
+    }
+
+
+def _live() -> LiveSync:
+    return LiveSync(get_sync_redis())
+
+
+def publish_offer(session: Session, ride: Ride, offer: Offer) -> None:
+    payload = offer_payload(ride, offer)
+    driver = str(offer.driver_id)
+    ttl_ms = max(1, int((offer.expires_at.timestamp() - time.time()) * 1000))
+
+    def send() -> None:
+        live = _live()
+        pipe = live.r.pipeline()
+        pipe.set(f"drv:{driver}:offer", json.dumps(payload), px=ttl_ms)
+        pipe.hincrby(f"drv:{driver}:offers", "offered", 1)
+        pipe.execute()
+        live.emit(driver_stream(driver), "offer", payload)
+
+    after_commit(session, send)
+
+
+def publish_closed(session: Session, offer: Offer, reason: str) -> None:
+    """The driver learns the offer is gone: withdrawn (taken, cancelled, expired)."""
+    driver, ride_id = str(offer.driver_id), str(offer.ride_id)
+    counter = {"declined": "declined", "expired": "expired", "accepted": "accepted"}.get(reason)
+
+    def send() -> None:
+        live = _live()
+        live.r.eval(
+            "local v = redis.call('GET', KEYS[1]) "
+            "if v and cjson.decode(v)['ride_id'] == ARGV[1] then redis.call('DEL', KEYS[1]) end",
+            1,
+            f"drv:{driver}:offer",
+            ride_id,
+        )
+        if counter:
+            live.r.hincrby(f"drv:{driver}:offers", counter, 1)
+        if reason != "accepted" and reason != "declined":
+            live.emit(
+                driver_stream(driver), "offer_withdrawn", {"ride_id": ride_id, "reason": reason}
+            )
+
+    after_commit(session, send)
+
+
+class SqlOffers:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def pending_for_ride(self, ride_id: uuid.UUID) -> list[Offer]:
+        return list(
+            self.session.exec(
+                select(Offer)
+                .where(Offer.ride_id == ride_id, Offer.status == OfferStatus.PENDING)
+                .with_for_update()
+            ).all()
+        )
+
+    def offered_drivers(self, ride_id: uuid.UUID) -> set[str]:
+        rows = self.session.exec(select(Offer.driver_id).where(Offer.ride_id == ride_id)).all()
+        return {str(d) for d in rows}
+
+    def of_driver(self, ride_id: uuid.UUID, driver_id: uuid.UUID) -> Offer | None:
+        return self.session.exec(
+            select(Offer)
+            .where(Offer.ride_id == ride_id, Offer.driver_id == driver_id)
+            .with_for_update()
+        ).first()
+
+    def create(
+        self, ride: Ride, candidate: Candidate, wave: int, now: datetime, ttl_s: float
+    ) -> Offer | None:
+        """Offer `ride` to the candidate, unless they meanwhile hold another offer."""
+        offer = Offer(
+            ride_id=ride.id,
+            driver_id=uuid.UUID(candidate.driver_id),
+            wave=wave,
+            distance_m=round(candidate.distance_m),
+            status=OfferStatus.PENDING,
+            created_at=now,
+            expires_at=now + timedelta(seconds=ttl_s),
+        )
+        try:
+            with self.session.begin_nested():
+                self.session.add(offer)
+                self.session.flush()
+        except IntegrityError:
+            return None
+        publish_offer(self.session, ride, offer)
+        return offer
+
+    def close(self, offer: Offer, status: OfferStatus, now: datetime) -> None:
+        offer.status = status
+        offer.decided_at = now
+        self.session.add(offer)
+        publish_closed(self.session, offer, str(status))
+
+    def due_rides(self, now: datetime, limit: int = 200) -> list[uuid.UUID]:
+        rows = self.session.exec(
+            select(Ride.id)
+            .where(Ride.status == "requested", col(Ride.dispatch_deadline) <= now)
+            .order_by(col(Ride.dispatch_deadline))
+            .limit(limit)
+        ).all()
+        return list(rows)
+
+
+def candidates_near(lat: float, lng: float, radius_m: float, stale_s: float) -> list[Candidate]:
+    """Idle online drivers with a fresh position near (lat, lng), without an open offer."""
+    r = get_sync_redis()
+    found: Any = r.geosearch(
+        "geo:drivers",
+        longitude=lng,
+        latitude=lat,
+        radius=radius_m,
+        unit="m",
+        sort="ASC",
+        count=200,
+        withdist=True,
+    )
+    if not found:
+        return []
+    pipe = r.pipeline()
+    for driver_id, _dist in found:
+        pipe.hmget(f"drv:{driver_id}:state", "status", "ride_id")
+        pipe.hget(f"drv:{driver_id}:pos", "ts")
+        pipe.exists(f"drv:{driver_id}:offer")
+        pipe.hmget(f"drv:{driver_id}:offers", "offered", "declined", "expired")
+    rows: Any = pipe.execute()
+    fresh_after = time.time() - stale_s
+    out = []
+    for n, (driver_id, dist) in enumerate(found):
+        (status, ride_id), ts, has_offer, (offered, declined, expired) = rows[4 * n : 4 * n + 4]
+        if status != "online" or ride_id or has_offer or not ts or float(ts) < fresh_after:
+            continue
+        out.append(
+            Candidate(
+                driver_id,
+                float(dist),
+                offered=int(offered or 0),
+                ignored=int(declined or 0) + int(expired or 0),
+            )
+        )
+    return out
+
+
+class SqlOfferBook:
+    """The domain's `OfferBook` over `SqlOffers` (the ride row is already locked)."""
+
+    def __init__(self, session: Session) -> None:
+        self.offers = SqlOffers(session)
+
+    def take(self, ride: Any, driver_id: uuid.UUID, now: datetime) -> None:
+        offer = self.offers.of_driver(ride.id, driver_id)
+        if offer is None:
+            raise Conflict("you hold no offer for this ride", code="no_offer")
+        if offer.status == OfferStatus.PENDING and offer.expires_at <= now:
+            self.offers.close(offer, OfferStatus.EXPIRED, now)
+            raise Conflict("your offer for this ride has expired", code="offer_expired")
+        if offer.status != OfferStatus.PENDING:
+            raise Conflict(
+                f"your offer for this ride is {offer.status}", code=f"offer_{offer.status}"
+            )
+        self.offers.close(offer, OfferStatus.ACCEPTED, now)
+        for other in self.offers.pending_for_ride(ride.id):
+            if other.id != offer.id:
+                self.offers.close(other, OfferStatus.WITHDRAWN, now)
+
+    def decline(self, ride: Any, driver_id: uuid.UUID, now: datetime) -> None:
+        offer = self.offers.of_driver(ride.id, driver_id)
+        if offer is None:
+            raise NotFound("ride not found", code="ride_not_found")
+        if offer.status != OfferStatus.PENDING:
+            raise Conflict(
+                f"your offer for this ride is {offer.status}", code=f"offer_{offer.status}"
+            )
+        self.offers.close(offer, OfferStatus.DECLINED, now)
+
+    def withdraw_all(self, ride: Any, reason: str, now: datetime) -> None:
+        for offer in self.offers.pending_for_ride(ride.id):
+            offer.status = OfferStatus.WITHDRAWN
+            offer.decided_at = now
+            self.offers.session.add(offer)
+            publish_closed(self.offers.session, offer, reason)
