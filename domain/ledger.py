@@ -103,3 +103,33 @@ def ride_fee_entry(
             Line(account(Account.PLATFORM_REVENUE), -commission.amount, c),
         )
     return JournalEntry(key=f"ride:{ride_id}:{kind}", kind=kind, ride_id=ride_id, lines=lines)
+
+
+def cash_collected_entry(
+    ride_id: UUID, passenger_id: UUID, driver_id: UUID, collected: Money
+) -> JournalEntry:
+    """The driver took cash from the rider: the rider's debt goes down by what was handed
+    over (more or less than the fare is recorded as it was), and the driver now holds it."""
+    c = collected.currency
+    return JournalEntry(
+        key=f"ride:{ride_id}:cash",
+        kind="cash_collected",
+        ride_id=ride_id,
+        lines=(
+            Line(account(Account.CASH_HELD_BY_DRIVER, driver_id), collected.amount, c),
+            Line(account(Account.RIDER_RECEIVABLE, passenger_id), -collected.amount, c),
+        ),
+    )
+
+
+def driver_position(
+    balances_by_account: dict[tuple[str, str], int], driver_id: UUID, currency: str
+) -> dict[str, int]:
+    """What a driver earned, holds in cash, and is owed net (negative: owes the platform).
+
+    `driver_payable` carries credits (negative) for what we owe; `cash_held_by_driver`
+    carries debits (positive) for platform money in the driver's pocket.
+    """
+    payable = balances_by_account.get((account(Account.DRIVER_PAYABLE, driver_id), currency), 0)
+    cash = balances_by_account.get((account(Account.CASH_HELD_BY_DRIVER, driver_id), currency), 0)
+    return {"earned": -payable, "cash_held": cash, "net_payable": -payable - cash}

@@ -13,9 +13,11 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from domain import rides
-from domain.errors import Conflict, NotFound, Unprocessable
+from domain.errors import Conflict, IllegalTransition, NotFound, Unprocessable
 from domain.fares import FareRules, compute_fare
 from domain.geo import Point, RouteModel
+from domain.ledger import JournalEntry, cash_collected_entry
+from domain.money import Money
 from domain.rides import Actor, PaymentKind, RideEvent, RideState, RideStatus
 
 
@@ -266,3 +268,54 @@ def decline_ride(
         raise NotFound("ride not found", code="ride_not_found")
     offers.decline(ride, caller.id, now)
     jobs.enqueue("dispatch.advance", ride_id=str(ride.id))
+
+
+class Ledger(Protocol):
+    def post(self, entry: JournalEntry) -> bool: ...
+
+    def entry_amount(self, key: str) -> int | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CashRecord:
+    ride_id: UUID
+    amount: int
+    currency: str
+    fare: int
+    difference: int  # collected minus fare: positive = overpaid, negative = short
+
+
+def collect_cash(
+    repo: RideRepository, ledger: Ledger, caller: Caller, ride_id: UUID, amount: int
+) -> tuple[CashRecord, bool]:
+    """Record what the driver took for a completed cash ride, once. Returns (record, new).
+
+    More or less than the fare is recorded as it was, never silently fixed: the rider's
+    balance shows the difference. The same amount again is a replay; another is a 409.
+    """
+    ride = repo.get(ride_id, for_update=True)
+    if ride is None or ride.driver_id != caller.id:
+        raise NotFound("ride not found", code="ride_not_found")
+    if ride.payment != PaymentKind.CASH:
+        raise Conflict("this ride is paid by card", code="not_a_cash_ride")
+    if ride.status != RideStatus.COMPLETED or ride.fare_amount is None:
+        raise IllegalTransition(f"cash is collected after completion; the ride is {ride.status}")
+    if amount < 0 or amount > max(10 * ride.fare_amount, 100_000):
+        raise Unprocessable("amount is not a plausible cash payment", code="implausible_amount")
+    record = CashRecord(ride.id, amount, ride.currency, ride.fare_amount, amount - ride.fare_amount)
+    key = f"ride:{ride.id}:cash"
+    existing = ledger.entry_amount(key)
+    if existing is not None:
+        if existing != amount:
+            raise Conflict(
+                f"cash of {existing} was already recorded for this ride",
+                code="cash_already_recorded",
+            )
+        return record, False
+    assert ride.driver_id is not None
+    ledger.post(
+        cash_collected_entry(
+            ride.id, ride.passenger_id, ride.driver_id, Money(amount, ride.currency)
+        )
+    )
+    return record, True

@@ -6,6 +6,7 @@ from typing import Any, cast
 from uuid import UUID
 
 from sqlalchemy import literal, tuple_
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
@@ -111,6 +112,23 @@ class SqlLedger:
             return False
         return True
 
+    def entry_amount(self, key: str) -> int | None:
+        """The debit total of the entry with this key (its size), if it exists."""
+        rows = self.session.exec(
+            select(LedgerLine.amount)
+            .join(JournalEntryRow, col(JournalEntryRow.id) == col(LedgerLine.entry_id))
+            .where(JournalEntryRow.key == key)
+        ).all()
+        return sum(a for a in rows if a > 0) if rows else None
+
+    def balances_of(self, accounts: list[str]) -> dict[tuple[str, str], int]:
+        rows = self.session.exec(
+            select(LedgerLine.account, LedgerLine.currency, func.sum(LedgerLine.amount))
+            .where(col(LedgerLine.account).in_(accounts))
+            .group_by(col(LedgerLine.account), col(LedgerLine.currency))
+        ).all()
+        return {(a, c): int(total) for a, c, total in rows}
+
     def lines(self, ride_id: UUID | None = None) -> list[Line]:
         stmt = select(LedgerLine.account, LedgerLine.amount, LedgerLine.currency).join(
             JournalEntryRow, col(JournalEntryRow.id) == col(LedgerLine.entry_id)
@@ -199,3 +217,29 @@ class RedisTripPaths:
 
     def travelled_m(self, ride_id: UUID) -> int | None:
         return travelled_distance_m(self.points(ride_id), max_speed_ms=self.rules.max_speed_ms)
+
+
+def driver_ledger_lines(
+    session: Session, driver_id: UUID, before_id: int | None, limit: int
+) -> list[tuple[int, str, str, str, int, str, UUID | None, Any]]:
+    """A driver's ledger lines, newest first: (line id, entry key, kind, account, amount,
+    currency, ride id, posted at)."""
+    accounts = [f"driver_payable:{driver_id}", f"cash_held_by_driver:{driver_id}"]
+    stmt = (
+        sa_select(
+            col(LedgerLine.id),
+            col(JournalEntryRow.key),
+            col(JournalEntryRow.kind),
+            col(LedgerLine.account),
+            col(LedgerLine.amount),
+            col(LedgerLine.currency),
+            col(JournalEntryRow.ride_id),
+            col(JournalEntryRow.created_at),
+        )
+        .join(JournalEntryRow, col(JournalEntryRow.id) == col(LedgerLine.entry_id))
+        .where(col(LedgerLine.account).in_(accounts))
+    )
+    if before_id is not None:
+        stmt = stmt.where(col(LedgerLine.id) < before_id)
+    rows = session.execute(stmt.order_by(col(LedgerLine.id).desc()).limit(limit)).all()
+    return [tuple(r) for r in rows]
