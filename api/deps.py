@@ -32,16 +32,21 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 _UNAUTHENTICATED = {"WWW-Authenticate": "Bearer"}
 
 
-async def get_caller(token: Annotated[str | None, Depends(oauth2_scheme)]) -> Caller:
-    """Auth is a JWT check only: no database on the hot path (async: no thread hop)."""
+def _claims(token: str | None, kind: str) -> tuple[Caller, str | None]:
+    """The caller a token names, and its scope; 401 if there is none or it is not valid."""
     if not token:
         raise ApiError(401, "not authenticated", "not_authenticated", _UNAUTHENTICATED)
     try:
-        claims = decode_token_cached(token, "access")
+        claims = decode_token_cached(token, kind)
         role = Actor(claims.role)
     except (InvalidToken, ValueError) as exc:
         raise ApiError(401, str(exc) or "invalid token", "invalid_token", _UNAUTHENTICATED) from exc
-    return Caller(id=claims.subject, role=role)
+    return Caller(id=claims.subject, role=role), claims.scope
+
+
+async def get_caller(token: Annotated[str | None, Depends(oauth2_scheme)]) -> Caller:
+    """Auth is a JWT check only: no database on the hot path (async: no thread hop)."""
+    return _claims(token, "access")[0]
 
 
 CurrentCaller = Annotated[Caller, Depends(get_caller)]
@@ -80,15 +85,8 @@ async def stream_caller(
     does not belong in a URL, where logs keep it). `scope=None` is the driver's own
     stream: the token must be scoped to its subject's."""
     if token:
-        return await get_caller(token)
-    query_token = request.query_params.get("access_token")
-    if not query_token:
-        raise ApiError(401, "not authenticated", "not_authenticated", _UNAUTHENTICATED)
-    try:
-        claims = decode_token_cached(query_token, "stream")
-        role = Actor(claims.role)
-    except (InvalidToken, ValueError) as exc:
-        raise ApiError(401, str(exc) or "invalid token", "invalid_token") from exc
-    if claims.scope != (scope or f"driver:{claims.subject}"):
+        return _claims(token, "access")[0]
+    caller, token_scope = _claims(request.query_params.get("access_token"), "stream")
+    if token_scope != (scope or f"driver:{caller.id}"):
         raise ApiError(401, "this stream token is for another stream", "invalid_token")
-    return Caller(id=claims.subject, role=role)
+    return caller
