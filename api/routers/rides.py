@@ -5,7 +5,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 
 from api import idempotency
 from api.deps import CurrentCaller, CurrentDriver, CurrentPassenger, SessionDep, SettingsDep
@@ -136,8 +136,8 @@ def accept(ride_id: uuid.UUID, caller: CurrentDriver, session: SessionDep) -> Ri
     return ride_out(ride)
 
 
-@router.post("/{ride_id}/decline", status_code=204, responses=_CONFLICT)
-def decline(ride_id: uuid.UUID, caller: CurrentDriver, session: SessionDep) -> Response:
+@router.post("/{ride_id}/decline", responses=_CONFLICT)
+def decline(ride_id: uuid.UUID, caller: CurrentDriver, session: SessionDep) -> dict[str, str]:
     """Decline an offer: dispatch offers the ride to the next driver at once."""
     services.decline_ride(
         SqlRideRepository(session),
@@ -147,7 +147,7 @@ def decline(ride_id: uuid.UUID, caller: CurrentDriver, session: SessionDep) -> R
         ride_id,
         utcnow(),
     )
-    return Response(status_code=204)
+    return {"ride_id": str(ride_id), "offer": "declined"}
 
 
 def _driver_action(action: str) -> Callable[..., RidePublic]:

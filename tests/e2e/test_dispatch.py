@@ -180,9 +180,9 @@ def test_decline_moves_on_at_once_and_is_counted(http: httpx.Client, api: str) -
     _p, ride, _ = _request(http)
     assert s1.next(kind="offer").data["ride_id"] == ride["id"]
     t = time.monotonic()
-    assert (
-        http.post(f"/api/v1/rides/{ride['id']}/decline", headers=first.headers).status_code == 204
-    )
+    declined = http.post(f"/api/v1/rides/{ride['id']}/decline", headers=first.headers)
+    assert declined.status_code == 200
+    assert declined.json() == {"ride_id": ride["id"], "offer": "declined"}
     assert s2.next(kind="offer", timeout=5).data["ride_id"] == ride["id"]
     assert time.monotonic() - t < 1.0
     assert [(str(o.driver_id), o.status) for o in _offers(ride["id"])] == [
