@@ -15,6 +15,7 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
+from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from infra.db import after_commit, utcnow
@@ -50,6 +51,17 @@ def mark_failed(session: Session, outbox_id: str | None, error: str) -> None:
     if message is not None and message.completed_at is None:
         message.failed_at = utcnow()
         message.last_error = error[:2000]
+
+
+def prune_completed(session: Session, older_than_s: int = 86_400, limit: int = 5_000) -> int:
+    """Completed messages are history after a day; keep the table small for the sweep."""
+    cutoff = utcnow() - timedelta(seconds=older_than_s)
+    ids = session.exec(
+        select(OutboxMessage.id).where(col(OutboxMessage.completed_at) < cutoff).limit(limit)
+    ).all()
+    if ids:
+        session.exec(delete(OutboxMessage).where(col(OutboxMessage.id).in_(ids)))
+    return len(ids)
 
 
 def redispatch_stale(session: Session, older_than_s: int, limit: int = 500) -> int:

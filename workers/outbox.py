@@ -11,4 +11,5 @@ from workers.base import transactional_task
 
 @transactional_task("outbox.redispatch", max_retries=0)
 def redispatch(session: Session) -> int:
+    jobs.prune_completed(session)
     return jobs.redispatch_stale(session, get_settings().outbox_redispatch_after_s)

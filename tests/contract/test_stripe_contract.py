@@ -525,6 +525,63 @@ def test_after_3ds_on_the_device_the_server_confirms_and_captures(
     assert charge.payment_method_details.card.three_d_secure is not None
 
 
+def test_setup_future_usage_saves_the_card_to_the_customer(client: stripe.StripeClient) -> None:
+    customer = new_customer(client)
+    intent = client.v1.payment_intents.create(
+        params={
+            "amount": 1500,
+            "currency": "usd",
+            "customer": customer.id,
+            "payment_method": "pm_card_visa",
+            "allowed_payment_method_types": CARD,
+            "setup_future_usage": "off_session",
+            "confirm": True,
+        }
+    )
+    assert intent.status == "succeeded"
+    saved = client.v1.customers.payment_methods.list(customer.id)
+    assert [p.id for p in saved.data] == [intent.payment_method]
+    again = authorize(client, customer, str(intent.payment_method))  # reusable off-session
+    assert again.status == "requires_capture"
+
+
+@pytest.mark.standin_only
+def test_a_card_authenticated_at_setup_pays_off_session_later(
+    client: stripe.StripeClient, standin: StandIn
+) -> None:
+    customer = new_customer(client)
+    setup = client.v1.setup_intents.create(
+        params={
+            "customer": customer.id,
+            "usage": "off_session",
+            "allowed_payment_method_types": CARD,
+        }
+    )
+    setup = client.v1.setup_intents.confirm(
+        setup.id, params={"payment_method": "pm_card_authenticationRequiredOnSetup"}
+    )
+    assert setup.status == "requires_action"
+    assert setup.next_action is not None
+    assert setup.next_action.use_stripe_sdk is not None
+    challenge = setup.next_action.use_stripe_sdk["stripe_js"]  # the device opens it
+    assert httpx.get(challenge, timeout=10).status_code == 200
+    setup = client.v1.setup_intents.retrieve(setup.id)
+    assert setup.status == "succeeded"
+    intent = authorize(client, customer, str(setup.payment_method))
+    assert intent.status == "requires_capture"  # no new challenge off-session
+    on_session = client.v1.payment_intents.create(
+        params={
+            "amount": 900,
+            "currency": "usd",
+            "customer": customer.id,
+            "payment_method": str(setup.payment_method),
+            "allowed_payment_method_types": CARD,
+            "confirm": True,
+        }
+    )
+    assert on_session.status == "requires_action"  # on-session payments still ask
+
+
 # refunds ---------------------------------------------------------------------
 
 
@@ -689,6 +746,25 @@ def test_a_transfer_to_a_connected_account_is_idempotent(
     assert [t.id for t in listed.data] == [first.id]
 
 
+def test_a_destination_charge_pays_the_connected_account_on_capture(
+    client: stripe.StripeClient, connected_account: str
+) -> None:
+    customer = new_customer(client)
+    intent = authorize(
+        client,
+        customer,
+        save_card(client, customer),
+        amount=1500,
+        transfer_data={"destination": connected_account},
+        application_fee_amount=200,
+    )
+    captured = client.v1.payment_intents.capture(intent.id, params={"amount_to_capture": 1000})
+    charge = client.v1.charges.retrieve(str(captured.latest_charge))
+    assert isinstance(charge.transfer, str)
+    transfer = client.v1.transfers.retrieve(charge.transfer)
+    assert (transfer.amount, transfer.destination) == (800, connected_account)
+
+
 def test_a_transfer_needs_the_transfers_capability(client: stripe.StripeClient) -> None:
     account = client.v1.accounts.create(
         params={
@@ -808,6 +884,22 @@ def test_the_payment_flows_send_their_events(
         "transfer.created",
     }
     until(lambda: expected <= {e["type"] for e in receiver.events()})
+
+
+@pytest.mark.standin_only
+def test_an_endpoint_created_through_the_api_gets_events_signed_with_its_secret(
+    client: stripe.StripeClient, receiver: Receiver
+) -> None:
+    endpoint = client.v1.webhook_endpoints.create(
+        params={"url": receiver.url, "enabled_events": ["customer.created"]}
+    )
+    assert endpoint.secret is not None
+    assert endpoint.secret.startswith("whsec_")
+    customer = new_customer(client)
+    event = receiver.wait_for("customer.created", customer.id)
+    raw = next(r for r in receiver.received if event["id"] in r["body"])
+    stripe.Webhook.construct_event(raw["body"], raw["headers"]["Stripe-Signature"], endpoint.secret)
+    client.v1.webhook_endpoints.delete(endpoint.id)
 
 
 @pytest.mark.standin_only

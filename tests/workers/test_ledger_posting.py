@@ -123,3 +123,17 @@ def test_a_job_lost_between_commit_and_send_is_sent_again_by_the_sweep(
     until(lambda: [m for m in _outbox(ride["id"]) if m["completed_at"]])
     # a sweep right after sends nothing: the message is done
     assert celery_app.send_task("outbox.redispatch").get(timeout=15) == 0
+
+
+def test_the_sweep_prunes_completed_messages_after_a_day(client: TestClient) -> None:
+    with unit_of_work() as session:
+        old = jobs.enqueue(session, "ledger.post_ride", ride_id=str(uuid.uuid4()))
+        session.info["after_commit"].clear()
+        old.created_at = old.completed_at = utcnow() - timedelta(days=2)
+        recent = jobs.enqueue(session, "ledger.post_ride", ride_id=str(uuid.uuid4()))
+        session.info["after_commit"].clear()
+        recent.completed_at = utcnow()
+    celery_app.send_task("outbox.redispatch").get(timeout=15)
+    with get_engine().connect() as conn:
+        left = {r[0] for r in conn.execute(text("SELECT id FROM outbox")).all()}
+    assert left == {recent.id}
