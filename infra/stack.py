@@ -111,11 +111,24 @@ class Stack:
             stripe = urlparse(s.stripe_api_base)
             shost, sport = stripe.hostname or "127.0.0.1", stripe.port or 8420
             if not _answers(shost, sport):
-                self.start(
-                    "stripe-standin",
-                    [str(BIN / "localstripe"), "--port", str(sport), "--from-scratch"],
-                    log=True,
-                )
+                argv = [
+                    sys.executable,
+                    "-m",
+                    "infra.stripe_standin",
+                    "--host",
+                    shost,
+                    "--port",
+                    str(sport),
+                ]
+                if s.stripe_webhook_secret:
+                    # signed events to our own webhook endpoint, with retries
+                    argv += [
+                        "--webhook-url",
+                        f"http://{s.api_host}:{s.api_port}/api/v1/webhooks/stripe",
+                        "--webhook-secret",
+                        s.stripe_webhook_secret,
+                    ]
+                self.start("stripe-standin", argv, log=True)
                 _wait_port(shost, sport, "stripe stand-in")
         if not s.fcm_credentials:
             fcm = urlparse(s.fcm_endpoint)

@@ -171,7 +171,9 @@ def _fresh(request: pytest.FixtureRequest, target: Target) -> None:
         if request.node.get_closest_marker("standin_only"):
             pytest.skip("stand-in only (fault injection, /_config, local webhooks)")
         return
-    httpx.post(f"{target.base}/_config/reset", json={"webhooks": True}, timeout=10)
+    httpx.post(
+        f"{target.base}/_config/reset", json={"webhooks": True}, timeout=10
+    ).raise_for_status()
 
 
 @pytest.fixture

@@ -645,21 +645,28 @@ def test_an_unknown_parameter_is_refused(client: stripe.StripeClient) -> None:
     assert caught.value.param == "ride"
 
 
+@pytest.mark.parametrize(
+    "payment_methods",
+    [{"automatic_payment_methods": {"enabled": True}}, {}],  # explicit, or Stripe's default
+)
 def test_automatic_payment_methods_need_a_return_url_unless_redirects_are_off(
-    client: stripe.StripeClient,
+    client: stripe.StripeClient, payment_methods: dict[str, Any]
 ) -> None:
-    params: dict[str, Any] = {
+    params: Any = {
         "amount": 1500,
         "currency": "usd",
         "confirm": True,
         "payment_method": "pm_card_visa",
-        "automatic_payment_methods": {"enabled": True},
+        **payment_methods,
     }
     with pytest.raises(stripe.InvalidRequestError) as caught:
-        client.v1.payment_intents.create(params=params)  # type: ignore[arg-type]
+        client.v1.payment_intents.create(params=params)
     assert caught.value.param == "return_url"
     params["automatic_payment_methods"] = {"enabled": True, "allow_redirects": "never"}
-    assert client.v1.payment_intents.create(params=params).status == "succeeded"  # type: ignore[arg-type]
+    assert client.v1.payment_intents.create(params=params).status == "succeeded"
+    params["automatic_payment_methods"] = {"enabled": True}
+    params["return_url"] = "https://example.com/back"
+    assert client.v1.payment_intents.create(params=params).status == "succeeded"
 
 
 def test_payment_method_types_is_refused_on_the_sdks_api_version(

@@ -1,0 +1,3 @@
+from infra.stripe_standin.server import main
+
+main()
