@@ -40,6 +40,9 @@ class User(SQLModel, table=True):
     device_key_hash: str | None = Field(
         default=None, sa_column=Column(String(64), nullable=True, unique=True)
     )
+    stripe_customer_id: str | None = Field(
+        default=None, sa_column=Column(String(64), nullable=True, unique=True)
+    )
     created_at: datetime = _ts()
 
 

@@ -23,6 +23,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     _services.start_postgres()
     _services.start_redis()
+    _services.start_stripe()
     os.environ.update(
         RIDEHAIL_ENVIRONMENT="test",
         RIDEHAIL_DATABASE_URL=_services.database_url,
@@ -33,6 +34,7 @@ def pytest_configure(config: pytest.Config) -> None:
         RIDEHAIL_DATA_DIR=tempfile.mkdtemp(prefix="ridehail-test-"),
         RIDEHAIL_JWT_SECRET="test-secret-0123456789abcdef0123456789abcdef",
         RIDEHAIL_LOGIN_ATTEMPTS_PER_MINUTE="1000",
+        RIDEHAIL_STRIPE_API_BASE=_services.stripe_api_base,
     )
     from infra.migrate import upgrade_head
 

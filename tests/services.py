@@ -50,6 +50,7 @@ class Services:
     database_url: str = ""
     redis_url: str = ""
     redis_port: int = 0
+    stripe_api_base: str = ""
 
     def start_postgres(self) -> None:
         bindir = _pg_bin()
@@ -154,6 +155,29 @@ class Services:
         wait_port(port)
         self.redis_port = port
         self.redis_url = f"redis://127.0.0.1:{port}/0"
+
+    def start_stripe(self) -> None:
+        """The offline Stripe stand-in (infra/stripe_standin), as `make run` starts it."""
+        import sys
+
+        port = free_port()
+        self.procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "infra.stripe_standin",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        wait_port(port)
+        self.stripe_api_base = f"http://127.0.0.1:{port}"
 
     def stop(self) -> None:
         for proc in reversed(self.procs):

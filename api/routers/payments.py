@@ -1,0 +1,157 @@
+"""Saving cards on the device (SetupIntent) and managing saved cards.
+
+No card data reaches this server: the app confirms the SetupIntent with Stripe's SDK
+using the client secret; we only ever see payment method ids. These requests call
+Stripe because Stripe's answer is the response (short timeout, few retries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import stripe
+from fastapi import APIRouter, Response
+from pydantic import BaseModel
+
+from api.deps import CurrentPassenger, SessionDep
+from api.errors import ApiError
+from infra.models import User
+from infra.stripe_gateway import ensure_customer, stripe_client
+
+router = APIRouter(prefix="/api/v1/payments", tags=["payments"])
+
+
+class SetupIntentOut(BaseModel):
+    client_secret: str
+    setup_intent_id: str
+    customer_id: str
+
+
+class CardOut(BaseModel):
+    id: str
+    brand: str | None
+    last4: str | None
+    exp_month: int | None
+    exp_year: int | None
+    default: bool
+
+
+@contextmanager
+def _stripe_errors() -> Iterator[None]:
+    try:
+        yield
+    except stripe.InvalidRequestError as exc:
+        if exc.http_status == 404:
+            raise ApiError(404, "payment method not found", "payment_method_not_found") from exc
+        raise ApiError(
+            400, exc.user_message or "rejected by the payment provider", "payment_provider_rejected"
+        ) from exc
+    except stripe.APIConnectionError as exc:
+        raise ApiError(
+            503, "the payment provider is unreachable; try again", "payment_provider_unavailable"
+        ) from exc
+    except stripe.StripeError as exc:
+        raise ApiError(
+            502, "the payment provider failed; try again", "payment_provider_error"
+        ) from exc
+
+
+def _customer(session: SessionDep, caller_id: Any) -> tuple[User, str]:
+    user = session.get(User, caller_id)
+    if user is None:
+        raise ApiError(401, "account no longer exists", "invalid_token")
+    with _stripe_errors():
+        return user, ensure_customer(session, user)
+
+
+@router.post("/setup-intent", response_model=SetupIntentOut)
+def setup_intent(caller: CurrentPassenger, session: SessionDep) -> SetupIntentOut:
+    """A client secret for the app to save a card with Stripe's SDK, for rides later
+    (off-session). The card is attached to the passenger's customer when confirmed."""
+    user, customer = _customer(session, caller.id)
+    with _stripe_errors():
+        intent = stripe_client().v1.setup_intents.create(
+            params={
+                "customer": customer,
+                "usage": "off_session",
+                # API 2026-09-30+: `payment_method_types` is refused on intents
+                "allowed_payment_method_types": ["card"],
+                "metadata": {"user_id": str(user.id)},
+            }
+        )
+    assert intent.client_secret is not None
+    return SetupIntentOut(
+        client_secret=intent.client_secret, setup_intent_id=intent.id, customer_id=customer
+    )
+
+
+def _default_pm(customer_id: str) -> str | None:
+    customer = stripe_client().v1.customers.retrieve(customer_id)
+    settings = getattr(customer, "invoice_settings", None)
+    default = getattr(settings, "default_payment_method", None) if settings else None
+    return default if isinstance(default, str) or default is None else default.id
+
+
+def _owned(customer_id: str, pm_id: str) -> Any:
+    pm = stripe_client().v1.payment_methods.retrieve(pm_id)
+    if getattr(pm, "customer", None) != customer_id:
+        # someone else's card, or none: it does not exist for this passenger
+        raise ApiError(404, "payment method not found", "payment_method_not_found")
+    return pm
+
+
+@router.get("/methods")
+def methods(caller: CurrentPassenger, session: SessionDep) -> dict[str, Any]:
+    """The passenger's saved cards (brand, last 4 digits, expiry), the default marked."""
+    _user, customer = _customer(session, caller.id)
+    with _stripe_errors():
+        cards = stripe_client().v1.customers.payment_methods.list(
+            customer, params={"type": "card", "limit": 100}
+        )
+        default = _default_pm(customer)
+    items = []
+    for pm in cards.data:
+        card = getattr(pm, "card", None)
+        items.append(
+            CardOut(
+                id=pm.id,
+                brand=getattr(card, "brand", None),
+                last4=getattr(card, "last4", None),
+                exp_month=getattr(card, "exp_month", None),
+                exp_year=getattr(card, "exp_year", None),
+                default=pm.id == default,
+            ).model_dump()
+        )
+    return {"items": items, "next_cursor": None}
+
+
+@router.delete("/methods/{pm_id}", status_code=204)
+def detach(pm_id: str, caller: CurrentPassenger, session: SessionDep) -> Response:
+    _user, customer = _customer(session, caller.id)
+    with _stripe_errors():
+        _owned(customer, pm_id)
+        stripe_client().v1.payment_methods.detach(
+            pm_id, options={"idempotency_key": f"detach-{customer}-{pm_id}"}
+        )
+    return Response(status_code=204)
+
+
+@router.post("/methods/{pm_id}/default", response_model=CardOut)
+def make_default(pm_id: str, caller: CurrentPassenger, session: SessionDep) -> CardOut:
+    _user, customer = _customer(session, caller.id)
+    with _stripe_errors():
+        pm = _owned(customer, pm_id)
+        stripe_client().v1.customers.update(
+            customer, params={"invoice_settings": {"default_payment_method": pm_id}}
+        )
+    card = getattr(pm, "card", None)
+    return CardOut(
+        id=pm.id,
+        brand=getattr(card, "brand", None),
+        last4=getattr(card, "last4", None),
+        exp_month=getattr(card, "exp_month", None),
+        exp_year=getattr(card, "exp_year", None),
+        default=True,
+    )
