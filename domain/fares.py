@@ -99,3 +99,8 @@ def no_show_fee(rules: FareRules) -> Money:
 
 def commission(rules: FareRules, fare: Money) -> Money:
     return Money(percent_of(fare.amount, rules.commission_bp), fare.currency)
+
+
+def hold_amount(estimate: Money, margin_bp: int = 2_000) -> Money:
+    """What to authorize at request: the estimate plus a margin for a longer trip."""
+    return Money(estimate.amount + percent_of(estimate.amount, margin_bp), estimate.currency)

@@ -133,3 +133,19 @@ def driver_position(
     payable = balances_by_account.get((account(Account.DRIVER_PAYABLE, driver_id), currency), 0)
     cash = balances_by_account.get((account(Account.CASH_HELD_BY_DRIVER, driver_id), currency), 0)
     return {"earned": -payable, "cash_held": cash, "net_payable": -payable - cash}
+
+
+def card_received_entry(
+    payment_id: UUID, ride_id: UUID, passenger_id: UUID, received: Money
+) -> JournalEntry:
+    """Stripe took the rider's money for us: it sits in Stripe clearing until paid out."""
+    c = received.currency
+    return JournalEntry(
+        key=f"payment:{payment_id}:received",
+        kind="card_received",
+        ride_id=ride_id,
+        lines=(
+            Line(account(Account.STRIPE_CLEARING), received.amount, c),
+            Line(account(Account.RIDER_RECEIVABLE, passenger_id), -received.amount, c),
+        ),
+    )

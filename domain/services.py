@@ -14,7 +14,7 @@ from uuid import UUID
 
 from domain import rides
 from domain.errors import Conflict, IllegalTransition, NotFound, Unprocessable
-from domain.fares import FareRules, compute_fare
+from domain.fares import FareRules, compute_fare, hold_amount
 from domain.geo import Point, RouteModel
 from domain.ledger import JournalEntry, cash_collected_entry
 from domain.money import Money
@@ -48,6 +48,19 @@ class OfferBook(Protocol):
     def decline(self, ride: RideState, driver_id: UUID, now: datetime) -> None: ...
 
     def withdraw_all(self, ride: RideState, reason: str, now: datetime) -> None: ...
+
+
+class PaymentBook(Protocol):
+    """Card payments as the ride use cases see them (Stripe is behind workers)."""
+
+    def outstanding(self, passenger_id: UUID) -> int:
+        """Minor units the passenger owes from failed charges."""
+
+    def can_charge(self, passenger_id: UUID) -> bool:
+        """The passenger has saved a card (a Stripe customer exists)."""
+
+    def hold(self, ride: RideState, amount: int, payment_method_id: str | None) -> None:
+        """Record the authorization to make for the ride (a worker asks Stripe)."""
 
 
 class TripPaths(Protocol):
@@ -119,9 +132,19 @@ def request_ride(
     max_route_m: int,
     card_payments_enabled: bool,
     live: LiveState = NO_LIVE,
+    payments: PaymentBook | None = None,
 ) -> RideState:
-    if payment is PaymentKind.CARD and not card_payments_enabled:
+    if payment is PaymentKind.CARD and (not card_payments_enabled or payments is None):
         raise Unprocessable("card payments are not available; pay cash", code="card_unavailable")
+    if payments is not None and (owed := payments.outstanding(caller.id)) > 0:
+        raise Conflict(
+            f"settle your outstanding balance of {owed} first (update your card)",
+            code="outstanding_balance",
+        )
+    if payment is PaymentKind.CARD and payments is not None and not payments.can_charge(caller.id):
+        raise Unprocessable(
+            "save a card first (POST /api/v1/payments/setup-intent)", code="no_card"
+        )
     if repo.open_ride_of_passenger(caller.id) is not None:
         raise Conflict("you already have an open ride", code="ride_already_open")
     quote = estimate(rules, route, pickup, dropoff, max_route_m)
@@ -143,6 +166,10 @@ def request_ride(
         dispatch_deadline=now,  # due at once: the sweep finds it even if the job is lost
     )
     jobs.enqueue("dispatch.advance", ride_id=str(ride.id))
+    if payment is PaymentKind.CARD and payments is not None:
+        hold = hold_amount(Money(quote.amount, quote.currency))
+        payments.hold(ride, hold.amount, payment_method_id)
+        jobs.enqueue("payments.authorize_ride", ride_id=str(ride.id))
     live.ride_changed(ride, RideEvent("ride.requested", ride.id, RideStatus.REQUESTED, now))
     return ride
 
@@ -174,6 +201,9 @@ def _after(jobs: JobQueue, live: LiveState, ride: RideState, event: RideEvent) -
     if event.status in rides.TERMINAL:
         # the ledger posting is its own idempotent job: fare, fee or nothing
         jobs.enqueue("ledger.post_ride", ride_id=str(event.ride_id))
+        if ride.payment == PaymentKind.CARD:
+            # capture the fare or fee, or release the hold
+            jobs.enqueue("payments.settle_ride", ride_id=str(event.ride_id))
 
 
 def accept_ride(

@@ -144,6 +144,37 @@ class Offer(SQLModel, table=True):
     decided_at: datetime | None = _opt_ts()
 
 
+class Payment(SQLModel, table=True):
+    """One money movement with Stripe for a ride: its authorization (held at request,
+    captured at completion), an extra charge, or a fee. Mirrors the PaymentIntent."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        UniqueConstraint("ride_id", "kind", name="uq_payments_ride_kind"),
+        Index("ix_payments_passenger_status", "passenger_id", "status"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    ride_id: uuid.UUID = Field(foreign_key="rides.id")
+    passenger_id: uuid.UUID = Field(foreign_key="users.id")
+    kind: str = Field(max_length=24)  # authorization | extra_charge
+    status: str = Field(max_length=24)
+    amount: int
+    amount_received: int = 0
+    amount_refunded: int = 0
+    currency: str = Field(max_length=3)
+    payment_method_id: str | None = Field(default=None, max_length=255)
+    stripe_payment_intent_id: str | None = Field(
+        default=None, sa_column=Column(String(255), nullable=True, unique=True)
+    )
+    risk_level: str | None = Field(default=None, max_length=32)
+    risk_score: int | None = None
+    failure_code: str | None = Field(default=None, max_length=64)
+    failure_message: str | None = Field(default=None, max_length=500)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
 class IdempotencyRecord(SQLModel, table=True):
     """The first answer to a mutating request, replayed for the same key."""
 

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from infra.queue import celery_app
-from workers import dispatch, ledger, outbox, positions, rides  # noqa: F401  (registers the tasks)
+from workers import (  # noqa: F401  (registers the tasks)
+    dispatch,
+    ledger,
+    outbox,
+    payments,
+    positions,
+    rides,
+)
 
 app = celery_app

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import stripe
 from celery import Task
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
@@ -34,6 +35,10 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     OperationalError,
     DBAPIError,
     ConnectionError,
+    # Stripe: network, 429, 5xx. Card errors are answers, not retried.
+    stripe.APIConnectionError,
+    stripe.RateLimitError,
+    stripe.APIError,
 )
 
 

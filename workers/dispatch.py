@@ -64,6 +64,8 @@ def advance(session: Session, ride_id: str) -> str:
         session.add(ride)
         RedisLiveState(session).ride_changed(ride, event)
         jobs.enqueue(session, "ledger.post_ride", ride_id=str(ride.id))
+        if ride.payment == "card":
+            jobs.enqueue(session, "payments.settle_ride", ride_id=str(ride.id))  # release
         log.info("dispatch: ride %s expired after %d waves", ride.id, ride.dispatch_wave)
         return "expired"
     radius = rules.radius(wave)

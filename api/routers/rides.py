@@ -24,6 +24,7 @@ from domain.geo import Point, RouteModel
 from domain.rides import Actor, PaymentKind, RideStatus
 from infra.db import utcnow
 from infra.offers import SqlOfferBook
+from infra.payments import SqlPaymentBook
 from infra.repositories import (
     OutboxJobs,
     RedisLiveState,
@@ -86,10 +87,9 @@ def request_ride(
         payment_method_id=body.payment_method_id,
         now=utcnow(),
         max_route_m=settings.max_route_m,
-        # Card rides are refused until authorization and capture exist (the payments
-        # issue); accepting one now would promise a charge nothing makes.
-        card_payments_enabled=False,
+        card_payments_enabled=True,  # Stripe, or its offline stand-in
         live=RedisLiveState(session),
+        payments=SqlPaymentBook(session),
     )
     out = ride_out(ride).model_dump(mode="json")
     idempotency.remember(session, caller.id, key, endpoint, body_hash, 201, out)

@@ -386,7 +386,7 @@ def test_operations_endpoints(client: TestClient) -> None:
     assert "ridehail_http_requests_total" in metrics.text
 
 
-def test_card_rides_are_refused_until_payments_exist(client: TestClient) -> None:
+def test_a_card_ride_needs_a_saved_card(client: TestClient) -> None:
     p = register(client, "passenger")
     r = client.post(
         "/api/v1/rides",
@@ -394,4 +394,4 @@ def test_card_rides_are_refused_until_payments_exist(client: TestClient) -> None
         headers=p.headers,
     )
     assert r.status_code == 422
-    assert r.json()["code"] == "card_unavailable"
+    assert r.json()["code"] == "no_card"

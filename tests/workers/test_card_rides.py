@@ -1,0 +1,170 @@
+"""Card rides against the offline Stripe stand-in with a real worker: authorized at
+request, captured once at the final fare (below or above the hold), released or charged
+a fee on cancellation, and a declined card stopping the ride."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from domain.fares import hold_amount
+from domain.money import Money
+from infra.db import get_engine, utcnow
+from infra.stripe_gateway import stripe_client
+from tests.factories import DROPOFF, PICKUP, Account, advance, register
+from tests.wait import until
+
+
+def _card_passenger(client: TestClient, pm: str = "pm_card_visa") -> Account:
+    p = register(client, "passenger")
+    si = client.post("/api/v1/payments/setup-intent", headers=p.headers).json()
+    stripe_client().v1.setup_intents.confirm(si["setup_intent_id"], params={"payment_method": pm})
+    return p
+
+
+def _card_ride(client: TestClient, p: Account) -> dict[str, Any]:
+    r = client.post(
+        "/api/v1/rides",
+        json={"pickup": PICKUP, "dropoff": DROPOFF, "payment": "card"},
+        headers=p.headers,
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _payment(ride_id: str, kind: str = "authorization") -> Any:
+    with get_engine().connect() as conn:
+        return (
+            conn.execute(
+                text("SELECT * FROM payments WHERE ride_id = :r AND kind = :k"),
+                {"r": ride_id, "k": kind},
+            )
+            .mappings()
+            .first()
+        )
+
+
+def _stripe_calls(settings: Any, path: str) -> list[dict[str, Any]]:
+    r = httpx.get(f"{settings.stripe_api_base}/_config/requests", params={"path_prefix": path})
+    return [x for x in r.json() if x["method"] == "POST"]
+
+
+def _ledger_sum() -> int:
+    with get_engine().connect() as conn:
+        return int(
+            conn.execute(text("SELECT coalesce(sum(amount),0) FROM ledger_lines")).scalar_one()
+        )
+
+
+def test_authorized_at_request_and_captured_once_at_a_lower_fare(
+    client: TestClient, settings: Any
+) -> None:
+    p = _card_passenger(client)
+    d = register(client, "driver")
+    ride = _card_ride(client, p)
+    hold = hold_amount(Money(ride["estimate"]["amount"], "usd")).amount
+    auth = until(lambda: (a := _payment(ride["id"])) and a["status"] == "requires_capture" and a)
+    assert auth["amount"] == hold
+    intent = stripe_client().v1.payment_intents.retrieve(auth["stripe_payment_intent_id"])
+    assert (intent.status, intent.amount, intent.capture_method) == (
+        "requires_capture",
+        hold,
+        "manual",
+    )
+    assert intent.metadata["ride_id"] == ride["id"]
+    done = advance(client, ride["id"], d, "accept", "arrive", "start", "complete")
+    fare = done["fare"]["amount"]
+    assert fare < hold  # a short, fast trip
+    captured = until(lambda: (a := _payment(ride["id"])) and a["status"] == "succeeded" and a)
+    assert captured["amount_received"] == fare
+    intent = stripe_client().v1.payment_intents.retrieve(auth["stripe_payment_intent_id"])
+    assert (intent.status, intent.amount_received) == ("succeeded", fare)
+    captures = [
+        c
+        for c in _stripe_calls(settings, "/v1/payment_intents")
+        if c["path"].endswith("/capture") and auth["stripe_payment_intent_id"] in c["path"]
+    ]
+    assert len({c["idempotency_key"] for c in captures}) == 1
+    assert captures[0]["idempotency_key"] == f"ride-{ride['id']}-capture"
+    until(lambda: _ledger_sum() == 0 and _count_entries(ride["id"]) == 2)
+
+
+def _count_entries(ride_id: str) -> int:
+    with get_engine().connect() as conn:
+        return int(
+            conn.execute(
+                text("SELECT count(*) FROM journal_entries WHERE ride_id = :r"), {"r": ride_id}
+            ).scalar_one()
+        )
+
+
+def test_a_fare_above_the_hold_captures_the_hold_and_charges_the_rest(
+    client: TestClient,
+) -> None:
+    p = _card_passenger(client)
+    d = register(client, "driver")
+    ride = _card_ride(client, p)
+    until(lambda: (a := _payment(ride["id"])) and a["status"] == "requires_capture")
+    advance(client, ride["id"], d, "accept", "arrive", "start")
+    with get_engine().begin() as conn:  # a two-hour crawl through traffic
+        conn.execute(
+            text("UPDATE rides SET started_at = :t WHERE id = :r"),
+            {"t": utcnow() - timedelta(hours=2), "r": ride["id"]},
+        )
+    done = advance(client, ride["id"], d, "complete")
+    fare = done["fare"]["amount"]
+    auth = until(lambda: (a := _payment(ride["id"])) and a["status"] == "succeeded" and a)
+    extra = until(
+        lambda: (e := _payment(ride["id"], "extra_charge")) and e["status"] == "succeeded" and e
+    )
+    assert auth["amount_received"] == auth["amount"]
+    assert auth["amount_received"] + extra["amount_received"] == fare
+    until(lambda: _ledger_sum() == 0 and _count_entries(ride["id"]) == 3)
+
+
+def test_cancelled_rides_release_the_hold_or_capture_the_fee(
+    client: TestClient, settings: Any
+) -> None:
+    p = _card_passenger(client)
+    free = _card_ride(client, p)
+    auth = until(lambda: (a := _payment(free["id"])) and a["status"] == "requires_capture" and a)
+    client.post(f"/api/v1/rides/{free['id']}/cancel", headers=p.headers)
+    released = until(lambda: (a := _payment(free["id"])) and a["status"] == "canceled" and a)
+    assert released["amount_received"] == 0
+    assert (
+        stripe_client().v1.payment_intents.retrieve(auth["stripe_payment_intent_id"]).status
+        == "canceled"
+    )
+
+    d = register(client, "driver")
+    late = _card_ride(client, p)
+    until(lambda: (a := _payment(late["id"])) and a["status"] == "requires_capture")
+    advance(client, late["id"], d, "accept")
+    with get_engine().begin() as conn:
+        conn.execute(
+            text("UPDATE rides SET accepted_at = :t WHERE id = :r"),
+            {"t": utcnow() - timedelta(minutes=10), "r": late["id"]},
+        )
+    client.post(f"/api/v1/rides/{late['id']}/cancel", headers=p.headers)
+    fee = until(lambda: (a := _payment(late["id"])) and a["status"] == "succeeded" and a)
+    assert fee["amount_received"] == settings.cancellation_fee
+
+
+def test_a_declined_card_stops_the_ride(client: TestClient) -> None:
+    # attaches fine, declines when charged (Stripe's test card for exactly that)
+    p = _card_passenger(client, "pm_card_chargeCustomerFail")
+    ride = _card_ride(client, p)
+    failed = until(lambda: (a := _payment(ride["id"])) and a["status"] == "failed" and a)
+    assert failed["failure_code"]
+    r = until(
+        lambda: (
+            (x := client.get(f"/api/v1/rides/{ride['id']}", headers=p.headers).json())["status"]
+            == "cancelled"
+            and x
+        )
+    )
+    assert "authorization" in r["cancel_reason"]

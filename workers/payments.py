@@ -1,0 +1,206 @@
+"""Card money movement, always by workers: authorize at request, capture or release at the
+end. Every Stripe call carries an idempotency key made of domain ids, so a retry, a
+redelivery or a worker killed mid-call cannot move money twice."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import stripe
+from sqlmodel import Session
+
+from domain import rides as ride_rules
+from domain.ledger import card_received_entry
+from domain.money import Money
+from domain.rides import Actor, RideStatus
+from infra.db import utcnow
+from infra.models import Payment, Ride, User
+from infra.offers import SqlOfferBook
+from infra.payments import apply_intent, payment_of
+from infra.repositories import RedisLiveState, SqlLedger
+from infra.settings import get_settings
+from infra.stripe_gateway import stripe_client
+from workers.base import Retryable, transactional_task
+
+log = logging.getLogger(__name__)
+
+
+def _client() -> stripe.StripeClient:
+    return stripe_client(retries=0)  # Celery retries with backoff; the key makes it safe
+
+
+def _default_pm(customer: str) -> str | None:
+    c = _client().v1.customers.retrieve(customer)
+    default = getattr(getattr(c, "invoice_settings", None), "default_payment_method", None)
+    if default:
+        return default if isinstance(default, str) else default.id
+    cards = _client().v1.customers.payment_methods.list(customer, params={"type": "card"})
+    return cards.data[0].id if cards.data else None
+
+
+def _card_failed(payment: Payment, exc: stripe.CardError) -> None:
+    err: Any = exc.error
+    intent = getattr(err, "payment_intent", None) if err else None
+    if intent is not None and getattr(intent, "id", None):
+        payment.stripe_payment_intent_id = intent.id
+    code = (getattr(err, "code", None) if err else None) or exc.code
+    payment.status = "requires_action" if code == "authentication_required" else "failed"
+    payment.failure_code = (getattr(err, "decline_code", None) if err else None) or code
+    payment.failure_message = (exc.user_message or str(exc))[:500]
+    payment.updated_at = utcnow()
+
+
+def _post_received(session: Session, payment: Payment, ride: Ride) -> None:
+    if payment.amount_received > 0:
+        SqlLedger(session).post(
+            card_received_entry(
+                payment.id,
+                ride.id,
+                ride.passenger_id,
+                Money(payment.amount_received, payment.currency),
+            )
+        )
+
+
+@transactional_task("payments.authorize_ride")
+def authorize_ride(session: Session, ride_id: str) -> str:
+    """Hold the estimate plus a margin on the passenger's card (manual capture)."""
+    rid = uuid.UUID(ride_id)
+    ride = session.get(Ride, rid, with_for_update=True)
+    payment = payment_of(session, rid, "authorization")
+    if ride is None or payment is None:
+        raise Retryable(f"ride {ride_id} or its payment not visible yet")
+    if payment.status != "pending":
+        return payment.status
+    user = session.get(User, ride.passenger_id)
+    customer = user.stripe_customer_id if user else None
+    pm = payment.payment_method_id or (_default_pm(customer) if customer else None)
+    if not customer or not pm:
+        payment.status, payment.failure_code = "failed", "no_payment_method"
+    else:
+        payment.payment_method_id = pm
+        try:
+            intent = _client().v1.payment_intents.create(
+                params={
+                    "amount": payment.amount,
+                    "currency": payment.currency,
+                    "customer": customer,
+                    "payment_method": pm,
+                    "capture_method": "manual",
+                    "confirm": True,
+                    "off_session": True,
+                    # cards only, never a redirect: there is no page to return to
+                    "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+                    "description": f"ride {ride.id}",
+                    "metadata": {"ride_id": str(ride.id), "payment_id": str(payment.id)},
+                    "expand": ["latest_charge"],
+                },
+                options={"idempotency_key": f"ride-{ride.id}-authorize"},
+            )
+            apply_intent(payment, intent)
+        except stripe.CardError as exc:
+            _card_failed(payment, exc)
+    session.add(payment)
+    if payment.status in ("failed", "requires_action") and ride.status in ride_rules.OPEN:
+        # no hold, no ride: stop dispatch and tell everyone
+        now = utcnow()
+        event = ride_rules.cancel(
+            ride,
+            Actor.ADMIN,
+            now,
+            get_settings().fare_rules,
+            f"card authorization {payment.status}",
+        )
+        session.add(ride)
+        SqlOfferBook(session).withdraw_all(ride, "cancelled", now)
+        RedisLiveState(session).ride_changed(ride, event)
+    log.info("payments: ride %s authorization %s", ride.id, payment.status)
+    return payment.status
+
+
+@transactional_task("payments.settle_ride")
+def settle_ride(session: Session, ride_id: str) -> str:
+    """At the ride's end: capture the fare (and charge what exceeds the hold), capture the
+    fee of a cancellation or no-show, or release the hold."""
+    rid = uuid.UUID(ride_id)
+    ride = session.get(Ride, rid, with_for_update=True)
+    auth = payment_of(session, rid, "authorization")
+    if ride is None or auth is None:
+        raise Retryable(f"ride {ride_id} or its payment not visible yet")
+    if ride.status == RideStatus.COMPLETED:
+        due = ride.fare_amount or 0
+    elif ride.status in (RideStatus.CANCELLED, RideStatus.NO_SHOW):
+        due = ride.fee_amount or 0
+    else:
+        due = 0
+    if auth.status == "pending":
+        raise Retryable("the authorization has not been made yet")
+    captured = 0
+    if auth.status == "requires_capture":
+        assert auth.stripe_payment_intent_id is not None
+        if due > 0:
+            intent = _client().v1.payment_intents.capture(
+                auth.stripe_payment_intent_id,
+                params={"amount_to_capture": min(due, auth.amount), "expand": ["latest_charge"]},
+                options={"idempotency_key": f"ride-{ride.id}-capture"},
+            )
+        else:
+            intent = _client().v1.payment_intents.cancel(
+                auth.stripe_payment_intent_id,
+                options={"idempotency_key": f"ride-{ride.id}-release"},
+            )
+        apply_intent(auth, intent)
+        session.add(auth)
+        _post_received(session, auth, ride)
+        captured = auth.amount_received
+    elif auth.status == "succeeded":
+        captured = auth.amount_received
+    rest = due - captured
+    if rest > 0:
+        _charge_rest(session, ride, auth, rest)
+    return f"due {due}, captured {captured}, rest {max(rest, 0)}"
+
+
+def _charge_rest(session: Session, ride: Ride, auth: Payment, amount: int) -> None:
+    """What the hold did not cover, charged off-session; a failure is an outstanding
+    balance that blocks the passenger's next request."""
+    extra = payment_of(session, ride.id, "extra_charge")
+    if extra is None:
+        extra = Payment(
+            ride_id=ride.id,
+            passenger_id=ride.passenger_id,
+            kind="extra_charge",
+            status="pending",
+            amount=amount,
+            currency=ride.currency,
+            payment_method_id=auth.payment_method_id,
+        )
+        session.add(extra)
+        session.flush()
+    if extra.status not in ("pending",):
+        return
+    user = session.get(User, ride.passenger_id)
+    try:
+        intent = _client().v1.payment_intents.create(
+            params={
+                "amount": extra.amount,
+                "currency": extra.currency,
+                "customer": (user.stripe_customer_id if user else None) or "",
+                "payment_method": extra.payment_method_id or "",
+                "confirm": True,
+                "off_session": True,
+                "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+                "description": f"ride {ride.id} (beyond the hold)",
+                "metadata": {"ride_id": str(ride.id), "payment_id": str(extra.id)},
+                "expand": ["latest_charge"],
+            },
+            options={"idempotency_key": f"ride-{ride.id}-extra"},
+        )
+        apply_intent(extra, intent)
+    except stripe.CardError as exc:
+        _card_failed(extra, exc)
+        log.warning("payments: ride %s extra charge failed: outstanding %d", ride.id, amount)
+    session.add(extra)
+    _post_received(session, extra, ride)
