@@ -1,0 +1,859 @@
+"""Dispatch latency: ride request -> first offer to a driver -> accepted, 1,000 drivers online.
+
+    .venv/bin/python bench/dispatch.py [--drivers 1000] [--rides 200] [--rate 10]
+                                       [--sequential 100]
+
+Stack: Redis, PostgreSQL (throwaway cluster, fsync off), one uvicorn API process and one
+Celery worker (`-c 2`, queues payments,notifications,default; no beat), all on 127.0.0.1.
+Users are inserted straight into the database (one shared Argon2 hash) and their access
+tokens minted with the server's secret; every driver goes online and pings once from a
+random point within 3 km of the centre.
+
+Two measured phases, each ride by its own passenger from a random pickup in the same area:
+
+* sequential: one ride at a time (the next request after the previous accept), the
+  latency floor with nothing else in flight;
+* paced: requests issued open-loop at `--rate` per second, whatever is still in flight.
+
+The bench process PSUBSCRIBEs `ev:drv:*:events` and times, from just before each
+`POST /api/v1/rides` is sent, the first `offer` event of that ride; the offered driver then
+accepts at once (`POST /rides/{id}/accept`) and the 200 is timed too. All times come from one
+monotonic clock in one event loop. Pub/sub timing excludes the SSE hop to the driver app
+(API subscriber -> SSE frame), which bench/sse.py measures.
+
+Where the time goes comes from timestamps the stack leaves anyway: the ride row's
+`created_at` (API handler), Celery's task events (`task-sent` by the API after commit,
+`task-received` by the worker, `task-started` in the pool child, `task-succeeded`), the
+offers' `created_at` (the wave's `now` in `dispatch.advance`: after the ride row lock,
+before the candidate search) and the outbox row's `completed_at` (end of the task's work,
+before its commit): all wall clock, one machine. A replay of the worker's Redis candidate
+search from the bench shows how much of the task that search is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import math
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psycopg
+import redis.asyncio as aioredis
+from _harness import (
+    CLK_TCK,
+    MACHINE,
+    ROOT,
+    VENV_BIN,
+    free_port,
+    log_problems,
+    machine,
+    machine_busy_s,
+    percentile,
+    start,
+    stop,
+    uvicorn_flags,
+    wait_http,
+    wait_redis,
+)
+
+API = "/api/v1"
+CENTRE = (52.52, 13.405)
+AREA_M = 3_000.0
+HTTP_CONCURRENCY = 50
+OFFER_TIMEOUT_S = 20.0
+FRESH_PING_S = 30.0  # re-ping everybody before a phase if the last round is older than this
+DB_NAME = "ridehail_bench"
+
+SEED = r"""
+import json, sys
+from infra.db import unit_of_work
+from infra.models import User
+from infra.security import hash_password, issue_token
+
+drivers, passengers = int(sys.argv[1]), int(sys.argv[2])
+shared = hash_password("bench-password-1")
+out = {"drivers": [], "passengers": []}
+with unit_of_work() as session:
+    for role, count, key in (("driver", drivers, "drivers"),
+                             ("passenger", passengers, "passengers")):
+        for n in range(count):
+            user = User(email=f"dispatch-{role}-{n}@example.com", name=f"bench {role} {n}",
+                        role=role, password_hash=shared)
+            session.add(user)
+            out[key].append({"id": str(user.id),
+                             "token": issue_token(user.id, role, "access", 3 * 3600)})
+json.dump(out, sys.stdout)
+"""
+
+
+# --- the stack -------------------------------------------------------------------------------
+def pg_bindir() -> str:
+    import glob
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return os.path.dirname(found[-1])
+    exe = shutil.which("initdb")
+    if exe:
+        return os.path.dirname(exe)
+    raise RuntimeError("PostgreSQL binaries not found")
+
+
+@dataclass
+class Stack:
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    tmp: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ridehail-dispatch-")))
+    pgdata: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    redis_port: int = 0
+    pg_port: int = 0
+    api_url: str = ""
+
+    def start_redis(self) -> None:
+        self.redis_port = free_port()
+        self.procs["redis"] = start(
+            [
+                "redis-server",
+                "--port",
+                str(self.redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.tmp),
+            ],
+            log=self.tmp / "redis.log",
+        )
+        wait_redis(self.redis_port)
+
+    def start_postgres(self) -> None:
+        bindir = pg_bindir()
+        self.pgdata = tempfile.mkdtemp(prefix="ridehail-dispatch-pg-")
+        prefix: list[str] = []
+        if os.geteuid() == 0:  # initdb refuses root: run as postgres in a folder it owns
+            shutil.chown(self.pgdata, "postgres", "postgres")
+            os.chmod(self.pgdata, 0o700)
+            prefix = ["runuser", "-u", "postgres", "--"]
+        subprocess.run(
+            [
+                *prefix,
+                f"{bindir}/initdb",
+                "-D",
+                self.pgdata,
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            timeout=60,
+        )
+        self.pg_port = free_port()
+        self.procs["postgres"] = start(
+            [
+                *prefix,
+                f"{bindir}/postgres",
+                "-D",
+                self.pgdata,
+                "-p",
+                str(self.pg_port),
+                "-k",
+                self.pgdata,
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200",
+            ],
+            log=self.tmp / "postgres.log",
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            if self.procs["postgres"].poll() is not None:
+                raise RuntimeError("postgres exited; see " + str(self.tmp / "postgres.log"))
+            try:
+                with psycopg.connect(self.pg_dsn("postgres"), autocommit=True) as conn:
+                    conn.execute(f"CREATE DATABASE {DB_NAME}")
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def pg_dsn(self, db: str = DB_NAME) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.pg_port}/{db}"
+
+    def configure(self) -> None:
+        self.env = {
+            **os.environ,
+            "RIDEHAIL_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+            "RIDEHAIL_DATA_DIR": str(self.tmp),
+            "RIDEHAIL_DATABASE_URL": (
+                f"postgresql+psycopg://postgres@127.0.0.1:{self.pg_port}/{DB_NAME}"
+            ),
+            "RIDEHAIL_ENVIRONMENT": "development",
+            "RIDEHAIL_PING_RATE_LIMIT": "1000000",
+            "RIDEHAIL_LOGIN_ATTEMPTS_PER_MINUTE": "1000000",
+        }
+        subprocess.run(
+            [str(VENV_BIN / "ridehail"), "migrate"],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            timeout=120,
+        )
+
+    def seed(self, drivers: int, passengers: int) -> dict[str, list[dict[str, str]]]:
+        out = subprocess.run(
+            [str(VENV_BIN / "python"), "-c", SEED, str(drivers), str(passengers)],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+    def start_servers(self) -> None:
+        port = free_port()
+        self.api_url = f"http://127.0.0.1:{port}"
+        self.procs["api"] = start(
+            [
+                str(VENV_BIN / "uvicorn"),
+                "api.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "--timeout-graceful-shutdown",
+                "2",
+                *uvicorn_flags(),
+            ],
+            env=self.env,
+            log=self.tmp / "api.log",
+        )
+        self.procs["worker"] = start(
+            [
+                str(VENV_BIN / "celery"),
+                "-A",
+                "workers.app",
+                "worker",
+                "-Q",
+                "payments,notifications,default",
+                "-c",
+                "2",
+                "--loglevel",
+                "WARNING",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            env=self.env,
+            log=self.tmp / "worker.log",
+        )
+        wait_http(self.api_url + "/healthz", proc=self.procs["api"])
+
+    def close(self) -> None:
+        for name in ("api", "worker", "redis"):
+            stop(self.procs.get(name), grace_s=10.0)
+        pg = self.procs.get("postgres")
+        if pg is not None and pg.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pg.pid, signal.SIGINT)  # fast shutdown, not "smart"
+            stop(pg, grace_s=10.0)
+        problems = [(n, line) for n in ("api", "worker") for line in log_problems(self.log(n))]
+        if problems:
+            print(f"\n!! server logs had {len(problems)} error/warning lines (first 30):")
+            for name, line in problems[:30]:
+                print(f"   [{name}] {line}")
+            keep = Path(tempfile.gettempdir()) / f"{self.tmp.name}-logs"
+            keep.mkdir(exist_ok=True)
+            for n in ("api", "worker"):
+                if self.log(n).exists():
+                    shutil.copy(self.log(n), keep / f"{n}.log")
+            print(f"   logs kept in {keep}")
+        if self.pgdata:
+            shutil.rmtree(self.pgdata, ignore_errors=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far of each started process and all its live descendants
+        (postgres: postmaster and backends; worker: main process and pool children), and
+        under "machine" the busy CPU seconds of the whole machine (other load shows)."""
+        parent: dict[int, int] = {}
+        used: dict[int, float] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parent[int(entry)] = int(fields[1])
+            used[int(entry)] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        children: dict[int, list[int]] = {}
+        for pid, ppid in parent.items():
+            children.setdefault(ppid, []).append(pid)
+        out: dict[str, float] = {}
+        for name, proc in self.procs.items():
+            total, todo = 0.0, [proc.pid]
+            while todo:
+                pid = todo.pop()
+                total += used.get(pid, 0.0)
+                todo.extend(children.get(pid, ()))
+            out[name] = total
+        me = os.times()
+        out["bench"] = me.user + me.system
+        out[MACHINE] = machine_busy_s()
+        return out
+
+    def log(self, name: str) -> Path:
+        return self.tmp / f"{name}.log"
+
+
+# --- geometry --------------------------------------------------------------------------------
+def random_point(rng: random.Random, radius_m: float = AREA_M) -> dict[str, float]:
+    r = radius_m * math.sqrt(rng.random())
+    a = rng.random() * 2 * math.pi
+    lat = CENTRE[0] + r * math.cos(a) / 111_320.0
+    lng = CENTRE[1] + r * math.sin(a) / (111_320.0 * math.cos(math.radians(CENTRE[0])))
+    return {"lat": round(lat, 6), "lng": round(lng, 6)}
+
+
+# --- bookkeeping -----------------------------------------------------------------------------
+@dataclass
+class RideRecord:
+    phase: str
+    t0: float  # monotonic, just before the POST is sent
+    w0: float  # wall clock at t0
+    post_s: float | None = None
+    post_status: int = 0
+    ride_id: str = ""
+    offer_s: float | None = None
+    driver_id: str = ""
+    accept_s: float | None = None
+    accept_status: int = 0
+    error: str = ""
+
+
+@dataclass
+class Offers:
+    """Offer events seen on pub/sub: the first per ride resolves that ride's future."""
+
+    loop: asyncio.AbstractEventLoop
+    first: dict[str, asyncio.Future[tuple[float, str]]] = field(default_factory=dict)
+    received: int = 0
+    other_events: dict[str, int] = field(default_factory=dict)
+
+    def future(self, ride_id: str) -> asyncio.Future[tuple[float, str]]:
+        fut = self.first.get(ride_id)
+        if fut is None:
+            fut = self.first[ride_id] = self.loop.create_future()
+        return fut
+
+    def seen(self, channel: str, payload: str) -> None:
+        now = time.monotonic()
+        parts = payload.split("\x1f", 2)
+        if len(parts) != 3:
+            return
+        _event_id, event, data = parts
+        if event != "offer":
+            self.other_events[event] = self.other_events.get(event, 0) + 1
+            return
+        self.received += 1
+        driver_id = channel.split(":")[2]  # ev:drv:{id}:events
+        fut = self.future(json.loads(data)["ride_id"])
+        if not fut.done():
+            fut.set_result((now, driver_id))
+
+
+@dataclass
+class TaskEvents:
+    """Celery task events of `dispatch.advance` (wall clock), by ride id."""
+
+    by_task: dict[str, dict[str, float]] = field(default_factory=dict)
+    ride_of_task: dict[str, str] = field(default_factory=dict)
+    undecodable: int = 0
+
+    def seen(self, payload: str) -> None:
+        try:
+            message = json.loads(payload)
+            body = message["body"]
+            if message.get("properties", {}).get("body_encoding") == "base64":
+                body = base64.b64decode(body).decode()
+            event = json.loads(body)
+        except (ValueError, KeyError, TypeError):
+            self.undecodable += 1
+            return
+        events = event if isinstance(event, list) else [event]  # batched or single
+        for ev in events:
+            if not isinstance(ev, dict) or "uuid" not in ev or "timestamp" not in ev:
+                continue
+            kind = str(ev.get("type", ""))
+            if ev.get("name") not in (None, "dispatch.advance"):
+                continue
+            m = re.search(r"ride_id['\"]?\s*:\s*['\"]([0-9a-f-]{36})", str(ev.get("kwargs", "")))
+            if m:
+                self.ride_of_task[ev["uuid"]] = m.group(1)
+            self.by_task.setdefault(ev["uuid"], {}).setdefault(kind, float(ev["timestamp"]))
+
+    def by_ride(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for task_id, ride_id in self.ride_of_task.items():
+            out.setdefault(ride_id, {}).update(self.by_task.get(task_id, {}))
+        return out
+
+
+async def listen(url: str, offers: Offers, tasks: TaskEvents, subscribed: asyncio.Event) -> None:
+    r = aioredis.Redis.from_url(url, decode_responses=True)
+    pubsub = r.pubsub()
+    try:
+        await pubsub.psubscribe("ev:drv:*:events", "/0.celeryev/task.*")
+        subscribed.set()
+        while True:
+            msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if msg is None or msg.get("type") != "pmessage":
+                continue
+            channel, data = msg["channel"], msg["data"]
+            if channel.startswith("ev:drv:"):
+                offers.seen(channel, data)
+            else:
+                tasks.seen(data)
+    finally:
+        with contextlib.suppress(Exception):
+            await pubsub.aclose()
+        await r.aclose()
+
+
+# --- HTTP ------------------------------------------------------------------------------------
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def post(http: aiohttp.ClientSession, url: str, token: str, body: Any) -> tuple[int, Any]:
+    async with http.post(url, json=body, headers=auth(token)) as resp:
+        text = await resp.text()
+        try:
+            return resp.status, json.loads(text) if text else None
+        except ValueError:
+            return resp.status, text
+
+
+async def drivers_online(
+    http: aiohttp.ClientSession,
+    base: str,
+    drivers: list[dict[str, str]],
+    spots: dict[str, dict[str, float]],
+    set_status: bool,
+) -> dict[str, int]:
+    """Status online (first round) and one fresh ping per driver; status counts by call."""
+    sem = asyncio.Semaphore(HTTP_CONCURRENCY)
+    counts: dict[str, int] = {}
+
+    async def one(d: dict[str, str]) -> None:
+        async with sem:
+            if set_status:
+                st, _ = await post(
+                    http, base + API + "/drivers/me/status", d["token"], {"status": "online"}
+                )
+                counts[f"status {st}"] = counts.get(f"status {st}", 0) + 1
+            body = {**spots[d["id"]], "recorded_at": round(time.time(), 3)}
+            st, answer = await post(http, base + API + "/drivers/me/location", d["token"], body)
+            key = f"location {st}" + ("" if st == 202 else f" {answer}"[:120])
+            counts[key] = counts.get(key, 0) + 1
+
+    await asyncio.gather(*(one(d) for d in drivers))
+    return counts
+
+
+async def one_ride(
+    http: aiohttp.ClientSession,
+    base: str,
+    offers: Offers,
+    driver_tokens: dict[str, str],
+    passenger: dict[str, str],
+    rec: RideRecord,
+    rng: random.Random,
+) -> None:
+    body = {"pickup": random_point(rng), "dropoff": random_point(rng), "payment": "cash"}
+    rec.t0, rec.w0 = time.monotonic(), time.time()
+    try:
+        status, answer = await post(http, base + API + "/rides", passenger["token"], body)
+        rec.post_s, rec.post_status = time.monotonic() - rec.t0, status
+        if status != 201:
+            rec.error = f"POST /rides {status}: {answer}"[:300]
+            return
+        rec.ride_id = answer["id"]
+        try:
+            t_offer, driver_id = await asyncio.wait_for(
+                asyncio.shield(offers.future(rec.ride_id)), OFFER_TIMEOUT_S
+            )
+        except TimeoutError:
+            rec.error = f"no offer within {OFFER_TIMEOUT_S:.0f} s"
+            return
+        rec.offer_s, rec.driver_id = t_offer - rec.t0, driver_id
+        status, answer = await post(
+            http, f"{base}{API}/rides/{rec.ride_id}/accept", driver_tokens[driver_id], None
+        )
+        rec.accept_status = status
+        if status == 200:
+            rec.accept_s = time.monotonic() - rec.t0
+        else:
+            rec.error = f"accept {status}: {answer}"[:300]
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        rec.error = f"{type(exc).__name__}: {exc}"[:300]
+
+
+async def run_phase(
+    http: aiohttp.ClientSession,
+    base: str,
+    offers: Offers,
+    driver_tokens: dict[str, str],
+    passengers: list[dict[str, str]],
+    phase: str,
+    rate: float,
+    rng: random.Random,
+) -> list[RideRecord]:
+    """rate 0: one ride at a time; otherwise open-loop at `rate` requests per second."""
+    records = [RideRecord(phase, 0.0, 0.0) for _ in passengers]
+    if rate <= 0:
+        for p, rec in zip(passengers, records, strict=True):
+            await one_ride(http, base, offers, driver_tokens, p, rec, rng)
+        return records
+    tasks = []
+    start_at = time.monotonic()
+    for n, (p, rec) in enumerate(zip(passengers, records, strict=True)):
+        delay = start_at + n / rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one_ride(http, base, offers, driver_tokens, p, rec, rng)))
+    await asyncio.gather(*tasks)
+    return records
+
+
+# --- figures ---------------------------------------------------------------------------------
+def ms(values: list[float]) -> str:
+    v = sorted(values)
+    if not v:
+        return "n/a"
+    return (
+        f"p50 {percentile(v, 50) * 1000:7.1f}  p99 {percentile(v, 99) * 1000:7.1f}  "
+        f"max {v[-1] * 1000:7.1f} ms"
+    )
+
+
+def report_phase(label: str, records: list[RideRecord], offers_seen: int, wall_s: float) -> None:
+    print(f"\n== {label}: {len(records)} rides in {wall_s:.1f} s ==")
+    ok = [r for r in records if r.accept_s is not None]
+    print(
+        f"  rides {len(records)}, POST 201 {sum(r.post_status == 201 for r in records)}, "
+        f"first offers {sum(r.offer_s is not None for r in records)}, "
+        f"offer events received {offers_seen}, accepted 200 {len(ok)}"
+    )
+    print(f"  POST /rides latency         {ms([r.post_s for r in records if r.post_s])}")
+    print(f"  request -> first offer      {ms([r.offer_s for r in records if r.offer_s])}")
+    print(f"  request -> accepted (200)   {ms([r.accept_s for r in ok])}")
+    print(
+        "  first offer -> accepted     "
+        + ms([r.accept_s - r.offer_s for r in ok if r.offer_s is not None])
+    )
+    errors: dict[str, int] = {}
+    for r in records:
+        if r.error:
+            errors[r.error] = errors.get(r.error, 0) + 1
+    for err, n in sorted(errors.items(), key=lambda kv: -kv[1])[:8]:
+        print(f"  !! {n} x {err}")
+
+
+def sql_marks(dsn: str) -> dict[str, dict[str, float]]:
+    """Per ride: the API handler's `now` (rides.created_at), the first wave's `now`
+    (offers.created_at: taken after the ride row lock, before the candidate search), the end
+    of the task's work (outbox.completed_at, set before its commit), and offers made."""
+    query = """
+        SELECT r.id::text, r.created_at, o.first_offer, o.n, ob.completed_at, ob.attempts
+        FROM rides r
+        LEFT JOIN (SELECT ride_id, min(created_at) AS first_offer, count(*) AS n
+                   FROM offers GROUP BY ride_id) o ON o.ride_id = r.id
+        LEFT JOIN outbox ob ON ob.task = 'dispatch.advance'
+                           AND ob.task_kwargs->>'ride_id' = r.id::text
+    """
+    out: dict[str, dict[str, float]] = {}
+
+    def ts(v: datetime | None) -> float | None:
+        return v.timestamp() if v is not None else None
+
+    with psycopg.connect(dsn) as conn:
+        for rid, created, first_offer, n, completed, attempts in conn.execute(query):
+            row = {
+                "ride_created": ts(created),
+                "offer_created": ts(first_offer),
+                "task_done": ts(completed),
+                "offers": float(n or 0),
+                "attempts": float(attempts or 0),
+            }
+            out[rid] = {k: v for k, v in row.items() if v is not None}
+    return out
+
+
+def report_breakdown(
+    records: list[RideRecord], sql: dict[str, dict[str, float]], tasks: dict[str, dict[str, float]]
+) -> None:
+    """Medians (and p99) of each step, from the stack's own wall-clock timestamps."""
+    steps = [
+        ("bench POST sent -> handler's `now` (HTTP, auth)", "w0", "ride_created"),
+        ("handler's `now` -> task-sent (SQL, commit, send)", "ride_created", "task-sent"),
+        ("task-sent -> task-received (broker hop)", "task-sent", "task-received"),
+        ("task-received -> task-started (pool handoff)", "task-received", "task-started"),
+        ("task-started -> wave `now` (session, ride lock)", "task-started", "offer_created"),
+        ("wave `now` -> task work done (search, INSERTs)", "offer_created", "task_done"),
+        ("task work done -> task-succeeded (commit, publish)", "task_done", "task-succeeded"),
+        ("task work done -> offer seen by bench (commit, pub)", "task_done", "offer_seen"),
+        ("POST answered -> offer seen by bench", "post_done", "offer_seen"),
+        ("offer seen -> accept answered", "offer_seen", "accepted"),
+    ]
+    deltas: dict[str, list[float]] = {label: [] for label, _, _ in steps}
+    for r in records:
+        if not r.ride_id:
+            continue
+        marks = {"w0": r.w0, **sql.get(r.ride_id, {}), **tasks.get(r.ride_id, {})}
+        if r.post_s is not None:
+            marks["post_done"] = r.w0 + r.post_s
+        if r.offer_s is not None:
+            marks["offer_seen"] = r.w0 + r.offer_s
+        if r.accept_s is not None:
+            marks["accepted"] = r.w0 + r.accept_s
+        for label, a, b in steps:
+            if a in marks and b in marks:
+                deltas[label].append(marks[b] - marks[a])
+    print("  where the time goes (wall-clock marks of API, Celery events, SQL rows):")
+    for label, _, _ in steps:
+        v = sorted(deltas[label])
+        if v:
+            print(
+                f"    {label:<54} p50 {percentile(v, 50) * 1000:7.1f}  "
+                f"p99 {percentile(v, 99) * 1000:7.1f} ms  (n={len(v)})"
+            )
+        else:
+            print(f"    {label:<54} n/a")
+    waves = [sql[r.ride_id].get("offers", 0) for r in records if r.ride_id in sql]
+    retried = sum(1 for r in records if sql.get(r.ride_id, {}).get("attempts", 0) > 0)
+    if waves:
+        print(
+            f"    offers per ride: mean {sum(waves) / len(waves):.2f}; outbox re-sends: {retried}"
+        )
+
+
+def probe_search(redis_port: int, rng: random.Random, n: int = 30) -> None:
+    """The Redis part of the worker's candidate search (`infra.offers.candidates_near`),
+    replayed from the bench: GEOSEARCH (first wave radius, COUNT 200) then one pipeline of
+    4 commands per driver found."""
+    import redis as sync_redis
+
+    r = sync_redis.Redis(port=redis_port, decode_responses=True)
+    geo, full, found_n = [], [], []
+    try:
+        for _ in range(n):
+            p = random_point(rng)
+            t = time.perf_counter()
+            found = r.geosearch(
+                "geo:drivers",
+                longitude=p["lng"],
+                latitude=p["lat"],
+                radius=2_000,
+                unit="m",
+                sort="ASC",
+                count=200,
+                withdist=True,
+            )
+            geo.append(time.perf_counter() - t)
+            pipe = r.pipeline()
+            for driver_id, _dist in found:
+                pipe.hmget(f"drv:{driver_id}:state", "status", "ride_id")
+                pipe.hget(f"drv:{driver_id}:pos", "ts")
+                pipe.exists(f"drv:{driver_id}:offer")
+                pipe.hmget(f"drv:{driver_id}:offers", "offered", "declined", "expired")
+            pipe.execute()
+            full.append(time.perf_counter() - t)
+            found_n.append(len(found))
+    finally:
+        r.close()
+    print(
+        f"\nprobe of the worker's Redis candidate search ({n} random pickups, sync client in "
+        f"the bench): drivers found p50 {percentile(sorted(found_n), 50)}; GEOSEARCH "
+        f"p50 {percentile(sorted(geo), 50) * 1000:.1f} ms; GEOSEARCH + 4-per-driver pipeline "
+        f"p50 {percentile(sorted(full), 50) * 1000:.1f} ms, "
+        f"p99 {percentile(sorted(full), 99) * 1000:.1f} ms"
+    )
+
+
+# --- main ------------------------------------------------------------------------------------
+async def measure(args: argparse.Namespace, stack: Stack, users: dict[str, Any]) -> None:
+    rng = random.Random(42)
+    loop = asyncio.get_running_loop()
+    drivers, passengers = users["drivers"], users["passengers"]
+    driver_tokens = {d["id"]: d["token"] for d in drivers}
+    spots = {d["id"]: random_point(rng) for d in drivers}
+    offers = Offers(loop)
+    tasks = TaskEvents()
+    subscribed = asyncio.Event()
+    listener = asyncio.create_task(
+        listen(f"redis://127.0.0.1:{stack.redis_port}/0", offers, tasks, subscribed)
+    )
+    connector = aiohttp.TCPConnector(limit=HTTP_CONCURRENCY + 50)
+    timeout = aiohttp.ClientTimeout(total=30)
+    base = stack.api_url
+    try:
+        await asyncio.wait_for(subscribed.wait(), 10)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+            t = time.monotonic()
+            counts = await drivers_online(http, base, drivers, spots, set_status=True)
+            pinged = time.monotonic()
+            print(f"drivers online + 1 ping each: {pinged - t:.1f} s  {counts}")
+
+            # warm-up: worker start, both pool children, connection pools; not counted
+            n_warm = args.warmup
+            warm = await asyncio.gather(
+                *(
+                    one_ride_wrapped(http, base, offers, driver_tokens, p, rng, "warm-up")
+                    for p in passengers[:n_warm]
+                )
+            )
+            warm_ok = sum(r.accept_s is not None for r in warm)
+            warm_err = {r.error for r in warm if r.error}
+            print(f"warm-up: {warm_ok}/{n_warm} rides accepted {sorted(warm_err) or ''}")
+            if warm_ok == 0:
+                raise RuntimeError("dispatch does not work: no warm-up ride was offered")
+
+            rest = passengers[n_warm:]
+            phases = []
+            if args.sequential:
+                phases.append(("sequential (one ride at a time)", 0.0, rest[: args.sequential]))
+                rest = rest[args.sequential :]
+            if args.rides:
+                phases.append((f"paced ({args.rate:g} requests/s, open loop)", args.rate, rest))
+            all_records: list[list[RideRecord]] = []
+            for label, rate, group in phases:
+                if time.monotonic() - pinged > FRESH_PING_S:
+                    t = time.monotonic()
+                    counts = await drivers_online(http, base, drivers, spots, set_status=False)
+                    pinged = time.monotonic()
+                    print(f"re-ping all drivers: {pinged - t:.1f} s  {counts}")
+                before = offers.received
+                cpu0 = stack.cpu()
+                t = time.monotonic()
+                records = await run_phase(
+                    http, base, offers, driver_tokens, group, label, rate, rng
+                )
+                wall = time.monotonic() - t
+                await asyncio.sleep(0.3)  # late offer events of the phase's last waves
+                report_phase(label, records, offers.received - before, wall)
+                cpu = {n: v - cpu0.get(n, 0.0) for n, v in stack.cpu().items()}
+                ours = sum(v for n, v in cpu.items() if n != MACHINE)
+                cpu["other"] = max(0.0, cpu[MACHINE] - ours)
+                print(
+                    "  CPU s used in the phase (process trees; machine = all busy CPU, other = the "
+                    "machine minus the stack and this bench): "
+                    + ", ".join(f"{n} {v:.2f}" for n, v in cpu.items())
+                    + f", of {(os.cpu_count() or 1) * wall:.1f} core-s available"
+                )
+                all_records.append(records)
+        await asyncio.sleep(0.5)
+        sql = sql_marks(stack.pg_dsn())
+        by_ride = tasks.by_ride()
+        for (label, _, _), records in zip(phases, all_records, strict=True):
+            print(f"\n-- breakdown, {label} --")
+            report_breakdown(records, sql, by_ride)
+        probe_search(stack.redis_port, rng)
+        if not by_ride:
+            print(f"  (no Celery task events decoded; {tasks.undecodable} undecodable)")
+        if offers.other_events:
+            print(f"\nother driver-stream events seen: {offers.other_events}")
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await listener
+
+
+async def one_ride_wrapped(
+    http: aiohttp.ClientSession,
+    base: str,
+    offers: Offers,
+    driver_tokens: dict[str, str],
+    passenger: dict[str, str],
+    rng: random.Random,
+    phase: str,
+) -> RideRecord:
+    rec = RideRecord(phase, 0.0, 0.0)
+    await one_ride(http, base, offers, driver_tokens, passenger, rec, rng)
+    return rec
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--drivers", type=int, default=1000)
+    parser.add_argument("--rides", type=int, default=200, help="rides of the paced phase")
+    parser.add_argument("--rate", type=float, default=10.0, help="paced phase requests/s")
+    parser.add_argument("--sequential", type=int, default=100, help="rides one at a time")
+    parser.add_argument("--warmup", type=int, default=6)
+    args = parser.parse_args()
+    began = time.monotonic()
+    print(f"dispatch bench: {machine()}")
+    print(
+        f"{args.drivers} drivers online within {AREA_M / 1000:.0f} km of {CENTRE}; wave size "
+        f"{os.environ.get('RIDEHAIL_DISPATCH_WAVE_SIZE', '3 (default)')}; "
+        "1 API process, 1 Celery worker -c 2, PostgreSQL, Redis"
+    )
+    stack = Stack()
+    try:
+        stack.start_redis()
+        stack.start_postgres()
+        stack.configure()
+        t = time.monotonic()
+        users = stack.seed(args.drivers, args.warmup + args.sequential + args.rides)
+        print(f"seeded {args.drivers} drivers + passengers in {time.monotonic() - t:.1f} s")
+        stack.start_servers()
+        print(f"stack up after {time.monotonic() - began:.1f} s")
+        asyncio.run(measure(args, stack, users))
+        print(
+            "\nnote: offers are timed on Redis pub/sub in the bench process; this excludes the "
+            "SSE hop to the driver app (measured separately by bench/sse.py)."
+        )
+    finally:
+        stack.close()
+        print(f"\ntotal run {time.monotonic() - began:.1f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
