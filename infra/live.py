@@ -15,6 +15,7 @@ what each API process's single subscriber fans out to its SSE clients.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from domain.pings import Ping, PingRules
 
@@ -186,6 +188,10 @@ class LiveAsync:
         self.r: Any = client
         self._apply = client.register_script(_APPLY)
         self._emit = client.register_script(_EMIT)
+        # pings of concurrent requests share one pipelined round trip (see _run_batch)
+        self._pending: list[tuple[list[Any], asyncio.Future[Any]]] = []
+        self._flushing = False
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def apply_pings(
         self,
@@ -232,7 +238,7 @@ class LiveAsync:
             f"drv:{driver_id}:rl:{window}",
             ADMIN_STREAM,
         ]
-        out = await self._apply(keys=keys, args=argv)
+        out = await self._call_apply(keys + argv, len(keys))
         if out[0] == "rate_limited":
             return ApplyResult(max(1, int(out[1])), [], "", "", "", "")
         _ok, status, ride_id, ride_status, event_id, *codes = out
@@ -241,6 +247,57 @@ class LiveAsync:
         return ApplyResult(
             0, [by_ping[id(p)] for p in pings], status, ride_id, ride_status, event_id
         )
+
+    async def _call_apply(self, keys_and_args: list[Any], nkeys: int) -> Any:
+        """Queue one script call; calls queued in the same loop turn go out together.
+
+        Under load most of a ping request's cost is the Redis client's per-call work
+        (connection checkout, a write and a read, parsing); one pipeline for all the
+        requests that are ready at once pays it once. Each call stays its own atomic
+        script run, and its answer goes back to its own request.
+        """
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append(([nkeys, *keys_and_args], future))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().call_soon(self._start_batch)
+        return await future
+
+    def _start_batch(self) -> None:
+        batch, self._pending = self._pending, []
+        self._flushing = False
+        task = asyncio.ensure_future(self._run_batch(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_batch(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
+        try:
+            results = await self._pipeline(batch)
+        except Exception as exc:  # the whole round trip failed: every caller hears it
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    async def _pipeline(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> list[Any]:
+        results: list[Any] = []
+        for attempt in (1, 2):
+            pipe = self.r.pipeline(transaction=False)
+            for call, _ in batch:
+                pipe.evalsha(self._apply.sha, *call)
+            results = list(await pipe.execute(raise_on_error=False))
+            if attempt == 1 and any(isinstance(r, NoScriptError) for r in results):
+                await self.r.script_load(_APPLY)  # a restarted or flushed Redis
+                continue
+            break
+        return results
 
     async def emit(self, stream: str, event: str, data: dict[str, Any]) -> str:
         maxlen = ADMIN_MAXLEN if stream == ADMIN_STREAM else STREAM_MAXLEN

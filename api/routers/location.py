@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlmodel import select
 
-from api.deps import CurrentDriver, PassengerOrAdmin, SessionDep, SettingsDep
+from api.deps import CurrentDriver, PassengerOrAdmin, PingDriver, SessionDep, SettingsDep
 from api.errors import ApiError
 from api.live import live, maybe_emit_eta, next_ping_in, read_json
 from domain.pings import (
@@ -69,16 +69,21 @@ class DeviceKey(BaseModel):
     device_key: str
 
 
+_BEARER: list[dict[str, list[str]]] = [{"OAuth2PasswordBearer": []}]
+
+
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
     return {
+        "security": _BEARER,
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": model.model_json_schema()}},
-        }
+        },
     }
 
 
 _BATCH_DOC = {
+    "security": _BEARER,
     "requestBody": {
         "required": True,
         "content": {
@@ -96,7 +101,7 @@ _BATCH_DOC = {
                 }
             }
         },
-    }
+    },
 }
 
 
@@ -227,7 +232,7 @@ async def _batch(
     openapi_extra=_schema(NativePing),
     summary="One ping; impossible values are a 422 with the reason",
 )
-async def ping(request: Request, caller: CurrentDriver) -> JSONResponse:
+async def ping(request: Request, caller: PingDriver) -> JSONResponse:
     settings = get_settings()
     body = await read_json(request)
     try:
@@ -248,7 +253,7 @@ async def ping(request: Request, caller: CurrentDriver) -> JSONResponse:
     openapi_extra=_BATCH_DOC,
     summary="A batch: bad records are counted and explained, never a non-2xx",
 )
-async def pings(request: Request, caller: CurrentDriver) -> JSONResponse:
+async def pings(request: Request, caller: PingDriver) -> JSONResponse:
     settings = get_settings()
     records = _records(await read_json(request))
     return await _batch(request, settings, str(caller.id), records, _auto)
