@@ -11,7 +11,16 @@ from fastapi import FastAPI
 
 from api import errors
 from api.middleware import BodyGuard, Metrics
-from api.routers import auth, earnings, health, location, payments, rides, streams
+from api.routers import (
+    auth,
+    earnings,
+    health,
+    location,
+    payments,
+    rides,
+    streams,
+    webhooks,
+)
 from infra.events import EventHub
 from infra.live import LiveAsync
 from infra.redis import make_async_redis
@@ -59,6 +68,7 @@ def create_app() -> FastAPI:
     app.include_router(streams.router)
     app.include_router(earnings.router)
     app.include_router(payments.router)
+    app.include_router(webhooks.router)
     app.add_middleware(Metrics)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
     return app

@@ -175,6 +175,19 @@ class Payment(SQLModel, table=True):
     updated_at: datetime = _ts()
 
 
+class WebhookEvent(SQLModel, table=True):
+    """A Stripe event, stored once by its id; a worker reconciles from Stripe's state."""
+
+    __tablename__ = "webhook_events"
+
+    id: str = Field(sa_column=Column(String(255), primary_key=True))
+    type: str = Field(max_length=100)
+    payload: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    received_at: datetime = _ts()
+    processed_at: datetime | None = _opt_ts()
+    result: str | None = Field(default=None, max_length=200)
+
+
 class IdempotencyRecord(SQLModel, table=True):
     """The first answer to a mutating request, replayed for the same key."""
 

@@ -35,6 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
         RIDEHAIL_JWT_SECRET="test-secret-0123456789abcdef0123456789abcdef",
         RIDEHAIL_LOGIN_ATTEMPTS_PER_MINUTE="1000",
         RIDEHAIL_STRIPE_API_BASE=_services.stripe_api_base,
+        RIDEHAIL_STRIPE_WEBHOOK_SECRET="whsec_suite_secret",
     )
     from infra.migrate import upgrade_head
 

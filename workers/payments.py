@@ -9,14 +9,14 @@ import uuid
 from typing import Any
 
 import stripe
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from domain import rides as ride_rules
 from domain.ledger import card_received_entry
 from domain.money import Money
 from domain.rides import Actor, RideStatus
 from infra.db import utcnow
-from infra.models import Payment, Ride, User
+from infra.models import Payment, Ride, User, WebhookEvent
 from infra.offers import SqlOfferBook
 from infra.payments import apply_intent, payment_of
 from infra.repositories import RedisLiveState, SqlLedger
@@ -204,3 +204,45 @@ def _charge_rest(session: Session, ride: Ride, auth: Payment, amount: int) -> No
         log.warning("payments: ride %s extra charge failed: outstanding %d", ride.id, amount)
     session.add(extra)
     _post_received(session, extra, ride)
+
+
+@transactional_task("payments.reconcile_event")
+def reconcile_event(session: Session, event_id: str) -> str:
+    """Bring our payment in line with Stripe's current state of the event's object.
+
+    The event only says *which* object changed; its state is read fresh from Stripe, so a
+    duplicate, a late or an out-of-order event all end in the same, current state.
+    """
+    event = session.get(WebhookEvent, event_id, with_for_update=True)
+    if event is None:
+        raise Retryable(f"event {event_id} not visible yet")
+    if event.processed_at is not None:
+        return event.result or "done"
+    obj = (event.payload.get("data") or {}).get("object") or {}
+    if obj.get("object") != "payment_intent":
+        event.result = "ignored"
+    else:
+        payment = session.exec(
+            select(Payment)
+            .where(Payment.stripe_payment_intent_id == obj.get("id"))
+            .with_for_update()
+        ).first()
+        if payment is None:
+            ours = (obj.get("metadata") or {}).get("payment_id")
+            if ours:
+                # our own transaction has not committed yet (Polar saw this): try again
+                raise Retryable(f"payment {ours} of {obj.get('id')} not visible yet")
+            event.result = "not ours"
+        else:
+            intent = _client().v1.payment_intents.retrieve(
+                obj["id"], params={"expand": ["latest_charge"]}
+            )
+            apply_intent(payment, intent)
+            session.add(payment)
+            ride = session.get(Ride, payment.ride_id)
+            if ride is not None:
+                _post_received(session, payment, ride)
+            event.result = f"payment {payment.status}"
+    event.processed_at = utcnow()
+    session.add(event)
+    return event.result or ""

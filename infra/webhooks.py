@@ -1,0 +1,30 @@
+"""The webhook inbox: one row per Stripe event id, a reconcile job only for a new one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session
+
+from infra import jobs
+from infra.db import utcnow
+from infra.models import WebhookEvent
+
+
+def store_event(session: Session, event_id: str, event_type: str, event: dict[str, Any]) -> bool:
+    """Insert, on conflict do nothing; enqueue the reconcile job only when the row is new."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    table: Any = WebhookEvent.__table__  # type: ignore[attr-defined]
+    stmt = (
+        insert(table)
+        .values(id=event_id, type=event_type, payload=event, received_at=utcnow())
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(table.c.id)
+    )
+    if session.execute(stmt).first() is None:  # it was there already
+        return False
+    jobs.enqueue(session, "payments.reconcile_event", event_id=event_id)
+    return True
