@@ -149,3 +149,17 @@ def card_received_entry(
             Line(account(Account.RIDER_RECEIVABLE, passenger_id), -received.amount, c),
         ),
     )
+
+
+def refund_entry(refund_id: UUID, ride_id: UUID, refunded: Money) -> JournalEntry:
+    """Money back to the rider's card: out of Stripe clearing, booked against refunds."""
+    c = refunded.currency
+    return JournalEntry(
+        key=f"refund:{refund_id}",
+        kind="refund",
+        ride_id=ride_id,
+        lines=(
+            Line(account(Account.REFUNDS), refunded.amount, c),
+            Line(account(Account.STRIPE_CLEARING), -refunded.amount, c),
+        ),
+    )

@@ -175,6 +175,23 @@ class Payment(SQLModel, table=True):
     updated_at: datetime = _ts()
 
 
+class Refund(SQLModel, table=True):
+    __tablename__ = "refunds"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    payment_id: uuid.UUID = Field(foreign_key="payments.id", index=True)
+    amount: int
+    currency: str = Field(max_length=3)
+    reason: str = Field(max_length=500)
+    status: str = Field(max_length=24)  # pending | succeeded | failed
+    stripe_refund_id: str | None = Field(
+        default=None, sa_column=Column(String(255), nullable=True, unique=True)
+    )
+    requested_by: uuid.UUID = Field(foreign_key="users.id")
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
 class WebhookEvent(SQLModel, table=True):
     """A Stripe event, stored once by its id; a worker reconciles from Stripe's state."""
 

@@ -7,9 +7,11 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
+from domain.errors import Conflict, NotFound
 from domain.rides import RideState
+from infra import jobs
 from infra.db import utcnow
-from infra.models import Payment, User
+from infra.models import Payment, Refund, User
 
 #: what a PaymentIntent's status means for our row
 _STATUS = {
@@ -78,3 +80,51 @@ def apply_intent(payment: Payment, intent: Any) -> None:
         payment.failure_code = getattr(error, "decline_code", None) or getattr(error, "code", None)
         payment.failure_message = (getattr(error, "message", None) or "")[:500]
     payment.updated_at = utcnow()
+
+
+def payments_of_ride(session: Session, ride_id: uuid.UUID) -> list[Payment]:
+    return list(
+        session.exec(
+            select(Payment).where(Payment.ride_id == ride_id).order_by(col(Payment.created_at))
+        ).all()
+    )
+
+
+def request_refund(
+    session: Session,
+    payment_id: uuid.UUID,
+    amount: int | None,
+    reason: str,
+    admin_id: uuid.UUID,
+) -> Refund:
+    payment = session.exec(
+        select(Payment).where(Payment.id == payment_id).with_for_update()
+    ).first()
+    if payment is None:
+        raise NotFound("payment not found", code="payment_not_found")
+    if payment.amount_received <= 0:
+        raise Conflict("nothing was captured on this payment", code="nothing_to_refund")
+    pending = session.exec(
+        select(func.coalesce(func.sum(Refund.amount), 0)).where(
+            Refund.payment_id == payment.id, Refund.status != "failed"
+        )
+    ).one()
+    refundable = payment.amount_received - int(pending)
+    amount = refundable if amount is None else amount
+    if amount <= 0 or amount > refundable:
+        raise Conflict(
+            f"at most {refundable} can still be refunded on this payment",
+            code="refund_exceeds_captured",
+        )
+    refund = Refund(
+        payment_id=payment.id,
+        amount=amount,
+        currency=payment.currency,
+        reason=reason,
+        status="pending",
+        requested_by=admin_id,
+    )
+    session.add(refund)
+    session.flush()
+    jobs.enqueue(session, "payments.refund", refund_id=str(refund.id))
+    return refund

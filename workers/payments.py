@@ -12,11 +12,11 @@ import stripe
 from sqlmodel import Session, select
 
 from domain import rides as ride_rules
-from domain.ledger import card_received_entry
+from domain.ledger import card_received_entry, refund_entry
 from domain.money import Money
 from domain.rides import Actor, RideStatus
 from infra.db import utcnow
-from infra.models import Payment, Ride, User, WebhookEvent
+from infra.models import Payment, Refund, Ride, User, WebhookEvent
 from infra.offers import SqlOfferBook
 from infra.payments import apply_intent, payment_of
 from infra.repositories import RedisLiveState, SqlLedger
@@ -246,3 +246,49 @@ def reconcile_event(session: Session, event_id: str) -> str:
     event.processed_at = utcnow()
     session.add(event)
     return event.result or ""
+
+
+_STRIPE_REASONS = {"duplicate", "fraudulent", "requested_by_customer"}
+
+
+@transactional_task("payments.refund")
+def refund(session: Session, refund_id: str) -> str:
+    row = session.exec(
+        select(Refund).where(Refund.id == uuid.UUID(refund_id)).with_for_update()
+    ).first()
+    if row is None:
+        raise Retryable(f"refund {refund_id} not visible yet")
+    if row.status != "pending":
+        return row.status
+    payment = session.exec(
+        select(Payment).where(Payment.id == row.payment_id).with_for_update()
+    ).one()
+    params: dict[str, Any] = {
+        "payment_intent": payment.stripe_payment_intent_id,
+        "amount": row.amount,
+        "metadata": {"refund_id": str(row.id), "reason": row.reason[:400]},
+    }
+    if row.reason in _STRIPE_REASONS:
+        params["reason"] = row.reason
+    try:
+        result = _client().v1.refunds.create(
+            params=params,  # type: ignore[arg-type]
+            options={"idempotency_key": f"refund-{row.id}"},
+        )
+    except stripe.InvalidRequestError as exc:
+        row.status, row.updated_at = "failed", utcnow()
+        session.add(row)
+        log.error("ALERT refund %s refused by Stripe: %s", row.id, exc.user_message)
+        return "failed"
+    row.stripe_refund_id = result.id
+    row.status = "succeeded" if result.status == "succeeded" else str(result.status)
+    row.updated_at = utcnow()
+    session.add(row)
+    if row.status == "succeeded":
+        payment.amount_refunded += row.amount
+        payment.updated_at = utcnow()
+        session.add(payment)
+        SqlLedger(session).post(
+            refund_entry(row.id, payment.ride_id, Money(row.amount, row.currency))
+        )
+    return row.status

@@ -7,17 +7,23 @@ Stripe because Stripe's answer is the response (short timeout, few retries).
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import stripe
-from fastapi import APIRouter, Response
-from pydantic import BaseModel
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field
 
-from api.deps import CurrentPassenger, SessionDep
+from api.deps import CurrentAdmin, CurrentCaller, CurrentPassenger, SessionDep
 from api.errors import ApiError
-from infra.models import User
+from api.live import visible_ride
+from infra.db import unit_of_work
+from infra.models import Payment, Refund, User
+from infra.payments import payments_of_ride, request_refund
 from infra.stripe_gateway import ensure_customer, stripe_client
 
 router = APIRouter(prefix="/api/v1/payments", tags=["payments"])
@@ -155,3 +161,62 @@ def make_default(pm_id: str, caller: CurrentPassenger, session: SessionDep) -> C
         exp_year=getattr(card, "exp_year", None),
         default=True,
     )
+
+
+# --- payments of a ride, and refunds -----------------------------------------------------
+class PaymentOut(BaseModel):
+    id: uuid.UUID
+    ride_id: uuid.UUID
+    kind: str
+    status: str
+    amount: int
+    amount_received: int
+    amount_refunded: int
+    currency: str
+    risk_level: str | None
+    failure_code: str | None
+    created_at: datetime
+
+
+class RefundIn(BaseModel):
+    amount: int | None = Field(default=None, gt=0, description="minor units; default: all")
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class RefundOut(BaseModel):
+    id: uuid.UUID
+    payment_id: uuid.UUID
+    amount: int
+    currency: str
+    reason: str
+    status: str
+    created_at: datetime
+
+
+@router.get("")
+async def ride_payments(
+    request: Request,
+    ride_id: uuid.UUID,
+    caller: CurrentCaller,
+) -> dict[str, Any]:
+    """The payments of a ride (its participants and admins), with refunded amounts."""
+    await visible_ride(request, caller, str(ride_id))
+    rows = await asyncio.to_thread(_payments_of, ride_id)
+    return {
+        "items": [PaymentOut.model_validate(r, from_attributes=True) for r in rows],
+        "next_cursor": None,
+    }
+
+
+def _payments_of(ride_id: uuid.UUID) -> list[Payment]:
+    with unit_of_work() as session:
+        return payments_of_ride(session, ride_id)
+
+
+@router.post("/{payment_id}/refunds", status_code=201, response_model=RefundOut)
+def refund(
+    payment_id: uuid.UUID, body: RefundIn, caller: CurrentAdmin, session: SessionDep
+) -> Refund:
+    """A full or partial refund, never more than what was captured and not yet refunded.
+    Stripe is asked by a worker; the refund's status follows."""
+    return request_refund(session, payment_id, body.amount, body.reason, caller.id)

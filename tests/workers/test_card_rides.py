@@ -168,3 +168,59 @@ def test_a_declined_card_stops_the_ride(client: TestClient) -> None:
         )
     )
     assert "authorization" in r["cancel_reason"]
+
+
+def test_partial_and_full_refunds_never_more_than_captured(client: TestClient) -> None:
+    from infra.db import unit_of_work
+    from infra.users import create_user
+    from tests.factories import PASSWORD, login
+
+    with unit_of_work() as session:
+        create_user(session, email="refunds@ops.io", password=PASSWORD, name="Ops", role="admin")
+    admin = login(client, "refunds@ops.io", "", "admin")
+    p = _card_passenger(client)
+    d = register(client, "driver")
+    ride = _card_ride(client, p)
+    until(lambda: (a := _payment(ride["id"])) and a["status"] == "requires_capture")
+    fare = advance(client, ride["id"], d, "accept", "arrive", "start", "complete")["fare"]
+    paid = until(lambda: (a := _payment(ride["id"])) and a["status"] == "succeeded" and a)
+    assert paid["amount_received"] == fare["amount"]
+    url = f"/api/v1/payments/{paid['id']}/refunds"
+    assert (
+        client.post(url, json={"amount": 300, "reason": "x"}, headers=p.headers).status_code == 403
+    )
+    r = client.post(url, json={"amount": 300, "reason": "route detour"}, headers=admin.headers)
+    assert r.status_code == 201, r.text
+    assert r.json()["status"] == "pending"
+    too_much = client.post(
+        url, json={"amount": fare["amount"], "reason": "x"}, headers=admin.headers
+    )
+    assert too_much.status_code == 409
+    assert too_much.json()["code"] == "refund_exceeds_captured"
+    rest = client.post(url, json={"reason": "requested_by_customer"}, headers=admin.headers)
+    assert rest.json()["amount"] == fare["amount"] - 300
+    assert (
+        client.post(url, json={"amount": 1, "reason": "x"}, headers=admin.headers).status_code
+        == 409
+    )
+
+    def refunded() -> Any:
+        items = client.get(
+            "/api/v1/payments", params={"ride_id": ride["id"]}, headers=p.headers
+        ).json()["items"]
+        auth = next(i for i in items if i["kind"] == "authorization")
+        return auth["amount_refunded"] == fare["amount"] and auth
+
+    until(refunded)
+    intent = stripe_client().v1.payment_intents.retrieve(
+        paid["stripe_payment_intent_id"], params={"expand": ["latest_charge"]}
+    )
+    assert intent.latest_charge.amount_refunded == fare["amount"]  # type: ignore[union-attr]
+    until(lambda: _ledger_sum() == 0 and _count_entries(ride["id"]) == 4)
+    stranger = register(client, "passenger")
+    assert (
+        client.get(
+            "/api/v1/payments", params={"ride_id": ride["id"]}, headers=stranger.headers
+        ).status_code
+        == 404
+    )
