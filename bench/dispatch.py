@@ -76,9 +76,12 @@ API = "/api/v1"
 CENTRE = (52.52, 13.405)
 AREA_M = 3_000.0
 HTTP_CONCURRENCY = 50
-OFFER_TIMEOUT_S = 20.0
+OFFER_TIMEOUT_S = 10.0
+PHASE_BUDGET_S = 60.0  # a phase issues no new ride after this long
+RUN_LIMIT_S = 170  # the whole run is cut (and the stack stopped) after this long
 FRESH_PING_S = 30.0  # re-ping everybody before a phase if the last round is older than this
 DB_NAME = "ridehail_bench"
+SLOW_SQL_MS = 20  # statements slower than this are logged by PostgreSQL and summarised
 
 SEED = r"""
 import json, sys
@@ -140,6 +143,10 @@ class Stack:
                 "no",
                 "--dir",
                 str(self.tmp),
+                "--slowlog-log-slower-than",
+                "2000",
+                "--slowlog-max-len",
+                "1000",
             ],
             log=self.tmp / "redis.log",
         )
@@ -192,6 +199,8 @@ class Stack:
                 "full_page_writes=off",
                 "-c",
                 "max_connections=200",
+                "-c",
+                f"log_min_duration_statement={SLOW_SQL_MS}",
             ],
             log=self.tmp / "postgres.log",
         )
@@ -339,6 +348,29 @@ class Stack:
         out[MACHINE] = machine_busy_s()
         return out
 
+    def slow_report(self) -> None:
+        """Statements PostgreSQL logged as slow, and Redis commands in its slow log."""
+        pg_log = self.log("postgres")
+        slow = []
+        if pg_log.exists():
+            for line in pg_log.read_text(errors="replace").splitlines():
+                m = re.search(r"duration: ([\d.]+) ms\s+(?:statement|execute [^:]*): (.*)", line)
+                if m:
+                    slow.append((float(m.group(1)), m.group(2)))
+        print(f"\nPostgreSQL statements slower than {SLOW_SQL_MS} ms (whole run): {len(slow)}")
+        for dur, stmt in sorted(slow, reverse=True)[:5]:
+            print(f"    {dur:7.1f} ms  {stmt[:110]}")
+        import redis as sync_redis
+
+        r = sync_redis.Redis(port=self.redis_port, decode_responses=True)
+        try:
+            entries = r.slowlog_get(1000)
+        finally:
+            r.close()
+        print(f"Redis commands slower than 2 ms (whole run): {len(entries)}")
+        for e in sorted(entries, key=lambda e: -e["duration"])[:5]:
+            print(f"    {e['duration'] / 1000:7.1f} ms  {str(e['command'])[:110]}")
+
     def log(self, name: str) -> Path:
         return self.tmp / f"{name}.log"
 
@@ -375,6 +407,7 @@ class Offers:
     loop: asyncio.AbstractEventLoop
     first: dict[str, asyncio.Future[tuple[float, str]]] = field(default_factory=dict)
     received: int = 0
+    per_ride: dict[str, int] = field(default_factory=dict)
     other_events: dict[str, int] = field(default_factory=dict)
 
     def future(self, ride_id: str) -> asyncio.Future[tuple[float, str]]:
@@ -394,7 +427,9 @@ class Offers:
             return
         self.received += 1
         driver_id = channel.split(":")[2]  # ev:drv:{id}:events
-        fut = self.future(json.loads(data)["ride_id"])
+        ride_id = json.loads(data)["ride_id"]
+        self.per_ride[ride_id] = self.per_ride.get(ride_id, 0) + 1
+        fut = self.future(ride_id)
         if not fut.done():
             fut.set_result((now, driver_id))
 
@@ -482,19 +517,26 @@ async def drivers_online(
     sem = asyncio.Semaphore(HTTP_CONCURRENCY)
     counts: dict[str, int] = {}
 
+    def count(key: str) -> None:
+        counts[key] = counts.get(key, 0) + 1
+
     async def one(d: dict[str, str]) -> None:
         async with sem:
-            if set_status:
-                st, _ = await post(
-                    http, base + API + "/drivers/me/status", d["token"], {"status": "online"}
-                )
-                counts[f"status {st}"] = counts.get(f"status {st}", 0) + 1
-            body = {**spots[d["id"]], "recorded_at": round(time.time(), 3)}
-            st, answer = await post(http, base + API + "/drivers/me/location", d["token"], body)
-            key = f"location {st}" + ("" if st == 202 else f" {answer}"[:120])
-            counts[key] = counts.get(key, 0) + 1
+            try:
+                if set_status:
+                    st, answer = await post(
+                        http, base + API + "/drivers/me/status", d["token"], {"status": "online"}
+                    )
+                    count(f"status {st}" + ("" if st == 200 else f" {answer}"[:120]))
+                body = {**spots[d["id"]], "recorded_at": round(time.time(), 3)}
+                st, answer = await post(http, base + API + "/drivers/me/location", d["token"], body)
+                count(f"location {st}" + ("" if st == 202 else f" {answer}"[:120]))
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                count(f"{type(exc).__name__}: {exc}"[:120])
 
     await asyncio.gather(*(one(d) for d in drivers))
+    if counts.get("location 202", 0) < 0.9 * len(drivers):
+        raise RuntimeError(f"drivers could not go online / ping: {counts}")
     return counts
 
 
@@ -546,15 +588,23 @@ async def run_phase(
     rate: float,
     rng: random.Random,
 ) -> list[RideRecord]:
-    """rate 0: one ride at a time; otherwise open-loop at `rate` requests per second."""
-    records = [RideRecord(phase, 0.0, 0.0) for _ in passengers]
+    """rate 0: one ride at a time; otherwise open-loop at `rate` requests per second. No
+    new ride after `PHASE_BUDGET_S` (the rides not issued are left out of the figures)."""
+    records: list[RideRecord] = []
+    start_at = time.monotonic()
     if rate <= 0:
-        for p, rec in zip(passengers, records, strict=True):
-            await one_ride(http, base, offers, driver_tokens, p, rec, rng)
+        for p in passengers:
+            if time.monotonic() - start_at > PHASE_BUDGET_S:
+                break
+            records.append(RideRecord(phase, 0.0, 0.0))
+            await one_ride(http, base, offers, driver_tokens, p, records[-1], rng)
         return records
     tasks = []
-    start_at = time.monotonic()
-    for n, (p, rec) in enumerate(zip(passengers, records, strict=True)):
+    for n, p in enumerate(passengers):
+        if time.monotonic() - start_at > PHASE_BUDGET_S:
+            break
+        rec = RideRecord(phase, 0.0, 0.0)
+        records.append(rec)
         delay = start_at + n / rate - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -574,13 +624,17 @@ def ms(values: list[float]) -> str:
     )
 
 
-def report_phase(label: str, records: list[RideRecord], offers_seen: int, wall_s: float) -> None:
+def report_phase(
+    label: str, records: list[RideRecord], wanted: int, offers_seen: int, wall_s: float
+) -> None:
     print(f"\n== {label}: {len(records)} rides in {wall_s:.1f} s ==")
+    if len(records) < wanted:
+        print(f"  !! only {len(records)} of {wanted} rides issued within {PHASE_BUDGET_S:.0f} s")
     ok = [r for r in records if r.accept_s is not None]
     print(
         f"  rides {len(records)}, POST 201 {sum(r.post_status == 201 for r in records)}, "
         f"first offers {sum(r.offer_s is not None for r in records)}, "
-        f"offer events received {offers_seen}, accepted 200 {len(ok)}"
+        f"offer events received for them {offers_seen}, accepted 200 {len(ok)}"
     )
     print(f"  POST /rides latency         {ms([r.post_s for r in records if r.post_s])}")
     print(f"  request -> first offer      {ms([r.offer_s for r in records if r.offer_s])}")
@@ -632,7 +686,7 @@ def report_breakdown(
 ) -> None:
     """Medians (and p99) of each step, from the stack's own wall-clock timestamps."""
     steps = [
-        ("bench POST sent -> handler's `now` (HTTP, auth)", "w0", "ride_created"),
+        ("bench POST sent -> handler's `now` (HTTP, auth, session)", "w0", "ride_created"),
         ("handler's `now` -> task-sent (SQL, commit, send)", "ride_created", "task-sent"),
         ("task-sent -> task-received (broker hop)", "task-sent", "task-received"),
         ("task-received -> task-started (pool handoff)", "task-received", "task-started"),
@@ -644,7 +698,8 @@ def report_breakdown(
         ("offer seen -> accept answered", "offer_seen", "accepted"),
     ]
     deltas: dict[str, list[float]] = {label: [] for label, _, _ in steps}
-    for r in records:
+    slowest: tuple[float, int, dict[str, float]] | None = None
+    for n, r in enumerate(records):
         if not r.ride_id:
             continue
         marks = {"w0": r.w0, **sql.get(r.ride_id, {}), **tasks.get(r.ride_id, {})}
@@ -657,16 +712,30 @@ def report_breakdown(
         for label, a, b in steps:
             if a in marks and b in marks:
                 deltas[label].append(marks[b] - marks[a])
-    print("  where the time goes (wall-clock marks of API, Celery events, SQL rows):")
+        if r.offer_s is not None and (slowest is None or r.offer_s > slowest[0]):
+            slowest = (r.offer_s, n, marks)
+    print(
+        "  where the time goes (wall-clock marks of API, Celery events, SQL rows; task-sent is "
+        "stamped after the publish, so the broker hop reads a little short):"
+    )
     for label, _, _ in steps:
         v = sorted(deltas[label])
         if v:
             print(
-                f"    {label:<54} p50 {percentile(v, 50) * 1000:7.1f}  "
+                f"    {label:<56} p50 {percentile(v, 50) * 1000:7.1f}  "
                 f"p99 {percentile(v, 99) * 1000:7.1f} ms  (n={len(v)})"
             )
         else:
-            print(f"    {label:<54} n/a")
+            print(f"    {label:<56} n/a")
+    if slowest is not None:
+        offer_s, n, marks = slowest
+        order = ["post_done", "ride_created", "task-sent", "task-received", "task-started"]
+        order += ["offer_created", "task_done", "offer_seen", "task-succeeded", "accepted"]
+        seq = ", ".join(f"{k} +{(marks[k] - marks['w0']) * 1000:.1f}" for k in order if k in marks)
+        print(
+            f"    slowest first offer: ride #{n} of the phase (sent at unix {marks['w0']:.3f}), "
+            f"{offer_s * 1000:.1f} ms; ms after sending: {seq}"
+        )
     waves = [sql[r.ride_id].get("offers", 0) for r in records if r.ride_id in sql]
     retried = sum(1 for r in records if sql.get(r.ride_id, {}).get("attempts", 0) > 0)
     if waves:
@@ -732,7 +801,7 @@ async def measure(args: argparse.Namespace, stack: Stack, users: dict[str, Any])
         listen(f"redis://127.0.0.1:{stack.redis_port}/0", offers, tasks, subscribed)
     )
     connector = aiohttp.TCPConnector(limit=HTTP_CONCURRENCY + 50)
-    timeout = aiohttp.ClientTimeout(total=30)
+    timeout = aiohttp.ClientTimeout(total=15)
     base = stack.api_url
     try:
         await asyncio.wait_for(subscribed.wait(), 10)
@@ -770,7 +839,6 @@ async def measure(args: argparse.Namespace, stack: Stack, users: dict[str, Any])
                     counts = await drivers_online(http, base, drivers, spots, set_status=False)
                     pinged = time.monotonic()
                     print(f"re-ping all drivers: {pinged - t:.1f} s  {counts}")
-                before = offers.received
                 cpu0 = stack.cpu()
                 t = time.monotonic()
                 records = await run_phase(
@@ -778,7 +846,8 @@ async def measure(args: argparse.Namespace, stack: Stack, users: dict[str, Any])
                 )
                 wall = time.monotonic() - t
                 await asyncio.sleep(0.3)  # late offer events of the phase's last waves
-                report_phase(label, records, offers.received - before, wall)
+                offers_seen = sum(offers.per_ride.get(r.ride_id, 0) for r in records)
+                report_phase(label, records, len(group), offers_seen, wall)
                 cpu = {n: v - cpu0.get(n, 0.0) for n, v in stack.cpu().items()}
                 ours = sum(v for n, v in cpu.items() if n != MACHINE)
                 cpu["other"] = max(0.0, cpu[MACHINE] - ours)
@@ -796,10 +865,13 @@ async def measure(args: argparse.Namespace, stack: Stack, users: dict[str, Any])
             print(f"\n-- breakdown, {label} --")
             report_breakdown(records, sql, by_ride)
         probe_search(stack.redis_port, rng)
+        stack.slow_report()
         if not by_ride:
             print(f"  (no Celery task events decoded; {tasks.undecodable} undecodable)")
-        if offers.other_events:
-            print(f"\nother driver-stream events seen: {offers.other_events}")
+        print(
+            f"\noffer events received in all (warm-up included): {offers.received}; "
+            f"other driver-stream events: {offers.other_events}"
+        )
     finally:
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -835,6 +907,12 @@ def main() -> None:
         f"{os.environ.get('RIDEHAIL_DISPATCH_WAVE_SIZE', '3 (default)')}; "
         "1 API process, 1 Celery worker -c 2, PostgreSQL, Redis"
     )
+
+    def out_of_time(_sig: int, _frame: Any) -> None:
+        raise TimeoutError(f"the run took longer than {RUN_LIMIT_S} s: stopped")
+
+    signal.signal(signal.SIGALRM, out_of_time)
+    signal.alarm(RUN_LIMIT_S)
     stack = Stack()
     try:
         stack.start_redis()
@@ -851,6 +929,7 @@ def main() -> None:
             "SSE hop to the driver app (measured separately by bench/sse.py)."
         )
     finally:
+        signal.alarm(0)
         stack.close()
         print(f"\ntotal run {time.monotonic() - began:.1f} s")
 
