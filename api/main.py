@@ -61,6 +61,7 @@ def create_app() -> FastAPI:
     )
     errors.install(app)
     # the hot path first: routes are matched in order
+    app.router.routes.insert(0, location.fast_ping_route())
     app.include_router(location.router)
     app.include_router(health.router)
     app.include_router(auth.router)

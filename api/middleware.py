@@ -36,6 +36,9 @@ async def _send_error(send: Send, status: int, detail: str, code: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+_WANTED = frozenset({b"content-length", b"content-type", b"transfer-encoding"})
+
+
 class _TooLarge(Exception):
     pass
 
@@ -49,7 +52,11 @@ class BodyGuard:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        # only the three headers this needs (ASGI servers give names in lower case)
+        headers: dict[str, str] = {}
+        for k, v in scope["headers"]:
+            if k in _WANTED:
+                headers[k.decode("latin-1")] = v.decode("latin-1")
         length = headers.get("content-length")
         if length is not None:
             try:
