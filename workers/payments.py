@@ -202,6 +202,11 @@ def _charge_rest(session: Session, ride: Ride, auth: Payment, amount: int) -> No
     except stripe.CardError as exc:
         _card_failed(extra, exc)
         log.warning("payments: ride %s extra charge failed: outstanding %d", ride.id, amount)
+    except stripe.InvalidRequestError as exc:
+        # e.g. the card was removed meanwhile: nothing to charge, so the rider owes it
+        extra.status, extra.failure_code = "failed", exc.code or "payment_method_unusable"
+        extra.failure_message = (exc.user_message or str(exc))[:500]
+        log.warning("payments: ride %s extra charge refused: outstanding %d", ride.id, amount)
     session.add(extra)
     _post_received(session, extra, ride)
 

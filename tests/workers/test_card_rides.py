@@ -224,3 +224,38 @@ def test_partial_and_full_refunds_never_more_than_captured(client: TestClient) -
         ).status_code
         == 404
     )
+
+
+def test_an_unpaid_rest_is_an_outstanding_balance_that_blocks_the_next_ride(
+    client: TestClient,
+) -> None:
+    p = _card_passenger(client)
+    d = register(client, "driver")
+    ride = _card_ride(client, p)
+    until(lambda: (a := _payment(ride["id"])) and a["status"] == "requires_capture")
+    advance(client, ride["id"], d, "accept", "arrive", "start")
+    # mid-ride the passenger removes the card, and the trip runs long
+    card = client.get("/api/v1/payments/methods", headers=p.headers).json()["items"][0]
+    assert (
+        client.delete(f"/api/v1/payments/methods/{card['id']}", headers=p.headers).status_code
+        == 204
+    )
+    with get_engine().begin() as conn:
+        conn.execute(
+            text("UPDATE rides SET started_at = :t WHERE id = :r"),
+            {"t": utcnow() - timedelta(hours=2), "r": ride["id"]},
+        )
+    fare = advance(client, ride["id"], d, "complete")["fare"]["amount"]
+    extra = until(
+        lambda: (e := _payment(ride["id"], "extra_charge")) and e["status"] == "failed" and e
+    )
+    auth = _payment(ride["id"])
+    assert auth["amount_received"] + extra["amount"] == fare
+    r = client.post(
+        "/api/v1/rides",
+        json={"pickup": PICKUP, "dropoff": DROPOFF, "payment": "cash"},
+        headers=p.headers,
+    )
+    assert r.status_code == 409
+    assert r.json()["code"] == "outstanding_balance"
+    assert str(extra["amount"]) in r.json()["detail"]
