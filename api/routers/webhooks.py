@@ -6,6 +6,7 @@ and out-of-order deliveries change nothing. An empty secret verifies nothing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Annotated, Any
@@ -13,8 +14,9 @@ from typing import Annotated, Any
 import stripe
 from fastapi import APIRouter, Header, Request
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import SettingsDep
 from api.errors import ApiError
+from infra.db import unit_of_work
 from infra.webhooks import store_event
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["payments"])
@@ -23,7 +25,6 @@ router = APIRouter(prefix="/api/v1/webhooks", tags=["payments"])
 @router.post("/stripe")
 async def stripe_webhook(
     request: Request,
-    session: SessionDep,
     settings: SettingsDep,
     stripe_signature: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
@@ -45,5 +46,12 @@ async def stripe_webhook(
         event_id, event_type = str(event["id"]), str(event["type"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ApiError(400, "not a Stripe event", "invalid_payload") from exc
-    new = store_event(session, event_id, event_type, event)
+    # SQL off the event loop: a blocked loop could not finish the request whose Stripe call
+    # sent this very event (SQLite's writer lock made that a deadlock)
+    new = await asyncio.to_thread(_store, event_id, event_type, event)
     return {"received": True, "duplicate": not new}
+
+
+def _store(event_id: str, event_type: str, event: dict[str, Any]) -> bool:
+    with unit_of_work() as session:
+        return store_event(session, event_id, event_type, event)

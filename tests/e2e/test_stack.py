@@ -44,6 +44,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         RIDEHAIL_REDIS_URL=f"redis://127.0.0.1:{ports['redis']}/0",
         RIDEHAIL_STRIPE_API_BASE=f"http://127.0.0.1:{ports['stripe']}",
         RIDEHAIL_FCM_ENDPOINT=f"http://127.0.0.1:{ports['fcm']}",
+        RIDEHAIL_STRIPE_WEBHOOK_SECRET="whsec_e2e",  # the stand-in delivers signed events
     )
     log = open(data / "stack.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -153,6 +154,67 @@ def test_a_cash_ride_over_http_reaches_the_ledger(stack: dict[str, Any]) -> None
     lines = until(ledger, timeout=20)
     assert sum(amount for _, amount in lines) == 0
     assert any(amount == final["fare"]["amount"] for _, amount in lines)
+
+
+def test_a_card_ride_with_a_card_saved_through_the_setup_intent(stack: dict[str, Any]) -> None:
+    import stripe
+
+    base_stripe = f"http://127.0.0.1:{stack['ports']['stripe']}"
+    with httpx.Client(base_url=f"{stack['base']}/api/v1", timeout=10) as http:
+        tokens = {}
+        for role in ("passenger", "driver"):
+            email = f"card-{role}@e2e.io"
+            http.post(
+                "/auth/register",
+                json={"email": email, "password": "pass-word-1", "name": role, "role": role},
+            )
+            t = http.post("/auth/token", data={"username": email, "password": "pass-word-1"})
+            tokens[role] = {"Authorization": f"Bearer {t.json()['access_token']}"}
+        si = http.post("/payments/setup-intent", headers=tokens["passenger"]).json()
+        # the device confirms with Stripe's SDK and the client secret
+        device = stripe.StripeClient("pk_test_device", base_addresses={"api": base_stripe})
+        device.v1.setup_intents.confirm(
+            si["setup_intent_id"],
+            params={"payment_method": "pm_card_visa", "client_secret": si["client_secret"]},
+        )
+        cards = http.get("/payments/methods", headers=tokens["passenger"]).json()["items"]
+        assert [c["brand"] for c in cards] == ["visa"]
+        http.post("/drivers/me/status", json={"status": "online"}, headers=tokens["driver"])
+        http.post(
+            "/drivers/me/location",
+            json={"lat": 52.5205, "lng": 13.405, "recorded_at": time.time()},
+            headers=tokens["driver"],
+        )
+        ride = http.post(
+            "/rides",
+            json={
+                "pickup": {"lat": 52.52, "lng": 13.405},
+                "dropoff": {"lat": 52.5, "lng": 13.45},
+                "payment": "card",
+            },
+            headers=tokens["passenger"],
+        ).json()
+
+        def payments() -> list[dict[str, Any]]:
+            return http.get(
+                "/payments", params={"ride_id": ride["id"]}, headers=tokens["passenger"]
+            ).json()["items"]
+
+        until(lambda: payments() and payments()[0]["status"] == "requires_capture", timeout=15)
+        until(
+            lambda: http.get("/drivers/me/offers", headers=tokens["driver"]).json()["items"],
+            timeout=10,
+        )
+        for action in ("accept", "arrive", "start", "complete"):
+            assert (
+                http.post(f"/rides/{ride['id']}/{action}", headers=tokens["driver"]).status_code
+                == 200
+            )
+        fare = http.get(f"/rides/{ride['id']}", headers=tokens["passenger"]).json()["fare"]
+        paid = until(
+            lambda: (p := payments()) and p[0]["status"] == "succeeded" and p[0], timeout=15
+        )
+        assert paid["amount_received"] == fare["amount"]
 
 
 def test_sigterm_stops_everything_it_started(stack: dict[str, Any]) -> None:
