@@ -8,10 +8,13 @@ from typing import Any
 from sqlmodel import Session, col, func, select
 
 from domain.errors import Conflict, NotFound
+from domain.ledger import card_received_entry
+from domain.money import Money
 from domain.rides import RideState
 from infra import jobs
 from infra.db import utcnow
 from infra.models import Payment, Refund, User
+from infra.repositories import SqlLedger
 
 #: what a PaymentIntent's status means for our row
 _STATUS = {
@@ -128,3 +131,16 @@ def request_refund(
     session.flush()
     jobs.enqueue(session, "payments.refund", refund_id=str(refund.id))
     return refund
+
+
+def record_received(session: Session, payment: Payment) -> None:
+    """Post what Stripe took on this payment to the ledger (once: the entry key)."""
+    if payment.amount_received > 0:
+        SqlLedger(session).post(
+            card_received_entry(
+                payment.id,
+                payment.ride_id,
+                payment.passenger_id,
+                Money(payment.amount_received, payment.currency),
+            )
+        )

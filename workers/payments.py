@@ -12,13 +12,15 @@ import stripe
 from sqlmodel import Session, select
 
 from domain import rides as ride_rules
-from domain.ledger import card_received_entry, refund_entry
+from domain.ledger import refund_entry
 from domain.money import Money
 from domain.rides import Actor, RideStatus
 from infra.db import utcnow
+from infra.live import LiveSync
 from infra.models import Payment, Refund, Ride, User, WebhookEvent
 from infra.offers import SqlOfferBook
-from infra.payments import apply_intent, payment_of
+from infra.payments import apply_intent, payment_of, record_received
+from infra.redis import get_sync_redis
 from infra.repositories import RedisLiveState, SqlLedger
 from infra.settings import get_settings
 from infra.stripe_gateway import stripe_client
@@ -52,16 +54,25 @@ def _card_failed(payment: Payment, exc: stripe.CardError) -> None:
     payment.updated_at = utcnow()
 
 
+def _tell_rider(payment: Payment, kind: str) -> None:
+    """The rider must fix their card: an event on their own stream, which the push
+    notifications work turns into a push; and a log line ops can alert on."""
+    log.warning("payments: %s for ride %s (%s)", kind, payment.ride_id, payment.failure_code)
+    LiveSync(get_sync_redis()).emit(
+        f"user:{payment.passenger_id}:events",
+        kind,
+        {
+            "ride_id": str(payment.ride_id),
+            "payment_id": str(payment.id),
+            "amount": payment.amount - payment.amount_received,
+            "currency": payment.currency,
+            "code": payment.failure_code,
+        },
+    )
+
+
 def _post_received(session: Session, payment: Payment, ride: Ride) -> None:
-    if payment.amount_received > 0:
-        SqlLedger(session).post(
-            card_received_entry(
-                payment.id,
-                ride.id,
-                ride.passenger_id,
-                Money(payment.amount_received, payment.currency),
-            )
-        )
+    record_received(session, payment)
 
 
 @transactional_task("payments.authorize_ride")
@@ -103,8 +114,13 @@ def authorize_ride(session: Session, ride_id: str) -> str:
         except stripe.CardError as exc:
             _card_failed(payment, exc)
     session.add(payment)
-    if payment.status in ("failed", "requires_action") and ride.status in ride_rules.OPEN:
-        # no hold, no ride: stop dispatch and tell everyone
+    if payment.status in ("failed", "requires_action"):
+        _tell_rider(
+            payment, "payment_failed" if payment.status == "failed" else "payment_requires_action"
+        )
+    if payment.status == "failed" and ride.status in ride_rules.OPEN:
+        # a declined card: no hold, no ride; stop dispatch and tell everyone. (A card that
+        # needs 3-D Secure keeps its ride: the app confirms on the device.)
         now = utcnow()
         event = ride_rules.cancel(
             ride,
@@ -157,6 +173,8 @@ def settle_ride(session: Session, ride_id: str) -> str:
         captured = auth.amount_received
     elif auth.status == "succeeded":
         captured = auth.amount_received
+    elif auth.status == "canceled":
+        captured = 0  # released earlier (or lapsed): whatever is due is charged below
     rest = due - captured
     if rest > 0:
         _charge_rest(session, ride, auth, rest)
@@ -201,12 +219,12 @@ def _charge_rest(session: Session, ride: Ride, auth: Payment, amount: int) -> No
         apply_intent(extra, intent)
     except stripe.CardError as exc:
         _card_failed(extra, exc)
-        log.warning("payments: ride %s extra charge failed: outstanding %d", ride.id, amount)
+        _tell_rider(extra, "payment_failed")
     except stripe.InvalidRequestError as exc:
         # e.g. the card was removed meanwhile: nothing to charge, so the rider owes it
         extra.status, extra.failure_code = "failed", exc.code or "payment_method_unusable"
         extra.failure_message = (exc.user_message or str(exc))[:500]
-        log.warning("payments: ride %s extra charge refused: outstanding %d", ride.id, amount)
+        _tell_rider(extra, "payment_failed")
     session.add(extra)
     _post_received(session, extra, ride)
 

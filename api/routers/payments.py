@@ -23,7 +23,7 @@ from api.errors import ApiError
 from api.live import visible_ride
 from infra.db import unit_of_work
 from infra.models import Payment, Refund, User
-from infra.payments import payments_of_ride, request_refund
+from infra.payments import apply_intent, payments_of_ride, record_received, request_refund
 from infra.stripe_gateway import ensure_customer, stripe_client
 
 router = APIRouter(prefix="/api/v1/payments", tags=["payments"])
@@ -220,3 +220,76 @@ def refund(
     """A full or partial refund, never more than what was captured and not yet refunded.
     Stripe is asked by a worker; the refund's status follows."""
     return request_refund(session, payment_id, body.amount, body.reason, caller.id)
+
+
+# --- on-device flows (3-D Secure, fixing a failed payment) ---------------------------------
+class IntentIn(BaseModel):
+    ride_id: uuid.UUID
+
+
+class IntentOut(BaseModel):
+    id: str
+    payment_id: uuid.UUID
+    client_secret: str | None
+    status: str
+    amount: int
+    currency: str
+
+
+def _needing_device(payments: list[Payment]) -> Payment | None:
+    """The ride's payment the device should act on: what is owed first, else the hold."""
+    for kind in ("extra_charge", "authorization"):
+        for p in payments:
+            if p.kind == kind and p.stripe_payment_intent_id:
+                if kind == "authorization" or p.status in ("failed", "requires_action"):
+                    return p
+    return None
+
+
+@router.post("/intent", response_model=IntentOut)
+def ride_intent(body: IntentIn, caller: CurrentPassenger, session: SessionDep) -> IntentOut:
+    """The ride's PaymentIntent, with the client secret the app needs to authenticate
+    (3-D Secure) or to pay with another card."""
+    rows = [p for p in payments_of_ride(session, body.ride_id) if p.passenger_id == caller.id]
+    if not rows:
+        raise ApiError(404, "no card payment for this ride", "payment_not_found")
+    payment = _needing_device(rows)
+    if payment is None or payment.stripe_payment_intent_id is None:
+        raise ApiError(409, "this ride's payment never reached Stripe", "no_intent")
+    with _stripe_errors():
+        intent = stripe_client().v1.payment_intents.retrieve(payment.stripe_payment_intent_id)
+    return IntentOut(
+        id=intent.id,
+        payment_id=payment.id,
+        client_secret=intent.client_secret,
+        status=intent.status,
+        amount=intent.amount,
+        currency=intent.currency,
+    )
+
+
+@router.post("/{payment_id}/confirm", response_model=PaymentOut)
+def confirm(payment_id: uuid.UUID, caller: CurrentPassenger, session: SessionDep) -> Payment:
+    """After the device authenticated (or attached a new card): confirm what still needs
+    confirming and take Stripe's state; a payment that succeeds clears the balance."""
+    payment = session.get(Payment, payment_id, with_for_update=True)
+    if payment is None or payment.passenger_id != caller.id:
+        raise ApiError(404, "payment not found", "payment_not_found")
+    if payment.stripe_payment_intent_id is None:
+        raise ApiError(409, "this payment never reached Stripe", "no_intent")
+    client = stripe_client()
+    with _stripe_errors():
+        try:
+            intent = client.v1.payment_intents.retrieve(payment.stripe_payment_intent_id)
+            if intent.status == "requires_confirmation":
+                intent = client.v1.payment_intents.confirm(
+                    intent.id, options={"idempotency_key": f"confirm-{payment.id}-{intent.id}"}
+                )
+        except stripe.CardError as exc:
+            raise ApiError(
+                409, exc.user_message or "the card was declined", "card_declined"
+            ) from exc
+    apply_intent(payment, intent)
+    session.add(payment)
+    record_received(session, payment)
+    return payment

@@ -259,3 +259,64 @@ def test_an_unpaid_rest_is_an_outstanding_balance_that_blocks_the_next_ride(
     assert r.status_code == 409
     assert r.json()["code"] == "outstanding_balance"
     assert str(extra["amount"]) in r.json()["detail"]
+
+
+def test_a_card_needing_3ds_ends_in_a_balance_that_the_device_settles(
+    client: TestClient, settings: Any
+) -> None:
+    base = settings.stripe_api_base
+    p = register(client, "passenger")
+    si = client.post("/api/v1/payments/setup-intent", headers=p.headers).json()
+    setup = stripe_client().v1.setup_intents.confirm(
+        si["setup_intent_id"], params={"payment_method": "pm_card_authenticationRequired"}
+    )
+    assert setup.status == "requires_action"
+    httpx.post(
+        f"{base}/_config/intents/{si['setup_intent_id']}/authenticate", json={"success": True}
+    ).raise_for_status()  # the rider passes 3-D Secure
+    d = register(client, "driver")
+    ride = _card_ride(client, p)
+    # off-session the bank wants the rider again: no hold, but the ride goes on
+    until(lambda: (a := _payment(ride["id"])) and a["status"] == "requires_action")
+    from infra.redis import get_sync_redis
+
+    told = until(lambda: get_sync_redis().xrange(f"user:{p.id}:events"))
+    assert told[0][1]["e"] == "payment_requires_action"
+    done = advance(client, ride["id"], d, "accept", "arrive", "start", "complete")
+    extra = until(
+        lambda: (
+            (e := _payment(ride["id"], "extra_charge")) and e["status"] == "requires_action" and e
+        )
+    )
+    assert extra["amount"] == done["fare"]["amount"]
+    blocked = client.post(
+        "/api/v1/rides",
+        json={"pickup": PICKUP, "dropoff": DROPOFF, "payment": "cash"},
+        headers=p.headers,
+    )
+    assert blocked.json()["code"] == "outstanding_balance"
+
+    # the app: the ride's PaymentIntent, authenticated on the device, then confirmed here
+    intent = client.post(
+        "/api/v1/payments/intent", json={"ride_id": ride["id"]}, headers=p.headers
+    ).json()
+    assert intent["payment_id"] == str(extra["id"])
+    assert intent["client_secret"]
+    device = stripe_client().v1.payment_intents.confirm(
+        intent["id"], params={"payment_method": extra["payment_method_id"]}
+    )
+    if device.status == "requires_action":
+        httpx.post(
+            f"{base}/_config/intents/{intent['id']}/authenticate", json={"success": True}
+        ).raise_for_status()
+    r = client.post(f"/api/v1/payments/{extra['id']}/confirm", headers=p.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "succeeded"
+    assert r.json()["amount_received"] == done["fare"]["amount"]
+    again = client.post(
+        "/api/v1/rides",
+        json={"pickup": PICKUP, "dropoff": DROPOFF, "payment": "cash"},
+        headers=p.headers,
+    )
+    assert again.status_code == 201
+    until(lambda: _ledger_sum() == 0)
