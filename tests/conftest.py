@@ -66,9 +66,21 @@ def _truncate_all() -> None:
 
     from infra.db import get_engine, metadata
 
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
     names = ", ".join(t.name for t in metadata.sorted_tables)
-    with get_engine().begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    # a worker task of the test may still be finishing: a deadlock here is retried
+    for attempt in range(10):
+        try:
+            with get_engine().begin() as conn:
+                conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            return
+        except OperationalError:
+            if attempt == 9:
+                raise
+            time.sleep(0.3)
 
 
 @pytest.fixture
