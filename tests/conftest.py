@@ -62,13 +62,12 @@ def services() -> Services:
 
 
 def _truncate_all() -> None:
-    from sqlalchemy import text
-
-    from infra.db import get_engine, metadata
-
     import time
 
+    from sqlalchemy import text
     from sqlalchemy.exc import OperationalError
+
+    from infra.db import get_engine, metadata
 
     names = ", ".join(t.name for t in metadata.sorted_tables)
     # a worker task of the test may still be finishing: a deadlock here is retried
