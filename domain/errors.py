@@ -45,6 +45,15 @@ class Forbidden(DomainError):
     code = "forbidden"
 
 
+class RateLimited(DomainError):
+    kind = ErrorKind.RATE_LIMITED
+    code = "rate_limited"
+
+    def __init__(self, detail: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(detail, code=code)
+        self.retry_after = retry_after
+
+
 class Unprocessable(DomainError):
     kind = ErrorKind.UNPROCESSABLE
     code = "unprocessable"

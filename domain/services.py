@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from domain import rides
-from domain.errors import Conflict, IllegalTransition, NotFound, Unprocessable
+from domain.errors import Conflict, IllegalTransition, NotFound, RateLimited, Unprocessable
 from domain.fares import FareRules, compute_fare, hold_amount
 from domain.geo import Point, RouteModel
 from domain.ledger import JournalEntry, cash_collected_entry
@@ -61,6 +61,23 @@ class PaymentBook(Protocol):
 
     def hold(self, ride: RideState, amount: int, payment_method_id: str | None) -> None:
         """Record the authorization to make for the ride (a worker asks Stripe)."""
+
+
+class Velocity(Protocol):
+    """Fraud basics: how often a rider did something lately."""
+
+    def hit(self, what: str, subject: UUID, limit: int, window_s: int) -> int:
+        """Count one `what` for `subject`; 0 if within `limit` per window, else the
+        seconds until the window resets."""
+
+    def count(self, what: str, subject: UUID, window_s: int) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FraudRules:
+    rides_per_hour: int = 10
+    failed_payments_per_hour: int = 3
+    max_ride_amount: int = 50_000  # minor units
 
 
 class TripPaths(Protocol):
@@ -133,9 +150,25 @@ def request_ride(
     card_payments_enabled: bool,
     live: LiveState = NO_LIVE,
     payments: PaymentBook | None = None,
+    velocity: Velocity | None = None,
+    fraud: FraudRules = FraudRules(),
 ) -> RideState:
     if payment is PaymentKind.CARD and (not card_payments_enabled or payments is None):
         raise Unprocessable("card payments are not available; pay cash", code="card_unavailable")
+    if velocity is not None:
+        wait = velocity.hit("rides", caller.id, fraud.rides_per_hour, 3600)
+        if wait:
+            raise RateLimited(
+                "too many ride requests this hour", retry_after=wait, code="too_many_rides"
+            )
+        if payment is PaymentKind.CARD and (
+            velocity.count("failed_payments", caller.id, 3600) >= fraud.failed_payments_per_hour
+        ):
+            raise RateLimited(
+                "too many failed card payments this hour; pay cash or wait",
+                retry_after=3600,
+                code="too_many_failed_payments",
+            )
     if payments is not None and (owed := payments.outstanding(caller.id)) > 0:
         raise Conflict(
             f"settle your outstanding balance of {owed} first (update your card)",
@@ -148,6 +181,11 @@ def request_ride(
     if repo.open_ride_of_passenger(caller.id) is not None:
         raise Conflict("you already have an open ride", code="ride_already_open")
     quote = estimate(rules, route, pickup, dropoff, max_route_m)
+    if quote.amount > fraud.max_ride_amount:
+        raise Unprocessable(
+            f"a ride of {quote.amount} is above the cap of {fraud.max_ride_amount}",
+            code="amount_over_cap",
+        )
     ride = repo.create(
         status=RideStatus.REQUESTED,
         passenger_id=caller.id,

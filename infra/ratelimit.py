@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import redis
+
+log = logging.getLogger("ridehail.fraud")
 
 
 def hit(client: redis.Redis, key: str, limit: int, window_s: int) -> int:
@@ -18,3 +21,20 @@ def hit(client: redis.Redis, key: str, limit: int, window_s: int) -> int:
     if int(count) > limit:
         return window_s - int(time.time()) % window_s or 1
     return 0
+
+
+class RedisVelocity:
+    """The domain's `Velocity` port: fixed windows in Redis, every refusal logged."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def hit(self, what: str, subject: object, limit: int, window_s: int) -> int:
+        wait = hit(self.client, f"{what}:{subject}", limit, window_s)
+        if wait:
+            log.warning("fraud: %s over %d per %d s for %s", what, limit, window_s, subject)
+        return wait
+
+    def count(self, what: str, subject: object, window_s: int) -> int:
+        window = int(time.time()) // window_s
+        return int(self.client.get(f"rl:{what}:{subject}:{window}") or 0)

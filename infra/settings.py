@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     dispatch_max_radius_m: float = 16_000.0
     dispatch_empty_wave_retry_s: float = 3.0
 
+    # fraud basics
+    fraud_rides_per_hour: int = 10
+    fraud_cards_per_hour: int = 5
+    fraud_failed_payments_per_hour: int = 3
+    fraud_max_ride_amount: int = 50_000
+
     # fare rules, in minor units
     currency: str = "usd"
     fare_base: int = 250

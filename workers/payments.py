@@ -20,6 +20,7 @@ from infra.live import LiveSync
 from infra.models import Payment, Refund, Ride, User, WebhookEvent
 from infra.offers import SqlOfferBook
 from infra.payments import apply_intent, payment_of, record_received
+from infra.ratelimit import RedisVelocity
 from infra.redis import get_sync_redis
 from infra.repositories import RedisLiveState, SqlLedger
 from infra.settings import get_settings
@@ -58,6 +59,7 @@ def _tell_rider(payment: Payment, kind: str) -> None:
     """The rider must fix their card: an event on their own stream, which the push
     notifications work turns into a push; and a log line ops can alert on."""
     log.warning("payments: %s for ride %s (%s)", kind, payment.ride_id, payment.failure_code)
+    RedisVelocity(get_sync_redis()).hit("failed_payments", payment.passenger_id, 10**6, 3600)
     LiveSync(get_sync_redis()).emit(
         f"user:{payment.passenger_id}:events",
         kind,

@@ -24,6 +24,9 @@ from api.live import visible_ride
 from infra.db import unit_of_work
 from infra.models import Payment, Refund, User
 from infra.payments import apply_intent, payments_of_ride, record_received, request_refund
+from infra.ratelimit import RedisVelocity
+from infra.redis import get_sync_redis
+from infra.settings import get_settings
 from infra.stripe_gateway import ensure_customer, stripe_client
 
 router = APIRouter(prefix="/api/v1/payments", tags=["payments"])
@@ -76,6 +79,12 @@ def _customer(session: SessionDep, caller_id: Any) -> tuple[User, str]:
 def setup_intent(caller: CurrentPassenger, session: SessionDep) -> SetupIntentOut:
     """A client secret for the app to save a card with Stripe's SDK, for rides later
     (off-session). The card is attached to the passenger's customer when confirmed."""
+    limit = get_settings().fraud_cards_per_hour
+    wait = RedisVelocity(get_sync_redis()).hit("cards", caller.id, limit, 3600)
+    if wait:
+        raise ApiError(
+            429, "too many cards added this hour", "too_many_cards", {"Retry-After": str(wait)}
+        )
     user, customer = _customer(session, caller.id)
     with _stripe_errors():
         intent = stripe_client().v1.setup_intents.create(

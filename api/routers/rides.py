@@ -25,6 +25,8 @@ from domain.rides import Actor, PaymentKind, RideStatus
 from infra.db import utcnow
 from infra.offers import SqlOfferBook
 from infra.payments import SqlPaymentBook
+from infra.ratelimit import RedisVelocity
+from infra.redis import get_sync_redis
 from infra.repositories import (
     OutboxJobs,
     RedisLiveState,
@@ -90,6 +92,12 @@ def request_ride(
         card_payments_enabled=True,  # Stripe, or its offline stand-in
         live=RedisLiveState(session),
         payments=SqlPaymentBook(session),
+        velocity=RedisVelocity(get_sync_redis()),
+        fraud=services.FraudRules(
+            rides_per_hour=settings.fraud_rides_per_hour,
+            failed_payments_per_hour=settings.fraud_failed_payments_per_hour,
+            max_ride_amount=settings.fraud_max_ride_amount,
+        ),
     )
     out = ride_out(ride).model_dump(mode="json")
     idempotency.remember(session, caller.id, key, endpoint, body_hash, 201, out)

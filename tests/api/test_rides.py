@@ -395,3 +395,33 @@ def test_a_card_ride_needs_a_saved_card(client: TestClient) -> None:
     )
     assert r.status_code == 422
     assert r.json()["code"] == "no_card"
+
+
+def test_fraud_basics_velocity_and_amount_cap(client: TestClient, settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(settings, "fraud_rides_per_hour", 2)
+    p = register(client, "passenger")
+    for _ in range(2):
+        ride = request_ride(client, p)
+        client.post(f"/api/v1/rides/{ride['id']}/cancel", headers=p.headers)
+    r = client.post(
+        "/api/v1/rides",
+        json={"pickup": PICKUP, "dropoff": DROPOFF, "payment": "cash"},
+        headers=p.headers,
+    )
+    assert r.status_code == 429
+    assert r.json()["code"] == "too_many_rides"
+    assert 1 <= int(r.headers["retry-after"]) <= 3600
+    monkeypatch.setattr(settings, "fraud_max_ride_amount", 500)
+    other = register(client, "passenger")
+    r = client.post(
+        "/api/v1/rides",
+        json={"pickup": PICKUP, "dropoff": DROPOFF, "payment": "cash"},
+        headers=other.headers,
+    )
+    assert r.status_code == 422
+    assert r.json()["code"] == "amount_over_cap"
+    monkeypatch.setattr(settings, "fraud_cards_per_hour", 1)
+    assert client.post("/api/v1/payments/setup-intent", headers=other.headers).status_code == 200
+    r = client.post("/api/v1/payments/setup-intent", headers=other.headers)
+    assert r.status_code == 429
+    assert r.json()["code"] == "too_many_cards"

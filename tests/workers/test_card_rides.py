@@ -81,6 +81,7 @@ def test_authorized_at_request_and_captured_once_at_a_lower_fare(
     assert fare < hold  # a short, fast trip
     captured = until(lambda: (a := _payment(ride["id"])) and a["status"] == "succeeded" and a)
     assert captured["amount_received"] == fare
+    assert captured["risk_level"] == "normal"  # Stripe's risk outcome, kept with the charge
     intent = stripe_client().v1.payment_intents.retrieve(auth["stripe_payment_intent_id"])
     assert (intent.status, intent.amount_received) == ("succeeded", fare)
     captures = [
@@ -154,7 +155,9 @@ def test_cancelled_rides_release_the_hold_or_capture_the_fee(
     assert fee["amount_received"] == settings.cancellation_fee
 
 
-def test_a_declined_card_stops_the_ride(client: TestClient) -> None:
+def test_a_declined_card_stops_the_ride(
+    client: TestClient, settings: Any, monkeypatch: Any
+) -> None:
     # attaches fine, declines when charged (Stripe's test card for exactly that)
     p = _card_passenger(client, "pm_card_chargeCustomerFail")
     ride = _card_ride(client, p)
@@ -168,6 +171,21 @@ def test_a_declined_card_stops_the_ride(client: TestClient) -> None:
         )
     )
     assert "authorization" in r["cancel_reason"]
+    # fraud basics: failed card payments per hour are counted; past the limit, cash only
+    monkeypatch.setattr(settings, "fraud_failed_payments_per_hour", 1)
+    again = client.post(
+        "/api/v1/rides",
+        json={"pickup": PICKUP, "dropoff": DROPOFF, "payment": "card"},
+        headers=p.headers,
+    )
+    assert again.status_code == 429
+    assert again.json()["code"] == "too_many_failed_payments"
+    cash = client.post(
+        "/api/v1/rides",
+        json={"pickup": PICKUP, "dropoff": DROPOFF, "payment": "cash"},
+        headers=p.headers,
+    )
+    assert cash.status_code == 201
 
 
 def test_partial_and_full_refunds_never_more_than_captured(client: TestClient) -> None:
