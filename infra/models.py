@@ -192,6 +192,25 @@ class Refund(SQLModel, table=True):
     updated_at: datetime = _ts()
 
 
+class Settlement(SQLModel, table=True):
+    """A driver's statement for one UTC day, derived from the ledger, made once."""
+
+    __tablename__ = "settlements"
+    __table_args__ = (
+        UniqueConstraint("driver_id", "period", "currency", name="uq_settlements_driver_period"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    driver_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    period: str = Field(max_length=10)  # YYYY-MM-DD (UTC)
+    currency: str = Field(max_length=3)
+    earned: int  # fares and fees, less commission
+    cash_held: int  # cash the driver took, which belongs to the platform
+    net: int  # earned - cash_held: paid to the driver, or (< 0) owed by them
+    rides: int
+    created_at: datetime = _ts()
+
+
 class WebhookEvent(SQLModel, table=True):
     """A Stripe event, stored once by its id; a worker reconciles from Stripe's state."""
 

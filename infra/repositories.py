@@ -243,3 +243,26 @@ def driver_ledger_lines(
         stmt = stmt.where(col(LedgerLine.id) < before_id)
     rows = session.execute(stmt.order_by(col(LedgerLine.id).desc()).limit(limit)).all()
     return [tuple(r) for r in rows]
+
+
+def driver_day_lines(
+    session: Session, start: Any, end: Any
+) -> list[tuple[str, str, int, UUID | None]]:
+    """Every driver-account ledger line posted in [start, end): (account, currency,
+    amount, ride id)."""
+    stmt = (
+        sa_select(
+            col(LedgerLine.account),
+            col(LedgerLine.currency),
+            col(LedgerLine.amount),
+            col(JournalEntryRow.ride_id),
+        )
+        .join(JournalEntryRow, col(JournalEntryRow.id) == col(LedgerLine.entry_id))
+        .where(
+            col(JournalEntryRow.created_at) >= start,
+            col(JournalEntryRow.created_at) < end,
+            col(LedgerLine.account).like("driver_payable:%")
+            | col(LedgerLine.account).like("cash_held_by_driver:%"),
+        )
+    )
+    return [tuple(r) for r in session.execute(stmt).all()]

@@ -14,6 +14,7 @@ from workers import (  # noqa: F401  (registers the tasks)
     payments,
     positions,
     rides,
+    settlement,
 )
 
 app = celery_app

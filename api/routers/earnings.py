@@ -8,11 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlmodel import col, select
 
 from api.deps import CurrentDriver, SessionDep
 from api.errors import ApiError
 from domain import services
 from domain.ledger import driver_position
+from infra.models import Settlement
 from infra.repositories import SqlLedger, SqlRideRepository, driver_ledger_lines
 
 router = APIRouter(prefix="/api/v1", tags=["payments"])
@@ -86,4 +88,31 @@ def earnings(
         ],
         "items": items,
         "next_cursor": str(rows[limit - 1][0]) if len(rows) > limit else None,
+    }
+
+
+@router.get("/drivers/me/settlements")
+def settlements(caller: CurrentDriver, session: SessionDep) -> dict[str, Any]:
+    """Daily statements, newest first (made by the `payments.settle_day` beat job)."""
+    rows = session.exec(
+        select(Settlement)
+        .where(Settlement.driver_id == caller.id)
+        .order_by(col(Settlement.period).desc())
+        .limit(100)
+    ).all()
+    return {
+        "items": [
+            {
+                "id": str(r.id),
+                "period": r.period,
+                "currency": r.currency,
+                "earned": r.earned,
+                "cash_held": r.cash_held,
+                "net": r.net,
+                "rides": r.rides,
+                "created_at": r.created_at.isoformat().replace("+00:00", "Z"),
+            }
+            for r in rows
+        ],
+        "next_cursor": None,
     }

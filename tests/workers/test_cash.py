@@ -92,3 +92,38 @@ def test_cash_collected_and_earnings(client: TestClient, settings) -> None:  # t
             {"a": f"rider_receivable:{p.id}"},
         ).scalar_one()
     assert owed == 50  # the rider still owes what they did not hand over
+
+
+def test_the_day_is_settled_once_per_driver(client: TestClient, settings) -> None:  # type: ignore[no-untyped-def]
+    from infra.db import utcnow
+    from infra.queue import celery_app
+
+    p = register(client, "passenger")
+    d = register(client, "driver")
+    ride = request_ride(client, p)
+    fare = advance(client, ride["id"], d, "accept", "arrive", "start", "complete")["fare"]
+    client.post(
+        f"/api/v1/rides/{ride['id']}/cash-collected",
+        json={"amount": fare["amount"]},
+        headers=d.headers,
+    )
+    until(lambda: _ledger_total()[1] == 5)
+    today = utcnow().date().isoformat()
+    made = celery_app.send_task("payments.settle_day", kwargs={"period": today}).get(timeout=15)
+    assert made == 1
+    again = celery_app.send_task("payments.settle_day", kwargs={"period": today}).get(timeout=15)
+    assert again == 0  # once per driver and period
+    commission = (fare["amount"] * settings.commission_bp + 5_000) // 10_000
+    items = client.get("/api/v1/drivers/me/settlements", headers=d.headers).json()["items"]
+    assert items == [
+        {
+            "id": items[0]["id"],
+            "period": today,
+            "currency": "usd",
+            "earned": fare["amount"] - commission,
+            "cash_held": fare["amount"],
+            "net": -commission,  # a cash ride: the driver owes the commission
+            "rides": 1,
+            "created_at": items[0]["created_at"],
+        }
+    ]
