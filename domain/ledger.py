@@ -163,3 +163,17 @@ def refund_entry(refund_id: UUID, ride_id: UUID, refunded: Money) -> JournalEntr
             Line(account(Account.STRIPE_CLEARING), -refunded.amount, c),
         ),
     )
+
+
+def refund_reversal_entry(refund_id: UUID, ride_id: UUID, amount: Money) -> JournalEntry:
+    """A refund that failed after it was booked: the money is back in Stripe clearing."""
+    c = amount.currency
+    return JournalEntry(
+        key=f"refund:{refund_id}:reversed",
+        kind="refund_reversed",
+        ride_id=ride_id,
+        lines=(
+            Line(account(Account.STRIPE_CLEARING), amount.amount, c),
+            Line(account(Account.REFUNDS), -amount.amount, c),
+        ),
+    )

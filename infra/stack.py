@@ -9,6 +9,7 @@ is stopped when it is stopped, or when any of its processes dies.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -216,6 +217,12 @@ def _wait_ready(url: str, stack: Stack, timeout: float = 60.0) -> bool:
 
 def run() -> int:
     settings = get_settings()
+    if not settings.stripe_api_key and not settings.stripe_webhook_secret:
+        # offline: the stand-in signs its webhooks with a secret made for this run, and
+        # every process started here (the API among them) verifies with it
+        os.environ["RIDEHAIL_STRIPE_WEBHOOK_SECRET"] = "whsec_offline_" + secrets.token_hex(16)
+        get_settings.cache_clear()
+        settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     stack = Stack(settings)
     stopping = False

@@ -12,7 +12,7 @@ import stripe
 from sqlmodel import Session, select
 
 from domain import rides as ride_rules
-from domain.ledger import refund_entry
+from domain.ledger import refund_entry, refund_reversal_entry
 from domain.money import Money
 from domain.rides import Actor, RideStatus
 from infra.db import utcnow
@@ -159,11 +159,23 @@ def settle_ride(session: Session, ride_id: str) -> str:
     if auth.status == "requires_capture":
         assert auth.stripe_payment_intent_id is not None
         if due > 0:
-            intent = _client().v1.payment_intents.capture(
-                auth.stripe_payment_intent_id,
-                params={"amount_to_capture": min(due, auth.amount), "expand": ["latest_charge"]},
-                options={"idempotency_key": f"ride-{ride.id}-capture"},
-            )
+            try:
+                intent = _client().v1.payment_intents.capture(
+                    auth.stripe_payment_intent_id,
+                    params={
+                        "amount_to_capture": min(due, auth.amount),
+                        "expand": ["latest_charge"],
+                    },
+                    options={"idempotency_key": f"ride-{ride.id}-capture"},
+                )
+            except (stripe.CardError, stripe.InvalidRequestError) as exc:
+                # the hold could not be captured (lapsed, refused): charge it all instead
+                auth.status, auth.failure_code = "failed", exc.code or "capture_failed"
+                auth.failure_message = (exc.user_message or str(exc))[:500]
+                session.add(auth)
+                log.warning("payments: ride %s capture failed: %s", ride.id, exc.code)
+                _charge_rest(session, ride, auth, due)
+                return f"due {due}, capture failed"
         else:
             intent = _client().v1.payment_intents.cancel(
                 auth.stripe_payment_intent_id,
@@ -244,7 +256,9 @@ def reconcile_event(session: Session, event_id: str) -> str:
     if event.processed_at is not None:
         return event.result or "done"
     obj = (event.payload.get("data") or {}).get("object") or {}
-    if obj.get("object") != "payment_intent":
+    if obj.get("object") == "refund":
+        event.result = _reconcile_refund(session, str(obj.get("id")))
+    elif obj.get("object") != "payment_intent":
         event.result = "ignored"
     else:
         payment = session.exec(
@@ -274,6 +288,37 @@ def reconcile_event(session: Session, event_id: str) -> str:
 
 
 _STRIPE_REASONS = {"duplicate", "fraudulent", "requested_by_customer"}
+
+
+def _reconcile_refund(session: Session, stripe_refund_id: str) -> str:
+    """A refund's state as Stripe has it now (a refund can fail after it was accepted)."""
+    row = session.exec(
+        select(Refund).where(Refund.stripe_refund_id == stripe_refund_id).with_for_update()
+    ).first()
+    if row is None:
+        return "not ours"
+    current = _client().v1.refunds.retrieve(stripe_refund_id)
+    status = str(current.status)
+    if status == row.status:
+        return f"refund {status}"
+    payment = session.exec(
+        select(Payment).where(Payment.id == row.payment_id).with_for_update()
+    ).one()
+    if row.status == "succeeded" and status in ("failed", "canceled"):
+        # the money did not go back after all: undo what we booked
+        payment.amount_refunded -= row.amount
+        SqlLedger(session).post(
+            refund_reversal_entry(row.id, payment.ride_id, Money(row.amount, row.currency))
+        )
+        log.error("ALERT refund %s %s after succeeding", row.id, status)
+    elif status == "succeeded":
+        payment.amount_refunded += row.amount
+        SqlLedger(session).post(
+            refund_entry(row.id, payment.ride_id, Money(row.amount, row.currency))
+        )
+    row.status, row.updated_at = status, utcnow()
+    session.add_all([row, payment])
+    return f"refund {status}"
 
 
 @transactional_task("payments.refund")

@@ -338,3 +338,49 @@ def test_a_card_needing_3ds_ends_in_a_balance_that_the_device_settles(
     )
     assert again.status_code == 201
     until(lambda: _ledger_sum() == 0)
+
+
+def test_a_card_declined_at_the_end_leaves_an_outstanding_balance(
+    client: TestClient, settings: Any
+) -> None:
+    p = _card_passenger(client)
+    d = register(client, "driver")
+    ride = _card_ride(client, p)
+    until(lambda: (a := _payment(ride["id"])) and a["status"] == "requires_capture")
+    advance(client, ride["id"], d, "accept", "arrive", "start")
+    with get_engine().begin() as conn:
+        conn.execute(
+            text("UPDATE rides SET started_at = :t WHERE id = :r"),
+            {"t": utcnow() - timedelta(hours=2), "r": ride["id"]},
+        )
+    # the bank refuses both the capture of the hold and the charge that replaces it
+    httpx.post(
+        f"{settings.stripe_api_base}/_config/faults",
+        json={
+            "path_prefix": "/v1/payment_intents",
+            "method": "POST",
+            "status": 402,
+            "count": 2,
+            "after": False,
+            "error": {
+                "type": "card_error",
+                "code": "card_declined",
+                "decline_code": "do_not_honor",
+                "message": "Your card was declined.",
+            },
+        },
+    ).raise_for_status()
+    advance(client, ride["id"], d, "complete")
+    extra = until(
+        lambda: (e := _payment(ride["id"], "extra_charge")) and e["status"] == "failed" and e
+    )
+    assert extra["failure_code"] == "do_not_honor"
+    assert _payment(ride["id"])["status"] == "failed"  # the hold was never captured
+    fare = client.get(f"/api/v1/rides/{ride['id']}", headers=p.headers).json()["fare"]
+    assert extra["amount"] == fare["amount"]  # all of it is owed
+    r = client.post(
+        "/api/v1/rides",
+        json={"pickup": PICKUP, "dropoff": DROPOFF, "payment": "cash"},
+        headers=p.headers,
+    )
+    assert r.json()["code"] == "outstanding_balance"

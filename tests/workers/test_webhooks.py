@@ -117,3 +117,49 @@ def test_unknown_events_are_stored_and_ignored(client: TestClient) -> None:
     r = _post(client, _event("customer.tax_id.created", {"id": "txi_1", "object": "tax_id"}))
     assert r.status_code == 200
     until(lambda: (e := _events()) and e[0]["result"] == "ignored")
+
+
+def test_a_refund_that_fails_later_is_reflected_and_reversed(
+    client: TestClient, settings: Any
+) -> None:
+    from infra.db import unit_of_work
+    from infra.users import create_user
+    from tests.factories import PASSWORD, login
+
+    with unit_of_work() as session:
+        create_user(session, email="ops-wh@ops.io", password=PASSWORD, name="Ops", role="admin")
+    admin = login(client, "ops-wh@ops.io", "", "admin")
+    p = _card_passenger(client, "pm_card_refundFail")  # refunds fail a moment later
+    d = register(client, "driver")
+    ride = _card_ride(client, p)
+    until(lambda: (a := _payment(ride["id"])) and a["status"] == "requires_capture")
+    advance(client, ride["id"], d, "accept", "arrive", "start", "complete")
+    paid = until(lambda: (a := _payment(ride["id"])) and a["status"] == "succeeded" and a)
+    r = client.post(
+        f"/api/v1/payments/{paid['id']}/refunds", json={"reason": "sorry"}, headers=admin.headers
+    )
+    assert r.status_code == 201
+    with get_engine().connect() as conn:
+        refund_id = until(
+            lambda: conn.execute(
+                text("SELECT stripe_refund_id FROM refunds WHERE status != 'pending'")
+            ).scalar()
+        )
+    time.sleep(1.2)  # the bank bounces it
+    stripe_refund = stripe_client().v1.refunds.retrieve(refund_id)
+    assert stripe_refund.status == "failed"
+    _post(client, _event("refund.updated", stripe_refund.to_dict()))
+
+    def refund_status() -> Any:
+        with get_engine().connect() as conn:
+            return conn.execute(text("SELECT status FROM refunds")).scalar_one()
+
+    until(lambda: refund_status() == "failed")
+    assert _payment(ride["id"])["amount_refunded"] == 0
+    with get_engine().connect() as conn:
+        total = conn.execute(text("SELECT coalesce(sum(amount), 0) FROM ledger_lines")).scalar_one()
+        refunds_balance = conn.execute(
+            text("SELECT coalesce(sum(amount), 0) FROM ledger_lines WHERE account = 'refunds'")
+        ).scalar_one()
+    assert total == 0
+    assert refunds_balance == 0
