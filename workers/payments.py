@@ -43,6 +43,31 @@ def _default_pm(customer: str) -> str | None:
     return cards.data[0].id if cards.data else None
 
 
+def _charge_off_session(
+    payment: Payment, customer: str, pm: str, *, manual: bool, description: str, key: str
+) -> Any:
+    """A PaymentIntent for `payment` on a saved card, the rider absent; held for a later
+    capture when `manual`. Cards only, never a redirect: there is no page to return to."""
+    params: dict[str, Any] = {
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "customer": customer,
+        "payment_method": pm,
+        "confirm": True,
+        "off_session": True,
+        "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+        "description": description,
+        "metadata": {"ride_id": str(payment.ride_id), "payment_id": str(payment.id)},
+        "expand": ["latest_charge"],
+    }
+    if manual:
+        params["capture_method"] = "manual"
+    return _client().v1.payment_intents.create(
+        params=params,  # type: ignore[arg-type]
+        options={"idempotency_key": key},
+    )
+
+
 def _card_failed(payment: Payment, exc: stripe.CardError) -> None:
     err: Any = exc.error
     intent = getattr(err, "payment_intent", None) if err else None
@@ -95,22 +120,13 @@ def authorize_ride(session: Session, ride_id: str) -> str:
     else:
         payment.payment_method_id = pm
         try:
-            intent = _client().v1.payment_intents.create(
-                params={
-                    "amount": payment.amount,
-                    "currency": payment.currency,
-                    "customer": customer,
-                    "payment_method": pm,
-                    "capture_method": "manual",
-                    "confirm": True,
-                    "off_session": True,
-                    # cards only, never a redirect: there is no page to return to
-                    "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
-                    "description": f"ride {ride.id}",
-                    "metadata": {"ride_id": str(ride.id), "payment_id": str(payment.id)},
-                    "expand": ["latest_charge"],
-                },
-                options={"idempotency_key": f"ride-{ride.id}-authorize"},
+            intent = _charge_off_session(
+                payment,
+                customer,
+                pm,
+                manual=True,
+                description=f"ride {ride.id}",
+                key=f"ride-{ride.id}-authorize",
             )
             apply_intent(payment, intent)
         except stripe.CardError as exc:
@@ -215,20 +231,13 @@ def _charge_rest(session: Session, ride: Ride, auth: Payment, amount: int) -> No
         return
     user = session.get(User, ride.passenger_id)
     try:
-        intent = _client().v1.payment_intents.create(
-            params={
-                "amount": extra.amount,
-                "currency": extra.currency,
-                "customer": (user.stripe_customer_id if user else None) or "",
-                "payment_method": extra.payment_method_id or "",
-                "confirm": True,
-                "off_session": True,
-                "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
-                "description": f"ride {ride.id} (beyond the hold)",
-                "metadata": {"ride_id": str(ride.id), "payment_id": str(extra.id)},
-                "expand": ["latest_charge"],
-            },
-            options={"idempotency_key": f"ride-{ride.id}-extra"},
+        intent = _charge_off_session(
+            extra,
+            (user.stripe_customer_id if user else None) or "",
+            extra.payment_method_id or "",
+            manual=False,
+            description=f"ride {ride.id} (beyond the hold)",
+            key=f"ride-{ride.id}-extra",
         )
         apply_intent(extra, intent)
     except stripe.CardError as exc:
