@@ -61,6 +61,7 @@ beat_schedule = {
     "positions-sweep-stale": {"task": "positions.sweep_stale", "schedule": 10.0},
     # offer expiry: deadlines are rows in SQL; this looks at the due ones every second
     "dispatch-sweep": {"task": "dispatch.sweep", "schedule": 1.0},
+    "payments-sweep-holds": {"task": "payments.sweep_holds", "schedule": 300.0},
     # yesterday's statements, shortly after midnight UTC (idempotent: once per driver-day)
     "settle-day": {"task": "payments.settle_day", "schedule": crontab(minute=15, hour=0)},
 }

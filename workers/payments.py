@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import stripe
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from domain import rides as ride_rules
 from domain.ledger import refund_entry, refund_reversal_entry
 from domain.money import Money
 from domain.rides import Actor, RideStatus
+from infra import jobs
 from infra.db import utcnow
 from infra.live import LiveSync
 from infra.models import Payment, Refund, Ride, User, WebhookEvent
@@ -371,3 +373,26 @@ def refund(session: Session, refund_id: str) -> str:
             refund_entry(row.id, payment.ride_id, Money(row.amount, row.currency))
         )
     return row.status
+
+
+@transactional_task("payments.sweep_holds", max_retries=0)
+def sweep_holds(session: Session) -> int:
+    """Beat job, the safety net of holds: a ride that ended with its hold still uncaptured
+    (its settle job failed or was lost) is settled again, long before the authorization
+    lapses (`capture_before`: 7 days, less for some card brands)."""
+    stale = session.exec(
+        select(Payment.ride_id)
+        .join(Ride, col(Ride.id) == col(Payment.ride_id))
+        .where(
+            Payment.kind == "authorization",
+            Payment.status == "requires_capture",
+            col(Ride.status).in_(ride_rules.TERMINAL),
+            col(Payment.updated_at) < utcnow() - timedelta(minutes=10),
+        )
+        .limit(200)
+    ).all()
+    for ride_id in stale:
+        jobs.enqueue(session, "payments.settle_ride", ride_id=str(ride_id))
+    if stale:
+        log.warning("payments: %d ended ride(s) still held; settling again", len(stale))
+    return len(stale)

@@ -384,3 +384,27 @@ def test_a_card_declined_at_the_end_leaves_an_outstanding_balance(
         headers=p.headers,
     )
     assert r.json()["code"] == "outstanding_balance"
+
+
+def test_an_ended_ride_whose_hold_was_never_settled_is_settled_by_the_sweep(
+    client: TestClient,
+) -> None:
+    from infra.queue import celery_app
+
+    p = _card_passenger(client)
+    ride = _card_ride(client, p)
+    auth = until(lambda: (a := _payment(ride["id"])) and a["status"] == "requires_capture" and a)
+    # the ride ended, and its settle job was lost
+    with get_engine().begin() as conn:
+        conn.execute(
+            text("UPDATE rides SET status = 'cancelled', fee_amount = 0 WHERE id = :r"),
+            {"r": ride["id"]},
+        )
+        conn.execute(
+            text("UPDATE payments SET updated_at = :t WHERE id = :p"),
+            {"t": utcnow() - timedelta(hours=1), "p": auth["id"]},
+        )
+    assert celery_app.send_task("payments.sweep_holds").get(timeout=15) == 1
+    released = until(lambda: (a := _payment(ride["id"])) and a["status"] == "canceled" and a)
+    assert released["amount_received"] == 0
+    assert celery_app.send_task("payments.sweep_holds").get(timeout=15) == 0
