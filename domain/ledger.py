@@ -105,20 +105,71 @@ def ride_fee_entry(
     return JournalEntry(key=f"ride:{ride_id}:{kind}", kind=kind, ride_id=ride_id, lines=lines)
 
 
+def transfer(
+    key: str, kind: str, ride_id: UUID | None, debit: str, credit: str, money: Money
+) -> JournalEntry:
+    """The simplest entry: `money` moves from the `credit` account to the `debit` one."""
+    return JournalEntry(
+        key=key,
+        kind=kind,
+        ride_id=ride_id,
+        lines=(
+            Line(debit, money.amount, money.currency),
+            Line(credit, -money.amount, money.currency),
+        ),
+    )
+
+
 def cash_collected_entry(
     ride_id: UUID, passenger_id: UUID, driver_id: UUID, collected: Money
 ) -> JournalEntry:
     """The driver took cash from the rider: the rider's debt goes down by what was handed
     over (more or less than the fare is recorded as it was), and the driver now holds it."""
-    c = collected.currency
-    return JournalEntry(
-        key=f"ride:{ride_id}:cash",
-        kind="cash_collected",
-        ride_id=ride_id,
-        lines=(
-            Line(account(Account.CASH_HELD_BY_DRIVER, driver_id), collected.amount, c),
-            Line(account(Account.RIDER_RECEIVABLE, passenger_id), -collected.amount, c),
-        ),
+    return transfer(
+        f"ride:{ride_id}:cash",
+        "cash_collected",
+        ride_id,
+        account(Account.CASH_HELD_BY_DRIVER, driver_id),
+        account(Account.RIDER_RECEIVABLE, passenger_id),
+        collected,
+    )
+
+
+def card_received_entry(
+    payment_id: UUID, ride_id: UUID, passenger_id: UUID, received: Money
+) -> JournalEntry:
+    """Stripe took the rider's money for us: it sits in Stripe clearing until paid out."""
+    return transfer(
+        f"payment:{payment_id}:received",
+        "card_received",
+        ride_id,
+        account(Account.STRIPE_CLEARING),
+        account(Account.RIDER_RECEIVABLE, passenger_id),
+        received,
+    )
+
+
+def refund_entry(refund_id: UUID, ride_id: UUID, refunded: Money) -> JournalEntry:
+    """Money back to the rider's card: out of Stripe clearing, booked against refunds."""
+    return transfer(
+        f"refund:{refund_id}",
+        "refund",
+        ride_id,
+        account(Account.REFUNDS),
+        account(Account.STRIPE_CLEARING),
+        refunded,
+    )
+
+
+def refund_reversal_entry(refund_id: UUID, ride_id: UUID, amount: Money) -> JournalEntry:
+    """A refund that failed after it was booked: the money is back in Stripe clearing."""
+    return transfer(
+        f"refund:{refund_id}:reversed",
+        "refund_reversed",
+        ride_id,
+        account(Account.STRIPE_CLEARING),
+        account(Account.REFUNDS),
+        amount,
     )
 
 
@@ -133,47 +184,3 @@ def driver_position(
     payable = balances_by_account.get((account(Account.DRIVER_PAYABLE, driver_id), currency), 0)
     cash = balances_by_account.get((account(Account.CASH_HELD_BY_DRIVER, driver_id), currency), 0)
     return {"earned": -payable, "cash_held": cash, "net_payable": -payable - cash}
-
-
-def card_received_entry(
-    payment_id: UUID, ride_id: UUID, passenger_id: UUID, received: Money
-) -> JournalEntry:
-    """Stripe took the rider's money for us: it sits in Stripe clearing until paid out."""
-    c = received.currency
-    return JournalEntry(
-        key=f"payment:{payment_id}:received",
-        kind="card_received",
-        ride_id=ride_id,
-        lines=(
-            Line(account(Account.STRIPE_CLEARING), received.amount, c),
-            Line(account(Account.RIDER_RECEIVABLE, passenger_id), -received.amount, c),
-        ),
-    )
-
-
-def refund_entry(refund_id: UUID, ride_id: UUID, refunded: Money) -> JournalEntry:
-    """Money back to the rider's card: out of Stripe clearing, booked against refunds."""
-    c = refunded.currency
-    return JournalEntry(
-        key=f"refund:{refund_id}",
-        kind="refund",
-        ride_id=ride_id,
-        lines=(
-            Line(account(Account.REFUNDS), refunded.amount, c),
-            Line(account(Account.STRIPE_CLEARING), -refunded.amount, c),
-        ),
-    )
-
-
-def refund_reversal_entry(refund_id: UUID, ride_id: UUID, amount: Money) -> JournalEntry:
-    """A refund that failed after it was booked: the money is back in Stripe clearing."""
-    c = amount.currency
-    return JournalEntry(
-        key=f"refund:{refund_id}:reversed",
-        kind="refund_reversed",
-        ride_id=ride_id,
-        lines=(
-            Line(account(Account.STRIPE_CLEARING), amount.amount, c),
-            Line(account(Account.REFUNDS), -amount.amount, c),
-        ),
-    )
