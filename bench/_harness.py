@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,67 +24,23 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # bench scripts run as files: make the checkout importable
+    sys.path.insert(0, str(ROOT))
+
+from devtools import launcher  # noqa: E402
+from devtools.launcher import free_port, stop, uvicorn_flags, wait_http  # noqa: E402, F401
+
 BENCH = ROOT / "bench"
 VENV_BIN = ROOT / ".venv" / "bin"
 PYTHON = str(VENV_BIN / "python")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-# --- processes -----------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
+# --- processes (started by devtools/launcher.py) --------------------------------------------
 def start(
     cmd: Sequence[str], env: dict[str, str] | None = None, log: Path | None = None
 ) -> subprocess.Popen[bytes]:
-    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed by the child
-    try:
-        return subprocess.Popen(
-            list(cmd),
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    finally:
-        if log:
-            out.close()  # type: ignore[union-attr]
-
-
-def stop(proc: subprocess.Popen[bytes] | None, grace_s: float = 5.0) -> None:
-    """SIGTERM the process group, then SIGKILL it if it is still there after `grace_s`."""
-    if proc is None or proc.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
-
-
-def wait_http(
-    url: str, timeout_s: float = 30.0, proc: subprocess.Popen[bytes] | None = None
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                if resp.status < 500:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout_s} s")
+    return launcher.start(cmd, env=env, log=log)
 
 
 def wait_redis(port: int, timeout_s: float = 10.0) -> None:
@@ -113,19 +68,6 @@ def rss_kb(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for {pid}")
-
-
-def uvicorn_flags() -> list[str]:
-    flags = []
-    with contextlib.suppress(ImportError):
-        import uvloop  # noqa: F401
-
-        flags += ["--loop", "uvloop"]
-    with contextlib.suppress(ImportError):
-        import httptools  # noqa: F401
-
-        flags += ["--http", "httptools"]
-    return flags
 
 
 def gc_experiment_env(mode: str) -> dict[str, str]:
@@ -173,21 +115,8 @@ class Stack:
 
     def _start(self) -> None:
         self.redis_port = free_port()
-        self.redis = start(
-            [
-                "redis-server",
-                "--port",
-                str(self.redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.tmp),
-            ],
-            log=self.tmp / "redis.log",
+        self.redis = launcher.start_redis(
+            self.redis_port, data_dir=self.tmp, log=self.tmp / "redis.log"
         )
         wait_redis(self.redis_port)
         self.env = {
@@ -197,32 +126,14 @@ class Stack:
             "RIDEHAIL_ENVIRONMENT": "development",
             **self.extra_env,
         }
-        subprocess.run(
-            [str(VENV_BIN / "ridehail"), "migrate"],
-            cwd=ROOT,
-            env=self.env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-            timeout=120,
-        )
+        launcher.run_migrations(self.env)
         self.api_port = free_port()
-        self.api = start(
-            [
-                str(VENV_BIN / "uvicorn"),
-                "api.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.api_port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-                "--timeout-graceful-shutdown",
-                "2",
-                *uvicorn_flags(),
-            ],
+        self.api = launcher.start_api(
+            self.api_port,
             env=self.env,
             log=self.api_log,
+            extra=["--log-level", "warning", *uvicorn_flags()],
+            wait=False,
         )
         if self.with_bare:
             self.bare_port = free_port()

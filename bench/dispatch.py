@@ -55,17 +55,17 @@ from typing import Any
 import aiohttp
 import psycopg
 import redis.asyncio as aioredis
-from _harness import (
+from _harness import (  # noqa: I001 - also puts the checkout on sys.path
     CLK_TCK,
     MACHINE,
     ROOT,
     VENV_BIN,
     free_port,
+    launcher,
     log_problems,
     machine,
     machine_busy_s,
     percentile,
-    start,
     stop,
     uvicorn_flags,
     wait_http,
@@ -106,18 +106,6 @@ json.dump(out, sys.stdout)
 
 
 # --- the stack -------------------------------------------------------------------------------
-def pg_bindir() -> str:
-    import glob
-
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if found:
-        return os.path.dirname(found[-1])
-    exe = shutil.which("initdb")
-    if exe:
-        return os.path.dirname(exe)
-    raise RuntimeError("PostgreSQL binaries not found")
-
-
 @dataclass
 class Stack:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -127,95 +115,26 @@ class Stack:
     redis_port: int = 0
     pg_port: int = 0
     api_url: str = ""
+    postgres: launcher.Postgres | None = None
 
     def start_redis(self) -> None:
         self.redis_port = free_port()
-        self.procs["redis"] = start(
-            [
-                "redis-server",
-                "--port",
-                str(self.redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.tmp),
-                "--slowlog-log-slower-than",
-                "2000",
-                "--slowlog-max-len",
-                "1000",
-            ],
+        self.procs["redis"] = launcher.start_redis(
+            self.redis_port,
+            data_dir=self.tmp,
+            extra=["--slowlog-log-slower-than", "2000", "--slowlog-max-len", "1000"],
             log=self.tmp / "redis.log",
         )
         wait_redis(self.redis_port)
 
     def start_postgres(self) -> None:
-        bindir = pg_bindir()
-        self.pgdata = tempfile.mkdtemp(prefix="ridehail-dispatch-pg-")
-        prefix: list[str] = []
-        if os.geteuid() == 0:  # initdb refuses root: run as postgres in a folder it owns
-            shutil.chown(self.pgdata, "postgres", "postgres")
-            os.chmod(self.pgdata, 0o700)
-            prefix = ["runuser", "-u", "postgres", "--"]
-        subprocess.run(
-            [
-                *prefix,
-                f"{bindir}/initdb",
-                "-D",
-                self.pgdata,
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-                "-E",
-                "UTF8",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            timeout=60,
-        )
-        self.pg_port = free_port()
-        self.procs["postgres"] = start(
-            [
-                *prefix,
-                f"{bindir}/postgres",
-                "-D",
-                self.pgdata,
-                "-p",
-                str(self.pg_port),
-                "-k",
-                self.pgdata,
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-                "-c",
-                "max_connections=200",
-                "-c",
-                f"log_min_duration_statement={SLOW_SQL_MS}",
-            ],
+        self.postgres = launcher.Postgres(
+            database=DB_NAME,
+            settings=[f"log_min_duration_statement={SLOW_SQL_MS}"],
             log=self.tmp / "postgres.log",
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            if self.procs["postgres"].poll() is not None:
-                raise RuntimeError("postgres exited; see " + str(self.tmp / "postgres.log"))
-            try:
-                with psycopg.connect(self.pg_dsn("postgres"), autocommit=True) as conn:
-                    conn.execute(f"CREATE DATABASE {DB_NAME}")
-                return
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        ).start()
+        self.pg_port = self.postgres.port
+        self.pgdata = self.postgres.datadir
 
     def pg_dsn(self, db: str = DB_NAME) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.pg_port}/{db}"
@@ -232,14 +151,7 @@ class Stack:
             "RIDEHAIL_PING_RATE_LIMIT": "1000000",
             "RIDEHAIL_LOGIN_ATTEMPTS_PER_MINUTE": "1000000",
         }
-        subprocess.run(
-            [str(VENV_BIN / "ridehail"), "migrate"],
-            cwd=ROOT,
-            env=self.env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-            timeout=120,
-        )
+        launcher.run_migrations(self.env)
 
     def seed(self, drivers: int, passengers: int) -> dict[str, list[dict[str, str]]]:
         out = subprocess.run(
@@ -255,52 +167,25 @@ class Stack:
     def start_servers(self) -> None:
         port = free_port()
         self.api_url = f"http://127.0.0.1:{port}"
-        self.procs["api"] = start(
-            [
-                str(VENV_BIN / "uvicorn"),
-                "api.main:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-                "--timeout-graceful-shutdown",
-                "2",
-                *uvicorn_flags(),
-            ],
+        self.procs["api"] = launcher.start_api(
+            port,
             env=self.env,
             log=self.tmp / "api.log",
+            extra=["--log-level", "warning", *uvicorn_flags()],
+            wait=False,
         )
-        self.procs["worker"] = start(
-            [
-                str(VENV_BIN / "celery"),
-                "-A",
-                "workers.app",
-                "worker",
-                "-Q",
-                "payments,notifications,default",
-                "-c",
-                "2",
-                "--loglevel",
-                "WARNING",
-                "--without-mingle",
-                "--without-gossip",
-            ],
+        self.procs["worker"] = launcher.start_worker(
             env=self.env,
             log=self.tmp / "worker.log",
+            extra=["--loglevel", "WARNING", "--without-mingle", "--without-gossip"],
         )
         wait_http(self.api_url + "/healthz", proc=self.procs["api"])
 
     def close(self) -> None:
         for name in ("api", "worker", "redis"):
             stop(self.procs.get(name), grace_s=10.0)
-        pg = self.procs.get("postgres")
-        if pg is not None and pg.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pg.pid, signal.SIGINT)  # fast shutdown, not "smart"
-            stop(pg, grace_s=10.0)
+        if self.postgres is not None:
+            self.postgres.stop()
         problems = [(n, line) for n in ("api", "worker") for line in log_problems(self.log(n))]
         if problems:
             print(f"\n!! server logs had {len(problems)} error/warning lines (first 30):")
@@ -312,8 +197,6 @@ class Stack:
                 if self.log(n).exists():
                     shutil.copy(self.log(n), keep / f"{n}.log")
             print(f"   logs kept in {keep}")
-        if self.pgdata:
-            shutil.rmtree(self.pgdata, ignore_errors=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def cpu(self) -> dict[str, float]:

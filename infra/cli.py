@@ -38,9 +38,25 @@ def _create_admin(args: argparse.Namespace) -> int:
 
 
 def _run(_args: argparse.Namespace) -> int:
-    from infra.stack import run
+    """The development stack lives with the development tools, outside the product: it runs
+    as its own program from the source checkout this package was installed from (editable,
+    as `make run` does); an installed wheel has no such checkout."""
+    import os
+    from pathlib import Path
 
-    return run()
+    import infra
+
+    checkout = Path(infra.__file__).resolve().parent.parent
+    if not (checkout / "devtools" / "stack.py").is_file():
+        print(
+            "`ridehail run` is a development command: run it from a source checkout "
+            "(`make run`), where the devtools package is",
+            file=sys.stderr,
+        )
+        return 2
+    path = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(checkout), path) if p)
+    os.execv(sys.executable, [sys.executable, "-m", "devtools.stack"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """Where the Stripe contract tests run: the stand-in, or real Stripe test mode.
 
-By default the stand-in (`python -m infra.stripe_standin`) is started on a free port for
+By default the stand-in (`python -m devtools.stripe_standin`) is started on a free port for
 the session and reset before each test. When `RIDEHAIL_STRIPE_API_KEY` holds a test key
 (`sk_test_...`) the same tests run against api.stripe.com instead, and those marked
 `standin_only` (fault injection, `/_config/*`, webhooks to a local receiver) are skipped.
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ import httpx
 import pytest
 import stripe
 
+from devtools import launcher
 from tests.services import free_port
 from tests.wait import until
 
@@ -103,50 +102,17 @@ def _standin_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str |
         yield None
         return
     port = free_port()
-    log = (tmp_path_factory.mktemp("stripe-standin") / "standin.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "infra.stripe_standin",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--webhook-backoff",
-            "0.05",
-            "--webhook-attempts",
-            "4",
-            "--webhook-timeout",
-            "2",
-            "--log-level",
-            "WARNING",
-        ],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    log = tmp_path_factory.mktemp("stripe-standin") / "standin.log"
+    proc = launcher.start_stripe_standin(
+        port,
+        extra=["--webhook-backoff", "0.05", "--webhook-attempts", "4"]
+        + ["--webhook-timeout", "2", "--log-level", "WARNING"],
+        log=log,
     )
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the stand-in exited with {proc.returncode}")
-        try:
-            return httpx.get(f"{base}/healthz", timeout=0.5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     try:
-        until(up, timeout=20)
-        yield base
+        yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        launcher.stop(proc)
 
 
 @pytest.fixture(scope="session")

@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from infra.stripe_standin.errors import invalid, no_such
-from infra.stripe_standin.http import Ctx, route
-from infra.stripe_standin.params import apply_metadata
-from infra.stripe_standin.payment_intents import balance_transaction, currency_param
-from infra.stripe_standin.state import Obj, State, new_id, now, previous_attributes
+from devtools.stripe_standin.errors import invalid, no_such
+from devtools.stripe_standin.http import Ctx, route
+from devtools.stripe_standin.params import apply_metadata
+from devtools.stripe_standin.payment_intents import balance_transaction, currency_param
+from devtools.stripe_standin.state import Obj, State, new_id, now, previous_attributes
 
 _ACCOUNT_CREATE = {
     "account_token",

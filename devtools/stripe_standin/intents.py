@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from infra.stripe_standin.errors import invalid
-from infra.stripe_standin.params import Params
-from infra.stripe_standin.state import DEFAULT_API_VERSION, Obj, current_version, new_id
+from devtools.stripe_standin.errors import invalid
+from devtools.stripe_standin.params import Params
+from devtools.stripe_standin.state import DEFAULT_API_VERSION, Obj, current_version, new_id
 
 # `payment_method_types` stopped being writable on PaymentIntents and SetupIntents with
 # API 2026-08-26 (preview) / 2026-09-30.endive: 400 payment_method_types_no_longer_supported.

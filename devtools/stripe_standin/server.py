@@ -8,7 +8,7 @@ import sys
 
 from aiohttp import web
 
-from infra.stripe_standin import (  # noqa: F401 - importing registers the routes
+from devtools.stripe_standin import (  # noqa: F401 - importing registers the routes
     config,
     connect,
     customers,
@@ -18,9 +18,9 @@ from infra.stripe_standin import (  # noqa: F401 - importing registers the route
     refunds,
     setup_intents,
 )
-from infra.stripe_standin.http import MIDDLEWARES, ROUTES, STATE, handler_for
-from infra.stripe_standin.state import State
-from infra.stripe_standin.webhooks import Endpoint, Settings
+from devtools.stripe_standin.http import MIDDLEWARES, ROUTES, STATE, handler_for
+from devtools.stripe_standin.state import State
+from devtools.stripe_standin.webhooks import Endpoint, Settings
 
 log = logging.getLogger("stripe_standin")
 
@@ -100,7 +100,7 @@ def build_app(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m infra.stripe_standin",
+        prog="python -m devtools.stripe_standin",
         description="An offline Stripe (API v1 as the project uses it) on host:port.",
     )
     parser.add_argument("--host", default="127.0.0.1")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from infra.stripe_standin.cards import Card, Decline, card_for_number, card_for_test_id
-from infra.stripe_standin.errors import StripeError, invalid, no_such
-from infra.stripe_standin.http import Ctx, route
-from infra.stripe_standin.params import Params, apply_metadata
-from infra.stripe_standin.state import Obj, State, new_id, now, previous_attributes
+from devtools.stripe_standin.cards import Card, Decline, card_for_number, card_for_test_id
+from devtools.stripe_standin.errors import StripeError, invalid, no_such
+from devtools.stripe_standin.http import Ctx, route
+from devtools.stripe_standin.params import Params, apply_metadata
+from devtools.stripe_standin.state import Obj, State, new_id, now, previous_attributes
 
 _ADDRESS_KEYS = ("city", "country", "line1", "line2", "postal_code", "state")
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from infra.stripe_standin.errors import invalid, no_such
-from infra.stripe_standin.http import Ctx, route
-from infra.stripe_standin.params import apply_metadata
-from infra.stripe_standin.payment_intents import _created_filter
-from infra.stripe_standin.state import DEFAULT_API_VERSION, Obj, State, new_id, now
-from infra.stripe_standin.webhooks import Endpoint
+from devtools.stripe_standin.errors import invalid, no_such
+from devtools.stripe_standin.http import Ctx, route
+from devtools.stripe_standin.params import apply_metadata
+from devtools.stripe_standin.payment_intents import _created_filter
+from devtools.stripe_standin.state import DEFAULT_API_VERSION, Obj, State, new_id, now
+from devtools.stripe_standin.webhooks import Endpoint
 
 
 @route("GET", "/v1/events/{id}")

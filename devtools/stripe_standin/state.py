@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from infra.stripe_standin.errors import invalid, no_such
-from infra.stripe_standin.params import Params
-from infra.stripe_standin.webhooks import Deliverer, Endpoint, Settings
+from devtools.stripe_standin.errors import invalid, no_such
+from devtools.stripe_standin.params import Params
+from devtools.stripe_standin.webhooks import Deliverer, Endpoint, Settings
 
 Obj = dict[str, Any]
 

@@ -16,18 +16,18 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
-from infra.stripe_standin import payment_methods
-from infra.stripe_standin.cards import AUTH_REQUIRED, Card, Decline
-from infra.stripe_standin.errors import StripeError, invalid, no_such
-from infra.stripe_standin.http import Ctx, route
-from infra.stripe_standin.intents import (
+from devtools.stripe_standin import payment_methods
+from devtools.stripe_standin.cards import AUTH_REQUIRED, Card, Decline
+from devtools.stripe_standin.errors import StripeError, invalid, no_such
+from devtools.stripe_standin.http import Ctx, route
+from devtools.stripe_standin.intents import (
     next_action,
     payment_method_config,
     refuse_payment_method_types,
     require_return_url,
 )
-from infra.stripe_standin.params import Params, apply_metadata
-from infra.stripe_standin.state import Obj, State, new_id, now, previous_attributes
+from devtools.stripe_standin.params import Params, apply_metadata
+from devtools.stripe_standin.state import Obj, State, new_id, now, previous_attributes
 
 # minimum charge amounts (docs.stripe.com/currencies#minimum-and-maximum-charge-amounts)
 _MINIMUM = {
@@ -784,7 +784,7 @@ def _succeed(state: State, pi: Obj, pm: Obj, card: Card, *, authenticated: bool)
 
 
 def _record_capture(state: State, pi: Obj, charge: Obj, amount: int) -> None:
-    from infra.stripe_standin.connect import destination_transfer
+    from devtools.stripe_standin.connect import destination_transfer
 
     charge["captured"] = True
     charge["amount_captured"] = amount

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from infra.stripe_standin.errors import StripeError, invalid, missing_param, unknown_param
+from devtools.stripe_standin.errors import StripeError, invalid, missing_param, unknown_param
 
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _PART = re.compile(r"\[([^\[\]]*)\]")

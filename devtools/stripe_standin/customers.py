@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.stripe_standin.errors import invalid
-from infra.stripe_standin.http import Ctx, route
-from infra.stripe_standin.params import Params, apply_metadata
-from infra.stripe_standin.state import Obj, State, new_id, now, previous_attributes
+from devtools.stripe_standin.errors import invalid
+from devtools.stripe_standin.http import Ctx, route
+from devtools.stripe_standin.params import Params, apply_metadata
+from devtools.stripe_standin.state import Obj, State, new_id, now, previous_attributes
 
 _FIELDS = ("name", "email", "description", "phone")
 _CREATE = {
@@ -60,7 +60,7 @@ def _default_payment_method(state: State, customer_id: str, p: Params) -> tuple[
 
 @route("POST", "/v1/customers")
 def create_customer(ctx: Ctx) -> Obj:
-    from infra.stripe_standin import payment_methods
+    from devtools.stripe_standin import payment_methods
 
     p = ctx.params
     p.check(_CREATE)

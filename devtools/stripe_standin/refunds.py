@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 
-from infra.stripe_standin import payment_methods
-from infra.stripe_standin.errors import invalid
-from infra.stripe_standin.http import Ctx, route
-from infra.stripe_standin.params import Params, apply_metadata
-from infra.stripe_standin.payment_intents import balance_transaction, money
-from infra.stripe_standin.state import Obj, State, new_id, now, previous_attributes
+from devtools.stripe_standin import payment_methods
+from devtools.stripe_standin.errors import invalid
+from devtools.stripe_standin.http import Ctx, route
+from devtools.stripe_standin.params import Params, apply_metadata
+from devtools.stripe_standin.payment_intents import balance_transaction, money
+from devtools.stripe_standin.state import Obj, State, new_id, now, previous_attributes
 
 _CREATE = {
     "amount",
@@ -157,7 +157,7 @@ def _create(ctx: Ctx, charge: Obj) -> Obj:
         state, -amount, charge["currency"], refund["id"], "refund"
     )["id"]
     if reverse_transfer:
-        from infra.stripe_standin.connect import reverse_for_refund
+        from devtools.stripe_standin.connect import reverse_for_refund
 
         refund["transfer_reversal"] = reverse_for_refund(state, charge, amount)
     before = dict(charge)

@@ -24,9 +24,9 @@ from typing import Any
 from aiohttp import web
 from localstripe.errors import UserError
 
-from infra.stripe_standin.errors import StripeError, api_error, invalid, rate_limited
-from infra.stripe_standin.params import Params, decode_body, decode_pairs
-from infra.stripe_standin.state import (
+from devtools.stripe_standin.errors import StripeError, api_error, invalid, rate_limited
+from devtools.stripe_standin.params import Params, decode_body, decode_pairs
+from devtools.stripe_standin.state import (
     DEFAULT_API_VERSION,
     Saved,
     State,

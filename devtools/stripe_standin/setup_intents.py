@@ -7,12 +7,12 @@ the SetupIntent's customer and marks it set up for off-session use (`usage=off_s
 
 from __future__ import annotations
 
-from infra.stripe_standin import payment_methods
-from infra.stripe_standin.errors import StripeError, invalid
-from infra.stripe_standin.http import Ctx, route
-from infra.stripe_standin.intents import next_action, payment_method_config, require_return_url
-from infra.stripe_standin.params import Params, apply_metadata
-from infra.stripe_standin.state import Obj, State, new_id, now, previous_attributes
+from devtools.stripe_standin import payment_methods
+from devtools.stripe_standin.errors import StripeError, invalid
+from devtools.stripe_standin.http import Ctx, route
+from devtools.stripe_standin.intents import next_action, payment_method_config, require_return_url
+from devtools.stripe_standin.params import Params, apply_metadata
+from devtools.stripe_standin.state import Obj, State, new_id, now, previous_attributes
 
 _CREATE = {
     "allowed_payment_method_types",

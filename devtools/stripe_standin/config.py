@@ -9,12 +9,12 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from infra.stripe_standin import connect, payment_intents, setup_intents
-from infra.stripe_standin.errors import invalid, no_such
-from infra.stripe_standin.http import STATE, json_response
-from infra.stripe_standin.params import decode_body
-from infra.stripe_standin.state import Fault, Obj, State, current_request, new_id
-from infra.stripe_standin.webhooks import Endpoint
+from devtools.stripe_standin import connect, payment_intents, setup_intents
+from devtools.stripe_standin.errors import invalid, no_such
+from devtools.stripe_standin.http import STATE, json_response
+from devtools.stripe_standin.params import decode_body
+from devtools.stripe_standin.state import Fault, Obj, State, current_request, new_id
+from devtools.stripe_standin.webhooks import Endpoint
 
 
 async def _body(request: web.Request) -> dict[str, Any]:

@@ -1,0 +1,343 @@
+"""The one process launcher of the development tools: `ridehail run`, the tests and `bench/`.
+
+Every process starts in its own session (process group), so `stop()` ends it with all of
+its children (uvicorn's, celery's pool). Each service has one way to start it here, with
+the options the callers differ on as parameters; nothing else in the repository spells out
+a `redis-server`, `postgres`, uvicorn or celery command line.
+
+PostgreSQL's `initdb` refuses to run as root; as root it runs as the `postgres` user in a
+folder that user owns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+Proc = subprocess.Popen[bytes]
+
+
+# --- plumbing ------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_port(
+    port: int, host: str = "127.0.0.1", timeout: float = 30.0, proc: Proc | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {host}:{port} opened")
+        if answers(host, port):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing answers on {host}:{port}")
+
+
+def wait_http(url: str, timeout: float = 30.0, proc: Proc | None = None) -> None:
+    """Until `url` answers with anything below 500."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status < 500:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def child_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """`env` (default: ours) with this checkout on PYTHONPATH, so a child finds `devtools`
+    whatever its working directory (it keeps ours: relative settings such as the data
+    directory mean the same in every process)."""
+    out = dict(os.environ if env is None else env)
+    paths = [p for p in out.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if str(ROOT) not in paths:
+        out["PYTHONPATH"] = os.pathsep.join([str(ROOT), *paths])
+    return out
+
+
+def start(
+    argv: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    quiet: bool = True,
+) -> Proc:
+    """Start `argv` in its own session. Output goes to `log`, else nowhere when `quiet`,
+    else to our own stdout."""
+    out: int | None
+    handle = None
+    if log is not None:
+        handle = open(log, "ab")  # noqa: SIM115 - the child keeps its own copy
+        out = handle.fileno()
+    else:
+        out = subprocess.DEVNULL if quiet else None
+    try:
+        return subprocess.Popen(
+            list(argv),
+            env=child_env(env),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT if out is not None else None,
+            start_new_session=True,
+        )
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+def stop(proc: Proc | None, grace_s: float = 10.0, sig: int = signal.SIGTERM) -> None:
+    """`sig` (SIGTERM) to the process group, then SIGKILL if still there after `grace_s`."""
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+def stop_all(procs: Sequence[Proc | None], grace_s: float = 10.0) -> None:
+    """Stop in reverse start order, all signalled first so they wind down together."""
+    live = [p for p in reversed(procs) if p is not None and p.poll() is None]
+    for proc in live:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for proc in live:
+        stop(proc, grace_s=max(0.1, deadline - time.monotonic()))
+
+
+# --- Redis ---------------------------------------------------------------------------------
+def start_redis(
+    port: int,
+    *,
+    host: str = "127.0.0.1",
+    data_dir: Path | None = None,
+    persist: bool = False,
+    extra: Sequence[str] = (),
+    log: Path | None = None,
+) -> Proc:
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise RuntimeError("redis-server is not installed (make run / make test install it)")
+    argv = [exe, "--bind", host, "--port", str(port), "--appendonly", "no"]
+    argv += ["--save", "60 1" if persist else ""]
+    if data_dir is not None:
+        argv += ["--dir", str(data_dir.resolve())]
+    proc = start([*argv, *extra], log=log)
+    wait_port(port, host, proc=proc)
+    return proc
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+def pg_bindir() -> str:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return os.path.dirname(found[-1])
+    exe = shutil.which("initdb")
+    if exe:
+        return os.path.dirname(exe)
+    raise RuntimeError("PostgreSQL binaries not found (make test installs them)")
+
+
+@dataclass
+class Postgres:
+    """A throwaway PostgreSQL cluster with one database, fast and unsafe (fsync off)."""
+
+    database: str = "ridehail"
+    settings: Sequence[str] = ()  # extra `-c name=value`
+    log: Path | None = None
+    port: int = 0
+    datadir: str = ""
+    proc: Proc | None = None
+    _prefix: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """The SQLAlchemy URL of the database."""
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{self.database}"
+
+    def start(self) -> Postgres:
+        bindir = pg_bindir()
+        self.datadir = tempfile.mkdtemp(prefix="ridehail-pg-")
+        if os.geteuid() == 0:
+            shutil.chown(self.datadir, "postgres", "postgres")
+            os.chmod(self.datadir, 0o700)
+            self._prefix = ["runuser", "-u", "postgres", "--"]
+        subprocess.run(
+            [*self._prefix, f"{bindir}/initdb", "-D", self.datadir, "-A", "trust"]
+            + ["-U", "postgres", "--no-sync", "-E", "UTF8"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            timeout=120,
+        )
+        self.port = free_port()
+        conf = ["listen_addresses=127.0.0.1", "fsync=off", "synchronous_commit=off"]
+        conf += ["full_page_writes=off", "max_connections=200", *self.settings]
+        argv = [*self._prefix, f"{bindir}/postgres", "-D", self.datadir, "-p", str(self.port)]
+        argv += ["-k", self.datadir]
+        for c in conf:
+            argv += ["-c", c]
+        self.proc = start(argv, log=self.log)
+        wait_port(self.port, proc=self.proc)
+        deadline = time.monotonic() + 30
+        while True:
+            created = subprocess.run(
+                [f"{bindir}/psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"]
+                + ["-c", f"CREATE DATABASE {self.database}"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            if created.returncode == 0:
+                return self
+            if time.monotonic() > deadline:
+                raise RuntimeError("PostgreSQL did not accept connections")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        # SIGINT is PostgreSQL's "fast" shutdown; SIGTERM waits for every client
+        stop(self.proc, sig=signal.SIGINT)
+        if self.datadir:
+            shutil.rmtree(self.datadir, ignore_errors=True)
+
+
+# --- the stand-ins -------------------------------------------------------------------------
+def start_stripe_standin(
+    port: int,
+    *,
+    host: str = "127.0.0.1",
+    webhook_url: str | None = None,
+    webhook_secret: str | None = None,
+    extra: Sequence[str] = (),
+    log: Path | None = None,
+) -> Proc:
+    """The offline Stripe (`devtools/stripe_standin`)."""
+    argv = [sys.executable, "-m", "devtools.stripe_standin", "--host", host, "--port", str(port)]
+    if webhook_url and webhook_secret:
+        argv += ["--webhook-url", webhook_url, "--webhook-secret", webhook_secret]
+    proc = start([*argv, *extra], log=log)
+    wait_port(port, host, proc=proc)
+    return proc
+
+
+def start_fcm_standin(port: int, *, host: str = "127.0.0.1", log: Path | None = None) -> Proc:
+    """The offline FCM (`devtools/fcm_standin`)."""
+    argv = [sys.executable, "-m", "devtools.fcm_standin", "--host", host, "--port", str(port)]
+    proc = start(argv, log=log)
+    wait_port(port, host, proc=proc)
+    return proc
+
+
+# --- the product's own processes -----------------------------------------------------------
+def uvicorn_flags() -> list[str]:
+    """The fast loop and parser when installed (uvicorn[standard] brings both)."""
+    flags = []
+    with contextlib.suppress(ImportError):
+        import uvloop  # noqa: F401
+
+        flags += ["--loop", "uvloop"]
+    with contextlib.suppress(ImportError):
+        import httptools  # noqa: F401
+
+        flags += ["--http", "httptools"]
+    return flags
+
+
+def start_api(
+    port: int,
+    *,
+    host: str = "127.0.0.1",
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    quiet: bool = True,
+    extra: Sequence[str] = (),
+    wait: bool = True,
+) -> Proc:
+    argv = [str(BIN / "uvicorn"), "api.main:app", "--host", host, "--port", str(port)]
+    argv += ["--no-access-log", "--timeout-graceful-shutdown", "5", *extra]
+    proc = start(argv, env=env, log=log, quiet=quiet)
+    if wait:
+        wait_http(f"http://{host}:{port}/healthz", proc=proc)
+    return proc
+
+
+QUEUES = "payments,notifications,default"
+
+
+def start_worker(
+    *,
+    queues: str = QUEUES,
+    concurrency: int = 2,
+    name: str = "worker@%h",
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    quiet: bool = True,
+    extra: Sequence[str] = (),
+) -> Proc:
+    argv = [str(BIN / "celery"), "-A", "workers.app", "worker", "-Q", queues]
+    argv += ["-c", str(concurrency), "-n", name, *extra]
+    return start(argv, env=env, log=log, quiet=quiet)
+
+
+def start_beat(
+    *, env: dict[str, str] | None = None, log: Path | None = None, quiet: bool = True
+) -> Proc:
+    argv = [str(BIN / "celery"), "-A", "workers.app", "beat", "--loglevel", "INFO"]
+    return start(argv, env=env, log=log, quiet=quiet)
+
+
+def start_flower(
+    port: int,
+    *,
+    host: str = "127.0.0.1",
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+) -> Proc:
+    argv = [str(BIN / "celery"), "-A", "workers.app", "flower", f"--port={port}"]
+    return start([*argv, f"--address={host}"], env=env, log=log)
+
+
+def run_migrations(env: dict[str, str]) -> None:
+    """`ridehail migrate` against the database `env` names."""
+    subprocess.run(
+        [str(BIN / "ridehail"), "migrate"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        timeout=120,
+    )

@@ -1,0 +1,157 @@
+"""`ridehail run` (what `make run` starts): the whole stack on one machine, until Ctrl-C.
+
+Starts each local service (Redis, the Stripe and FCM stand-ins) on the host and port its
+setting names unless something already answers there, applies the migrations, then runs
+the API, a worker, beat and Flower. Everything it started is stopped when it is stopped,
+or when any of its processes dies. A development tool: it lives outside the product's
+packages, and `python -m devtools.stack` is what `ridehail run` executes.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sys
+import time
+import urllib.request
+from urllib.parse import urlparse
+
+from devtools import launcher
+from infra.migrate import upgrade_head
+from infra.settings import Settings, get_settings
+
+
+class Stack:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.procs: list[tuple[str, launcher.Proc]] = []
+        self.logs = settings.data_dir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    def _add(self, name: str, proc: launcher.Proc) -> None:
+        self.procs.append((name, proc))
+        print(f"ridehail: started {name} (pid {proc.pid})", flush=True)
+
+    def stop(self) -> None:
+        launcher.stop_all([p for _, p in self.procs], grace_s=15)
+        print("ridehail: stopped", flush=True)
+
+    def services(self) -> None:
+        s = self.settings
+        redis = urlparse(s.redis_url)
+        rhost, rport = redis.hostname or "127.0.0.1", redis.port or 6379
+        if not launcher.answers(rhost, rport):
+            self._add(
+                "redis",
+                launcher.start_redis(
+                    rport,
+                    host=rhost,
+                    data_dir=s.data_dir,
+                    persist=True,
+                    log=self.logs / "redis.log",
+                ),
+            )
+        if not s.stripe_api_key:
+            stripe = urlparse(s.stripe_api_base)
+            shost, sport = stripe.hostname or "127.0.0.1", stripe.port or 8420
+            if not launcher.answers(shost, sport):
+                self._add(
+                    "stripe-standin",
+                    launcher.start_stripe_standin(
+                        sport,
+                        host=shost,
+                        # signed events to our own webhook endpoint, with retries
+                        webhook_url=f"http://{s.api_host}:{s.api_port}/api/v1/webhooks/stripe",
+                        webhook_secret=s.stripe_webhook_secret or None,
+                        log=self.logs / "stripe-standin.log",
+                    ),
+                )
+        if not s.fcm_credentials:
+            fcm = urlparse(s.fcm_endpoint)
+            fhost, fport = fcm.hostname or "127.0.0.1", fcm.port or 8421
+            if not launcher.answers(fhost, fport):
+                self._add(
+                    "fcm-standin",
+                    launcher.start_fcm_standin(
+                        fport, host=fhost, log=self.logs / "fcm-standin.log"
+                    ),
+                )
+
+    def app(self) -> None:
+        s = self.settings
+        self._add("api", launcher.start_api(s.api_port, host=s.api_host, quiet=False, wait=False))
+        self._add(
+            "worker",
+            launcher.start_worker(quiet=False, extra=["-E", "--loglevel", "INFO"]),
+        )
+        self._add("beat", launcher.start_beat(quiet=False))
+        self._add("flower", launcher.start_flower(s.flower_port, log=self.logs / "flower.log"))
+
+
+def _wait_ready(url: str, stack: Stack, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, proc in stack.procs:
+            if proc.poll() is not None:
+                print(f"ridehail: {name} exited with {proc.returncode}", flush=True)
+                return False
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def run() -> int:
+    settings = get_settings()
+    if not settings.stripe_api_key and not settings.stripe_webhook_secret:
+        # offline: the stand-in signs its webhooks with a secret made for this run, and
+        # every process started here (the API among them) verifies with it
+        os.environ["RIDEHAIL_STRIPE_WEBHOOK_SECRET"] = "whsec_offline_" + secrets.token_hex(16)
+        get_settings.cache_clear()
+        settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    stack = Stack(settings)
+    stopping = False
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    started = time.monotonic()
+    code = 0
+    try:
+        stack.services()
+        upgrade_head()
+        stack.app()
+        ready_url = f"http://{settings.api_host}:{settings.api_port}/readyz"
+        if not _wait_ready(ready_url, stack):
+            print("ridehail: the stack did not become ready", flush=True)
+            return 1
+        print(
+            f"ridehail: ready in {time.monotonic() - started:.1f}s — "
+            f"API http://{settings.api_host}:{settings.api_port} (docs at /docs), "
+            f"Flower http://127.0.0.1:{settings.flower_port}. Ctrl-C stops everything.",
+            flush=True,
+        )
+        while not stopping:
+            for name, proc in stack.procs:
+                if proc.poll() is not None:
+                    print(f"ridehail: {name} exited with {proc.returncode}; stopping", flush=True)
+                    stopping = True
+                    code = 1
+                    break
+            time.sleep(0.5)
+    finally:
+        stack.stop()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(run())

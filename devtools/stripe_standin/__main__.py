@@ -1,0 +1,3 @@
+from devtools.stripe_standin.server import main
+
+main()

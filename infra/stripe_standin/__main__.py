@@ -1,3 +1,0 @@
-from infra.stripe_standin.server import main
-
-main()
