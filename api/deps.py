@@ -1,4 +1,4 @@
-"""Dependencies: the request's transaction, the caller from the JWT, settings."""
+"""Dependencies: the request's unit of work and context, the caller from the JWT, settings."""
 
 from __future__ import annotations
 
@@ -7,27 +7,34 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlmodel import Session
 
 from api.errors import ApiError
-from domain.rides import Actor
-from domain.services import Caller
-from infra.db import unit_of_work
+from domain.access import Actor, Caller
+from domain.usecases.context import Context
 from infra.security import InvalidToken, decode_token_cached
 from infra.settings import Settings, get_settings
+from infra.unit_of_work import SqlUnitOfWork, make_context, sql_unit_of_work
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def get_session() -> Iterator[Session]:
+def get_uow() -> Iterator[SqlUnitOfWork]:
     """The request's one transaction: committed when the endpoint returns, else rolled back."""
-    with unit_of_work() as session:
-        yield session
+    with sql_unit_of_work() as uow:
+        yield uow
 
 
 # scope="function": commit before the response is sent, so a failed commit is the answer
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+UowDep = Annotated[SqlUnitOfWork, Depends(get_uow, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_context() -> Context:
+    """The time of the request and the rules in force."""
+    return make_context()
+
+
+ContextDep = Annotated[Context, Depends(get_context)]
 
 _UNAUTHENTICATED = {"WWW-Authenticate": "Bearer"}
 

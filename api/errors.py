@@ -1,4 +1,5 @@
-"""One error shape everywhere: `{"detail": ..., "code": ...}` with the right status."""
+"""One error shape everywhere: `{"detail": ..., "code": ...}` with the right status, in the
+answers and in the OpenAPI document; and a 500 that leaves the connection usable."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from domain.errors import DomainError, ErrorKind
 
@@ -22,6 +24,7 @@ STATUS_OF_KIND = {
     ErrorKind.CONFLICT: 409,
     ErrorKind.UNPROCESSABLE: 422,
     ErrorKind.RATE_LIMITED: 429,
+    ErrorKind.UNAVAILABLE: 503,
 }
 
 _DEFAULT_CODES = {
@@ -37,6 +40,33 @@ _DEFAULT_CODES = {
     429: "rate_limited",
     503: "unavailable",
 }
+
+
+_DESCRIPTIONS = {
+    400: "Bad request (a malformed header, cursor or id)",
+    401: "Not authenticated: no token, or an invalid or expired one",
+    403: "Authenticated, but this needs another role",
+    404: "Not found, or not yours (the API does not say which)",
+    409: "Conflict: an illegal state transition, a duplicate, a race lost",
+    413: "Body too large",
+    415: "Send JSON with Content-Type: application/json",
+    422: "Validation failed: `detail` lists what and where",
+    429: "Rate limited: wait `Retry-After` seconds",
+    503: "A provider we depend on failed; try again",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses (and always 422), all `ErrorOut`."""
+    from api.schemas import ErrorOut
+
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in sorted({*statuses, 422}):
+        entry: dict[str, Any] = {"model": ErrorOut, "description": _DESCRIPTIONS[status]}
+        if status == 429:
+            entry["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+        out[status] = entry
+    return out
 
 
 class ApiError(Exception):
@@ -87,7 +117,33 @@ def install(app: FastAPI) -> None:
         code = _DEFAULT_CODES.get(exc.status_code, "error")
         return error_response(exc.status_code, exc.detail, code, getattr(exc, "headers", None))
 
-    @app.exception_handler(Exception)
-    async def _unexpected(req: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", req.method, req.url.path)
-        return error_response(500, "internal error", "internal_error")
+
+class CatchAll:
+    """The outermost error boundary: an unexpected exception becomes a 500 in the one
+    error shape, and is not raised again. (Starlette's own boundary answers and then
+    re-raises, which makes the server reset the connection: the client's next request on
+    that keep-alive connection would fail too.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:  # the answer is under way: nothing better than ending it
+                raise
+            response = error_response(500, "internal error", "internal_error")
+            await response(scope, receive, send)

@@ -1,7 +1,8 @@
 """`Idempotency-Key` for mutating POSTs: replay the first answer, refuse a different body.
 
-The record is written in the same transaction as the work it answers for, so a
-rolled-back request leaves no record and can be retried with the same key.
+The record is written in the same transaction as the work it answers for (by
+`infra.idempotency`), so a rolled-back request leaves no record and can be retried with
+the same key.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ from uuid import UUID
 
 from fastapi import Header
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
 
 from api.errors import ApiError
-from infra.models import IdempotencyRecord
+from infra.idempotency import find_answer, store_answer
+from infra.unit_of_work import SqlUnitOfWork
 
 
 def request_hash(endpoint: str, body: Any) -> str:
@@ -37,55 +37,43 @@ def idempotency_key_header(
     return idempotency_key
 
 
-def replay(
-    session: Session, user_id: UUID, key: str | None, endpoint: str, body_hash: str
-) -> JSONResponse | None:
-    if key is None:
-        return None
-    record = session.exec(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
-        )
-    ).first()
-    if record is None:
-        return None
-    if record.endpoint != endpoint or record.request_hash != body_hash:
-        raise ApiError(
-            409,
-            "this Idempotency-Key was used with a different request",
-            "idempotency_key_reused",
-        )
-    return JSONResponse(
-        record.response_body,
-        status_code=record.status_code,
-        headers={"Idempotent-Replayed": "true"},
-    )
+class Replay:
+    """One request's idempotency: its first answer if the key was used, and remembering
+    this answer otherwise."""
 
+    def __init__(
+        self, uow: SqlUnitOfWork, user_id: UUID, key: str | None, endpoint: str, body: Any
+    ) -> None:
+        self.uow, self.user_id, self.key, self.endpoint = uow, user_id, key, endpoint
+        self.body_hash = request_hash(endpoint, body)
 
-def remember(
-    session: Session,
-    user_id: UUID,
-    key: str | None,
-    endpoint: str,
-    body_hash: str,
-    status_code: int,
-    response: dict[str, Any],
-) -> None:
-    if key is None:
-        return
-    session.add(
-        IdempotencyRecord(
-            user_id=user_id,
-            key=key,
-            endpoint=endpoint,
-            request_hash=body_hash,
-            status_code=status_code,
-            response_body=response,
-        )
-    )
-    try:
-        session.flush()
-    except IntegrityError as exc:  # a concurrent request with the same key won
-        raise ApiError(
-            409, "a request with this Idempotency-Key is in progress", "idempotency_key_in_use"
-        ) from exc
+    def first_answer(self) -> JSONResponse | None:
+        if self.key is None:
+            return None
+        found = find_answer(self.uow.session, self.user_id, self.key)
+        if found is None:
+            return None
+        endpoint, body_hash, status, body = found
+        if endpoint != self.endpoint or body_hash != self.body_hash:
+            raise ApiError(
+                409,
+                "this Idempotency-Key was used with a different request",
+                "idempotency_key_reused",
+            )
+        return JSONResponse(body, status_code=status, headers={"Idempotent-Replayed": "true"})
+
+    def remember(self, status_code: int, response: dict[str, Any]) -> None:
+        if self.key is None:
+            return
+        if not store_answer(
+            self.uow.session,
+            self.user_id,
+            self.key,
+            self.endpoint,
+            self.body_hash,
+            status_code,
+            response,
+        ):
+            raise ApiError(
+                409, "a request with this Idempotency-Key is in progress", "idempotency_key_in_use"
+            )

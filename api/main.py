@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
+from api.errors import CatchAll
+from api.live import RideFactsCache
 from api.middleware import BodyGuard, Metrics
 from api.routers import (
     auth,
@@ -31,6 +33,7 @@ from infra.settings import get_settings
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.redis = make_async_redis()
     app.state.live = LiveAsync(app.state.redis)
+    app.state.ride_facts = RideFactsCache()
     # pub/sub needs its own connection, without the pool's health checks in the way
     app.state.hub = EventHub(make_async_redis())
     await app.state.hub.start()
@@ -56,7 +59,7 @@ def create_app() -> FastAPI:
         title="ridehail",
         version="1.0",
         description="Real-time and payments backend of a ride-hailing service. "
-        "Contract: shared/API.md.",
+        "Reference: docs/api.md.",
         lifespan=lifespan,
     )
     errors.install(app)
@@ -72,6 +75,7 @@ def create_app() -> FastAPI:
     app.include_router(webhooks.router)
     app.add_middleware(Metrics)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
+    app.add_middleware(CatchAll)  # outermost of ours: a 500 that keeps the connection
     return app
 
 

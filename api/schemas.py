@@ -1,4 +1,5 @@
-"""Request and response shapes of ../shared/API.md (fields fixed there; extras are ours)."""
+"""Request and response shapes of the HTTP API (docs/api.md): `...In` bodies, `...Public` /
+`...Out` answers, apart from the SQL tables in `infra/models.py`."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictFloat, StrictInt, field_validator
 
-from domain.rides import PaymentKind, RideState, RideStatus
+from domain.access import Access
+from domain.rides import RidePayment, RideState, RideStatus
+from domain.usecases.rides import RideView
 
 
 class Strict(BaseModel):
@@ -51,15 +54,16 @@ class RefreshIn(Strict):
 
 
 class LatLng(Strict):
-    lat: float = Field(ge=-90, le=90)
-    lng: float = Field(ge=-180, le=180)
+    # numbers only: JSON `false` is not 0 here
+    lat: StrictFloat | StrictInt = Field(ge=-90, le=90)
+    lng: StrictFloat | StrictInt = Field(ge=-180, le=180)
 
     @field_validator("lat", "lng")
     @classmethod
     def _finite(cls, v: float) -> float:
         if not math.isfinite(v):
             raise ValueError("must be a finite number")
-        return v
+        return float(v)
 
 
 class MoneyOut(BaseModel):
@@ -97,7 +101,7 @@ class RidePublic(BaseModel):
     driver_id: uuid.UUID | None
     pickup: LatLng
     dropoff: LatLng
-    payment: PaymentKind
+    payment: RidePayment
     estimate: MoneyOut
     fare: MoneyOut | None
     fee: MoneyOut | None = Field(
@@ -124,9 +128,32 @@ class RidePage(BaseModel):
     next_cursor: str | None
 
 
+class ValidationIssue(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
 class ErrorOut(BaseModel):
-    detail: str | list[dict[str, object]]
+    """Every error answer: a human `detail` (text, or the list of what failed validation)
+    and a machine `code`."""
+
+    detail: str | list[ValidationIssue]
     code: str
+
+
+class RideOffered(BaseModel):
+    """A ride as a driver holding an open offer for it sees it: the offer's fields."""
+
+    id: uuid.UUID
+    status: RideStatus
+    pickup: LatLng
+    dropoff: LatLng
+    payment: RidePayment
+    estimate: MoneyOut
+    distance_m: int
+    duration_s: int
+    expires_at: datetime | None
 
 
 def _money(amount: int | None, currency: str) -> MoneyOut | None:
@@ -143,7 +170,7 @@ def ride_out(r: RideState) -> RidePublic:
         driver_id=r.driver_id,
         pickup=LatLng(lat=r.pickup_lat, lng=r.pickup_lng),
         dropoff=LatLng(lat=r.dropoff_lat, lng=r.dropoff_lng),
-        payment=PaymentKind(r.payment),
+        payment=RidePayment(r.payment),
         estimate=MoneyOut(amount=r.estimate_amount, currency=r.currency),
         fare=_money(r.fare_amount, r.currency),
         fee=_money(r.fee_amount or None, r.currency),
@@ -159,4 +186,21 @@ def ride_out(r: RideState) -> RidePublic:
         cancelled_by=r.cancelled_by,
         cancel_reason=r.cancel_reason,
         route_polyline=getattr(r, "route_polyline", None),
+    )
+
+
+def ride_view_out(view: RideView) -> RidePublic | RideOffered:
+    if view.access > Access.OFFER:
+        return ride_out(view.ride)
+    r = view.ride
+    return RideOffered(
+        id=r.id,
+        status=RideStatus(r.status),
+        pickup=LatLng(lat=r.pickup_lat, lng=r.pickup_lng),
+        dropoff=LatLng(lat=r.dropoff_lat, lng=r.dropoff_lng),
+        payment=RidePayment(r.payment),
+        estimate=MoneyOut(amount=r.estimate_amount, currency=r.currency),
+        distance_m=r.estimate_distance_m,
+        duration_s=r.estimate_duration_s,
+        expires_at=view.offer_expires_at,
     )

@@ -13,6 +13,7 @@ class ErrorKind(StrEnum):
     CONFLICT = "conflict"  # 409
     UNPROCESSABLE = "unprocessable"  # 422
     RATE_LIMITED = "rate_limited"  # 429
+    UNAVAILABLE = "unavailable"  # 503: a provider we depend on failed; try again
 
 
 class DomainError(Exception):

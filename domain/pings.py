@@ -25,6 +25,8 @@ from typing import Any
 from domain.geo import EARTH_RADIUS_M
 
 KNOT_MS = 0.514444
+#: the latitude limit of Redis GEO (web-mercator): fixes beyond it cannot be indexed
+MAX_GEO_LAT = 85.05112878
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,7 @@ class Ping:
     is_moving: bool | None = None
     activity: str | None = None
     odometer: float | None = None
+    valid: bool = True  # the device's own verdict (OsmAnd `valid`); invalid: never shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +127,10 @@ def _heading(value: float | None) -> float | None:
 def _coords(lat: float | None, lng: float | None) -> tuple[float, float]:
     if lat is None or lng is None:
         raise InvalidPing("missing_field", "lat and lng are required")
-    if not -90 <= lat <= 90:
-        raise InvalidPing("lat_out_of_range", "lat must be within -90..90")
+    if not -MAX_GEO_LAT <= lat <= MAX_GEO_LAT:
+        raise InvalidPing(
+            "lat_out_of_range", f"lat must be within -{MAX_GEO_LAT}..{MAX_GEO_LAT} (map limit)"
+        )
     if not -180 <= lng <= 180:
         raise InvalidPing("lng_out_of_range", "lng must be within -180..180")
     return lat, lng
@@ -186,12 +191,27 @@ def from_background_geolocation(raw: Any) -> Ping:
     )
 
 
+def _osmand_location(params: Mapping[str, Any]) -> tuple[Any, Any]:
+    """`lat`/`lon`, or `location=lat,lon` as Traccar's own OsmAnd decoder also reads it."""
+    location = params.get("location")
+    if params.get("lat") in (None, "") and isinstance(location, str) and "," in location:
+        lat, _, lon = location.partition(",")
+        return lat.strip(), lon.strip()
+    return params.get("lat"), params.get("lon")
+
+
 def from_osmand(params: Mapping[str, Any], received_at: float | None = None) -> Ping:
     """OsmAnd / Traccar Client query parameters; speed in knots, as Traccar reads it.
 
     OsmAnd's URL template may leave the time out; then, as Traccar's server does,
-    the fix is taken as recorded when it was received (`received_at`)."""
-    lat, lng = _coords(_num(params.get("lat"), "lat"), _num(params.get("lon"), "lon"))
+    the fix is taken as recorded when it was received (`received_at`). As in Traccar's
+    decoder, `heading` is another name for `bearing`, `location=lat,lon` stands for
+    `lat`/`lon`, and `valid=false` marks a fix the device itself does not trust."""
+    raw_lat, raw_lon = _osmand_location(params)
+    lat, lng = _coords(_num(raw_lat, "lat"), _num(raw_lon, "lon"))
+    bearing = params.get("bearing")
+    if bearing in (None, ""):
+        bearing = params.get("heading")
     knots = _optional_nonnegative(_num(params.get("speed"), "speed"), "speed")
     batt = _num(params.get("batt"), "batt")
     return Ping(
@@ -202,11 +222,12 @@ def from_osmand(params: Mapping[str, Any], received_at: float | None = None) -> 
             if received_at is not None and params.get("timestamp") in (None, "")
             else parse_time(params.get("timestamp"), "timestamp")
         ),
-        heading=_heading(_num(params.get("bearing"), "bearing")),
+        heading=_heading(_num(bearing, "bearing")),
         speed=None if knots is None else knots * KNOT_MS,
         accuracy=_optional_nonnegative(_num(params.get("accuracy"), "accuracy"), "accuracy"),
         altitude=_num(params.get("altitude"), "altitude"),
         battery=None if batt is None else max(0.0, min(batt / 100.0, 1.0)),
+        valid=str(params.get("valid", "true")).strip().lower() not in ("false", "0"),
     )
 
 

@@ -1,20 +1,24 @@
-"""The ride aggregate's state machine.
+"""The ride aggregate: its state machine, the status sets, and the events it records.
 
-`requested -> accepted -> arrived -> in_progress -> completed`, with
-`cancelled`, `no_show` and `expired` as the other ends. The functions here act on
-anything shaped like `RideState` (the SQL row in production, a dataclass in
-tests), check who may do what from which state, change the state and return the
-events that happened. They never touch storage.
+`requested -> accepted -> arrived -> in_progress -> completed`, with `cancelled`,
+`no_show` and `expired` as the other ends. `Ride` wraps anything shaped like
+`RideState` (the SQL row in production, a dataclass in tests); each of its methods checks
+who may do what from which state, changes the state and appends a `RideEvent` to
+`events`. What follows an event (live publish, dispatch, ledger, payments, ...) is not
+decided here: the use-case layer's table of follow-ups maps each event to its jobs.
+The status sets below are the only spelling of "open", "active" and "terminal": SQL
+indexes, the Redis scripts and the API all take them from here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 from uuid import UUID
 
+from domain.access import Actor
 from domain.errors import Forbidden, IllegalTransition, Unprocessable
 from domain.fares import FareRules, cancellation_fee, compute_fare, no_show_fee
 
@@ -30,15 +34,11 @@ class RideStatus(StrEnum):
     EXPIRED = "expired"
 
 
-class PaymentKind(StrEnum):
+class RidePayment(StrEnum):
+    """How the passenger pays for the ride."""
+
     CASH = "cash"
     CARD = "card"
-
-
-class Actor(StrEnum):
-    PASSENGER = "passenger"
-    DRIVER = "driver"
-    ADMIN = "admin"
 
 
 TERMINAL = frozenset(
@@ -48,7 +48,7 @@ OPEN = frozenset(set(RideStatus) - TERMINAL)
 #: states in which a driver is bound to the ride
 DRIVER_ACTIVE = frozenset({RideStatus.ACCEPTED, RideStatus.ARRIVED, RideStatus.IN_PROGRESS})
 
-_CANCELLABLE: dict[Actor, frozenset[RideStatus]] = {
+CANCELLABLE_BY: dict[Actor, frozenset[RideStatus]] = {
     Actor.PASSENGER: frozenset({RideStatus.REQUESTED, RideStatus.ACCEPTED, RideStatus.ARRIVED}),
     Actor.DRIVER: frozenset({RideStatus.ACCEPTED, RideStatus.ARRIVED}),
     Actor.ADMIN: frozenset(
@@ -97,138 +97,139 @@ class RideEvent:
     data: dict[str, object] = field(default_factory=dict)
 
 
-def _require(ride: RideState, allowed: frozenset[RideStatus], action: str) -> None:
-    if ride.status not in allowed:
-        raise IllegalTransition(f"cannot {action} a ride that is {ride.status}")
+_TICK = timedelta(microseconds=1)
 
 
-def _require_driver(ride: RideState, driver_id: UUID) -> None:
-    if ride.driver_id != driver_id:
-        # The API shows a ride that is not yours as a 404; this is the guard for callers
-        # that reached the aggregate another way.
-        raise Forbidden("this ride is assigned to another driver", code="not_your_ride")
+class Ride:
+    """The aggregate: every change of a ride goes through one of these methods."""
 
+    def __init__(self, state: RideState) -> None:
+        self.state = state
+        self.events: list[RideEvent] = []
 
-def _move(ride: RideState, to: RideStatus, now: datetime) -> RideEvent:
-    ride.status = to
-    ride.updated_at = now
-    return RideEvent(name=f"ride.{to}", ride_id=ride.id, status=to, at=now)
+    @property
+    def id(self) -> UUID:
+        return self.state.id
 
+    @property
+    def status(self) -> RideStatus:
+        return RideStatus(self.state.status)
 
-def accept(ride: RideState, driver_id: UUID, now: datetime) -> RideEvent:
-    _require(ride, frozenset({RideStatus.REQUESTED}), "accept")
-    ride.driver_id = driver_id
-    ride.accepted_at = now
-    return _move(ride, RideStatus.ACCEPTED, now)
+    def _require(self, allowed: frozenset[RideStatus], action: str) -> None:
+        if self.state.status not in allowed:
+            raise IllegalTransition(f"cannot {action} a ride that is {self.state.status}")
 
+    def _require_driver(self, driver_id: UUID) -> None:
+        if self.state.driver_id != driver_id:
+            # The API shows a ride that is not yours as a 404; this is the guard for
+            # callers that reached the aggregate another way.
+            raise Forbidden("this ride is assigned to another driver", code="not_your_ride")
 
-def arrive(ride: RideState, driver_id: UUID, now: datetime) -> RideEvent:
-    _require(ride, frozenset({RideStatus.ACCEPTED}), "mark arrival for")
-    _require_driver(ride, driver_id)
-    ride.arrived_at = now
-    return _move(ride, RideStatus.ARRIVED, now)
+    def _move(self, to: RideStatus, now: datetime, **data: object) -> RideEvent:
+        self.state.status = to
+        # Never backwards, even when this request read the clock before waiting for the
+        # row lock behind another change: `updated_at` orders a ride's versions (the live
+        # state keeps the newest), and changes are serialized by that lock.
+        self.state.updated_at = max(now, self.state.updated_at + _TICK)
+        event = RideEvent(name=f"ride.{to}", ride_id=self.state.id, status=to, at=now, data=data)
+        self.events.append(event)
+        return event
 
+    def requested(self, now: datetime) -> RideEvent:
+        """Record the creation of a ride made in the `requested` state."""
+        self._require(frozenset({RideStatus.REQUESTED}), "request")
+        return self._move(RideStatus.REQUESTED, now)
 
-def start(ride: RideState, driver_id: UUID, now: datetime) -> RideEvent:
-    _require(ride, frozenset({RideStatus.ARRIVED}), "start")
-    _require_driver(ride, driver_id)
-    ride.started_at = now
-    return _move(ride, RideStatus.IN_PROGRESS, now)
+    def accept(self, driver_id: UUID, now: datetime) -> RideEvent:
+        self._require(frozenset({RideStatus.REQUESTED}), "accept")
+        self.state.driver_id = driver_id
+        self.state.accepted_at = now
+        return self._move(RideStatus.ACCEPTED, now)
 
+    def arrive(self, driver_id: UUID, now: datetime) -> RideEvent:
+        self._require(frozenset({RideStatus.ACCEPTED}), "mark arrival for")
+        self._require_driver(driver_id)
+        self.state.arrived_at = now
+        return self._move(RideStatus.ARRIVED, now)
 
-def complete(
-    ride: RideState,
-    driver_id: UUID,
-    now: datetime,
-    rules: FareRules,
-    *,
-    travelled_m: int | None = None,
-) -> RideEvent:
-    """Close the trip and fix the final fare.
+    def start(self, driver_id: UUID, now: datetime) -> RideEvent:
+        self._require(frozenset({RideStatus.ARRIVED}), "start")
+        self._require_driver(driver_id)
+        self.state.started_at = now
+        return self._move(RideStatus.IN_PROGRESS, now)
 
-    The fare uses the distance actually travelled when the trip's path gave one,
-    and the time between start and completion; otherwise the estimate's figures.
-    """
-    _require(ride, frozenset({RideStatus.IN_PROGRESS}), "complete")
-    _require_driver(ride, driver_id)
-    distance = travelled_m if travelled_m is not None else ride.estimate_distance_m
-    if ride.started_at is not None:
-        duration = max(0, round((now - ride.started_at).total_seconds()))
-    else:
-        duration = ride.estimate_duration_s
-    fare = compute_fare(rules, distance, duration).total
-    ride.distance_m = distance
-    ride.duration_s = duration
-    ride.fare_amount = fare.amount
-    ride.completed_at = now
-    event = _move(ride, RideStatus.COMPLETED, now)
-    return RideEvent(
-        name=event.name,
-        ride_id=ride.id,
-        status=event.status,
-        at=now,
-        data={"fare_amount": fare.amount, "currency": fare.currency},
-    )
+    def complete(
+        self, driver_id: UUID, now: datetime, rules: FareRules, *, travelled_m: int | None = None
+    ) -> RideEvent:
+        """Close the trip and fix the final fare.
 
-
-def no_show(ride: RideState, driver_id: UUID, now: datetime, rules: FareRules) -> RideEvent:
-    """The driver waited at the pickup long enough and the passenger never came."""
-    _require(ride, frozenset({RideStatus.ARRIVED}), "mark a no-show for")
-    _require_driver(ride, driver_id)
-    assert ride.arrived_at is not None
-    waited = (now - ride.arrived_at).total_seconds()
-    if waited < rules.no_show_wait_s:
-        raise IllegalTransition(
-            f"a no-show can be marked {rules.no_show_wait_s} s after arrival; "
-            f"waited {int(waited)} s",
-            code="no_show_too_early",
+        The fare uses the distance actually travelled when the trip's path gave one,
+        and the time between start and completion; otherwise the estimate's figures.
+        """
+        self._require(frozenset({RideStatus.IN_PROGRESS}), "complete")
+        self._require_driver(driver_id)
+        ride = self.state
+        distance = travelled_m if travelled_m is not None else ride.estimate_distance_m
+        if ride.started_at is not None:
+            duration = max(0, round((now - ride.started_at).total_seconds()))
+        else:
+            duration = ride.estimate_duration_s
+        fare = compute_fare(rules, distance, duration).total
+        ride.distance_m = distance
+        ride.duration_s = duration
+        ride.fare_amount = fare.amount
+        ride.completed_at = now
+        return self._move(
+            RideStatus.COMPLETED, now, fare_amount=fare.amount, currency=fare.currency
         )
-    fee = no_show_fee(rules)
-    ride.fee_amount = fee.amount
-    ride.cancelled_at = now
-    ride.cancelled_by = Actor.DRIVER
-    event = _move(ride, RideStatus.NO_SHOW, now)
-    return RideEvent(
-        name=event.name,
-        ride_id=ride.id,
-        status=event.status,
-        at=now,
-        data={"fee_amount": fee.amount, "currency": fee.currency},
-    )
 
+    def no_show(self, driver_id: UUID, now: datetime, rules: FareRules) -> RideEvent:
+        """The driver waited at the pickup long enough and the passenger never came."""
+        self._require(frozenset({RideStatus.ARRIVED}), "mark a no-show for")
+        self._require_driver(driver_id)
+        ride = self.state
+        assert ride.arrived_at is not None
+        waited = (now - ride.arrived_at).total_seconds()
+        if waited < rules.no_show_wait_s:
+            raise IllegalTransition(
+                f"a no-show can be marked {rules.no_show_wait_s} s after arrival; "
+                f"waited {int(waited)} s",
+                code="no_show_too_early",
+            )
+        fee = no_show_fee(rules)
+        ride.fee_amount = fee.amount
+        ride.cancelled_at = now
+        ride.cancelled_by = Actor.DRIVER
+        return self._move(RideStatus.NO_SHOW, now, fee_amount=fee.amount, currency=fee.currency)
 
-def cancel(
-    ride: RideState, actor: Actor, now: datetime, rules: FareRules, reason: str | None = None
-) -> RideEvent:
-    allowed = _CANCELLABLE[actor]
-    if ride.status not in allowed:
-        raise IllegalTransition(
-            f"a {actor} cannot cancel a ride that is {ride.status}", code="illegal_transition"
+    def cancel(
+        self, actor: Actor, now: datetime, rules: FareRules, reason: str | None = None
+    ) -> RideEvent:
+        ride = self.state
+        if ride.status not in CANCELLABLE_BY[actor]:
+            raise IllegalTransition(
+                f"a {actor} cannot cancel a ride that is {ride.status}",
+                code="illegal_transition",
+            )
+        since = (now - ride.accepted_at).total_seconds() if ride.accepted_at else None
+        fee = cancellation_fee(
+            rules,
+            by_passenger=actor is Actor.PASSENGER,
+            driver_assigned=ride.driver_id is not None,
+            seconds_since_assignment=since,
         )
-    since = (now - ride.accepted_at).total_seconds() if ride.accepted_at else None
-    fee = cancellation_fee(
-        rules,
-        by_passenger=actor is Actor.PASSENGER,
-        driver_assigned=ride.driver_id is not None,
-        seconds_since_assignment=since,
-    )
-    ride.fee_amount = fee.amount
-    ride.cancelled_at = now
-    ride.cancelled_by = actor
-    ride.cancel_reason = reason
-    event = _move(ride, RideStatus.CANCELLED, now)
-    return RideEvent(
-        name=event.name,
-        ride_id=ride.id,
-        status=event.status,
-        at=now,
-        data={"fee_amount": fee.amount, "currency": fee.currency, "by": str(actor)},
-    )
+        ride.fee_amount = fee.amount
+        ride.cancelled_at = now
+        ride.cancelled_by = actor
+        ride.cancel_reason = reason
+        return self._move(
+            RideStatus.CANCELLED, now, fee_amount=fee.amount, currency=fee.currency, by=str(actor)
+        )
 
-
-def expire(ride: RideState, now: datetime) -> RideEvent:
-    _require(ride, frozenset({RideStatus.REQUESTED}), "expire")
-    return _move(ride, RideStatus.EXPIRED, now)
+    def expire(self, now: datetime) -> RideEvent:
+        """Dispatch found no driver in time."""
+        self._require(frozenset({RideStatus.REQUESTED}), "expire")
+        return self._move(RideStatus.EXPIRED, now)
 
 
 def check_route(distance_m: int, max_distance_m: int) -> None:

@@ -100,6 +100,14 @@ def _session_factory() -> sessionmaker[Session]:
     return sessionmaker(bind=get_engine(), class_=Session, expire_on_commit=False)
 
 
+def ping_database() -> None:
+    """Raise unless the database answers a trivial query."""
+    from sqlalchemy import text
+
+    with get_engine().connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
 AfterCommit = Callable[[], None]
 
 

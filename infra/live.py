@@ -1,14 +1,21 @@
 """Live state in Redis: driver positions, ride event streams, the keys the hot path reads.
 
-Keys (all prefixed, one driver or ride each):
+Every key name of live state is defined here, in `Keys`, and nowhere else (the scripts
+below are built from the same definitions):
 - `drv:{id}:pos`    hash: lat, lng, heading, speed, accuracy, ts (unix s), at (RFC 3339)
 - `drv:{id}:state`  hash: status (online|offline), ride_id, ride_status
 - `drv:{id}:uuids`  sorted set of the client uuids seen recently (dedupe)
+- `drv:{id}:rl:{w}` the driver's ping counter of rate window `w`
+- `drv:{id}:events` stream of the driver app's events (offer, offer_withdrawn, ride_status)
+- `drv:{id}:offer`  the driver's open offer (JSON, expiring with it); `drv:{id}:offers` counts
 - `geo:drivers`     GEO set of online drivers; `drivers:seen` their last ping time
-- `ride:{id}:meta`  hash: passenger_id, driver_id, status, pickup/dropoff
+- `ride:{id}:meta`  hash: passenger_id, driver_id, status, pickup/dropoff, v (version)
 - `ride:{id}:events` stream of `location` / `status` / `eta` events (MAXLEN ~)
+- `ride:{id}:published` hash of the statuses already emitted (each is emitted once)
 - `ride:{id}:path`  list of "ts,lat,lng,accuracy" while the trip is in progress (bounded)
+- `ride:{id}:eta_gate` at most one ETA event per interval
 - `admin:events`    stream of every status change and driver position
+- `devkey:{sha256}` the driver a tracking app's device key belongs to
 Every stream entry is also PUBLISHed on `ev:<stream>` as "id\\x1fevent\\x1fdata", which is
 what each API process's single subscriber fans out to its SSE clients.
 """
@@ -18,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,16 +34,54 @@ import redis
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-from domain.pings import Ping, PingRules
+from domain.dispatch import Candidate
+from domain.pings import MAX_GEO_LAT, Ping, PingRules
+from domain.rides import DRIVER_ACTIVE, TERMINAL, RideStatus
 
 STREAM_MAXLEN = 1000
 ADMIN_MAXLEN = 10000
 PATH_MAX = 20000
 UUID_KEEP = 2000
 SEP = "\x1f"
+RIDE_FACTS_TTL_S = 7 * 86400
 
-ACTIVE_RIDE = ("accepted", "arrived", "in_progress")
-TERMINAL_RIDE = ("completed", "cancelled", "no_show", "expired")
+
+class Keys:
+    """The names of live state's keys. `{}` stands for the driver's or the ride's id."""
+
+    POSITION = "drv:{}:pos"
+    DRIVER_STATE = "drv:{}:state"
+    UUIDS = "drv:{}:uuids"
+    DRIVER_EVENTS = "drv:{}:events"
+    DRIVER_OFFER = "drv:{}:offer"
+    OFFER_STATS = "drv:{}:offers"
+    GEO = "geo:drivers"
+    SEEN = "drivers:seen"
+    RIDE_META = "ride:{}:meta"
+    RIDE_EVENTS = "ride:{}:events"
+    RIDE_PUBLISHED = "ride:{}:published"
+    RIDE_PATH = "ride:{}:path"
+    ETA_GATE = "ride:{}:eta_gate"
+    ADMIN_EVENTS = "admin:events"
+    DEVICE_KEY = "devkey:{}"
+    CHANNEL = "ev:{}"
+
+    @staticmethod
+    def rate(driver_id: str, window: int) -> str:
+        return f"drv:{driver_id}:rl:{window}"
+
+    @staticmethod
+    def of(template: str, ident: object) -> str:
+        return template.replace("{}", str(ident))
+
+    @staticmethod
+    def lua(template: str, var: str) -> str:
+        """The Lua expression naming `template`'s key for the id in Lua variable `var`."""
+        head, _, tail = template.partition("{}")
+        return f"'{head}' .. {var} .. '{tail}'"
+
+
+ADMIN_STREAM = Keys.ADMIN_EVENTS
 
 
 def iso(ts: float) -> str:
@@ -43,20 +89,42 @@ def iso(ts: float) -> str:
 
 
 def channel(stream: str) -> str:
-    return f"ev:{stream}"
+    return Keys.of(Keys.CHANNEL, stream)
 
 
 def ride_stream(ride_id: str) -> str:
-    return f"ride:{ride_id}:events"
+    return Keys.of(Keys.RIDE_EVENTS, ride_id)
 
 
-ADMIN_STREAM = "admin:events"
+def driver_stream(driver_id: str) -> str:
+    return Keys.of(Keys.DRIVER_EVENTS, driver_id)
+
+
+def _lua_in(var: str, values: frozenset[RideStatus]) -> str:
+    return "(" + " or ".join(f"{var} == '{v}'" for v in sorted(values)) + ")"
+
+
+def _script(template: str) -> str:
+    """Fill a script's @NAME@ placeholders from `Keys` and the domain's status sets."""
+    subs = {
+        "@RIDE_PATH@": Keys.lua(Keys.RIDE_PATH, "ride_id"),
+        "@RIDE_EVENTS@": Keys.lua(Keys.RIDE_EVENTS, "ride_id"),
+        "@CHANNEL_PREFIX@": Keys.CHANNEL.partition("{}")[0],
+        "@ACTIVE@": _lua_in("ride_status", DRIVER_ACTIVE),
+        "@IN_PROGRESS@": RideStatus.IN_PROGRESS,
+        "@MAX_GEO_LAT@": repr(MAX_GEO_LAT),
+    }
+    for name, value in subs.items():
+        template = template.replace(name, value)
+    assert "@" not in template.replace("'@'", ""), "an unfilled placeholder"
+    return template
+
 
 # Apply a time-sorted batch of one driver's pings atomically, in one round trip:
 # rate limit, dedupe by uuid and timestamp, reject impossible jumps against the last
 # fix, keep the newest position, index it for search when online, append to the
 # trip path, and publish one location event for the newest fix.
-_APPLY = """
+_APPLY = _script("""
 local pos_key, state_key, uuid_key, geo_key, seen_key, rl_key, admin_stream =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local driver = ARGV[1]
@@ -69,7 +137,7 @@ local maxlen = ARGV[7]
 local admin_maxlen = ARGV[8]
 local path_max = tonumber(ARGV[9])
 local uuid_keep = tonumber(ARGV[10])
-local FIELDS = 8
+local FIELDS = 9
 local first = 11
 local n = (#ARGV - first + 1) / FIELDS
 
@@ -83,7 +151,7 @@ local st = redis.call('HMGET', state_key, 'status', 'ride_id', 'ride_status')
 local status, ride_id, ride_status = st[1] or 'offline', st[2], st[3]
 local last = redis.call('HMGET', pos_key, 'lat', 'lng', 'ts')
 local llat, llng, lts = tonumber(last[1]), tonumber(last[2]), tonumber(last[3])
-local on_trip = ride_id and ride_status == 'in_progress'
+local on_trip = ride_id and ride_status == '@IN_PROGRESS@'
 
 local function dist(lat1, lng1, lat2, lng2)
   local r = math.pi / 180
@@ -101,18 +169,23 @@ for i = 0, n - 1 do
   local lat, lng, ts = tonumber(ARGV[b]), tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
   local uuid = ARGV[b + 6]
   local code = 'accepted'
-  if uuid ~= '' and redis.call('ZSCORE', uuid_key, uuid) then
+  if math.abs(lat) > @MAX_GEO_LAT@ then
+    code = 'lat_out_of_range'  -- Redis GEO cannot index it: refused before any write
+  elseif uuid ~= '' and redis.call('ZSCORE', uuid_key, uuid) then
     code = 'duplicate'
   elseif uuid == '' and lts and ts <= lts then
     code = 'duplicate'  -- no uuid: dedupe by timestamp, never move backwards
+  elseif ARGV[b + 8] == '0' then
+    code = 'invalid_fix'  -- the device says so: noted (dedupe), never the live position
   elseif llat and dist(llat, llng, lat, lng)
       > max_speed * math.abs(ts - lts) + slack + math.min(tonumber(ARGV[b + 5]) or 0, 1000) then
     code = 'impossible_jump'
   end
+  if code == 'invalid_fix' and uuid ~= '' then redis.call('ZADD', uuid_key, ts, uuid) end
   if code == 'accepted' then
     if uuid ~= '' then redis.call('ZADD', uuid_key, ts, uuid) end
     if on_trip then
-      redis.call('RPUSH', 'ride:' .. ride_id .. ':path',
+      redis.call('RPUSH', @RIDE_PATH@,
         ts .. ',' .. lat .. ',' .. lng .. ',' .. ARGV[b + 5])
     end
     if not lts or ts > lts then
@@ -136,18 +209,19 @@ if newest then
   local data = cjson.encode({driver_id = driver, lat = tonumber(ARGV[b]),
     lng = tonumber(ARGV[b + 1]), heading = num(ARGV[b + 3]), speed = num(ARGV[b + 4]),
     accuracy = num(ARGV[b + 5]), recorded_at = ARGV[b + 7]})
-  if ride_id and (ride_status == 'accepted' or ride_status == 'arrived'
-      or ride_status == 'in_progress') then
-    local stream = 'ride:' .. ride_id .. ':events'
+  if ride_id and @ACTIVE@ then
+    local stream = @RIDE_EVENTS@
     event_id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', 'location', 'd', data)
-    redis.call('PUBLISH', 'ev:' .. stream, event_id .. '\\31' .. 'location' .. '\\31' .. data)
+    redis.call('PUBLISH', '@CHANNEL_PREFIX@' .. stream,
+      event_id .. '\\31' .. 'location' .. '\\31' .. data)
   end
   local aid = redis.call('XADD', admin_stream, 'MAXLEN', '~', admin_maxlen, '*',
     'e', 'location', 'd', data)
-  redis.call('PUBLISH', 'ev:' .. admin_stream, aid .. '\\31' .. 'location' .. '\\31' .. data)
+  redis.call('PUBLISH', '@CHANNEL_PREFIX@' .. admin_stream,
+    aid .. '\\31' .. 'location' .. '\\31' .. data)
 end
 if on_trip then
-  local path_key = 'ride:' .. ride_id .. ':path'
+  local path_key = @RIDE_PATH@
   if redis.call('LLEN', path_key) > path_max then redis.call('LTRIM', path_key, -path_max, -1) end
 end
 if redis.call('ZCARD', uuid_key) > uuid_keep then
@@ -155,15 +229,110 @@ if redis.call('ZCARD', uuid_key) > uuid_keep then
 end
 redis.call('EXPIRE', uuid_key, 86400)
 return {'ok', status, ride_id or '', ride_status or '', event_id, unpack(codes)}
-"""
+""")
 
 # XADD + PUBLISH in one step, so the SSE id is the stream id and nothing is published
 # that a resuming client could not read back.
-_EMIT = """
+_EMIT = _script("""
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'e', ARGV[1], 'd', ARGV[2])
-redis.call('PUBLISH', 'ev:' .. KEYS[1], id .. '\\31' .. ARGV[1] .. '\\31' .. ARGV[2])
+redis.call('PUBLISH', '@CHANNEL_PREFIX@' .. KEYS[1], id .. '\\31' .. ARGV[1] .. '\\31' .. ARGV[2])
 return id
-"""
+""")
+
+# A ride's new state for the hot path, idempotent and order-safe: the facts are written
+# only if not older than what is stored (`v`: the ride's updated_at in microseconds), the
+# driver's active ride follows them, and a status event is emitted at most once per
+# status (a repeated publish, from the follow-up job, emits nothing twice).
+# KEYS: meta, published, ride events, admin events, driver state ('' if none),
+#       driver events ('' if none), path
+# ARGV: version, ride_id, status, active (0/1), terminal (0/1), event JSON ('' if none),
+#       maxlen, admin maxlen, facts TTL, then field/value pairs of the facts
+_RIDE_CHANGED = _script("""
+local meta, published, events, admin, state, drv_events, path =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local version, ride_id, status = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local active, terminal, event = ARGV[4] == '1', ARGV[5] == '1', ARGV[6]
+local stored = tonumber(redis.call('HGET', meta, 'v') or '-1')
+if version >= stored then
+  local fields = {}
+  for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
+  redis.call('HSET', meta, 'v', ARGV[1], unpack(fields))
+  redis.call('EXPIRE', meta, ARGV[9])
+  if state ~= '' then
+    if active then
+      redis.call('HSET', state, 'ride_id', ride_id, 'ride_status', status)
+    elseif redis.call('HGET', state, 'ride_id') == ride_id then
+      redis.call('HDEL', state, 'ride_id', 'ride_status')
+    end
+  end
+  if terminal then redis.call('EXPIRE', path, 86400) end
+end
+if event == '' or redis.call('HSETNX', published, status, '1') == 0 then return 0 end
+redis.call('EXPIRE', published, ARGV[9])
+local function emit(stream, maxlen)
+  local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', 'status', 'd', event)
+  redis.call('PUBLISH', '@CHANNEL_PREFIX@' .. stream, id .. '\\31' .. 'status' .. '\\31' .. event)
+end
+emit(events, ARGV[7])
+emit(admin, ARGV[8])
+if drv_events ~= '' then
+  local id = redis.call('XADD', drv_events, 'MAXLEN', '~', ARGV[7], '*', 'e', 'ride_status',
+    'd', event)
+  redis.call('PUBLISH', '@CHANNEL_PREFIX@' .. drv_events,
+    id .. '\\31' .. 'ride_status' .. '\\31' .. event)
+end
+return 1
+""")
+
+
+@dataclass(frozen=True, slots=True)
+class RideFacts:
+    """What the hot path knows of a ride (from `ride:{id}:meta`)."""
+
+    ride_id: str
+    passenger_id: str
+    driver_id: str | None
+    status: str
+    pickup: tuple[float, float]
+    dropoff: tuple[float, float]
+
+    @classmethod
+    def from_hash(cls, h: Mapping[str, str]) -> RideFacts:
+        return cls(
+            ride_id=h["ride_id"],
+            passenger_id=h["passenger_id"],
+            driver_id=h.get("driver_id") or None,
+            status=h["status"],
+            pickup=(float(h["pickup_lat"]), float(h["pickup_lng"])),
+            dropoff=(float(h["dropoff_lat"]), float(h["dropoff_lng"])),
+        )
+
+    @property
+    def ended(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def driver_active(self) -> bool:
+        return self.status in DRIVER_ACTIVE
+
+
+def ride_facts_fields(ride: Any) -> dict[str, str]:
+    """The hash fields of a ride's facts, from anything shaped like a ride row."""
+    raw = {
+        "ride_id": ride.id,
+        "passenger_id": ride.passenger_id,
+        "driver_id": ride.driver_id,
+        "status": ride.status,
+        "pickup_lat": ride.pickup_lat,
+        "pickup_lng": ride.pickup_lng,
+        "dropoff_lat": ride.dropoff_lat,
+        "dropoff_lng": ride.dropoff_lng,
+    }
+    return {k: "" if v is None else str(v) for k, v in raw.items()}
+
+
+def ride_version(ride: Any) -> int:
+    return int(ride.updated_at.timestamp() * 1_000_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,16 +396,17 @@ class LiveAsync:
                 _fmt(p.accuracy),
                 p.uuid or "",
                 iso(p.recorded_at),
+                "1" if p.valid else "0",
             ]
         window = int(now) // rate_window_s
         keys = [
-            f"drv:{driver_id}:pos",
-            f"drv:{driver_id}:state",
-            f"drv:{driver_id}:uuids",
-            "geo:drivers",
-            "drivers:seen",
-            f"drv:{driver_id}:rl:{window}",
-            ADMIN_STREAM,
+            Keys.of(Keys.POSITION, driver_id),
+            Keys.of(Keys.DRIVER_STATE, driver_id),
+            Keys.of(Keys.UUIDS, driver_id),
+            Keys.GEO,
+            Keys.SEEN,
+            Keys.rate(driver_id, window),
+            Keys.ADMIN_EVENTS,
         ]
         out = await self._call_apply(keys + argv, len(keys))
         if out[0] == "rate_limited":
@@ -304,13 +474,79 @@ class LiveAsync:
         return str(await self._emit(keys=[stream], args=[event, json.dumps(data), maxlen]))
 
     async def driver_state(self, driver_id: str) -> dict[str, str]:
-        return await self.r.hgetall(f"drv:{driver_id}:state")
+        return await self.r.hgetall(Keys.of(Keys.DRIVER_STATE, driver_id))
 
     async def position(self, driver_id: str) -> dict[str, str]:
-        return await self.r.hgetall(f"drv:{driver_id}:pos")
+        return await self.r.hgetall(Keys.of(Keys.POSITION, driver_id))
 
-    async def ride_meta(self, ride_id: str) -> dict[str, str]:
-        return await self.r.hgetall(f"ride:{ride_id}:meta")
+    async def ride_facts(self, ride_id: str) -> RideFacts | None:
+        raw = await self.r.hgetall(Keys.of(Keys.RIDE_META, ride_id))
+        return RideFacts.from_hash(raw) if raw else None
+
+    async def set_driver_status(self, driver_id: str, online: bool) -> dict[str, str]:
+        """Online or offline; an offline driver leaves nearby search at once. Returns the
+        driver's state as it was (the caller refuses going offline during a ride)."""
+        key = Keys.of(Keys.DRIVER_STATE, driver_id)
+        state = await self.r.hgetall(key)
+        if not online and state.get("ride_status") in DRIVER_ACTIVE:
+            return state
+        pipe = self.r.pipeline()
+        pipe.hset(key, "status", "online" if online else "offline")
+        if not online:
+            pipe.zrem(Keys.GEO, driver_id)
+            pipe.zrem(Keys.SEEN, driver_id)
+        await pipe.execute()
+        return state
+
+    async def nearby(
+        self, lat: float, lng: float, radius_m: float, count: int
+    ) -> list[tuple[str, float, dict[str, str], str | None, str | None]]:
+        """Drivers in the GEO set by distance: (id, metres, position, status, ride id)."""
+        found = await self.r.geosearch(**_geo_query(lat, lng, radius_m, count))
+        if not found:
+            return []
+        pipe = self.r.pipeline()
+        for driver_id, _dist in found:
+            pipe.hgetall(Keys.of(Keys.POSITION, driver_id))
+            pipe.hmget(Keys.of(Keys.DRIVER_STATE, driver_id), "status", "ride_id")
+        rows = await pipe.execute()
+        return [
+            (d, float(dist), rows[2 * n], rows[2 * n + 1][0], rows[2 * n + 1][1])
+            for n, (d, dist) in enumerate(found)
+        ]
+
+    async def open_offer(self, driver_id: str) -> dict[str, Any] | None:
+        raw = await self.r.get(Keys.of(Keys.DRIVER_OFFER, driver_id))
+        return json.loads(raw) if raw else None
+
+    async def offer_stats(self, driver_id: str) -> dict[str, int]:
+        raw = await self.r.hgetall(Keys.of(Keys.OFFER_STATS, driver_id))
+        return {k: int(raw.get(k, 0)) for k in ("offered", "accepted", "declined", "expired")}
+
+    async def driver_of_device_key(self, key_hash: str) -> str | None:
+        found = await self.r.get(Keys.of(Keys.DEVICE_KEY, key_hash))
+        return str(found) if found is not None else None
+
+    async def eta_due(self, ride_id: str, interval_s: float) -> bool:
+        """True at most once per `interval_s` per ride: whether to emit an ETA now."""
+        return bool(
+            await self.r.set(
+                Keys.of(Keys.ETA_GATE, ride_id), "1", nx=True, px=max(1, int(interval_s * 1000))
+            )
+        )
+
+
+def _geo_query(lat: float, lng: float, radius_m: float, count: int) -> dict[str, Any]:
+    return {
+        "name": Keys.GEO,
+        "longitude": lng,
+        "latitude": lat,
+        "radius": radius_m,
+        "unit": "m",
+        "sort": "ASC",
+        "count": count,
+        "withdist": True,
+    }
 
 
 class LiveSync:
@@ -319,60 +555,115 @@ class LiveSync:
     def __init__(self, client: redis.Redis) -> None:
         self.r: Any = client
         self._emit = client.register_script(_EMIT)
+        self._ride_changed = client.register_script(_RIDE_CHANGED)
 
     def emit(self, stream: str, event: str, data: dict[str, Any]) -> str:
         maxlen = ADMIN_MAXLEN if stream == ADMIN_STREAM else STREAM_MAXLEN
         return str(self._emit(keys=[stream], args=[event, json.dumps(data), maxlen]))
 
-    def ride_changed(self, meta: dict[str, Any], status_event: dict[str, Any] | None) -> None:
-        """Cache what the hot path needs to know of a ride, then publish its status."""
-        ride_id = str(meta["ride_id"])
-        key = f"ride:{ride_id}:meta"
-        fields = {k: ("" if v is None else str(v)) for k, v in meta.items()}
-        pipe = self.r.pipeline()
-        pipe.hset(key, mapping=fields)
-        pipe.expire(key, 7 * 86400)
-        driver_id = meta.get("driver_id")
-        status = str(meta["status"])
-        if driver_id:
-            state = f"drv:{driver_id}:state"
-            if status in ACTIVE_RIDE:
-                pipe.hset(state, mapping={"ride_id": ride_id, "ride_status": status})
-            else:
-                # only clear the driver's ride if it is still this one
-                pipe.eval(
-                    "if redis.call('HGET', KEYS[1], 'ride_id') == ARGV[1] then "
-                    "redis.call('HDEL', KEYS[1], 'ride_id', 'ride_status') end",
-                    1,
-                    state,
-                    ride_id,
-                )
-        if status in TERMINAL_RIDE:
-            pipe.expire(f"ride:{ride_id}:path", 86400)
-        pipe.execute()
-        if status_event is not None:
-            self.emit(ride_stream(ride_id), "status", status_event)
-            self.emit(ADMIN_STREAM, "status", status_event)
-            if driver_id:
-                # the driver app hears of its ride's changes (e.g. the passenger cancelled)
-                self.emit(f"drv:{driver_id}:events", "ride_status", status_event)
+    def ride_changed(self, ride: Any, status_event: dict[str, Any] | None) -> bool:
+        """Cache what the hot path needs to know of a ride, then publish its status event
+        (once per status). Safe to repeat and to run late: older facts never overwrite
+        newer ones. True if the status event was emitted now."""
+        ride_id = str(ride.id)
+        driver = str(ride.driver_id) if ride.driver_id else ""
+        status = str(ride.status)
+        fields = ride_facts_fields(ride)
+        keys = [
+            Keys.of(Keys.RIDE_META, ride_id),
+            Keys.of(Keys.RIDE_PUBLISHED, ride_id),
+            ride_stream(ride_id),
+            Keys.ADMIN_EVENTS,
+            Keys.of(Keys.DRIVER_STATE, driver) if driver else "",
+            driver_stream(driver) if driver else "",
+            Keys.of(Keys.RIDE_PATH, ride_id),
+        ]
+        args: list[Any] = [
+            ride_version(ride),
+            ride_id,
+            status,
+            int(status in DRIVER_ACTIVE),
+            int(status in TERMINAL),
+            json.dumps(status_event) if status_event is not None else "",
+            STREAM_MAXLEN,
+            ADMIN_MAXLEN,
+            RIDE_FACTS_TTL_S,
+        ]
+        for k, v in fields.items():
+            args += [k, v]
+        return bool(self._ride_changed(keys=keys, args=args))
 
     def trip_path(self, ride_id: str) -> list[str]:
-        return self.r.lrange(f"ride:{ride_id}:path", 0, -1)
+        return self.r.lrange(Keys.of(Keys.RIDE_PATH, ride_id), 0, -1)
 
     def set_device_key(self, key_hash: str, driver_id: str, old_hash: str | None) -> None:
         pipe = self.r.pipeline()
         if old_hash:
-            pipe.delete(f"devkey:{old_hash}")
-        pipe.set(f"devkey:{key_hash}", driver_id)
+            pipe.delete(Keys.of(Keys.DEVICE_KEY, old_hash))
+        pipe.set(Keys.of(Keys.DEVICE_KEY, key_hash), driver_id)
         pipe.execute()
 
     def sweep_stale(self, older_than: float) -> int:
-        stale: list[str] = self.r.zrangebyscore("drivers:seen", "-inf", older_than)
+        stale: list[str] = self.r.zrangebyscore(Keys.SEEN, "-inf", older_than)
         if not stale:
             return 0
         pipe = self.r.pipeline()
-        pipe.zrem("geo:drivers", *stale)
-        pipe.zrem("drivers:seen", *stale)
+        pipe.zrem(Keys.GEO, *stale)
+        pipe.zrem(Keys.SEEN, *stale)
         pipe.execute()
         return len(stale)
+
+    # --- dispatch: candidates and offers ---------------------------------------------------
+    def candidates_near(
+        self, lat: float, lng: float, radius_m: float, stale_s: float
+    ) -> list[Candidate]:
+        """Idle online drivers with a fresh position near (lat, lng), without an open offer."""
+        found: Any = self.r.geosearch(**_geo_query(lat, lng, radius_m, 200))
+        if not found:
+            return []
+        pipe = self.r.pipeline()
+        for driver_id, _dist in found:
+            pipe.hmget(Keys.of(Keys.DRIVER_STATE, driver_id), "status", "ride_id")
+            pipe.hget(Keys.of(Keys.POSITION, driver_id), "ts")
+            pipe.exists(Keys.of(Keys.DRIVER_OFFER, driver_id))
+            pipe.hmget(Keys.of(Keys.OFFER_STATS, driver_id), "offered", "declined", "expired")
+        rows: Any = pipe.execute()
+        fresh_after = time.time() - stale_s
+        out = []
+        for n, (driver_id, dist) in enumerate(found):
+            (status, ride_id), ts, has_offer, (offered, declined, expired) = rows[4 * n : 4 * n + 4]
+            if status != "online" or ride_id or has_offer or not ts or float(ts) < fresh_after:
+                continue
+            out.append(
+                Candidate(
+                    driver_id,
+                    float(dist),
+                    offered=int(offered or 0),
+                    ignored=int(declined or 0) + int(expired or 0),
+                )
+            )
+        return out
+
+    def offer_made(self, driver_id: str, payload: dict[str, Any], ttl_ms: int) -> None:
+        pipe = self.r.pipeline()
+        pipe.set(Keys.of(Keys.DRIVER_OFFER, driver_id), json.dumps(payload), px=ttl_ms)
+        pipe.hincrby(Keys.of(Keys.OFFER_STATS, driver_id), "offered", 1)
+        pipe.execute()
+        self.emit(driver_stream(driver_id), "offer", payload)
+
+    def offer_closed(self, driver_id: str, ride_id: str, reason: str) -> None:
+        """The driver's offer of this ride is gone: counted, and (unless the driver ended
+        it themselves) announced as withdrawn."""
+        self.r.eval(
+            "local v = redis.call('GET', KEYS[1]) "
+            "if v and cjson.decode(v)['ride_id'] == ARGV[1] then redis.call('DEL', KEYS[1]) end",
+            1,
+            Keys.of(Keys.DRIVER_OFFER, driver_id),
+            ride_id,
+        )
+        if reason in ("declined", "expired", "accepted"):
+            self.r.hincrby(Keys.of(Keys.OFFER_STATS, driver_id), reason, 1)
+        if reason not in ("accepted", "declined"):
+            self.emit(
+                driver_stream(driver_id), "offer_withdrawn", {"ride_id": ride_id, "reason": reason}
+            )

@@ -1,15 +1,13 @@
 """Offers in SQL (the record, the race arbiter) and in Redis (what the hot path reads).
 
 SQL decides every race: the ride row is locked, offers are rows with a partial
-unique index (one pending offer per driver). Redis mirrors a driver's open offer
-(`drv:{id}:offer`, expiring with it) for polling and for candidate search, and
-carries the driver's event stream (`drv:{id}:events`: offer, offer_withdrawn,
-ride_status).
+unique index (one pending offer per driver). Redis mirrors a driver's open offer (for
+polling and candidate search) and carries the driver's event stream (offer,
+offer_withdrawn, ride_status), through `infra.live.LiveSync` after commit.
 """
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -20,14 +18,11 @@ from sqlmodel import Session, col, select
 
 from domain.dispatch import Candidate, OfferStatus
 from domain.errors import Conflict, NotFound
+from domain.rides import RideStatus
 from infra.db import after_commit
 from infra.live import LiveSync, iso
 from infra.models import Offer, Ride
 from infra.redis import get_sync_redis
-
-
-def driver_stream(driver_id: str) -> str:
-    return f"drv:{driver_id}:events"
 
 
 def offer_payload(ride: Ride, offer: Offer) -> dict[str, Any]:
@@ -50,40 +45,13 @@ def publish_offer(session: Session, ride: Ride, offer: Offer) -> None:
     payload = offer_payload(ride, offer)
     driver = str(offer.driver_id)
     ttl_ms = max(1, int((offer.expires_at.timestamp() - time.time()) * 1000))
-
-    def send() -> None:
-        live = _live()
-        pipe = live.r.pipeline()
-        pipe.set(f"drv:{driver}:offer", json.dumps(payload), px=ttl_ms)
-        pipe.hincrby(f"drv:{driver}:offers", "offered", 1)
-        pipe.execute()
-        live.emit(driver_stream(driver), "offer", payload)
-
-    after_commit(session, send)
+    after_commit(session, lambda: _live().offer_made(driver, payload, ttl_ms))
 
 
 def publish_closed(session: Session, offer: Offer, reason: str) -> None:
     """The driver learns the offer is gone: withdrawn (taken, cancelled, expired)."""
     driver, ride_id = str(offer.driver_id), str(offer.ride_id)
-    counter = {"declined": "declined", "expired": "expired", "accepted": "accepted"}.get(reason)
-
-    def send() -> None:
-        live = _live()
-        live.r.eval(
-            "local v = redis.call('GET', KEYS[1]) "
-            "if v and cjson.decode(v)['ride_id'] == ARGV[1] then redis.call('DEL', KEYS[1]) end",
-            1,
-            f"drv:{driver}:offer",
-            ride_id,
-        )
-        if counter:
-            live.r.hincrby(f"drv:{driver}:offers", counter, 1)
-        if reason != "accepted" and reason != "declined":
-            live.emit(
-                driver_stream(driver), "offer_withdrawn", {"ride_id": ride_id, "reason": reason}
-            )
-
-    after_commit(session, send)
+    after_commit(session, lambda: _live().offer_closed(driver, ride_id, reason))
 
 
 class SqlOffers:
@@ -141,50 +109,11 @@ class SqlOffers:
     def due_rides(self, now: datetime, limit: int = 200) -> list[uuid.UUID]:
         rows = self.session.exec(
             select(Ride.id)
-            .where(Ride.status == "requested", col(Ride.dispatch_deadline) <= now)
+            .where(Ride.status == RideStatus.REQUESTED, col(Ride.dispatch_deadline) <= now)
             .order_by(col(Ride.dispatch_deadline))
             .limit(limit)
         ).all()
         return list(rows)
-
-
-def candidates_near(lat: float, lng: float, radius_m: float, stale_s: float) -> list[Candidate]:
-    """Idle online drivers with a fresh position near (lat, lng), without an open offer."""
-    r = get_sync_redis()
-    found: Any = r.geosearch(
-        "geo:drivers",
-        longitude=lng,
-        latitude=lat,
-        radius=radius_m,
-        unit="m",
-        sort="ASC",
-        count=200,
-        withdist=True,
-    )
-    if not found:
-        return []
-    pipe = r.pipeline()
-    for driver_id, _dist in found:
-        pipe.hmget(f"drv:{driver_id}:state", "status", "ride_id")
-        pipe.hget(f"drv:{driver_id}:pos", "ts")
-        pipe.exists(f"drv:{driver_id}:offer")
-        pipe.hmget(f"drv:{driver_id}:offers", "offered", "declined", "expired")
-    rows: Any = pipe.execute()
-    fresh_after = time.time() - stale_s
-    out = []
-    for n, (driver_id, dist) in enumerate(found):
-        (status, ride_id), ts, has_offer, (offered, declined, expired) = rows[4 * n : 4 * n + 4]
-        if status != "online" or ride_id or has_offer or not ts or float(ts) < fresh_after:
-            continue
-        out.append(
-            Candidate(
-                driver_id,
-                float(dist),
-                offered=int(offered or 0),
-                ignored=int(declined or 0) + int(expired or 0),
-            )
-        )
-    return out
 
 
 class SqlOfferBook:
@@ -192,6 +121,16 @@ class SqlOfferBook:
 
     def __init__(self, session: Session) -> None:
         self.offers = SqlOffers(session)
+
+    def open_offer(self, ride_id: uuid.UUID, driver_id: uuid.UUID, now: datetime) -> Offer | None:
+        offer = self.offers.session.exec(
+            select(Offer).where(
+                Offer.ride_id == ride_id,
+                Offer.driver_id == driver_id,
+                Offer.status == OfferStatus.PENDING,
+            )
+        ).first()
+        return offer if offer is not None and offer.expires_at > now else None
 
     def take(self, ride: Any, driver_id: uuid.UUID, now: datetime) -> None:
         offer = self.offers.of_driver(ride.id, driver_id)

@@ -1,4 +1,5 @@
-"""Card payments in SQL: the PaymentBook port, and mirroring PaymentIntents onto rows."""
+"""Card payments in SQL (the `PaymentBook` port), mirroring Stripe's PaymentIntents onto our
+rows, and the `Cards` port over the Stripe gateway."""
 
 from __future__ import annotations
 
@@ -7,26 +8,23 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from domain.errors import Conflict, NotFound
 from domain.ledger import card_received_entry
 from domain.money import Money
+from domain.payments import (
+    FROM_INTENT_STATUS,
+    OWED,
+    Card,
+    IntentInfo,
+    PaymentKind,
+    PaymentStatus,
+    RefundStatus,
+    SetupIntentInfo,
+)
 from domain.rides import RideState
-from infra import jobs
 from infra.db import utcnow
 from infra.models import Payment, Refund, User
 from infra.repositories import SqlLedger
-
-#: what a PaymentIntent's status means for our row
-_STATUS = {
-    "requires_capture": "requires_capture",
-    "succeeded": "succeeded",
-    "requires_action": "requires_action",
-    "requires_confirmation": "requires_action",
-    "canceled": "canceled",
-    "requires_payment_method": "failed",
-    "processing": "pending",
-}
-OWED = ("failed", "requires_action")
+from infra.stripe_gateway import StripeGateway
 
 
 class SqlPaymentBook:
@@ -38,7 +36,7 @@ class SqlPaymentBook:
             select(func.coalesce(func.sum(Payment.amount - Payment.amount_received), 0)).where(
                 Payment.passenger_id == passenger_id,
                 col(Payment.status).in_(OWED),
-                Payment.kind == "extra_charge",
+                Payment.kind == PaymentKind.EXTRA_CHARGE,
             )
         ).one()
         return int(total)
@@ -52,37 +50,51 @@ class SqlPaymentBook:
             Payment(
                 ride_id=ride.id,
                 passenger_id=ride.passenger_id,
-                kind="authorization",
-                status="pending",
+                kind=PaymentKind.AUTHORIZATION,
+                status=PaymentStatus.PENDING,
                 amount=amount,
                 currency=ride.currency,
                 payment_method_id=payment_method_id,
             )
         )
 
+    def of_ride(self, ride_id: uuid.UUID) -> list[Payment]:
+        return payments_of_ride(self.session, ride_id)
 
-def payment_of(session: Session, ride_id: uuid.UUID, kind: str) -> Payment | None:
+    def get(self, payment_id: uuid.UUID, *, for_update: bool = False) -> Payment | None:
+        stmt = select(Payment).where(Payment.id == payment_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return self.session.exec(stmt).first()
+
+    def refunds_not_failed(self, payment_id: uuid.UUID) -> int:
+        total = self.session.exec(
+            select(func.coalesce(func.sum(Refund.amount), 0)).where(
+                Refund.payment_id == payment_id, Refund.status != RefundStatus.FAILED
+            )
+        ).one()
+        return int(total)
+
+    def add_refund(
+        self, payment: Payment, amount: int, reason: str, requested_by: uuid.UUID
+    ) -> Refund:
+        refund = Refund(
+            payment_id=payment.id,
+            amount=amount,
+            currency=payment.currency,
+            reason=reason,
+            status=RefundStatus.PENDING,
+            requested_by=requested_by,
+        )
+        self.session.add(refund)
+        self.session.flush()
+        return refund
+
+
+def payment_of(session: Session, ride_id: uuid.UUID, kind: PaymentKind) -> Payment | None:
     return session.exec(
         select(Payment).where(Payment.ride_id == ride_id, Payment.kind == kind).with_for_update()
     ).first()
-
-
-def apply_intent(payment: Payment, intent: Any) -> None:
-    """Mirror Stripe's state of the PaymentIntent onto the row (Stripe is the truth)."""
-    payment.stripe_payment_intent_id = intent.id
-    payment.status = _STATUS.get(intent.status, payment.status)
-    payment.amount_received = int(getattr(intent, "amount_received", 0) or 0)
-    charge = getattr(intent, "latest_charge", None)
-    outcome = getattr(charge, "outcome", None) if charge and not isinstance(charge, str) else None
-    if outcome is not None:
-        payment.risk_level = getattr(outcome, "risk_level", None)
-        score = getattr(outcome, "risk_score", None)
-        payment.risk_score = int(score) if score is not None else None
-    error = getattr(intent, "last_payment_error", None)
-    if error is not None and payment.status == "failed":
-        payment.failure_code = getattr(error, "decline_code", None) or getattr(error, "code", None)
-        payment.failure_message = (getattr(error, "message", None) or "")[:500]
-    payment.updated_at = utcnow()
 
 
 def payments_of_ride(session: Session, ride_id: uuid.UUID) -> list[Payment]:
@@ -93,44 +105,22 @@ def payments_of_ride(session: Session, ride_id: uuid.UUID) -> list[Payment]:
     )
 
 
-def request_refund(
-    session: Session,
-    payment_id: uuid.UUID,
-    amount: int | None,
-    reason: str,
-    admin_id: uuid.UUID,
-) -> Refund:
-    payment = session.exec(
-        select(Payment).where(Payment.id == payment_id).with_for_update()
-    ).first()
-    if payment is None:
-        raise NotFound("payment not found", code="payment_not_found")
-    if payment.amount_received <= 0:
-        raise Conflict("nothing was captured on this payment", code="nothing_to_refund")
-    pending = session.exec(
-        select(func.coalesce(func.sum(Refund.amount), 0)).where(
-            Refund.payment_id == payment.id, Refund.status != "failed"
-        )
-    ).one()
-    refundable = payment.amount_received - int(pending)
-    amount = refundable if amount is None else amount
-    if amount <= 0 or amount > refundable:
-        raise Conflict(
-            f"at most {refundable} can still be refunded on this payment",
-            code="refund_exceeds_captured",
-        )
-    refund = Refund(
-        payment_id=payment.id,
-        amount=amount,
-        currency=payment.currency,
-        reason=reason,
-        status="pending",
-        requested_by=admin_id,
-    )
-    session.add(refund)
-    session.flush()
-    jobs.enqueue(session, "payments.refund", refund_id=str(refund.id))
-    return refund
+def apply_intent(payment: Payment, intent: Any) -> None:
+    """Mirror Stripe's state of the PaymentIntent onto the row (Stripe is the truth)."""
+    payment.stripe_payment_intent_id = intent.id
+    payment.status = FROM_INTENT_STATUS.get(intent.status, PaymentStatus(payment.status))
+    payment.amount_received = int(getattr(intent, "amount_received", 0) or 0)
+    charge = getattr(intent, "latest_charge", None)
+    outcome = getattr(charge, "outcome", None) if charge and not isinstance(charge, str) else None
+    if outcome is not None:
+        payment.risk_level = getattr(outcome, "risk_level", None)
+        score = getattr(outcome, "risk_score", None)
+        payment.risk_score = int(score) if score is not None else None
+    error = getattr(intent, "last_payment_error", None)
+    if error is not None and payment.status == PaymentStatus.FAILED:
+        payment.failure_code = getattr(error, "decline_code", None) or getattr(error, "code", None)
+        payment.failure_message = (getattr(error, "message", None) or "")[:500]
+    payment.updated_at = utcnow()
 
 
 def record_received(session: Session, payment: Payment) -> None:
@@ -144,3 +134,56 @@ def record_received(session: Session, payment: Payment) -> None:
                 Money(payment.amount_received, payment.currency),
             )
         )
+
+
+class StripeCards:
+    """The use cases' `Cards` port: the rider's customer and cards at Stripe."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._gateway: StripeGateway | None = None
+
+    @property
+    def gateway(self) -> StripeGateway:
+        if self._gateway is None:
+            self._gateway = StripeGateway()
+        return self._gateway
+
+    def customer(self, user_id: uuid.UUID) -> str:
+        """Created once: the idempotency key makes a retry or a concurrent request create
+        no second customer."""
+        user = self.session.get(User, user_id)
+        if user is None:
+            from domain.errors import NotFound
+
+            raise NotFound("account no longer exists", code="user_not_found")
+        if not user.stripe_customer_id:
+            user.stripe_customer_id = self.gateway.create_customer(user.id, user.email, user.name)
+            self.session.add(user)
+        return user.stripe_customer_id
+
+    def setup_intent(self, customer: str, user_id: uuid.UUID) -> SetupIntentInfo:
+        return self.gateway.setup_intent(customer, user_id)
+
+    def saved(self, customer: str) -> list[Card]:
+        return self.gateway.saved(customer)
+
+    def owned(self, customer: str, payment_method_id: str) -> Card:
+        return self.gateway.owned(customer, payment_method_id)
+
+    def detach(self, customer: str, payment_method_id: str) -> None:
+        self.gateway.detach(customer, payment_method_id)
+
+    def make_default(self, customer: str, payment_method_id: str) -> None:
+        self.gateway.make_default(customer, payment_method_id)
+
+    def intent(self, intent_id: str) -> IntentInfo:
+        return self.gateway.intent_info(intent_id)
+
+    def confirm(self, intent_id: str, payment_id: uuid.UUID) -> Any:
+        return self.gateway.confirm(intent_id, payment_id)
+
+    def apply(self, payment: Any, intent: Any) -> None:
+        apply_intent(payment, intent)
+        self.session.add(payment)
+        record_received(self.session, payment)

@@ -1,7 +1,10 @@
-"""SQL implementations of the domain's ports, bound to one session (one transaction)."""
+"""SQL (and after-commit Redis) implementations of the use cases' ports, bound to one
+session, that is one transaction."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, cast
 from uuid import UUID
 
@@ -11,14 +14,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from domain.errors import Conflict
-from domain.ledger import JournalEntry, Line
+from domain.ledger import Account, JournalEntry, Line, account
 from domain.pings import PingRules
 from domain.rides import DRIVER_ACTIVE, OPEN, RideEvent, RideState
 from domain.trip import PathPoint, travelled_distance_m
 from infra import jobs
 from infra.db import after_commit
-from infra.live import LiveSync, iso
-from infra.models import JournalEntryRow, LedgerLine, Ride
+from infra.live import LiveSync, RideFacts, iso, ride_facts_fields
+from infra.models import JournalEntryRow, LedgerLine, Ride, Settlement
 from infra.redis import get_sync_redis
 
 _UNIQUE_CONFLICTS = {
@@ -62,6 +65,31 @@ class SqlRideRepository:
     def save(self, ride: RideState) -> None:
         self.session.add(ride)
         self._flush()
+
+    def page(
+        self,
+        *,
+        passenger_id: UUID | None,
+        driver_id: UUID | None,
+        status: str | None,
+        before: tuple[datetime, UUID] | None,
+        limit: int,
+    ) -> list[RideState]:
+        """Newest first, keyset-paginated on (created_at, id)."""
+        stmt = select(Ride)
+        if passenger_id is not None:
+            stmt = stmt.where(Ride.passenger_id == passenger_id)
+        if driver_id is not None:
+            stmt = stmt.where(Ride.driver_id == driver_id)
+        if status is not None:
+            stmt = stmt.where(Ride.status == status)
+        if before is not None:
+            stmt = stmt.where(
+                tuple_(col(Ride.created_at), col(Ride.id))
+                < tuple_(literal(before[0]), literal(before[1]))
+            )
+        stmt = stmt.order_by(col(Ride.created_at).desc(), col(Ride.id).desc()).limit(limit)
+        return cast(list[RideState], list(self.session.exec(stmt).all()))
 
     def _flush(self) -> None:
         try:
@@ -146,62 +174,42 @@ class SqlLedger:
         return int(total)
 
 
-def list_rides(
-    session: Session,
-    *,
-    passenger_id: UUID | None = None,
-    driver_id: UUID | None = None,
-    status: str | None = None,
-    before: tuple[Any, UUID] | None = None,
-    limit: int = 20,
-) -> list[Ride]:
-    """Newest first, keyset-paginated on (created_at, id)."""
-    stmt = select(Ride)
-    if passenger_id is not None:
-        stmt = stmt.where(Ride.passenger_id == passenger_id)
-    if driver_id is not None:
-        stmt = stmt.where(Ride.driver_id == driver_id)
-    if status is not None:
-        stmt = stmt.where(Ride.status == status)
-    if before is not None:
-        stmt = stmt.where(
-            tuple_(col(Ride.created_at), col(Ride.id))
-            < tuple_(literal(before[0]), literal(before[1]))
-        )
-    stmt = stmt.order_by(col(Ride.created_at).desc(), col(Ride.id).desc()).limit(limit)
-    return list(session.exec(stmt).all())
+_FACTS = (
+    "id",
+    "passenger_id",
+    "driver_id",
+    "status",
+    "pickup_lat",
+    "pickup_lng",
+    "dropoff_lat",
+    "dropoff_lng",
+    "updated_at",
+)
 
 
-def ride_meta(ride: RideState) -> dict[str, Any]:
-    return {
-        "ride_id": ride.id,
-        "passenger_id": ride.passenger_id,
-        "driver_id": ride.driver_id,
-        "status": ride.status,
-        "pickup_lat": ride.pickup_lat,
-        "pickup_lng": ride.pickup_lng,
-        "dropoff_lat": ride.dropoff_lat,
-        "dropoff_lng": ride.dropoff_lng,
-    }
+def _facts(ride: RideState) -> SimpleNamespace:
+    return SimpleNamespace(**{name: getattr(ride, name) for name in _FACTS})
 
 
-class RedisLiveState:
+def status_event(ride_id: UUID | str, status: str, at: datetime) -> dict[str, str]:
+    return {"ride_id": str(ride_id), "status": str(status), "at": iso(at.timestamp())}
+
+
+class RedisLivePublisher:
     """Tells Redis of a ride's new state once the transaction has committed (never before:
-    a client must not see a status that could still roll back)."""
+    a client must not see a status that could still roll back). Best effort: the
+    `rides.publish` follow-up job repeats it, idempotently."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def ride_changed(self, ride: RideState, event: RideEvent | None) -> None:
-        meta = ride_meta(ride)
-        status_event = (
-            {"ride_id": str(ride.id), "status": str(event.status), "at": iso(event.at.timestamp())}
-            if event is not None
-            else None
-        )
-        after_commit(
-            self.session, lambda: LiveSync(get_sync_redis()).ride_changed(meta, status_event)
-        )
+    def ride_changed(self, ride: RideState, event: RideEvent) -> None:
+        facts, payload = _facts(ride), status_event(ride.id, event.status, event.at)
+
+        def publish() -> None:
+            LiveSync(get_sync_redis()).ride_changed(facts, payload)
+
+        after_commit(self.session, publish)
 
 
 class RedisTripPaths:
@@ -219,12 +227,19 @@ class RedisTripPaths:
         return travelled_distance_m(self.points(ride_id), max_speed_ms=self.rules.max_speed_ms)
 
 
+def driver_accounts(driver_id: UUID) -> list[str]:
+    return [
+        account(Account.DRIVER_PAYABLE, driver_id),
+        account(Account.CASH_HELD_BY_DRIVER, driver_id),
+    ]
+
+
 def driver_ledger_lines(
     session: Session, driver_id: UUID, before_id: int | None, limit: int
 ) -> list[tuple[int, str, str, str, int, str, UUID | None, Any]]:
     """A driver's ledger lines, newest first: (line id, entry key, kind, account, amount,
     currency, ride id, posted at)."""
-    accounts = [f"driver_payable:{driver_id}", f"cash_held_by_driver:{driver_id}"]
+    accounts = driver_accounts(driver_id)
     stmt = (
         sa_select(
             col(LedgerLine.id),
@@ -261,8 +276,37 @@ def driver_day_lines(
         .where(
             col(JournalEntryRow.created_at) >= start,
             col(JournalEntryRow.created_at) < end,
-            col(LedgerLine.account).like("driver_payable:%")
-            | col(LedgerLine.account).like("cash_held_by_driver:%"),
+            col(LedgerLine.account).like(f"{Account.DRIVER_PAYABLE}:%")
+            | col(LedgerLine.account).like(f"{Account.CASH_HELD_BY_DRIVER}:%"),
         )
     )
     return [tuple(r) for r in session.execute(stmt).all()]
+
+
+def settlements_of(session: Session, driver_id: UUID, limit: int = 100) -> list[Settlement]:
+    return list(
+        session.exec(
+            select(Settlement)
+            .where(Settlement.driver_id == driver_id)
+            .order_by(col(Settlement.period).desc())
+            .limit(limit)
+        ).all()
+    )
+
+
+def ride_facts_from_sql(ride_id: str) -> RideFacts | None:
+    """A ride's facts from SQL when Redis lost them (an old ride, a flushed Redis); they go
+    back to Redis for the next reader."""
+    from infra.db import unit_of_work
+
+    try:
+        rid = UUID(ride_id)
+    except ValueError:
+        return None
+    with unit_of_work() as session:
+        ride = session.get(Ride, rid)
+        if ride is None:
+            return None
+        facts = _facts(ride)
+    LiveSync(get_sync_redis()).ride_changed(facts, None)
+    return RideFacts.from_hash(ride_facts_fields(facts))

@@ -1,14 +1,22 @@
-"""User accounts: creation with a hashed password, lookup by email."""
+"""User accounts: creation with a hashed password, lookup by email, sign-in rate limits,
+and the device keys of tracking apps that cannot send headers."""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from uuid import UUID
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from domain.errors import Conflict
+from domain.access import Actor
+from domain.errors import Conflict, NotFound
+from infra.db import after_commit, unit_of_work
+from infra.live import Keys, LiveSync
 from infra.models import User
+from infra.ratelimit import hit
+from infra.redis import get_sync_redis
 from infra.security import hash_password, verify_password
 
 
@@ -38,3 +46,40 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
 
 def get_user(session: Session, user_id: UUID) -> User | None:
     return session.get(User, user_id)
+
+
+def sign_in_wait(email: str, client_ip: str, per_minute: int) -> int:
+    """0 if this sign-in attempt may go ahead, else the seconds to wait."""
+    return hit(get_sync_redis(), f"login:{normalize_email(email)}:{client_ip}", per_minute, 60)
+
+
+def device_key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_device_key(session: Session, driver_id: UUID) -> str:
+    """A new device key for the driver (only its hash is kept); the old one stops working
+    once the transaction commits."""
+    user = session.get(User, driver_id)
+    if user is None:
+        raise NotFound("account no longer exists", code="user_not_found")
+    key = secrets.token_urlsafe(24)
+    old = user.device_key_hash
+    user.device_key_hash = device_key_hash(key)
+    session.add(user)
+    new_hash, driver = user.device_key_hash, str(user.id)
+    after_commit(session, lambda: LiveSync(get_sync_redis()).set_device_key(new_hash, driver, old))
+    return key
+
+
+def driver_of_device_key(key_hash: str) -> str | None:
+    """The driver a device key belongs to, from SQL when Redis does not know it (then
+    cached there for the next ping)."""
+    with unit_of_work() as session:
+        user_id = session.exec(
+            select(User.id).where(User.device_key_hash == key_hash, User.role == Actor.DRIVER)
+        ).first()
+    if user_id is None:
+        return None
+    get_sync_redis().set(Keys.of(Keys.DEVICE_KEY, key_hash), str(user_id))
+    return str(user_id)

@@ -9,7 +9,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from infra import jobs
-from infra.db import utcnow
+from infra.db import unit_of_work, utcnow
 from infra.models import WebhookEvent
 
 
@@ -28,3 +28,9 @@ def store_event(session: Session, event_id: str, event_type: str, event: dict[st
         return False
     jobs.enqueue(session, "payments.reconcile_event", event_id=event_id)
     return True
+
+
+def store_new_event(event_id: str, event_type: str, event: dict[str, Any]) -> bool:
+    """`store_event` in its own transaction."""
+    with unit_of_work() as session:
+        return store_event(session, event_id, event_type, event)

@@ -17,6 +17,7 @@ from celery import Task
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
+from domain.payments import ProviderUnavailable
 from infra import jobs
 from infra.db import unit_of_work
 from infra.queue import celery_app
@@ -39,6 +40,7 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     stripe.APIConnectionError,
     stripe.RateLimitError,
     stripe.APIError,
+    ProviderUnavailable,  # the gateway's word for all of the above
 )
 
 

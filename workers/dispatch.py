@@ -16,15 +16,17 @@ from datetime import timedelta
 
 from sqlmodel import Session
 
-from domain import rides as ride_rules
 from domain.dispatch import DispatchRules, OfferStatus, pick
 from domain.rides import RideStatus
+from domain.usecases import rides as ride_cases
 from infra import jobs
 from infra.db import utcnow
+from infra.live import LiveSync
 from infra.models import Ride
-from infra.offers import SqlOffers, candidates_near
-from infra.repositories import RedisLiveState
+from infra.offers import SqlOffers
+from infra.redis import get_sync_redis
 from infra.settings import get_settings
+from infra.unit_of_work import SqlUnitOfWork, make_context
 from workers.base import Retryable, transactional_task
 
 log = logging.getLogger(__name__)
@@ -59,21 +61,15 @@ def advance(session: Session, ride_id: str) -> str:
         return "waiting"
     wave = ride.dispatch_wave + 1
     if wave > rules.max_waves:
-        event = ride_rules.expire(ride, now)
         ride.dispatch_deadline = None
-        session.add(ride)
-        RedisLiveState(session).ride_changed(ride, event)
-        jobs.enqueue(session, "ledger.post_ride", ride_id=str(ride.id))
-        if ride.payment == "card":
-            jobs.enqueue(session, "payments.settle_ride", ride_id=str(ride.id))  # release
+        ride_cases.expire(SqlUnitOfWork(session), make_context(settings, now), ride.id)
         log.info("dispatch: ride %s expired after %d waves", ride.id, ride.dispatch_wave)
         return "expired"
     radius = rules.radius(wave)
-    chosen = pick(
-        candidates_near(ride.pickup_lat, ride.pickup_lng, radius, settings.driver_stale_s),
-        rules,
-        offers.offered_drivers(ride.id),
+    found = LiveSync(get_sync_redis()).candidates_near(
+        ride.pickup_lat, ride.pickup_lng, radius, settings.driver_stale_s
     )
+    chosen = pick(found, rules, offers.offered_drivers(ride.id))
     made = [o for c in chosen if (o := offers.create(ride, c, wave, now, rules.offer_ttl_s))]
     ride.dispatch_wave = wave
     ride.dispatch_deadline = now + timedelta(

@@ -1,84 +1,60 @@
 """Card money movement, always by workers: authorize at request, capture or release at the
-end. Every Stripe call carries an idempotency key made of domain ids, so a retry, a
-redelivery or a worker killed mid-call cannot move money twice."""
+end, refunds, and reconciling what Stripe's webhooks tell. Every Stripe call goes through
+the gateway, which keys it with domain ids, so a retry, a redelivery or a worker killed
+mid-call cannot move money twice. What to do with a hold is `domain.payments`' decision.
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
 from datetime import timedelta
-from typing import Any
 
-import stripe
 from sqlmodel import Session, col, select
 
-from domain import rides as ride_rules
 from domain.ledger import refund_entry, refund_reversal_entry
 from domain.money import Money
-from domain.rides import Actor, RideStatus
+from domain.payments import (
+    CardDeclined,
+    HoldStep,
+    PaymentKind,
+    PaymentRefused,
+    PaymentStatus,
+    RefundStatus,
+    amount_due,
+    captured_by_hold,
+    rest_to_charge,
+    settle_hold,
+)
+from domain.rides import TERMINAL
+from domain.usecases import rides as ride_cases
 from infra import jobs
 from infra.db import utcnow
 from infra.live import LiveSync
 from infra.models import Payment, Refund, Ride, User, WebhookEvent
-from infra.offers import SqlOfferBook
 from infra.payments import apply_intent, payment_of, record_received
 from infra.ratelimit import RedisVelocity
 from infra.redis import get_sync_redis
-from infra.repositories import RedisLiveState, SqlLedger
-from infra.settings import get_settings
-from infra.stripe_gateway import stripe_client
+from infra.repositories import SqlLedger
+from infra.stripe_gateway import StripeGateway
+from infra.unit_of_work import SqlUnitOfWork, make_context
 from workers.base import Retryable, transactional_task
 
 log = logging.getLogger(__name__)
 
 
-def _client() -> stripe.StripeClient:
-    return stripe_client(retries=0)  # Celery retries with backoff; the key makes it safe
+def _gateway() -> StripeGateway:
+    return StripeGateway(retries=0)  # Celery retries with backoff; the key makes it safe
 
 
-def _default_pm(customer: str) -> str | None:
-    c = _client().v1.customers.retrieve(customer)
-    default = getattr(getattr(c, "invoice_settings", None), "default_payment_method", None)
-    if default:
-        return default if isinstance(default, str) else default.id
-    cards = _client().v1.customers.payment_methods.list(customer, params={"type": "card"})
-    return cards.data[0].id if cards.data else None
-
-
-def _charge_off_session(
-    payment: Payment, customer: str, pm: str, *, manual: bool, description: str, key: str
-) -> Any:
-    """A PaymentIntent for `payment` on a saved card, the rider absent; held for a later
-    capture when `manual`. Cards only, never a redirect: there is no page to return to."""
-    params: dict[str, Any] = {
-        "amount": payment.amount,
-        "currency": payment.currency,
-        "customer": customer,
-        "payment_method": pm,
-        "confirm": True,
-        "off_session": True,
-        "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
-        "description": description,
-        "metadata": {"ride_id": str(payment.ride_id), "payment_id": str(payment.id)},
-        "expand": ["latest_charge"],
-    }
-    if manual:
-        params["capture_method"] = "manual"
-    return _client().v1.payment_intents.create(
-        params=params,  # type: ignore[arg-type]
-        options={"idempotency_key": key},
-    )
-
-
-def _card_failed(payment: Payment, exc: stripe.CardError) -> None:
-    err: Any = exc.error
-    intent = getattr(err, "payment_intent", None) if err else None
-    if intent is not None and getattr(intent, "id", None):
-        payment.stripe_payment_intent_id = intent.id
-    code = (getattr(err, "code", None) if err else None) or exc.code
-    payment.status = "requires_action" if code == "authentication_required" else "failed"
-    payment.failure_code = (getattr(err, "decline_code", None) if err else None) or code
-    payment.failure_message = (exc.user_message or str(exc))[:500]
+def _declined(payment: Payment, exc: CardDeclined | PaymentRefused) -> None:
+    if isinstance(exc, CardDeclined) and exc.intent_id:
+        payment.stripe_payment_intent_id = exc.intent_id
+    needs_device = isinstance(exc, CardDeclined) and exc.needs_authentication
+    payment.status = PaymentStatus.REQUIRES_ACTION if needs_device else PaymentStatus.FAILED
+    decline = exc.decline_code if isinstance(exc, CardDeclined) else None
+    payment.failure_code = (decline or exc.code)[:64]
+    payment.failure_message = exc.detail[:500]
     payment.updated_at = utcnow()
 
 
@@ -100,7 +76,39 @@ def _tell_rider(payment: Payment, kind: str) -> None:
     )
 
 
-def _post_received(session: Session, payment: Payment, ride: Ride) -> None:
+def _charge(session: Session, payment: Payment, *, hold: bool) -> None:
+    """Ask Stripe for `payment` on the rider's saved card, off-session; record the answer."""
+    user = session.get(User, payment.passenger_id)
+    customer = user.stripe_customer_id if user else None
+    gateway = _gateway()
+    pm = payment.payment_method_id or (gateway.charging_card(customer) if customer else None)
+    if not customer or not pm:
+        payment.status, payment.failure_code = PaymentStatus.FAILED, "no_payment_method"
+    else:
+        payment.payment_method_id = pm
+        try:
+            intent = gateway.charge_off_session(
+                payment_id=payment.id,
+                ride_id=payment.ride_id,
+                amount=payment.amount,
+                currency=payment.currency,
+                customer=customer,
+                payment_method=pm,
+                hold=hold,
+                purpose="authorize" if hold else "extra",
+            )
+            apply_intent(payment, intent)
+        except (CardDeclined, PaymentRefused) as exc:
+            # a card's answer, or e.g. the card was removed meanwhile: the rider must act
+            _declined(payment, exc)
+    session.add(payment)
+    if payment.status in (PaymentStatus.FAILED, PaymentStatus.REQUIRES_ACTION):
+        _tell_rider(
+            payment,
+            "payment_failed"
+            if payment.status == PaymentStatus.FAILED
+            else "payment_requires_action",
+        )
     record_received(session, payment)
 
 
@@ -109,49 +117,18 @@ def authorize_ride(session: Session, ride_id: str) -> str:
     """Hold the estimate plus a margin on the passenger's card (manual capture)."""
     rid = uuid.UUID(ride_id)
     ride = session.get(Ride, rid, with_for_update=True)
-    payment = payment_of(session, rid, "authorization")
+    payment = payment_of(session, rid, PaymentKind.AUTHORIZATION)
     if ride is None or payment is None:
         raise Retryable(f"ride {ride_id} or its payment not visible yet")
-    if payment.status != "pending":
+    if payment.status != PaymentStatus.PENDING:
         return payment.status
-    user = session.get(User, ride.passenger_id)
-    customer = user.stripe_customer_id if user else None
-    pm = payment.payment_method_id or (_default_pm(customer) if customer else None)
-    if not customer or not pm:
-        payment.status, payment.failure_code = "failed", "no_payment_method"
-    else:
-        payment.payment_method_id = pm
-        try:
-            intent = _charge_off_session(
-                payment,
-                customer,
-                pm,
-                manual=True,
-                description=f"ride {ride.id}",
-                key=f"ride-{ride.id}-authorize",
-            )
-            apply_intent(payment, intent)
-        except stripe.CardError as exc:
-            _card_failed(payment, exc)
-    session.add(payment)
-    if payment.status in ("failed", "requires_action"):
-        _tell_rider(
-            payment, "payment_failed" if payment.status == "failed" else "payment_requires_action"
+    _charge(session, payment, hold=True)
+    if payment.status == PaymentStatus.FAILED:
+        # a declined card: no hold, no ride. (A card that needs 3-D Secure keeps its ride:
+        # the app confirms on the device.) The same cancellation as anyone's, follow-ups and all.
+        ride_cases.cancel_unpaid(
+            SqlUnitOfWork(session), make_context(), rid, f"card authorization {payment.status}"
         )
-    if payment.status == "failed" and ride.status in ride_rules.OPEN:
-        # a declined card: no hold, no ride; stop dispatch and tell everyone. (A card that
-        # needs 3-D Secure keeps its ride: the app confirms on the device.)
-        now = utcnow()
-        event = ride_rules.cancel(
-            ride,
-            Actor.ADMIN,
-            now,
-            get_settings().fare_rules,
-            f"card authorization {payment.status}",
-        )
-        session.add(ride)
-        SqlOfferBook(session).withdraw_all(ride, "cancelled", now)
-        RedisLiveState(session).ride_changed(ride, event)
     log.info("payments: ride %s authorization %s", ride.id, payment.status)
     return payment.status
 
@@ -162,96 +139,57 @@ def settle_ride(session: Session, ride_id: str) -> str:
     fee of a cancellation or no-show, or release the hold."""
     rid = uuid.UUID(ride_id)
     ride = session.get(Ride, rid, with_for_update=True)
-    auth = payment_of(session, rid, "authorization")
+    auth = payment_of(session, rid, PaymentKind.AUTHORIZATION)
     if ride is None or auth is None:
         raise Retryable(f"ride {ride_id} or its payment not visible yet")
-    if ride.status == RideStatus.COMPLETED:
-        due = ride.fare_amount or 0
-    elif ride.status in (RideStatus.CANCELLED, RideStatus.NO_SHOW):
-        due = ride.fee_amount or 0
-    else:
-        due = 0
-    if auth.status == "pending":
+    due = amount_due(ride.status, ride.fare_amount, ride.fee_amount)
+    decision = settle_hold(due, auth.status, auth.amount)
+    if decision.step is HoldStep.WAIT:
         raise Retryable("the authorization has not been made yet")
-    captured = 0
-    if auth.status == "requires_capture":
+    if decision.step in (HoldStep.CAPTURE, HoldStep.RELEASE):
         assert auth.stripe_payment_intent_id is not None
-        if due > 0:
-            try:
-                intent = _client().v1.payment_intents.capture(
-                    auth.stripe_payment_intent_id,
-                    params={
-                        "amount_to_capture": min(due, auth.amount),
-                        "expand": ["latest_charge"],
-                    },
-                    options={"idempotency_key": f"ride-{ride.id}-capture"},
-                )
-            except (stripe.CardError, stripe.InvalidRequestError) as exc:
-                # the hold could not be captured (lapsed, refused): charge it all instead
-                auth.status, auth.failure_code = "failed", exc.code or "capture_failed"
-                auth.failure_message = (exc.user_message or str(exc))[:500]
-                session.add(auth)
-                log.warning("payments: ride %s capture failed: %s", ride.id, exc.code)
-                _charge_rest(session, ride, auth, due)
-                return f"due {due}, capture failed"
-        else:
-            intent = _client().v1.payment_intents.cancel(
-                auth.stripe_payment_intent_id,
-                options={"idempotency_key": f"ride-{ride.id}-release"},
-            )
+        try:
+            if decision.step is HoldStep.CAPTURE:
+                intent = _gateway().capture(auth.stripe_payment_intent_id, ride.id, decision.amount)
+            else:
+                intent = _gateway().release(auth.stripe_payment_intent_id, ride.id)
+        except (CardDeclined, PaymentRefused) as exc:
+            # the hold could not be captured (lapsed, refused): charge it all instead
+            auth.status, auth.failure_code = PaymentStatus.FAILED, exc.code
+            auth.failure_message = exc.detail[:500]
+            session.add(auth)
+            log.warning("payments: ride %s capture failed: %s", ride.id, exc.code)
+            _charge_rest(session, ride, auth, due)
+            return f"due {due}, capture failed"
         apply_intent(auth, intent)
         session.add(auth)
-        _post_received(session, auth, ride)
-        captured = auth.amount_received
-    elif auth.status == "succeeded":
-        captured = auth.amount_received
-    elif auth.status == "canceled":
-        captured = 0  # released earlier (or lapsed): whatever is due is charged below
-    rest = due - captured
+        record_received(session, auth)
+    captured = captured_by_hold(auth.status, auth.amount_received)
+    rest = rest_to_charge(due, captured)
     if rest > 0:
         _charge_rest(session, ride, auth, rest)
-    return f"due {due}, captured {captured}, rest {max(rest, 0)}"
+    return f"due {due}, captured {captured}, rest {rest}"
 
 
 def _charge_rest(session: Session, ride: Ride, auth: Payment, amount: int) -> None:
     """What the hold did not cover, charged off-session; a failure is an outstanding
     balance that blocks the passenger's next request."""
-    extra = payment_of(session, ride.id, "extra_charge")
+    extra = payment_of(session, ride.id, PaymentKind.EXTRA_CHARGE)
     if extra is None:
         extra = Payment(
             ride_id=ride.id,
             passenger_id=ride.passenger_id,
-            kind="extra_charge",
-            status="pending",
+            kind=PaymentKind.EXTRA_CHARGE,
+            status=PaymentStatus.PENDING,
             amount=amount,
             currency=ride.currency,
             payment_method_id=auth.payment_method_id,
         )
         session.add(extra)
         session.flush()
-    if extra.status not in ("pending",):
+    if extra.status != PaymentStatus.PENDING:
         return
-    user = session.get(User, ride.passenger_id)
-    try:
-        intent = _charge_off_session(
-            extra,
-            (user.stripe_customer_id if user else None) or "",
-            extra.payment_method_id or "",
-            manual=False,
-            description=f"ride {ride.id} (beyond the hold)",
-            key=f"ride-{ride.id}-extra",
-        )
-        apply_intent(extra, intent)
-    except stripe.CardError as exc:
-        _card_failed(extra, exc)
-        _tell_rider(extra, "payment_failed")
-    except stripe.InvalidRequestError as exc:
-        # e.g. the card was removed meanwhile: nothing to charge, so the rider owes it
-        extra.status, extra.failure_code = "failed", exc.code or "payment_method_unusable"
-        extra.failure_message = (exc.user_message or str(exc))[:500]
-        _tell_rider(extra, "payment_failed")
-    session.add(extra)
-    _post_received(session, extra, ride)
+    _charge(session, extra, hold=False)
 
 
 @transactional_task("payments.reconcile_event")
@@ -284,21 +222,13 @@ def reconcile_event(session: Session, event_id: str) -> str:
                 raise Retryable(f"payment {ours} of {obj.get('id')} not visible yet")
             event.result = "not ours"
         else:
-            intent = _client().v1.payment_intents.retrieve(
-                obj["id"], params={"expand": ["latest_charge"]}
-            )
-            apply_intent(payment, intent)
+            apply_intent(payment, _gateway().intent(obj["id"]))
             session.add(payment)
-            ride = session.get(Ride, payment.ride_id)
-            if ride is not None:
-                _post_received(session, payment, ride)
+            record_received(session, payment)
             event.result = f"payment {payment.status}"
     event.processed_at = utcnow()
     session.add(event)
     return event.result or ""
-
-
-_STRIPE_REASONS = {"duplicate", "fraudulent", "requested_by_customer"}
 
 
 def _reconcile_refund(session: Session, stripe_refund_id: str) -> str:
@@ -308,21 +238,23 @@ def _reconcile_refund(session: Session, stripe_refund_id: str) -> str:
     ).first()
     if row is None:
         return "not ours"
-    current = _client().v1.refunds.retrieve(stripe_refund_id)
-    status = str(current.status)
+    status = _gateway().refund_state(stripe_refund_id)
     if status == row.status:
         return f"refund {status}"
     payment = session.exec(
         select(Payment).where(Payment.id == row.payment_id).with_for_update()
     ).one()
-    if row.status == "succeeded" and status in ("failed", "canceled"):
+    if row.status == RefundStatus.SUCCEEDED and status in (
+        RefundStatus.FAILED,
+        RefundStatus.CANCELED,
+    ):
         # the money did not go back after all: undo what we booked
         payment.amount_refunded -= row.amount
         SqlLedger(session).post(
             refund_reversal_entry(row.id, payment.ride_id, Money(row.amount, row.currency))
         )
         log.error("ALERT refund %s %s after succeeding", row.id, status)
-    elif status == "succeeded":
+    elif status == RefundStatus.SUCCEEDED:
         payment.amount_refunded += row.amount
         SqlLedger(session).post(
             refund_entry(row.id, payment.ride_id, Money(row.amount, row.currency))
@@ -339,33 +271,24 @@ def refund(session: Session, refund_id: str) -> str:
     ).first()
     if row is None:
         raise Retryable(f"refund {refund_id} not visible yet")
-    if row.status != "pending":
+    if row.status != RefundStatus.PENDING:
         return row.status
     payment = session.exec(
         select(Payment).where(Payment.id == row.payment_id).with_for_update()
     ).one()
-    params: dict[str, Any] = {
-        "payment_intent": payment.stripe_payment_intent_id,
-        "amount": row.amount,
-        "metadata": {"refund_id": str(row.id), "reason": row.reason[:400]},
-    }
-    if row.reason in _STRIPE_REASONS:
-        params["reason"] = row.reason
+    assert payment.stripe_payment_intent_id is not None
     try:
-        result = _client().v1.refunds.create(
-            params=params,  # type: ignore[arg-type]
-            options={"idempotency_key": f"refund-{row.id}"},
-        )
-    except stripe.InvalidRequestError as exc:
-        row.status, row.updated_at = "failed", utcnow()
+        result = _gateway().refund(row.id, payment.stripe_payment_intent_id, row.amount, row.reason)
+    except PaymentRefused as exc:
+        row.status, row.updated_at = RefundStatus.FAILED, utcnow()
         session.add(row)
-        log.error("ALERT refund %s refused by Stripe: %s", row.id, exc.user_message)
+        log.error("ALERT refund %s refused by Stripe: %s", row.id, exc.detail)
         return "failed"
     row.stripe_refund_id = result.id
-    row.status = "succeeded" if result.status == "succeeded" else str(result.status)
+    row.status = str(result.status)
     row.updated_at = utcnow()
     session.add(row)
-    if row.status == "succeeded":
+    if row.status == RefundStatus.SUCCEEDED:
         payment.amount_refunded += row.amount
         payment.updated_at = utcnow()
         session.add(payment)
@@ -384,9 +307,9 @@ def sweep_holds(session: Session) -> int:
         select(Payment.ride_id)
         .join(Ride, col(Ride.id) == col(Payment.ride_id))
         .where(
-            Payment.kind == "authorization",
-            Payment.status == "requires_capture",
-            col(Ride.status).in_(ride_rules.TERMINAL),
+            Payment.kind == PaymentKind.AUTHORIZATION,
+            Payment.status == PaymentStatus.REQUIRES_CAPTURE,
+            col(Ride.status).in_(TERMINAL),
             col(Payment.updated_at) < utcnow() - timedelta(minutes=10),
         )
         .limit(200)

@@ -1,15 +1,19 @@
-"""After-trip work: the travelled path goes from Redis to the ride, as an encoded polyline."""
+"""Ride follow-ups: the live publish (repeated from the outbox, idempotently) and the
+after-trip path, which goes from Redis to the ride as an encoded polyline."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlmodel import Session
 
 from domain.rides import RideStatus
 from domain.trip import encode_polyline
+from infra.live import LiveSync
 from infra.models import Ride
-from infra.repositories import RedisTripPaths
+from infra.redis import get_sync_redis
+from infra.repositories import RedisTripPaths, status_event
 from infra.settings import get_settings
 from workers.base import Retryable, transactional_task
 
@@ -29,3 +33,17 @@ def store_trip(session: Session, ride_id: str) -> str:
     ride.path_points = len(points)
     session.add(ride)
     return f"stored {len(points)} points"
+
+
+@transactional_task("rides.publish")
+def publish(session: Session, ride_id: str, status: str, at: str) -> str:
+    """The ride's facts and its `status` event, for the hot path and the streams. The API
+    (or worker) that made the change did it already right after its commit; this repeats
+    it, which changes nothing then and repairs a publish lost to a Redis blip. Older
+    facts never overwrite newer ones, and each status is emitted once."""
+    ride = session.get(Ride, uuid.UUID(ride_id))
+    if ride is None:
+        raise Retryable(f"ride {ride_id} not visible yet")
+    event = status_event(ride.id, status, datetime.fromisoformat(at))
+    emitted = LiveSync(get_sync_redis()).ride_changed(ride, event)
+    return "emitted" if emitted else "already published"

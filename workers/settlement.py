@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
+from domain.ledger import Account
 from infra.db import utcnow
 from infra.models import Settlement
 from infra.repositories import driver_day_lines
@@ -35,7 +36,7 @@ def settle_day(session: Session, period: str | None = None) -> int:
     ):
         kind, _, driver = account.partition(":")
         key = (driver, currency)
-        if kind == "driver_payable":
+        if kind == Account.DRIVER_PAYABLE:
             totals[key]["earned"] += -amount
         else:
             totals[key]["cash_held"] += amount

@@ -5,17 +5,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 
-from api.deps import CurrentCaller, SessionDep, SettingsDep, client_ip
-from api.errors import ApiError
+from api.deps import CurrentCaller, SettingsDep, UowDep, client_ip
+from api.errors import ApiError, error_responses
 from api.schemas import RefreshIn, RegisterIn, TokenPair, UserPublic
 from infra import users
 from infra.models import User
-from infra.ratelimit import hit
-from infra.redis import get_sync_redis
 from infra.security import InvalidToken, decode_token, issue_token
 from infra.settings import Settings
 
-router = APIRouter(prefix="/api/v1", tags=["auth"])
+router = APIRouter(prefix="/api/v1", tags=["auth"], responses=error_responses(401))
 
 _SELF_SERVICE_ROLES = {"passenger", "driver"}
 
@@ -29,7 +27,7 @@ def _pair(user: User, settings: Settings) -> TokenPair:
 
 
 @router.post("/auth/register", status_code=201, response_model=UserPublic)
-def register(body: RegisterIn, session: SessionDep) -> User:
+def register(body: RegisterIn, uow: UowDep) -> User:
     if body.role not in _SELF_SERVICE_ROLES:
         raise ApiError(
             403,
@@ -37,7 +35,7 @@ def register(body: RegisterIn, session: SessionDep) -> User:
             "role_not_allowed",
         )
     return users.create_user(
-        session, email=body.email, password=body.password, name=body.name, role=body.role
+        uow.session, email=body.email, password=body.password, name=body.name, role=body.role
     )
 
 
@@ -45,20 +43,17 @@ def register(body: RegisterIn, session: SessionDep) -> User:
 def token(
     request: Request,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
-    session: SessionDep,
+    uow: UowDep,
     settings: SettingsDep,
 ) -> TokenPair:
-    retry_after = hit(
-        get_sync_redis(),
-        f"login:{users.normalize_email(form.username)}:{client_ip(request)}",
-        settings.login_attempts_per_minute,
-        60,
+    retry_after = users.sign_in_wait(
+        form.username, client_ip(request), settings.login_attempts_per_minute
     )
     if retry_after:
         raise ApiError(
             429, "too many sign-in attempts", "rate_limited", {"Retry-After": str(retry_after)}
         )
-    user = users.authenticate(session, form.username, form.password)
+    user = users.authenticate(uow.session, form.username, form.password)
     if user is None:
         raise ApiError(
             401, "wrong email or password", "invalid_credentials", {"WWW-Authenticate": "Bearer"}
@@ -67,20 +62,20 @@ def token(
 
 
 @router.post("/auth/refresh", response_model=TokenPair)
-def refresh(body: RefreshIn, session: SessionDep, settings: SettingsDep) -> TokenPair:
+def refresh(body: RefreshIn, uow: UowDep, settings: SettingsDep) -> TokenPair:
     try:
         claims = decode_token(body.refresh_token, "refresh")
     except InvalidToken as exc:
         raise ApiError(401, str(exc), "invalid_token") from exc
-    user = users.get_user(session, claims.subject)
+    user = users.get_user(uow.session, claims.subject)
     if user is None:
         raise ApiError(401, "account no longer exists", "invalid_token")
     return _pair(user, settings)
 
 
 @router.get("/users/me", response_model=UserPublic, tags=["users"])
-def me(caller: CurrentCaller, session: SessionDep) -> User:
-    user = users.get_user(session, caller.id)
+def me(caller: CurrentCaller, uow: UowDep) -> User:
+    user = users.get_user(uow.session, caller.id)
     if user is None:
         raise ApiError(401, "account no longer exists", "invalid_token")
     return user

@@ -8,16 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlmodel import col, select
 
-from api.deps import CurrentDriver, SessionDep
-from api.errors import ApiError
-from domain import services
-from domain.ledger import driver_position
-from infra.models import Settlement
-from infra.repositories import SqlLedger, SqlRideRepository, driver_ledger_lines
+from api.deps import CurrentDriver, UowDep
+from api.errors import ApiError, error_responses
+from domain.ledger import Account, driver_position
+from domain.usecases import payments as use
+from infra.repositories import driver_accounts, driver_ledger_lines, settlements_of
 
-router = APIRouter(prefix="/api/v1", tags=["payments"])
+router = APIRouter(prefix="/api/v1", tags=["payments"], responses=error_responses(401, 403))
 
 
 class CashIn(BaseModel):
@@ -34,13 +32,11 @@ class CashOut(BaseModel):
 
 @router.post("/rides/{ride_id}/cash-collected", status_code=201, response_model=CashOut)
 def cash_collected(
-    ride_id: uuid.UUID, body: CashIn, caller: CurrentDriver, session: SessionDep
+    ride_id: uuid.UUID, body: CashIn, caller: CurrentDriver, uow: UowDep
 ) -> JSONResponse:
     """Record the cash a driver took for a completed cash ride (once; a replay of the same
     amount answers 200)."""
-    record, new = services.collect_cash(
-        SqlRideRepository(session), SqlLedger(session), caller, ride_id, body.amount
-    )
+    record, new = use.collect_cash(uow, caller, ride_id, body.amount)
     out = CashOut(
         ride_id=record.ride_id,
         amount=record.amount,
@@ -54,7 +50,7 @@ def cash_collected(
 @router.get("/drivers/me/earnings")
 def earnings(
     caller: CurrentDriver,
-    session: SessionDep,
+    uow: UowDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:
@@ -64,18 +60,17 @@ def earnings(
         before = int(cursor) if cursor else None
     except ValueError as exc:
         raise ApiError(400, "invalid cursor", "invalid_cursor") from exc
-    ledger = SqlLedger(session)
-    accounts = [f"driver_payable:{caller.id}", f"cash_held_by_driver:{caller.id}"]
-    balances = ledger.balances_of(accounts)
+    balances = uow.ledger.balances_of(driver_accounts(caller.id))
     currencies = sorted({c for _a, c in balances})
-    rows = driver_ledger_lines(session, caller.id, before, limit + 1)
+    rows = driver_ledger_lines(uow.session, caller.id, before, limit + 1)
+    cash = str(Account.CASH_HELD_BY_DRIVER)
     items = [
         {
             "entry": key,
             "kind": kind,
             # earned: what the platform owes the driver; cash_held: platform money in hand
-            "account": "cash_held" if acct.startswith("cash_held") else "earned",
-            "amount": amount if acct.startswith("cash_held") else -amount,
+            "account": "cash_held" if acct.startswith(cash) else "earned",
+            "amount": amount if acct.startswith(cash) else -amount,
             "currency": currency,
             "ride_id": str(ride) if ride else None,
             "posted_at": at.isoformat().replace("+00:00", "Z"),
@@ -92,14 +87,9 @@ def earnings(
 
 
 @router.get("/drivers/me/settlements")
-def settlements(caller: CurrentDriver, session: SessionDep) -> dict[str, Any]:
+def settlements(caller: CurrentDriver, uow: UowDep) -> dict[str, Any]:
     """Daily statements, newest first (made by the `payments.settle_day` beat job)."""
-    rows = session.exec(
-        select(Settlement)
-        .where(Settlement.driver_id == caller.id)
-        .order_by(col(Settlement.period).desc())
-        .limit(100)
-    ).all()
+    rows = settlements_of(uow.session, caller.id)
     return {
         "items": [
             {

@@ -6,9 +6,9 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
-from infra.db import get_engine
+from infra.db import ping_database
+from infra.redis import ping_broker
 from infra.settings import get_settings
 
 router = APIRouter(tags=["operations"])
@@ -18,11 +18,6 @@ router = APIRouter(tags=["operations"])
 async def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
-
-
-def _db_ok() -> None:
-    with get_engine().connect() as conn:
-        conn.execute(text("SELECT 1"))
 
 
 async def _check(name: str, coro: Any, results: dict[str, str]) -> None:
@@ -36,21 +31,15 @@ async def _check(name: str, coro: Any, results: dict[str, str]) -> None:
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
     """The database, Redis and the broker answer."""
-    import redis.asyncio as aioredis
-
     settings = get_settings()
     results: dict[str, str] = {}
     redis_client = request.app.state.redis
-    await _check("database", asyncio.to_thread(_db_ok), results)
+    await _check("database", asyncio.to_thread(ping_database), results)
     await _check("redis", redis_client.ping(), results)
     if settings.broker_url == settings.redis_url:
         await _check("broker", redis_client.ping(), results)
     else:
-        broker = aioredis.Redis.from_url(settings.broker_url)
-        try:
-            await _check("broker", broker.ping(), results)
-        finally:
-            await broker.aclose()
+        await _check("broker", ping_broker(settings.broker_url), results)
     ready = all(v == "ok" for v in results.values())
     return JSONResponse(
         {"status": "ready" if ready else "not_ready", "checks": results},

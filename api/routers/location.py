@@ -6,28 +6,27 @@ The hot path touches Redis only: a JWT check (cached), parsing, one script call.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import secrets
 import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlmodel import select
 from starlette.routing import Route
 
 from api.deps import (
     CurrentDriver,
     PassengerOrAdmin,
     PingDriver,
-    SessionDep,
     SettingsDep,
+    UowDep,
     ping_driver,
 )
-from api.errors import ApiError
+from api.errors import ApiError, error_responses
 from api.live import live, maybe_emit_eta, next_ping_in, read_json
+from domain.access import Actor
 from domain.pings import (
+    MAX_GEO_LAT,
     InvalidPing,
     Ping,
     check,
@@ -35,20 +34,18 @@ from domain.pings import (
     from_native,
     from_osmand,
 )
-from domain.rides import Actor
-from domain.services import Caller
-from infra.db import after_commit, unit_of_work
-from infra.live import ACTIVE_RIDE, LiveSync
-from infra.models import User
-from infra.redis import get_sync_redis
+from domain.rides import DRIVER_ACTIVE
 from infra.settings import Settings, get_settings
+from infra.users import device_key_hash, driver_of_device_key, new_device_key
 
-router = APIRouter(prefix="/api/v1", tags=["live location"])
+router = APIRouter(
+    prefix="/api/v1", tags=["live location"], responses=error_responses(401, 403, 429)
+)
 
 
 # --- documentation shapes (the handlers parse bodies themselves, for speed) -------------
 class NativePing(BaseModel):
-    lat: float = Field(ge=-90, le=90)
+    lat: float = Field(ge=-MAX_GEO_LAT, le=MAX_GEO_LAT, description="within the map's limit")
     lng: float = Field(ge=-180, le=180)
     recorded_at: str = Field(description="RFC 3339 time of the fix (or unix seconds / ms)")
     heading: float | None = Field(default=None, ge=0, le=360)
@@ -80,12 +77,32 @@ class DeviceKey(BaseModel):
 _BEARER: list[dict[str, list[str]]] = [{"OAuth2PasswordBearer": []}]
 
 
+def _inline(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with its own `$defs` inlined, so it stands alone inside the
+    OpenAPI document (whose references resolve against components, not `$defs`)."""
+    schema = model.model_json_schema(ref_template="#/$defs/{model}")
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    result: dict[str, Any] = resolve(schema)
+    return result
+
+
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
     return {
         "security": _BEARER,
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
+            "content": {"application/json": {"schema": _inline(model)}},
         },
     }
 
@@ -98,7 +115,7 @@ _BATCH_DOC = {
             "application/json": {
                 "schema": {
                     "oneOf": [
-                        PingBatch.model_json_schema(),
+                        _inline(PingBatch),
                         {
                             "type": "object",
                             "description": "react-native-background-geolocation: "
@@ -140,11 +157,14 @@ async def _apply(
     for (index, _ping), code in zip(parsed, res.codes, strict=True):
         if code == "accepted":
             accepted += 1
+        elif code == "invalid_fix":
+            accepted += 1  # noted as sent, never shown: the device marked it invalid
+            reasons.append({"index": index, "reason": code, "detail": _DETAIL[code]})
         elif code == "duplicate":
             duplicates += 1
         else:
             reasons.append({"index": index, "reason": code, "detail": _DETAIL.get(code, code)})
-    if res.event_id and res.ride_status in ACTIVE_RIDE:
+    if res.event_id and res.ride_status in DRIVER_ACTIVE:
         taken = [p for (_, p), code in zip(parsed, res.codes, strict=True) if code == "accepted"]
         newest = max(taken, key=lambda p: p.recorded_at)
         await maybe_emit_eta(
@@ -164,7 +184,11 @@ async def _apply(
     }
 
 
-_DETAIL = {"impossible_jump": "moved faster than a car can go since the last fix"}
+_DETAIL = {
+    "impossible_jump": "moved faster than a car can go since the last fix",
+    "invalid_fix": "the device marked this fix invalid: recorded, not shown",
+    "lat_out_of_range": f"lat must be within -{MAX_GEO_LAT}..{MAX_GEO_LAT} (map limit)",
+}
 
 
 def _parse_all(
@@ -249,7 +273,7 @@ async def ping(request: Request, caller: PingDriver) -> JSONResponse:
     except InvalidPing as bad:
         raise ApiError(422, bad.detail, bad.reason) from bad
     answer = await _apply(request, settings, str(caller.id), [(0, p)], [], 1)
-    if answer["reasons"]:
+    if answer["reasons"] and not answer["accepted"]:
         raise ApiError(422, answer["reasons"][0]["detail"], answer["reasons"][0]["reason"])
     return JSONResponse(answer, status_code=202)
 
@@ -275,17 +299,9 @@ async def set_status(request: Request, caller: CurrentDriver) -> dict[str, Any]:
     if status not in ("online", "offline"):
         raise ApiError(422, "status must be online or offline", "validation_error")
     settings = get_settings()
-    r = live(request).r
-    key = f"drv:{caller.id}:state"
-    state = await r.hgetall(key)
-    if status == "offline" and state.get("ride_status") in ACTIVE_RIDE:
+    state = await live(request).set_driver_status(str(caller.id), online=status == "online")
+    if status == "offline" and state.get("ride_status") in DRIVER_ACTIVE:
         raise ApiError(409, "finish or cancel your ride before going offline", "driver_on_ride")
-    pipe = r.pipeline()
-    pipe.hset(key, "status", status)
-    if status == "offline":
-        pipe.zrem("geo:drivers", str(caller.id))
-        pipe.zrem("drivers:seen", str(caller.id))
-    await pipe.execute()
     return {
         "status": status,
         "next_ping_in_s": next_ping_in(settings, status, state.get("ride_status", "")),
@@ -293,43 +309,19 @@ async def set_status(request: Request, caller: CurrentDriver) -> dict[str, Any]:
 
 
 # --- device keys and the OsmAnd / Traccar protocol ---------------------------------------
-def _hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
 @router.post("/drivers/me/device-key", response_model=DeviceKey)
-def new_device_key(caller: CurrentDriver, session: SessionDep) -> DeviceKey:
+def device_key(caller: CurrentDriver, uow: UowDep) -> DeviceKey:
     """A new secret for a tracking app that cannot send headers; the old one stops working."""
-    user = session.get(User, caller.id)
-    if user is None:
-        raise ApiError(401, "account no longer exists", "invalid_token")
-    key = secrets.token_urlsafe(24)
-    old = user.device_key_hash
-    user.device_key_hash = _hash_key(key)
-    session.add(user)
-    new_hash, driver = user.device_key_hash, str(user.id)
-    after_commit(session, lambda: LiveSync(get_sync_redis()).set_device_key(new_hash, driver, old))
-    return DeviceKey(device_key=key)
-
-
-def _driver_of_key_sql(key_hash: str) -> str | None:
-    with unit_of_work() as session:
-        user_id = session.exec(
-            select(User.id).where(User.device_key_hash == key_hash, User.role == "driver")
-        ).first()
-    if user_id is None:
-        return None
-    get_sync_redis().set(f"devkey:{key_hash}", str(user_id))
-    return str(user_id)
+    return DeviceKey(device_key=new_device_key(uow.session, caller.id))
 
 
 async def _driver_of_key(request: Request, key: str | None) -> str:
     if not key:
         raise ApiError(401, "the device id (your device key) is required", "invalid_device_key")
-    key_hash = _hash_key(key)
-    driver = await live(request).r.get(f"devkey:{key_hash}")
+    key_hash = device_key_hash(key)
+    driver = await live(request).driver_of_device_key(key_hash)
     if driver is None:
-        driver = await asyncio.to_thread(_driver_of_key_sql, key_hash)
+        driver = await asyncio.to_thread(driver_of_device_key, key_hash)
     if driver is None:
         raise ApiError(401, "unknown device key", "invalid_device_key")
     return str(driver)
@@ -376,39 +368,21 @@ async def nearby(
     request: Request,
     caller: PassengerOrAdmin,
     settings: SettingsDep,
-    lat: Annotated[float, Query(ge=-90, le=90)],
+    lat: Annotated[float, Query(ge=-MAX_GEO_LAT, le=MAX_GEO_LAT)],
     lng: Annotated[float, Query(ge=-180, le=180)],
     radius_m: Annotated[float, Query(gt=0, le=50_000)] = 3_000,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> dict[str, Any]:
     """Online drivers by distance. Passengers see idle drivers; admins see all online ones."""
-    r = live(request).r
-    found = await r.geosearch(
-        "geo:drivers",
-        longitude=lng,
-        latitude=lat,
-        radius=radius_m,
-        unit="m",
-        sort="ASC",
-        count=limit * 5 + 20,
-        withdist=True,
-    )
-    if not found:
-        return {"items": [], "next_cursor": None}
-    pipe = r.pipeline()
-    for driver_id, _dist in found:
-        pipe.hgetall(f"drv:{driver_id}:pos")
-        pipe.hmget(f"drv:{driver_id}:state", "status", "ride_id")
-    rows = await pipe.execute()
+    found = await live(request).nearby(lat, lng, radius_m, limit * 5 + 20)
     fresh_after = time.time() - settings.driver_stale_s
     items = []
-    for n, (driver_id, dist) in enumerate(found):
-        pos, (status, ride_id) = rows[2 * n], rows[2 * n + 1]
+    for driver_id, dist, pos, status, ride_id in found:
         if status != "online" or not pos or float(pos["ts"]) < fresh_after:
             continue
         if ride_id and caller.role is not Actor.ADMIN:
             continue
-        items.append({**position_out(driver_id, pos), "distance_m": round(float(dist))})
+        items.append({**position_out(driver_id, pos), "distance_m": round(dist)})
         if len(items) == limit:
             break
     return {"items": items, "next_cursor": None}
@@ -430,7 +404,7 @@ def position_out(driver_id: str, pos: dict[str, str]) -> dict[str, Any]:
     }
 
 
-__all__ = ["Caller", "position_out", "router"]
+__all__ = ["position_out", "router"]
 
 
 async def _raw_ping(request: Request) -> JSONResponse:

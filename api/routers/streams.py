@@ -21,15 +21,42 @@ from api.deps import (
     oauth2_scheme,
     stream_caller,
 )
-from api.errors import ApiError
-from api.live import hub, live, visible_ride
+from api.errors import ApiError, error_responses
+from api.live import followed_ride, hub, live
 from api.routers.location import position_out
-from domain.rides import Actor
+from domain.access import Actor
+from domain.rides import TERMINAL
 from infra.events import Event, id_key, read_after
-from infra.live import ACTIVE_RIDE, ADMIN_STREAM, TERMINAL_RIDE, ride_stream
+from infra.live import ADMIN_STREAM, driver_stream, ride_stream
 from infra.security import issue_token
 
-router = APIRouter(prefix="/api/v1", tags=["following a ride"])
+router = APIRouter(
+    prefix="/api/v1", tags=["following a ride"], responses=error_responses(400, 401, 403, 404)
+)
+
+
+def _event_schema(events: dict[str, str]) -> dict[str, Any]:
+    """A text/event-stream's events, each a frame `id: <stream id>`, `event: <name>`,
+    `data: <JSON>`, described so a reader of the document knows what arrives."""
+    return {
+        "type": "string",
+        "format": "event-stream",
+        "description": "Server-Sent Events; `data:` is JSON. Events: "
+        + "; ".join(f"`{name}` {shape}" for name, shape in events.items()),
+        "x-sse-events": events,
+    }
+
+
+_RIDE_EVENTS = {
+    "location": "`{driver_id, lat, lng, heading, speed, accuracy, recorded_at}`",
+    "status": "`{ride_id, status, at}`",
+    "eta": "`{ride_id, seconds, distance_m, target, at}`",
+}
+_DRIVER_EVENTS = {
+    "offer": "`{ride_id, offer_id, pickup, dropoff, estimate, distance_m, expires_at}`",
+    "offer_withdrawn": "`{ride_id, reason}`",
+    "ride_status": "`{ride_id, status, at}`",
+}
 
 _SSE_DOC: dict[str, Any] = {
     "responses": {
@@ -41,7 +68,7 @@ _SSE_DOC: dict[str, Any] = {
             "(`{ride_id, seconds, distance_m}`). The stream ends after the ride's "
             "terminal status. Auth: the `Authorization` header, or `?access_token=` with a "
             "stream token from `POST /api/v1/rides/{id}/stream-token`.",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": _event_schema(_RIDE_EVENTS)}},
         }
     }
 }
@@ -58,7 +85,7 @@ async def stream_token(
 ) -> StreamToken:
     """A short-lived token for `?access_token=` on this ride's event stream only."""
     rid = _uuid(ride_id)
-    await visible_ride(request, caller, rid)
+    await followed_ride(request, caller, rid)
     ttl = settings.stream_token_ttl_s
     token = issue_token(caller.id, caller.role, "stream", ttl, scope=f"ride:{rid}")
     return StreamToken(token=token, expires_in=ttl)
@@ -72,13 +99,13 @@ async def admin_stream_token(caller: CurrentAdmin, settings: SettingsDep) -> Str
     )
 
 
-def _uuid(value: str) -> str:
+def _uuid(value: str, what: str = "ride") -> str:
     import uuid
 
     try:
         return str(uuid.UUID(value))
     except ValueError as exc:
-        raise ApiError(404, "ride not found", "ride_not_found") from exc
+        raise ApiError(404, f"{what} not found", f"{what}_not_found") from exc
 
 
 @router.get("/rides/{ride_id}/driver-location")
@@ -89,9 +116,9 @@ async def driver_location(
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """The ride driver's last position. Poll with `If-None-Match`: 304 while it has not moved."""
-    meta = await visible_ride(request, caller, _uuid(ride_id))
-    driver_id = meta.get("driver_id")
-    if meta.get("status") not in ACTIVE_RIDE:
+    facts = await followed_ride(request, caller, _uuid(ride_id), fresh=True)
+    driver_id = facts.driver_id
+    if not facts.driver_active:
         # a driver's whereabouts are the passenger's business only during the ride
         raise ApiError(404, "the ride has no driver on the way", "no_position")
     pos = await live(request).position(driver_id) if driver_id else {}
@@ -114,7 +141,7 @@ def _ends(event: Event) -> bool:
     if event.event != "status":
         return False
     try:
-        return json.loads(event.data).get("status") in TERMINAL_RIDE
+        return json.loads(event.data).get("status") in TERMINAL
     except ValueError:
         return False
 
@@ -187,14 +214,14 @@ async def ride_events(
 ) -> StreamingResponse:
     rid = _uuid(ride_id)
     caller = await stream_caller(request, token, f"ride:{rid}")
-    meta = await visible_ride(request, caller, rid)
+    facts = await followed_ride(request, caller, rid)
     return StreamingResponse(
         _sse(
             request,
             ride_stream(rid),
             _valid_last_id(last_event_id or request.query_params.get("last_event_id")),
             replay_all=True,
-            already_over=meta.get("status") in TERMINAL_RIDE,
+            already_over=facts.ended,
             keepalive_s=settings.sse_keepalive_s,
         ),
         media_type="text/event-stream",
@@ -246,7 +273,7 @@ _DRIVER_SSE_DOC: dict[str, Any] = {
             "keep-alives and auth as the ride stream (stream token from "
             "`POST /api/v1/drivers/me/stream-token`). A fresh connection first replays "
             "the last offer-lifetime of events, so an open offer is never missed.",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": _event_schema(_DRIVER_EVENTS)}},
         }
     }
 }
@@ -275,7 +302,7 @@ async def driver_events(
     return StreamingResponse(
         _sse(
             request,
-            f"drv:{caller.id}:events",
+            driver_stream(str(caller.id)),
             resume,
             replay_all=True,
             already_over=False,
@@ -289,13 +316,11 @@ async def driver_events(
 @router.get("/drivers/me/offers", tags=["dispatch"])
 async def my_offers(request: Request, caller: CurrentDriver) -> dict[str, Any]:
     """Open offers (polling fallback of the driver stream); a driver holds one at most."""
-    raw = await live(request).r.get(f"drv:{caller.id}:offer")
-    items = [json.loads(raw)] if raw else []
-    return {"items": items, "next_cursor": None}
+    offer = await live(request).open_offer(str(caller.id))
+    return {"items": [offer] if offer else [], "next_cursor": None}
 
 
 @router.get("/admin/drivers/{driver_id}/dispatch-stats", tags=["dispatch"])
 async def dispatch_stats(driver_id: str, request: Request, caller: CurrentAdmin) -> dict[str, int]:
     """Offers a driver received and what became of them (ops, and ranking ties)."""
-    raw = await live(request).r.hgetall(f"drv:{_uuid(driver_id)}:offers")
-    return {k: int(raw.get(k, 0)) for k in ("offered", "accepted", "declined", "expired")}
+    return await live(request).offer_stats(_uuid(driver_id, "driver"))

@@ -54,11 +54,11 @@ def _at(state: RideStatus) -> FakeRide:
     ride = FakeRide()
     path = [RideStatus.ACCEPTED, RideStatus.ARRIVED, RideStatus.IN_PROGRESS, RideStatus.COMPLETED]
     steps = {
-        RideStatus.ACCEPTED: lambda: rides.accept(ride, DRIVER, T0),
-        RideStatus.ARRIVED: lambda: rides.arrive(ride, DRIVER, T0 + timedelta(minutes=3)),
-        RideStatus.IN_PROGRESS: lambda: rides.start(ride, DRIVER, T0 + timedelta(minutes=5)),
-        RideStatus.COMPLETED: lambda: rides.complete(
-            ride, DRIVER, T0 + timedelta(minutes=20), RULES
+        RideStatus.ACCEPTED: lambda: rides.Ride(ride).accept(DRIVER, T0),
+        RideStatus.ARRIVED: lambda: rides.Ride(ride).arrive(DRIVER, T0 + timedelta(minutes=3)),
+        RideStatus.IN_PROGRESS: lambda: rides.Ride(ride).start(DRIVER, T0 + timedelta(minutes=5)),
+        RideStatus.COMPLETED: lambda: rides.Ride(ride).complete(
+            DRIVER, T0 + timedelta(minutes=20), RULES
         ),
     }
     for s in path:
@@ -73,10 +73,10 @@ def _at(state: RideStatus) -> FakeRide:
 def test_the_happy_path_records_events_and_timestamps() -> None:
     ride = FakeRide()
     events = [
-        rides.accept(ride, DRIVER, T0),
-        rides.arrive(ride, DRIVER, T0 + timedelta(minutes=3)),
-        rides.start(ride, DRIVER, T0 + timedelta(minutes=5)),
-        rides.complete(ride, DRIVER, T0 + timedelta(minutes=20), RULES),
+        rides.Ride(ride).accept(DRIVER, T0),
+        rides.Ride(ride).arrive(DRIVER, T0 + timedelta(minutes=3)),
+        rides.Ride(ride).start(DRIVER, T0 + timedelta(minutes=5)),
+        rides.Ride(ride).complete(DRIVER, T0 + timedelta(minutes=20), RULES),
     ]
     assert [e.name for e in events] == [
         "ride.accepted",
@@ -95,18 +95,18 @@ def test_the_happy_path_records_events_and_timestamps() -> None:
 
 def test_completion_uses_the_distance_travelled_when_known() -> None:
     ride = _at(RideStatus.IN_PROGRESS)
-    rides.complete(ride, DRIVER, T0 + timedelta(minutes=20), RULES, travelled_m=8_200)
+    rides.Ride(ride).complete(DRIVER, T0 + timedelta(minutes=20), RULES, travelled_m=8_200)
     assert ride.distance_m == 8_200
     assert ride.fare_amount == compute_fare(RULES, 8_200, 900).total.amount
 
 
 ACTIONS = {
-    "accept": lambda r: rides.accept(r, DRIVER, T0),
-    "arrive": lambda r: rides.arrive(r, DRIVER, T0),
-    "start": lambda r: rides.start(r, DRIVER, T0),
-    "complete": lambda r: rides.complete(r, DRIVER, T0, RULES),
-    "no_show": lambda r: rides.no_show(r, DRIVER, T0 + timedelta(hours=1), RULES),
-    "expire": lambda r: rides.expire(r, T0),
+    "accept": lambda r: rides.Ride(r).accept(DRIVER, T0),
+    "arrive": lambda r: rides.Ride(r).arrive(DRIVER, T0),
+    "start": lambda r: rides.Ride(r).start(DRIVER, T0),
+    "complete": lambda r: rides.Ride(r).complete(DRIVER, T0, RULES),
+    "no_show": lambda r: rides.Ride(r).no_show(DRIVER, T0 + timedelta(hours=1), RULES),
+    "expire": lambda r: rides.Ride(r).expire(T0),
 }
 LEGAL = {
     RideStatus.REQUESTED: {"accept", "expire"},
@@ -135,15 +135,15 @@ def test_every_transition_outside_the_machine_is_refused(state: RideStatus, acti
 def test_only_the_assigned_driver_moves_the_ride() -> None:
     ride = _at(RideStatus.ACCEPTED)
     with pytest.raises(Forbidden):
-        rides.arrive(ride, uuid.uuid4(), T0)
+        rides.Ride(ride).arrive(uuid.uuid4(), T0)
 
 
 def test_no_show_needs_the_wait() -> None:
     ride = _at(RideStatus.ARRIVED)
     with pytest.raises(IllegalTransition) as err:
-        rides.no_show(ride, DRIVER, ride.arrived_at + timedelta(seconds=299), RULES)  # type: ignore[operator]
+        rides.Ride(ride).no_show(DRIVER, ride.arrived_at + timedelta(seconds=299), RULES)  # type: ignore[operator]
     assert err.value.code == "no_show_too_early"
-    event = rides.no_show(ride, DRIVER, ride.arrived_at + timedelta(seconds=300), RULES)  # type: ignore[operator]
+    event = rides.Ride(ride).no_show(DRIVER, ride.arrived_at + timedelta(seconds=300), RULES)  # type: ignore[operator]
     assert ride.status == RideStatus.NO_SHOW
     assert ride.fee_amount == RULES.no_show_fee
     assert event.data["fee_amount"] == RULES.no_show_fee
@@ -166,22 +166,22 @@ def test_no_show_needs_the_wait() -> None:
 def test_who_may_cancel_when(actor: Actor, state: RideStatus, allowed: bool) -> None:
     ride = _at(state)
     if allowed:
-        rides.cancel(ride, actor, T0 + timedelta(minutes=1), RULES, "reason")
+        rides.Ride(ride).cancel(actor, T0 + timedelta(minutes=1), RULES, "reason")
         assert ride.status == RideStatus.CANCELLED
         assert ride.cancelled_by == actor
     else:
         with pytest.raises(IllegalTransition):
-            rides.cancel(ride, actor, T0, RULES)
+            rides.Ride(ride).cancel(actor, T0, RULES)
 
 
 def test_cancellation_fee_after_grace() -> None:
     ride = _at(RideStatus.ACCEPTED)
-    rides.cancel(
-        ride, Actor.PASSENGER, T0 + timedelta(seconds=RULES.cancellation_grace_s + 1), RULES
+    rides.Ride(ride).cancel(
+        Actor.PASSENGER, T0 + timedelta(seconds=RULES.cancellation_grace_s + 1), RULES
     )
     assert ride.fee_amount == RULES.cancellation_fee
     free = _at(RideStatus.ACCEPTED)
-    rides.cancel(free, Actor.PASSENGER, T0 + timedelta(seconds=10), RULES)
+    rides.Ride(free).cancel(Actor.PASSENGER, T0 + timedelta(seconds=10), RULES)
     assert free.fee_amount == 0
 
 
@@ -193,3 +193,12 @@ def test_route_limits() -> None:
     with pytest.raises(Unprocessable):
         rides.check_route(1_001, 1_000)
     rides.check_route(500, 1_000)
+
+
+def test_updated_at_never_goes_backwards() -> None:
+    """A change whose clock was read before it waited for the row lock still comes after
+    the change it waited for (the live state keeps the newest version)."""
+    ride = FakeRide()
+    rides.Ride(ride).accept(DRIVER, T0 + timedelta(seconds=5))
+    rides.Ride(ride).cancel(Actor.DRIVER, T0 + timedelta(seconds=4), RULES)
+    assert ride.updated_at > T0 + timedelta(seconds=5)

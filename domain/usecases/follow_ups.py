@@ -1,0 +1,60 @@
+"""What follows each ride event: one table, and the one function every ride change goes
+through (`record`), in the API and in the workers alike.
+
+Each follow-up is a job written to the outbox in the ride's own transaction and sent to a
+worker after it commits (a crash in between is repaired by the outbox sweep). The live
+publish (Redis: the ride's facts for the hot path, its status event on the streams) is
+also done in-process right after the commit, so a passenger's stream hears of a change
+at once; its job repeats it idempotently, which repairs a publish lost to a Redis blip.
+Push notifications and ratings hang their jobs here too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from domain.rides import Ride, RidePayment, RideStatus
+from domain.usecases.ports import UnitOfWork
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    task: str
+    card_only: bool = False  # only for rides paid by card
+    publish_now: bool = False  # also done in-process right after the commit
+
+
+PUBLISH = FollowUp("rides.publish", publish_now=True)
+DISPATCH = FollowUp("dispatch.advance")
+AUTHORIZE = FollowUp("payments.authorize_ride", card_only=True)
+STORE_TRIP = FollowUp("rides.store_trip")
+POST_LEDGER = FollowUp("ledger.post_ride")
+SETTLE_CARD = FollowUp("payments.settle_ride", card_only=True)
+
+_ENDED = (PUBLISH, POST_LEDGER, SETTLE_CARD)
+
+FOLLOW_UPS: dict[RideStatus, tuple[FollowUp, ...]] = {
+    RideStatus.REQUESTED: (PUBLISH, DISPATCH, AUTHORIZE),
+    RideStatus.ACCEPTED: (PUBLISH,),
+    RideStatus.ARRIVED: (PUBLISH,),
+    RideStatus.IN_PROGRESS: (PUBLISH,),
+    RideStatus.COMPLETED: (PUBLISH, STORE_TRIP, POST_LEDGER, SETTLE_CARD),
+    RideStatus.CANCELLED: _ENDED,
+    RideStatus.NO_SHOW: _ENDED,
+    RideStatus.EXPIRED: _ENDED,
+}
+
+
+def record(uow: UnitOfWork, ride: Ride) -> None:
+    """Save the ride and queue what follows each event it recorded, once."""
+    uow.rides.save(ride.state)
+    for event in ride.events:
+        for follow_up in FOLLOW_UPS[event.status]:
+            if follow_up.card_only and ride.state.payment != RidePayment.CARD:
+                continue
+            kwargs = {"ride_id": str(ride.id)}
+            if follow_up.publish_now:
+                kwargs |= {"status": str(event.status), "at": event.at.isoformat()}
+                uow.live.ride_changed(ride.state, event)
+            uow.jobs.enqueue(follow_up.task, **kwargs)
+    ride.events.clear()

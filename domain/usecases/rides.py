@@ -1,0 +1,258 @@
+"""Ride use cases: request, read, accept, decline, the driver's steps, cancel, expire.
+
+Every change goes through the `Ride` aggregate and `follow_ups.record`, whoever asks: a
+passenger or driver over HTTP, dispatch expiring a ride, or the payments worker
+cancelling a ride whose card was declined.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+from domain.access import SYSTEM, Access, Actor, Caller, ride_access
+from domain.errors import Conflict, NotFound, RateLimited, Unprocessable
+from domain.fares import compute_fare, hold_amount
+from domain.geo import Point
+from domain.money import Money
+from domain.rides import OPEN, Ride, RidePayment, RideState, RideStatus, check_route
+from domain.usecases.context import Context
+from domain.usecases.follow_ups import record
+from domain.usecases.ports import UnitOfWork
+
+
+def _not_found() -> NotFound:
+    return NotFound("ride not found", code="ride_not_found")
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    amount: int
+    currency: str
+    distance_m: int
+    duration_s: int
+
+
+def estimate(ctx: Context, pickup: Point, dropoff: Point) -> Estimate:
+    distance = ctx.route.road_distance_m(pickup, dropoff)
+    check_route(distance, ctx.max_route_m)
+    duration = ctx.route.duration_s(distance)
+    fare = compute_fare(ctx.fares, distance, duration).total
+    return Estimate(fare.amount, fare.currency, distance, duration)
+
+
+@dataclass(frozen=True, slots=True)
+class RideRequest:
+    pickup: Point
+    dropoff: Point
+    payment: RidePayment
+    payment_method_id: str | None = None
+
+
+def _check_fraud(uow: UnitOfWork, ctx: Context, caller: Caller, req: RideRequest) -> None:
+    wait = uow.velocity.hit("rides", caller.id, ctx.fraud.rides_per_hour, 3600)
+    if wait:
+        raise RateLimited(
+            "too many ride requests this hour", retry_after=wait, code="too_many_rides"
+        )
+    if req.payment is RidePayment.CARD and (
+        uow.velocity.count("failed_payments", caller.id, 3600) >= ctx.fraud.failed_payments_per_hour
+    ):
+        raise RateLimited(
+            "too many failed card payments this hour; pay cash or wait",
+            retry_after=3600,
+            code="too_many_failed_payments",
+        )
+
+
+def request_ride(uow: UnitOfWork, ctx: Context, caller: Caller, req: RideRequest) -> RideState:
+    _check_fraud(uow, ctx, caller, req)
+    if (owed := uow.payments.outstanding(caller.id)) > 0:
+        raise Conflict(
+            f"settle your outstanding balance of {owed} first (update your card)",
+            code="outstanding_balance",
+        )
+    if req.payment is RidePayment.CARD and not uow.payments.can_charge(caller.id):
+        raise Unprocessable(
+            "save a card first (POST /api/v1/payments/setup-intent)", code="no_card"
+        )
+    if uow.rides.open_ride_of_passenger(caller.id) is not None:
+        raise Conflict("you already have an open ride", code="ride_already_open")
+    quote = estimate(ctx, req.pickup, req.dropoff)
+    if quote.amount > ctx.fraud.max_ride_amount:
+        raise Unprocessable(
+            f"a ride of {quote.amount} is above the cap of {ctx.fraud.max_ride_amount}",
+            code="amount_over_cap",
+        )
+    state = uow.rides.create(
+        status=RideStatus.REQUESTED,
+        passenger_id=caller.id,
+        pickup_lat=req.pickup.lat,
+        pickup_lng=req.pickup.lng,
+        dropoff_lat=req.dropoff.lat,
+        dropoff_lng=req.dropoff.lng,
+        payment=req.payment,
+        payment_method_id=req.payment_method_id,
+        currency=quote.currency,
+        estimate_amount=quote.amount,
+        estimate_distance_m=quote.distance_m,
+        estimate_duration_s=quote.duration_s,
+        created_at=ctx.now,
+        updated_at=ctx.now,
+        dispatch_deadline=ctx.now,  # due at once: the sweep finds it even if the job is lost
+    )
+    if req.payment is RidePayment.CARD:
+        hold = hold_amount(Money(quote.amount, quote.currency))
+        uow.payments.hold(state, hold.amount, req.payment_method_id)
+    ride = Ride(state)
+    ride.requested(ctx.now)
+    record(uow, ride)
+    return state
+
+
+@dataclass(frozen=True, slots=True)
+class RideView:
+    """A ride as the caller may see it: all of it, or (an offer's holder) the offer."""
+
+    ride: RideState
+    access: Access
+    offer_expires_at: datetime | None = None
+
+
+def view_ride(uow: UnitOfWork, ctx: Context, caller: Caller, ride_id: UUID) -> RideView:
+    ride = uow.rides.get(ride_id)
+    if ride is None:
+        raise _not_found()
+    offer = None
+    if caller.role is Actor.DRIVER and ride.driver_id != caller.id:
+        offer = uow.offers.open_offer(ride.id, caller.id, ctx.now)
+    access = ride_access(
+        caller, ride.passenger_id, ride.driver_id, holds_open_offer=offer is not None
+    )
+    if access is Access.NONE:
+        raise _not_found()
+    return RideView(ride, access, offer.expires_at if offer is not None else None)
+
+
+def list_rides(
+    uow: UnitOfWork,
+    caller: Caller,
+    *,
+    status: RideStatus | None,
+    before: tuple[datetime, UUID] | None,
+    limit: int,
+) -> list[RideState]:
+    """My rides, newest first; admins see every ride."""
+    return uow.rides.page(
+        passenger_id=caller.id if caller.role is Actor.PASSENGER else None,
+        driver_id=caller.id if caller.role is Actor.DRIVER else None,
+        status=status,
+        before=before,
+        limit=limit,
+    )
+
+
+def _locked(uow: UnitOfWork, ride_id: UUID) -> RideState:
+    ride = uow.rides.get(ride_id, for_update=True)
+    if ride is None:
+        raise _not_found()
+    return ride
+
+
+def _locked_as_participant(uow: UnitOfWork, caller: Caller, ride_id: UUID) -> RideState:
+    """The ride, row-locked, if the caller is its passenger, its driver or an admin."""
+    ride = _locked(uow, ride_id)
+    if ride_access(caller, ride.passenger_id, ride.driver_id) < Access.PARTICIPANT:
+        raise _not_found()
+    return ride
+
+
+def accept(uow: UnitOfWork, ctx: Context, caller: Caller, ride_id: UUID) -> RideState:
+    """Row-locked, so of two drivers accepting at once exactly one wins; the others get 409.
+
+    A driver who loses the race is told the ride is taken (409), not that it does not
+    exist: it was offered to them a moment ago. A driver accepts only a ride they hold
+    an open, unexpired offer for.
+    """
+    state = _locked(uow, ride_id)
+    if state.status != RideStatus.REQUESTED and state.driver_id not in (None, caller.id):
+        raise Conflict("another driver has taken this ride", code="ride_taken")
+    if state.status in (RideStatus.CANCELLED, RideStatus.EXPIRED):
+        raise Conflict(f"the ride is gone ({state.status})", code="ride_gone")
+    if state.status == RideStatus.REQUESTED:
+        if uow.rides.active_ride_of_driver(caller.id) is not None:
+            raise Conflict("you are already on a ride", code="driver_busy")
+        uow.offers.take(state, caller.id, ctx.now)
+    ride = Ride(state)
+    ride.accept(caller.id, ctx.now)
+    record(uow, ride)
+    return state
+
+
+def decline(uow: UnitOfWork, ctx: Context, caller: Caller, ride_id: UUID) -> None:
+    """The driver says no to their offer: dispatch moves on at once."""
+    state = _locked(uow, ride_id)
+    uow.offers.decline(state, caller.id, ctx.now)
+    uow.jobs.enqueue("dispatch.advance", ride_id=str(state.id))
+
+
+class DriverStep(StrEnum):
+    ARRIVE = "arrive"
+    START = "start"
+    COMPLETE = "complete"
+    NO_SHOW = "no-show"
+
+
+def driver_step(
+    uow: UnitOfWork, ctx: Context, caller: Caller, ride_id: UUID, step: DriverStep
+) -> RideState:
+    state = _locked(uow, ride_id)
+    if state.driver_id != caller.id:
+        raise _not_found()
+    ride = Ride(state)
+    if step is DriverStep.ARRIVE:
+        ride.arrive(caller.id, ctx.now)
+    elif step is DriverStep.START:
+        ride.start(caller.id, ctx.now)
+    elif step is DriverStep.COMPLETE:
+        travelled = (
+            uow.paths.travelled_m(state.id) if state.status == RideStatus.IN_PROGRESS else None
+        )
+        ride.complete(caller.id, ctx.now, ctx.fares, travelled_m=travelled)
+    else:
+        ride.no_show(caller.id, ctx.now, ctx.fares)
+    record(uow, ride)
+    return state
+
+
+def cancel(
+    uow: UnitOfWork, ctx: Context, caller: Caller, ride_id: UUID, reason: str | None
+) -> RideState:
+    """By the passenger, the assigned driver, an admin, or the system (`SYSTEM`)."""
+    state = _locked_as_participant(uow, caller, ride_id)
+    ride = Ride(state)
+    ride.cancel(caller.role, ctx.now, ctx.fares, reason)
+    uow.offers.withdraw_all(state, "cancelled", ctx.now)
+    record(uow, ride)
+    return state
+
+
+def cancel_unpaid(uow: UnitOfWork, ctx: Context, ride_id: UUID, reason: str) -> bool:
+    """The system ends an open ride whose card hold was declined. False if it had ended."""
+    state = _locked(uow, ride_id)
+    if state.status not in OPEN:
+        return False
+    cancel(uow, ctx, SYSTEM, ride_id, reason)
+    return True
+
+
+def expire(uow: UnitOfWork, ctx: Context, ride_id: UUID) -> RideState:
+    """Dispatch found no driver in time."""
+    state = _locked(uow, ride_id)
+    ride = Ride(state)
+    ride.expire(ctx.now)
+    uow.offers.withdraw_all(state, "expired", ctx.now)
+    record(uow, ride)
+    return state

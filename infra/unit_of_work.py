@@ -1,0 +1,68 @@
+"""The SQL unit of work the use cases run in, and the context they take, for the API and
+the workers alike.
+
+`SqlUnitOfWork` binds every port to one session (one transaction, committed by
+`infra.db.unit_of_work`): SQL repositories, the outbox, and the after-commit Redis
+publisher. Nothing it enqueues or publishes happens unless the transaction commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+from sqlmodel import Session
+
+from domain.geo import RouteModel
+from domain.usecases.context import Context, FraudRules
+from infra.db import unit_of_work, utcnow
+from infra.offers import SqlOfferBook
+from infra.payments import SqlPaymentBook, StripeCards
+from infra.ratelimit import RedisVelocity
+from infra.redis import get_sync_redis
+from infra.repositories import (
+    OutboxJobs,
+    RedisLivePublisher,
+    RedisTripPaths,
+    SqlLedger,
+    SqlRideRepository,
+)
+from infra.settings import Settings, get_settings
+
+
+class SqlUnitOfWork:
+    def __init__(self, session: Session, settings: Settings | None = None) -> None:
+        settings = settings or get_settings()
+        self.session = session
+        self.rides = SqlRideRepository(session)
+        self.offers = SqlOfferBook(session)
+        self.payments = SqlPaymentBook(session)
+        self.ledger = SqlLedger(session)
+        self.jobs = OutboxJobs(session)
+        self.live = RedisLivePublisher(session)
+        self.velocity = RedisVelocity(get_sync_redis())
+        self.paths = RedisTripPaths(settings.ping_rules)
+        self.cards = StripeCards(session)
+
+
+@contextmanager
+def sql_unit_of_work() -> Iterator[SqlUnitOfWork]:
+    """One transaction: committed when the block ends, rolled back if it raises."""
+    with unit_of_work() as session:
+        yield SqlUnitOfWork(session)
+
+
+def make_context(settings: Settings | None = None, now: datetime | None = None) -> Context:
+    s = settings or get_settings()
+    return Context(
+        now=now or utcnow(),
+        fares=s.fare_rules,
+        route=RouteModel(s.detour_factor, s.average_speed_kmh),
+        fraud=FraudRules(
+            rides_per_hour=s.fraud_rides_per_hour,
+            failed_payments_per_hour=s.fraud_failed_payments_per_hour,
+            max_ride_amount=s.fraud_max_ride_amount,
+        ),
+        max_route_m=s.max_route_m,
+    )
