@@ -10,8 +10,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from api.middleware import HttpMiddleware, ResponseTracker
 from domain.errors import DomainError, ErrorKind
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,48 @@ def _clean_validation(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def document_errors(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the API answers: every validation error in the
+    one error shape (FastAPI's default 422 schema is not what we send), and a 401 on every
+    operation that takes a token."""
+    from fastapi.openapi.utils import get_openapi
+
+    from api.schemas import ErrorOut
+
+    def build() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        for name, schema in (
+            ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
+            .pop("$defs", {})
+            .items()
+        ):
+            schemas.setdefault(name, schema)
+        error = {
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+        }
+        for methods in doc.get("paths", {}).values():
+            for op in methods.values():
+                responses = op.setdefault("responses", {})
+                if "422" in responses:
+                    responses["422"] = {"description": _DESCRIPTIONS[422], **error}
+                if op.get("security") and "401" not in responses:
+                    responses["401"] = {"description": _DESCRIPTIONS[401], **error}
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = build  # type: ignore[method-assign]
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_req: Request, exc: ApiError) -> JSONResponse:
@@ -118,32 +161,19 @@ def install(app: FastAPI) -> None:
         return error_response(exc.status_code, exc.detail, code, getattr(exc, "headers", None))
 
 
-class CatchAll:
+class CatchAll(HttpMiddleware):
     """The outermost error boundary: an unexpected exception becomes a 500 in the one
     error shape, and is not raised again. (Starlette's own boundary answers and then
     re-raises, which makes the server reset the connection: the client's next request on
     that keep-alive connection would fail too.)"""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Any) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        tracker = ResponseTracker(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, tracker)
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-            if started:  # the answer is under way: nothing better than ending it
+            if tracker.started:  # the answer is under way: nothing better than ending it
                 raise
             response = error_response(500, "internal error", "internal_error")
             await response(scope, receive, send)

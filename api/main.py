@@ -63,6 +63,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
+    errors.document_errors(app)
     # the hot path first: routes are matched in order
     app.router.routes.insert(0, location.fast_ping_route())
     app.include_router(location.router)

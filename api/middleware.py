@@ -43,13 +43,46 @@ class _TooLarge(Exception):
     pass
 
 
-class BodyGuard:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+class HttpMiddleware:
+    """A pure ASGI middleware that acts on HTTP requests only (`handle`); anything else
+    (lifespan) passes straight through."""
+
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class ResponseTracker:
+    """Wraps an ASGI `send` to know whether the response has started (after which an
+    error can no longer be answered with an error response)."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+        self.status = 500
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            self.status = message["status"]
+        await self._send(message)
+
+
+class BodyGuard(HttpMiddleware):
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        super().__init__(app)
+        self.max_bytes = max_bytes
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
         # only the three headers this needs (ASGI servers give names in lower case)
@@ -83,7 +116,7 @@ class BodyGuard:
                 return
 
         received = 0
-        started = False
+        tracker = ResponseTracker(send)
 
         async def guarded_receive() -> Message:
             nonlocal received
@@ -94,42 +127,23 @@ class BodyGuard:
                     raise _TooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
         try:
-            await self.app(scope, guarded_receive, tracking_send)
+            await self.app(scope, guarded_receive, tracker)
         except _TooLarge:
-            if not started:
+            if not tracker.started:
                 await _send_error(
                     send, 413, f"body larger than {self.max_bytes} bytes", "payload_too_large"
                 )
 
 
-class Metrics:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
+class Metrics(HttpMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        tracker = ResponseTracker(send)
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, receive, tracker)
         finally:
             route: Any = scope.get("route")
             name = getattr(route, "path", "unmatched")
             LATENCY.labels(scope["method"], name).observe(time.perf_counter() - start)
-            REQUESTS.labels(scope["method"], name, str(status)).inc()
+            REQUESTS.labels(scope["method"], name, str(tracker.status)).inc()

@@ -111,12 +111,16 @@ class RidePublic(BaseModel):
     duration_s: int | None
     created_at: datetime
     updated_at: datetime
-    accepted_at: datetime | None = None
-    arrived_at: datetime | None = None
-    started_at: datetime | None = None
-    completed_at: datetime | None = None
-    cancelled_at: datetime | None = None
-    cancelled_by: str | None = None
+    accepted_at: datetime | None = Field(default=None, description="a driver took the ride")
+    arrived_at: datetime | None = Field(default=None, description="the driver was at the pickup")
+    started_at: datetime | None = Field(default=None, description="the passenger got in")
+    completed_at: datetime | None = Field(default=None, description="the trip ended")
+    cancelled_at: datetime | None = Field(
+        default=None, description="cancelled, or marked a no-show"
+    )
+    cancelled_by: str | None = Field(
+        default=None, description="passenger, driver or admin (admin also: the system)"
+    )
     cancel_reason: str | None = None
     route_polyline: str | None = Field(
         default=None, description="the travelled path, Google encoded polyline (after completion)"
@@ -160,14 +164,30 @@ def _money(amount: int | None, currency: str) -> MoneyOut | None:
     return None if amount is None else MoneyOut(amount=amount, currency=currency)
 
 
+#: fields a ride's public shape takes as the row has them
+_AS_STORED = (
+    "id",
+    "passenger_id",
+    "driver_id",
+    "created_at",
+    "updated_at",
+    "accepted_at",
+    "arrived_at",
+    "started_at",
+    "completed_at",
+    "cancelled_at",
+    "cancelled_by",
+    "cancel_reason",
+    "route_polyline",
+)
+
+
 def ride_out(r: RideState) -> RidePublic:
     """The public shape of a ride row. Distance and duration are the estimate's until the
     trip is completed, then what was travelled."""
     return RidePublic(
-        id=r.id,
+        **{name: getattr(r, name, None) for name in _AS_STORED},
         status=RideStatus(r.status),
-        passenger_id=r.passenger_id,
-        driver_id=r.driver_id,
         pickup=LatLng(lat=r.pickup_lat, lng=r.pickup_lng),
         dropoff=LatLng(lat=r.dropoff_lat, lng=r.dropoff_lng),
         payment=RidePayment(r.payment),
@@ -176,16 +196,6 @@ def ride_out(r: RideState) -> RidePublic:
         fee=_money(r.fee_amount or None, r.currency),
         distance_m=r.estimate_distance_m if r.distance_m is None else r.distance_m,
         duration_s=r.estimate_duration_s if r.duration_s is None else r.duration_s,
-        created_at=r.created_at,
-        updated_at=r.updated_at,
-        accepted_at=r.accepted_at,
-        arrived_at=r.arrived_at,
-        started_at=r.started_at,
-        completed_at=r.completed_at,
-        cancelled_at=r.cancelled_at,
-        cancelled_by=r.cancelled_by,
-        cancel_reason=r.cancel_reason,
-        route_polyline=getattr(r, "route_polyline", None),
     )
 
 

@@ -17,8 +17,20 @@ class ErrorKind(StrEnum):
 
 
 class DomainError(Exception):
+    """A rule said no. Subclasses name their kind and default code as class keywords:
+    `class NotFound(DomainError, kind=ErrorKind.NOT_FOUND, code="not_found")`."""
+
     kind: ErrorKind = ErrorKind.INVALID
     code: str = "invalid"
+
+    def __init_subclass__(
+        cls, *, kind: ErrorKind | None = None, code: str | None = None, **kwargs: object
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if kind is not None:
+            cls.kind = kind
+        if code is not None:
+            cls.code = code
 
     def __init__(self, detail: str, *, code: str | None = None) -> None:
         super().__init__(detail)
@@ -27,34 +39,27 @@ class DomainError(Exception):
             self.code = code
 
 
-class NotFound(DomainError):
-    kind = ErrorKind.NOT_FOUND
-    code = "not_found"
+class NotFound(DomainError, kind=ErrorKind.NOT_FOUND, code="not_found"):
+    """It does not exist, or it is not the caller's to see (the API does not say which)."""
 
 
-class Conflict(DomainError):
-    kind = ErrorKind.CONFLICT
-    code = "conflict"
+class Conflict(DomainError, kind=ErrorKind.CONFLICT, code="conflict"):
+    """The state says no: a duplicate, a race lost, something already done."""
 
 
-class IllegalTransition(Conflict):
-    code = "illegal_transition"
+class IllegalTransition(Conflict, code="illegal_transition"):
+    """The state machine says no."""
 
 
-class Forbidden(DomainError):
-    kind = ErrorKind.FORBIDDEN
-    code = "forbidden"
+class Forbidden(DomainError, kind=ErrorKind.FORBIDDEN, code="forbidden"):
+    """Known, but not for this caller's role."""
 
 
-class RateLimited(DomainError):
-    kind = ErrorKind.RATE_LIMITED
-    code = "rate_limited"
-
+class RateLimited(DomainError, kind=ErrorKind.RATE_LIMITED, code="rate_limited"):
     def __init__(self, detail: str, *, retry_after: int, code: str | None = None) -> None:
         super().__init__(detail, code=code)
         self.retry_after = retry_after
 
 
-class Unprocessable(DomainError):
-    kind = ErrorKind.UNPROCESSABLE
-    code = "unprocessable"
+class Unprocessable(DomainError, kind=ErrorKind.UNPROCESSABLE, code="unprocessable"):
+    """Well-formed, but not something we can do (a route too long, an implausible amount)."""

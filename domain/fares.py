@@ -7,7 +7,7 @@ the end, half up.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from domain.money import Money, percent_of
 
@@ -27,19 +27,10 @@ class FareRules:
     commission_bp: int = 2000  # platform commission, basis points of the fare
 
     def __post_init__(self) -> None:
-        for name in (
-            "base",
-            "per_km",
-            "per_minute",
-            "minimum",
-            "booking_fee",
-            "cancellation_fee",
-            "cancellation_grace_s",
-            "no_show_fee",
-            "no_show_wait_s",
-        ):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, int) and value < 0:
+                raise ValueError(f"{f.name} must not be negative")
         if not 0 <= self.commission_bp <= 10_000:
             raise ValueError("commission_bp must be within 0..10000")
 

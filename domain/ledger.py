@@ -149,27 +149,19 @@ def card_received_entry(
     )
 
 
-def refund_entry(refund_id: UUID, ride_id: UUID, refunded: Money) -> JournalEntry:
-    """Money back to the rider's card: out of Stripe clearing, booked against refunds."""
+def refund_entry(
+    refund_id: UUID, ride_id: UUID, refunded: Money, *, reversed: bool = False
+) -> JournalEntry:
+    """Money back to the rider's card: out of Stripe clearing, booked against refunds. A
+    refund that failed after it was booked is `reversed`: the money is back in clearing."""
+    clearing, refunds = account(Account.STRIPE_CLEARING), account(Account.REFUNDS)
     return transfer(
-        f"refund:{refund_id}",
-        "refund",
+        f"refund:{refund_id}" + (":reversed" if reversed else ""),
+        "refund_reversed" if reversed else "refund",
         ride_id,
-        account(Account.REFUNDS),
-        account(Account.STRIPE_CLEARING),
+        clearing if reversed else refunds,
+        refunds if reversed else clearing,
         refunded,
-    )
-
-
-def refund_reversal_entry(refund_id: UUID, ride_id: UUID, amount: Money) -> JournalEntry:
-    """A refund that failed after it was booked: the money is back in Stripe clearing."""
-    return transfer(
-        f"refund:{refund_id}:reversed",
-        "refund_reversed",
-        ride_id,
-        account(Account.STRIPE_CLEARING),
-        account(Account.REFUNDS),
-        amount,
     )
 
 

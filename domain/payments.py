@@ -56,34 +56,6 @@ FROM_INTENT_STATUS: dict[str, PaymentStatus] = {
 STRIPE_REFUND_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
 
 
-@dataclass(frozen=True, slots=True)
-class Card:
-    """A saved card as the rider's app shows it; no card data beyond this reaches us."""
-
-    id: str
-    brand: str | None
-    last4: str | None
-    exp_month: int | None
-    exp_year: int | None
-    default: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class SetupIntentInfo:
-    id: str
-    client_secret: str
-    customer_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class IntentInfo:
-    id: str
-    client_secret: str | None
-    status: str
-    amount: int
-    currency: str
-
-
 def amount_due(status: str, fare_amount: int | None, fee_amount: int | None) -> int:
     """What an ended ride costs the rider: the fare, a cancellation or no-show fee, or 0."""
     if status == RideStatus.COMPLETED:
@@ -151,24 +123,16 @@ def refund_amount(requested: int | None, amount_received: int, refunds_not_faile
 
 
 # --- what the payment provider answered, mapped once by the gateway -----------------------
-class PaymentProviderError(DomainError):
+class PaymentProviderError(DomainError, kind=ErrorKind.UNAVAILABLE, code="payment_provider_error"):
     """Stripe refused or failed a call; subclasses say how."""
 
-    kind = ErrorKind.UNAVAILABLE
-    code = "payment_provider_error"
 
-
-class ProviderUnavailable(PaymentProviderError):
+class ProviderUnavailable(PaymentProviderError, code="payment_provider_unavailable"):
     """Network, timeouts, 429, 5xx, an idempotency key still in use: try again later."""
 
-    code = "payment_provider_unavailable"
 
-
-class CardDeclined(PaymentProviderError):
+class CardDeclined(PaymentProviderError, kind=ErrorKind.CONFLICT, code="card_declined"):
     """An answer, not a fault: the card said no (or needs the rider: 3-D Secure)."""
-
-    kind = ErrorKind.CONFLICT
-    code = "card_declined"
 
     def __init__(
         self,
@@ -187,13 +151,13 @@ class CardDeclined(PaymentProviderError):
         return self.code == "authentication_required"
 
 
-class PaymentRefused(PaymentProviderError):
+class PaymentRefused(
+    PaymentProviderError, kind=ErrorKind.INVALID, code="payment_provider_rejected"
+):
     """The request was refused as it stands (a removed card, a lapsed hold, bad params)."""
 
-    kind = ErrorKind.INVALID
-    code = "payment_provider_rejected"
 
-
-class PaymentObjectMissing(PaymentProviderError):
-    kind = ErrorKind.NOT_FOUND
-    code = "payment_method_not_found"
+class PaymentObjectMissing(
+    PaymentProviderError, kind=ErrorKind.NOT_FOUND, code="payment_method_not_found"
+):
+    """No such card (or not this rider's)."""

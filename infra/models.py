@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
+from domain.payments import PaymentStatus, RefundStatus
 from domain.rides import DRIVER_ACTIVE, OPEN
 from infra.db import UTCDateTime, utcnow
 
@@ -26,6 +27,17 @@ def _opt_ts() -> Any:
 
 def _in(states: frozenset[str]) -> str:
     return "status IN (" + ", ".join(f"'{s}'" for s in sorted(states)) + ")"
+
+
+def _partial(name: str, column: str, where: str, *, unique: bool = False) -> Index:
+    """An index of the rows matching `where` only, on both backends."""
+    return Index(
+        name,
+        column,
+        unique=unique,
+        postgresql_where=text(where),
+        sqlite_where=text(where),
+    )
 
 
 class User(SQLModel, table=True):
@@ -51,29 +63,12 @@ class Ride(SQLModel, table=True):
     __table_args__ = (
         # A passenger holds at most one open ride, a driver at most one active one,
         # even under concurrent requests: the database says no, not just the code.
-        Index(
-            "uq_rides_open_per_passenger",
-            "passenger_id",
-            unique=True,
-            postgresql_where=text(_in(OPEN)),
-            sqlite_where=text(_in(OPEN)),
-        ),
-        Index(
-            "uq_rides_active_per_driver",
-            "driver_id",
-            unique=True,
-            postgresql_where=text(_in(DRIVER_ACTIVE)),
-            sqlite_where=text(_in(DRIVER_ACTIVE)),
-        ),
+        _partial("uq_rides_open_per_passenger", "passenger_id", _in(OPEN), unique=True),
+        _partial("uq_rides_active_per_driver", "driver_id", _in(DRIVER_ACTIVE), unique=True),
         Index("ix_rides_passenger_created", "passenger_id", "created_at"),
         Index("ix_rides_driver_created", "driver_id", "created_at"),
         Index("ix_rides_status_created", "status", "created_at"),
-        Index(
-            "ix_rides_dispatch_due",
-            "dispatch_deadline",
-            postgresql_where=text("status = 'requested'"),
-            sqlite_where=text("status = 'requested'"),
-        ),
+        _partial("ix_rides_dispatch_due", "dispatch_deadline", "status = 'requested'"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -117,20 +112,9 @@ class Offer(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("ride_id", "driver_id", name="uq_offers_ride_driver"),
         # a driver holds at most one open offer, whatever the races
-        Index(
-            "uq_offers_pending_per_driver",
-            "driver_id",
-            unique=True,
-            postgresql_where=text("status = 'pending'"),
-            sqlite_where=text("status = 'pending'"),
-        ),
+        _partial("uq_offers_pending_per_driver", "driver_id", "status = 'pending'", unique=True),
         Index("ix_offers_ride_status", "ride_id", "status"),
-        Index(
-            "ix_offers_pending_expiry",
-            "expires_at",
-            postgresql_where=text("status = 'pending'"),
-            sqlite_where=text("status = 'pending'"),
-        ),
+        _partial("ix_offers_pending_expiry", "expires_at", "status = 'pending'"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -157,8 +141,8 @@ class Payment(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     ride_id: uuid.UUID = Field(foreign_key="rides.id")
     passenger_id: uuid.UUID = Field(foreign_key="users.id")
-    kind: str = Field(max_length=24)  # authorization | extra_charge
-    status: str = Field(max_length=24)
+    kind: str = Field(max_length=24)  # domain.payments.PaymentKind
+    status: str = Field(default=PaymentStatus.PENDING, max_length=24)
     amount: int
     amount_received: int = 0
     amount_refunded: int = 0
@@ -183,7 +167,7 @@ class Refund(SQLModel, table=True):
     amount: int
     currency: str = Field(max_length=3)
     reason: str = Field(max_length=500)
-    status: str = Field(max_length=24)  # pending | succeeded | failed
+    status: str = Field(default=RefundStatus.PENDING, max_length=24)
     stripe_refund_id: str | None = Field(
         default=None, sa_column=Column(String(255), nullable=True, unique=True)
     )
@@ -245,12 +229,7 @@ class OutboxMessage(SQLModel, table=True):
 
     __tablename__ = "outbox"
     __table_args__ = (
-        Index(
-            "ix_outbox_pending",
-            "created_at",
-            postgresql_where=text("completed_at IS NULL AND failed_at IS NULL"),
-            sqlite_where=text("completed_at IS NULL AND failed_at IS NULL"),
-        ),
+        _partial("ix_outbox_pending", "created_at", "completed_at IS NULL AND failed_at IS NULL"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)

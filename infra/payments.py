@@ -10,17 +10,9 @@ from sqlmodel import Session, col, func, select
 
 from domain.ledger import card_received_entry
 from domain.money import Money
-from domain.payments import (
-    FROM_INTENT_STATUS,
-    OWED,
-    Card,
-    IntentInfo,
-    PaymentKind,
-    PaymentStatus,
-    RefundStatus,
-    SetupIntentInfo,
-)
+from domain.payments import FROM_INTENT_STATUS, OWED, PaymentKind, PaymentStatus, RefundStatus
 from domain.rides import RideState
+from domain.usecases.ports import Card, IntentInfo, SetupIntentInfo
 from infra.db import utcnow
 from infra.models import Payment, Refund, User
 from infra.repositories import SqlLedger
@@ -46,17 +38,7 @@ class SqlPaymentBook:
         return bool(user and user.stripe_customer_id)
 
     def hold(self, ride: RideState, amount: int, payment_method_id: str | None) -> None:
-        self.session.add(
-            Payment(
-                ride_id=ride.id,
-                passenger_id=ride.passenger_id,
-                kind=PaymentKind.AUTHORIZATION,
-                status=PaymentStatus.PENDING,
-                amount=amount,
-                currency=ride.currency,
-                payment_method_id=payment_method_id,
-            )
-        )
+        new_payment(self.session, ride, PaymentKind.AUTHORIZATION, amount, payment_method_id)
 
     def of_ride(self, ride_id: uuid.UUID) -> list[Payment]:
         return payments_of_ride(self.session, ride_id)
@@ -83,12 +65,32 @@ class SqlPaymentBook:
             amount=amount,
             currency=payment.currency,
             reason=reason,
-            status=RefundStatus.PENDING,
             requested_by=requested_by,
         )
         self.session.add(refund)
         self.session.flush()
         return refund
+
+
+def new_payment(
+    session: Session,
+    ride: RideState,
+    kind: PaymentKind,
+    amount: int,
+    payment_method_id: str | None,
+) -> Payment:
+    """A payment of the ride, pending until a worker has asked Stripe."""
+    payment = Payment(
+        ride_id=ride.id,
+        passenger_id=ride.passenger_id,
+        kind=kind,
+        amount=amount,
+        currency=ride.currency,
+        payment_method_id=payment_method_id,
+    )
+    session.add(payment)
+    session.flush()
+    return payment
 
 
 def payment_of(session: Session, ride_id: uuid.UUID, kind: PaymentKind) -> Payment | None:

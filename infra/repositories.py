@@ -18,6 +18,7 @@ from domain.ledger import Account, JournalEntry, Line, account
 from domain.pings import PingRules
 from domain.rides import DRIVER_ACTIVE, OPEN, RideEvent, RideState
 from domain.trip import PathPoint, travelled_distance_m
+from domain.usecases.ports import RideQuery
 from infra import jobs
 from infra.db import after_commit
 from infra.live import LiveSync, RideFacts, iso, ride_facts_fields
@@ -66,29 +67,21 @@ class SqlRideRepository:
         self.session.add(ride)
         self._flush()
 
-    def page(
-        self,
-        *,
-        passenger_id: UUID | None,
-        driver_id: UUID | None,
-        status: str | None,
-        before: tuple[datetime, UUID] | None,
-        limit: int,
-    ) -> list[RideState]:
+    def page(self, query: RideQuery) -> list[RideState]:
         """Newest first, keyset-paginated on (created_at, id)."""
         stmt = select(Ride)
-        if passenger_id is not None:
-            stmt = stmt.where(Ride.passenger_id == passenger_id)
-        if driver_id is not None:
-            stmt = stmt.where(Ride.driver_id == driver_id)
-        if status is not None:
-            stmt = stmt.where(Ride.status == status)
-        if before is not None:
+        if query.passenger_id is not None:
+            stmt = stmt.where(Ride.passenger_id == query.passenger_id)
+        if query.driver_id is not None:
+            stmt = stmt.where(Ride.driver_id == query.driver_id)
+        if query.status is not None:
+            stmt = stmt.where(Ride.status == query.status)
+        if query.before is not None:
+            created, rid = query.before
             stmt = stmt.where(
-                tuple_(col(Ride.created_at), col(Ride.id))
-                < tuple_(literal(before[0]), literal(before[1]))
+                tuple_(col(Ride.created_at), col(Ride.id)) < tuple_(literal(created), literal(rid))
             )
-        stmt = stmt.order_by(col(Ride.created_at).desc(), col(Ride.id).desc()).limit(limit)
+        stmt = stmt.order_by(col(Ride.created_at).desc(), col(Ride.id).desc()).limit(query.limit)
         return cast(list[RideState], list(self.session.exec(stmt).all()))
 
     def _flush(self) -> None:

@@ -15,12 +15,20 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from domain.dispatch import DispatchRules
 from domain.fares import FareRules
 from domain.pings import PingRules
+from domain.usecases.context import FraudRules
 
 DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RIDEHAIL_", env_file=None, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="RIDEHAIL_",
+        env_file=None,
+        extra="ignore",
+        # RIDEHAIL_FARE_PER_KM -> fare.per_km: split once after the group's name
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+    )
 
     environment: str = Field("development", description="development | test | production")
     data_dir: Path = Path("./.ridehail")
@@ -49,9 +57,6 @@ class Settings(BaseSettings):
     # live location
     ping_interval_on_ride_s: int = 3
     ping_interval_idle_s: int = 15
-    ping_max_future_s: float = 120.0
-    ping_max_age_s: float = 6 * 3600.0
-    ping_max_speed_ms: float = 70.0
     ping_rate_limit: int = 60  # requests per driver per window
     ping_rate_window_s: int = 10
     ping_batch_max: int = 500
@@ -59,32 +64,14 @@ class Settings(BaseSettings):
     eta_interval_s: float = 5.0
     sse_keepalive_s: float = 15.0
 
-    # dispatch
-    dispatch_wave_size: int = 3
-    dispatch_offer_ttl_s: float = 15.0
-    dispatch_first_radius_m: float = 2_000.0
-    dispatch_radius_factor: float = 2.0
-    dispatch_max_radius_m: float = 16_000.0
-    dispatch_empty_wave_retry_s: float = 3.0
-
-    # fraud basics
-    fraud_rides_per_hour: int = 10
-    fraud_cards_per_hour: int = 5
-    fraud_failed_payments_per_hour: int = 3
-    fraud_max_ride_amount: int = 50_000
-
-    # fare rules, in minor units
-    currency: str = "usd"
-    fare_base: int = 250
-    fare_per_km: int = 120
-    fare_per_minute: int = 30
-    fare_minimum: int = 700
-    fare_booking_fee: int = 0
-    cancellation_fee: int = 500
-    cancellation_grace_s: int = 120
-    no_show_fee: int = 500
-    no_show_wait_s: int = 300
-    commission_bp: int = 2000
+    # Rules of the domain, held as the domain's own values (their defaults and checks
+    # live there, written once). Each field is a variable `RIDEHAIL_<GROUP>_<FIELD>`:
+    # RIDEHAIL_FARE_PER_KM, RIDEHAIL_DISPATCH_WAVE_SIZE, RIDEHAIL_FRAUD_RIDES_PER_HOUR,
+    # RIDEHAIL_FIXES_MAX_SPEED_MS (the checks on a location fix).
+    fare: FareRules = FareRules()
+    dispatch: DispatchRules = DispatchRules()
+    fraud: FraudRules = FraudRules()
+    fixes: PingRules = PingRules()
     detour_factor: float = 1.3
     average_speed_kmh: float = 30.0
 
@@ -101,41 +88,6 @@ class Settings(BaseSettings):
                     "in production"
                 )
         return self
-
-    @property
-    def ping_rules(self) -> PingRules:
-        return PingRules(
-            max_future_s=self.ping_max_future_s,
-            max_age_s=self.ping_max_age_s,
-            max_speed_ms=self.ping_max_speed_ms,
-        )
-
-    @property
-    def dispatch_rules(self) -> DispatchRules:
-        return DispatchRules(
-            wave_size=self.dispatch_wave_size,
-            offer_ttl_s=self.dispatch_offer_ttl_s,
-            first_radius_m=self.dispatch_first_radius_m,
-            radius_factor=self.dispatch_radius_factor,
-            max_radius_m=self.dispatch_max_radius_m,
-            empty_wave_retry_s=self.dispatch_empty_wave_retry_s,
-        )
-
-    @property
-    def fare_rules(self) -> FareRules:
-        return FareRules(
-            currency=self.currency,
-            base=self.fare_base,
-            per_km=self.fare_per_km,
-            per_minute=self.fare_per_minute,
-            minimum=self.fare_minimum,
-            booking_fee=self.fare_booking_fee,
-            cancellation_fee=self.cancellation_fee,
-            cancellation_grace_s=self.cancellation_grace_s,
-            no_show_fee=self.no_show_fee,
-            no_show_wait_s=self.no_show_wait_s,
-            commission_bp=self.commission_bp,
-        )
 
 
 @lru_cache

@@ -20,14 +20,12 @@ import stripe
 
 from domain.payments import (
     STRIPE_REFUND_REASONS,
-    Card,
     CardDeclined,
-    IntentInfo,
     PaymentObjectMissing,
     PaymentRefused,
     ProviderUnavailable,
-    SetupIntentInfo,
 )
+from domain.usecases.ports import Card, IntentInfo, SetupIntentInfo
 from infra.settings import get_settings
 
 OFFLINE_KEY = "sk_test_offline_standin"

@@ -15,7 +15,18 @@ from datetime import datetime
 from sqlmodel import Session
 
 from domain.geo import RouteModel
-from domain.usecases.context import Context, FraudRules
+from domain.usecases.context import Context
+from domain.usecases.ports import (
+    Cards,
+    JobQueue,
+    Ledger,
+    LivePublisher,
+    OfferBook,
+    PaymentBook,
+    RideRepository,
+    TripPaths,
+    Velocity,
+)
 from infra.db import unit_of_work, utcnow
 from infra.offers import SqlOfferBook
 from infra.payments import SqlPaymentBook, StripeCards
@@ -32,18 +43,21 @@ from infra.settings import Settings, get_settings
 
 
 class SqlUnitOfWork:
+    """`domain.usecases.ports.UnitOfWork` on one SQL session (`session` is there for the
+    infra read helpers the API's list endpoints call)."""
+
     def __init__(self, session: Session, settings: Settings | None = None) -> None:
         settings = settings or get_settings()
         self.session = session
-        self.rides = SqlRideRepository(session)
-        self.offers = SqlOfferBook(session)
-        self.payments = SqlPaymentBook(session)
-        self.ledger = SqlLedger(session)
-        self.jobs = OutboxJobs(session)
-        self.live = RedisLivePublisher(session)
-        self.velocity = RedisVelocity(get_sync_redis())
-        self.paths = RedisTripPaths(settings.ping_rules)
-        self.cards = StripeCards(session)
+        self.rides: RideRepository = SqlRideRepository(session)
+        self.offers: OfferBook = SqlOfferBook(session)
+        self.payments: PaymentBook = SqlPaymentBook(session)
+        self.ledger: Ledger = SqlLedger(session)
+        self.jobs: JobQueue = OutboxJobs(session)
+        self.live: LivePublisher = RedisLivePublisher(session)
+        self.velocity: Velocity = RedisVelocity(get_sync_redis())
+        self.paths: TripPaths = RedisTripPaths(settings.fixes)
+        self.cards: Cards = StripeCards(session)
 
 
 @contextmanager
@@ -57,12 +71,8 @@ def make_context(settings: Settings | None = None, now: datetime | None = None) 
     s = settings or get_settings()
     return Context(
         now=now or utcnow(),
-        fares=s.fare_rules,
+        fares=s.fare,
         route=RouteModel(s.detour_factor, s.average_speed_kmh),
-        fraud=FraudRules(
-            rides_per_hour=s.fraud_rides_per_hour,
-            failed_payments_per_hour=s.fraud_failed_payments_per_hour,
-            max_ride_amount=s.fraud_max_ride_amount,
-        ),
+        fraud=s.fraud,
         max_route_m=s.max_route_m,
     )

@@ -44,7 +44,7 @@ class MemoryRides:
     def save(self, ride: RideState) -> None:
         pass
 
-    def page(self, **_: Any) -> list[RideState]:
+    def page(self, query: Any) -> list[RideState]:
         return sorted(self.rows.values(), key=lambda r: r.created_at, reverse=True)
 
 
@@ -133,6 +133,12 @@ class MemoryLedger:
             return False
         self.entries[entry.key] = entry
         return True
+
+    def balances_of(self, accounts: list[str]) -> dict[tuple[str, str], int]:
+        from domain.ledger import balances
+
+        lines = [line for e in self.entries.values() for line in e.lines]
+        return {k: v for k, v in balances(lines).items() if k[0] in accounts}
 
     def entry_amount(self, key: str) -> int | None:
         entry = self.entries.get(key)

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 @transactional_task("dispatch.advance")
 def advance(session: Session, ride_id: str) -> str:
     settings = get_settings()
-    rules: DispatchRules = settings.dispatch_rules
+    rules: DispatchRules = settings.dispatch
     ride = session.get(Ride, uuid.UUID(ride_id), with_for_update=True)
     if ride is None:
         raise Retryable(f"ride {ride_id} not visible yet")

@@ -25,7 +25,7 @@ def post_ride(session: Session, ride_id: str) -> str:
     ride = session.get(Ride, uuid.UUID(ride_id))
     if ride is None:
         raise Retryable(f"ride {ride_id} not visible yet")
-    rules = get_settings().fare_rules
+    rules = get_settings().fare
     ledger = SqlLedger(session)
     if ride.status == RideStatus.COMPLETED:
         assert ride.fare_amount is not None

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from sqlmodel import Session, col, select
 
-from domain.ledger import refund_entry, refund_reversal_entry
+from domain.ledger import refund_entry
 from domain.money import Money
 from domain.payments import (
     CardDeclined,
@@ -32,7 +32,7 @@ from infra import jobs
 from infra.db import utcnow
 from infra.live import LiveSync
 from infra.models import Payment, Refund, Ride, User, WebhookEvent
-from infra.payments import apply_intent, payment_of, record_received
+from infra.payments import apply_intent, new_payment, payment_of, record_received
 from infra.ratelimit import RedisVelocity
 from infra.redis import get_sync_redis
 from infra.repositories import SqlLedger
@@ -176,17 +176,7 @@ def _charge_rest(session: Session, ride: Ride, auth: Payment, amount: int) -> No
     balance that blocks the passenger's next request."""
     extra = payment_of(session, ride.id, PaymentKind.EXTRA_CHARGE)
     if extra is None:
-        extra = Payment(
-            ride_id=ride.id,
-            passenger_id=ride.passenger_id,
-            kind=PaymentKind.EXTRA_CHARGE,
-            status=PaymentStatus.PENDING,
-            amount=amount,
-            currency=ride.currency,
-            payment_method_id=auth.payment_method_id,
-        )
-        session.add(extra)
-        session.flush()
+        extra = new_payment(session, ride, PaymentKind.EXTRA_CHARGE, amount, auth.payment_method_id)
     if extra.status != PaymentStatus.PENDING:
         return
     _charge(session, extra, hold=False)
@@ -251,7 +241,7 @@ def _reconcile_refund(session: Session, stripe_refund_id: str) -> str:
         # the money did not go back after all: undo what we booked
         payment.amount_refunded -= row.amount
         SqlLedger(session).post(
-            refund_reversal_entry(row.id, payment.ride_id, Money(row.amount, row.currency))
+            refund_entry(row.id, payment.ride_id, Money(row.amount, row.currency), reversed=True)
         )
         log.error("ALERT refund %s %s after succeeding", row.id, status)
     elif status == RefundStatus.SUCCEEDED:

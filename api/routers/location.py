@@ -142,7 +142,7 @@ async def _apply(
     res = await live(request).apply_pings(
         driver_id,
         [p for _, p in parsed],
-        settings.ping_rules,
+        settings.fixes,
         rate_limit=settings.ping_rate_limit,
         rate_window_s=settings.ping_rate_window_s,
     )
@@ -195,7 +195,7 @@ def _parse_all(
     records: list[Any], parse: Any, settings: Settings
 ) -> tuple[list[tuple[int, Ping]], list[dict[str, Any]]]:
     now = time.time()
-    rules = settings.ping_rules
+    rules = settings.fixes
     parsed: list[tuple[int, Ping]] = []
     reasons: list[dict[str, Any]] = []
     for i, raw in enumerate(records):
@@ -269,7 +269,7 @@ async def ping(request: Request, caller: PingDriver) -> JSONResponse:
     body = await read_json(request)
     try:
         p = from_native(body)
-        check(p, time.time(), settings.ping_rules)
+        check(p, time.time(), settings.fixes)
     except InvalidPing as bad:
         raise ApiError(422, bad.detail, bad.reason) from bad
     answer = await _apply(request, settings, str(caller.id), [(0, p)], [], 1)

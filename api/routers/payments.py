@@ -8,6 +8,7 @@ Stripe because Stripe's answer is the response (short timeout, few retries).
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -16,8 +17,8 @@ from pydantic import BaseModel, Field
 
 from api.deps import ContextDep, CurrentAdmin, CurrentCaller, CurrentPassenger, UowDep
 from api.errors import error_responses
-from domain.payments import Card
 from domain.usecases import payments as use
+from domain.usecases.ports import Card
 from infra.settings import get_settings
 
 router = APIRouter(
@@ -41,21 +42,14 @@ class CardOut(BaseModel):
 
 
 def _card_out(card: Card) -> CardOut:
-    return CardOut(
-        id=card.id,
-        brand=card.brand,
-        last4=card.last4,
-        exp_month=card.exp_month,
-        exp_year=card.exp_year,
-        default=card.default,
-    )
+    return CardOut.model_validate(card, from_attributes=True)
 
 
 @router.post("/setup-intent", response_model=SetupIntentOut, responses=error_responses(429))
 def setup_intent(caller: CurrentPassenger, uow: UowDep) -> SetupIntentOut:
     """A client secret for the app to save a card with Stripe's SDK, for rides later
     (off-session). The card is attached to the passenger's customer when confirmed."""
-    info = use.start_saving_card(uow, caller, get_settings().fraud_cards_per_hour)
+    info = use.start_saving_card(uow, caller, get_settings().fraud.cards_per_hour)
     return SetupIntentOut(
         client_secret=info.client_secret, setup_intent_id=info.id, customer_id=info.customer_id
     )
@@ -160,14 +154,7 @@ def ride_intent(body: IntentIn, caller: CurrentPassenger, uow: UowDep) -> Intent
     """The ride's PaymentIntent, with the client secret the app needs to authenticate
     (3-D Secure) or to pay with another card."""
     payment, intent = use.device_intent(uow, caller, body.ride_id)
-    return IntentOut(
-        id=intent.id,
-        payment_id=payment.id,
-        client_secret=intent.client_secret,
-        status=intent.status,
-        amount=intent.amount,
-        currency=intent.currency,
-    )
+    return IntentOut(payment_id=payment.id, **asdict(intent))
 
 
 @router.post(

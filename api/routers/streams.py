@@ -7,6 +7,7 @@ import hashlib
 import json
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
@@ -24,11 +25,12 @@ from api.deps import (
 from api.errors import ApiError, error_responses
 from api.live import followed_ride, hub, live
 from api.routers.location import position_out
-from domain.access import Actor
+from domain.access import Actor, Caller
 from domain.rides import TERMINAL
 from infra.events import Event, id_key, read_after
 from infra.live import ADMIN_STREAM, driver_stream, ride_stream
 from infra.security import issue_token
+from infra.settings import Settings
 
 router = APIRouter(
     prefix="/api/v1", tags=["following a ride"], responses=error_responses(400, 401, 403, 404)
@@ -204,55 +206,65 @@ def _valid_last_id(value: str | None) -> str | None:
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-@router.get("/rides/{ride_id}/events", openapi_extra=_SSE_DOC, response_class=StreamingResponse)
-async def ride_events(
-    ride_id: str,
+@dataclass
+class StreamAsk:
+    """What every SSE endpoint reads from its request: the token (header, or a stream
+    token in `?access_token=`), where to resume (`Last-Event-ID`, or `?last_event_id=`
+    for clients that cannot set it), and the settings."""
+
+    request: Request
+    settings: Settings
+    token: str | None
+    resume: str | None
+
+    async def caller(self, scope: str | None, role: Actor | None = None) -> Caller:
+        caller = await stream_caller(self.request, self.token, scope)
+        if role is not None and caller.role is not role:
+            raise ApiError(403, f"this needs the role {role}", "role_forbidden")
+        return caller
+
+    def respond(
+        self, stream: str, *, resume: str | None, replay_all: bool = True, ended: bool = False
+    ) -> StreamingResponse:
+        """One SSE response over `stream`: from `resume` (exclusive), else everything
+        stored (`replay_all`) or only what comes next."""
+        events = _sse(
+            self.request,
+            stream,
+            resume,
+            replay_all=replay_all,
+            already_over=ended,
+            keepalive_s=self.settings.sse_keepalive_s,
+        )
+        return StreamingResponse(events, media_type="text/event-stream", headers=_SSE_HEADERS)
+
+
+async def stream_ask(
     request: Request,
     settings: SettingsDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
     last_event_id: Annotated[str | None, Header()] = None,
-) -> StreamingResponse:
+) -> StreamAsk:
+    resume = _valid_last_id(last_event_id or request.query_params.get("last_event_id"))
+    return StreamAsk(request, settings, token, resume)
+
+
+StreamAskDep = Annotated[StreamAsk, Depends(stream_ask)]
+
+
+@router.get("/rides/{ride_id}/events", openapi_extra=_SSE_DOC, response_class=StreamingResponse)
+async def ride_events(ride_id: str, ask: StreamAskDep) -> StreamingResponse:
     rid = _uuid(ride_id)
-    caller = await stream_caller(request, token, f"ride:{rid}")
-    facts = await followed_ride(request, caller, rid)
-    return StreamingResponse(
-        _sse(
-            request,
-            ride_stream(rid),
-            _valid_last_id(last_event_id or request.query_params.get("last_event_id")),
-            replay_all=True,
-            already_over=facts.ended,
-            keepalive_s=settings.sse_keepalive_s,
-        ),
-        media_type="text/event-stream",
-        headers=_SSE_HEADERS,
-    )
+    facts = await followed_ride(ask.request, await ask.caller(f"ride:{rid}"), rid)
+    return ask.respond(ride_stream(rid), resume=ask.resume, ended=facts.ended)
 
 
 @router.get("/admin/events", openapi_extra=_SSE_DOC, response_class=StreamingResponse)
-async def admin_events(
-    request: Request,
-    settings: SettingsDep,
-    token: Annotated[str | None, Depends(oauth2_scheme)],
-    last_event_id: Annotated[str | None, Header()] = None,
-) -> StreamingResponse:
+async def admin_events(ask: StreamAskDep) -> StreamingResponse:
     """Every ride status change and driver position, for the ops dashboard (live from now,
     or from `Last-Event-ID`)."""
-    caller = await stream_caller(request, token, "admin")
-    if caller.role is not Actor.ADMIN:
-        raise ApiError(403, "this needs the role admin", "role_forbidden")
-    return StreamingResponse(
-        _sse(
-            request,
-            ADMIN_STREAM,
-            _valid_last_id(last_event_id),
-            replay_all=False,
-            already_over=False,
-            keepalive_s=settings.sse_keepalive_s,
-        ),
-        media_type="text/event-stream",
-        headers=_SSE_HEADERS,
-    )
+    await ask.caller("admin", Actor.ADMIN)
+    return ask.respond(ADMIN_STREAM, resume=ask.resume, replay_all=False)
 
 
 # --- the driver app's own channel (dispatch) ---------------------------------------------
@@ -285,32 +297,14 @@ _DRIVER_SSE_DOC: dict[str, Any] = {
     response_class=StreamingResponse,
     tags=["dispatch"],
 )
-async def driver_events(
-    request: Request,
-    settings: SettingsDep,
-    token: Annotated[str | None, Depends(oauth2_scheme)],
-    last_event_id: Annotated[str | None, Header()] = None,
-) -> StreamingResponse:
+async def driver_events(ask: StreamAskDep) -> StreamingResponse:
     # scope None: a stream token must be for the driver stream of its own subject
-    caller = await stream_caller(request, token, None)
-    if caller.role is not Actor.DRIVER:
-        raise ApiError(403, "this needs the role driver", "role_forbidden")
-    resume = _valid_last_id(last_event_id or request.query_params.get("last_event_id"))
-    if resume is None:
-        since_ms = int((time.time() - settings.dispatch_offer_ttl_s) * 1000)
+    caller = await ask.caller(None, Actor.DRIVER)
+    resume = ask.resume
+    if resume is None:  # a fresh connection replays an offer's lifetime: none is missed
+        since_ms = int((time.time() - ask.settings.dispatch.offer_ttl_s) * 1000)
         resume = f"{since_ms}-0"
-    return StreamingResponse(
-        _sse(
-            request,
-            driver_stream(str(caller.id)),
-            resume,
-            replay_all=True,
-            already_over=False,
-            keepalive_s=settings.sse_keepalive_s,
-        ),
-        media_type="text/event-stream",
-        headers=_SSE_HEADERS,
-    )
+    return ask.respond(driver_stream(str(caller.id)), resume=resume)
 
 
 @router.get("/drivers/me/offers", tags=["dispatch"])

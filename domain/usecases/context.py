@@ -12,6 +12,7 @@ from domain.geo import RouteModel
 @dataclass(frozen=True, slots=True)
 class FraudRules:
     rides_per_hour: int = 10
+    cards_per_hour: int = 5
     failed_payments_per_hour: int = 3
     max_ride_amount: int = 50_000  # minor units
 

@@ -15,18 +15,10 @@ from domain.access import Access, Actor, Caller, ride_access
 from domain.errors import Conflict, IllegalTransition, NotFound, RateLimited, Unprocessable
 from domain.ledger import cash_collected_entry
 from domain.money import Money
-from domain.payments import (
-    OWED,
-    Card,
-    IntentInfo,
-    PaymentKind,
-    PaymentStatus,
-    SetupIntentInfo,
-    refund_amount,
-)
+from domain.payments import OWED, PaymentKind, PaymentStatus, refund_amount
 from domain.rides import RidePayment, RideStatus
 from domain.usecases.context import Context
-from domain.usecases.ports import UnitOfWork
+from domain.usecases.ports import Card, IntentInfo, SetupIntentInfo, UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,13 +6,24 @@ enqueued or published through it happens only if, and after, it commits.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
 from domain.ledger import JournalEntry
-from domain.payments import Card, IntentInfo, SetupIntentInfo
 from domain.rides import RideEvent, RideState
+
+
+@dataclass(frozen=True, slots=True)
+class RideQuery:
+    """A page of rides: whose (none: everyone's), in which status, after which cursor."""
+
+    passenger_id: UUID | None = None
+    driver_id: UUID | None = None
+    status: str | None = None
+    before: tuple[datetime, UUID] | None = None
+    limit: int = 20
 
 
 class RideRepository(Protocol):
@@ -21,15 +32,7 @@ class RideRepository(Protocol):
     def active_ride_of_driver(self, driver_id: UUID) -> RideState | None: ...
     def create(self, **fields: Any) -> RideState: ...
     def save(self, ride: RideState) -> None: ...
-    def page(
-        self,
-        *,
-        passenger_id: UUID | None,
-        driver_id: UUID | None,
-        status: str | None,
-        before: tuple[datetime, UUID] | None,
-        limit: int,
-    ) -> list[RideState]:
+    def page(self, query: RideQuery) -> list[RideState]:
         """Newest first, keyset-paginated on (created_at, id)."""
 
 
@@ -49,18 +52,6 @@ class OfferBook(Protocol):
 
     def decline(self, ride: RideState, driver_id: UUID, now: datetime) -> None: ...
     def withdraw_all(self, ride: RideState, reason: str, now: datetime) -> None: ...
-
-
-class PaymentRecord(Protocol):
-    id: UUID
-    ride_id: UUID
-    passenger_id: UUID
-    kind: str
-    status: str
-    amount: int
-    amount_received: int
-    amount_refunded: int
-    currency: str
 
 
 class PaymentBook(Protocol):
@@ -86,6 +77,9 @@ class PaymentBook(Protocol):
 class Ledger(Protocol):
     def post(self, entry: JournalEntry) -> bool: ...
     def entry_amount(self, key: str) -> int | None: ...
+
+    def balances_of(self, accounts: list[str]) -> dict[tuple[str, str], int]:
+        """{(account, currency): balance} of these accounts, derived from their lines."""
 
 
 class JobQueue(Protocol):
@@ -114,6 +108,34 @@ class TripPaths(Protocol):
     def travelled_m(self, ride_id: UUID) -> int | None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Card:
+    """A saved card as the rider's app shows it; no card data beyond this reaches us."""
+
+    id: str
+    brand: str | None
+    last4: str | None
+    exp_month: int | None
+    exp_year: int | None
+    default: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IntentInfo:
+    id: str
+    client_secret: str | None
+    status: str
+    amount: int
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetupIntentInfo:
+    id: str
+    client_secret: str
+    customer_id: str
+
+
 class Cards(Protocol):
     """The rider's cards at the payment provider: the calls whose answer is the response
     (short timeouts; errors mapped to `domain.payments` errors by the gateway)."""
@@ -139,32 +161,14 @@ class Cards(Protocol):
 
 
 class UnitOfWork(Protocol):
-    """One transaction and every port bound to it (read-only: implementations may
-    narrow the types)."""
+    """One transaction and every port bound to it."""
 
-    @property
-    def rides(self) -> RideRepository: ...
-
-    @property
-    def offers(self) -> OfferBook: ...
-
-    @property
-    def payments(self) -> PaymentBook: ...
-
-    @property
-    def ledger(self) -> Ledger: ...
-
-    @property
-    def jobs(self) -> JobQueue: ...
-
-    @property
-    def live(self) -> LivePublisher: ...
-
-    @property
-    def velocity(self) -> Velocity: ...
-
-    @property
-    def paths(self) -> TripPaths: ...
-
-    @property
-    def cards(self) -> Cards: ...
+    rides: RideRepository
+    offers: OfferBook
+    payments: PaymentBook
+    ledger: Ledger
+    jobs: JobQueue
+    live: LivePublisher
+    velocity: Velocity
+    paths: TripPaths
+    cards: Cards

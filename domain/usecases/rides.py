@@ -20,7 +20,7 @@ from domain.money import Money
 from domain.rides import OPEN, Ride, RidePayment, RideState, RideStatus, check_route
 from domain.usecases.context import Context
 from domain.usecases.follow_ups import record
-from domain.usecases.ports import UnitOfWork
+from domain.usecases.ports import RideQuery, UnitOfWork
 
 
 def _not_found() -> NotFound:
@@ -146,11 +146,13 @@ def list_rides(
 ) -> list[RideState]:
     """My rides, newest first; admins see every ride."""
     return uow.rides.page(
-        passenger_id=caller.id if caller.role is Actor.PASSENGER else None,
-        driver_id=caller.id if caller.role is Actor.DRIVER else None,
-        status=status,
-        before=before,
-        limit=limit,
+        RideQuery(
+            passenger_id=caller.id if caller.role is Actor.PASSENGER else None,
+            driver_id=caller.id if caller.role is Actor.DRIVER else None,
+            status=status,
+            before=before,
+            limit=limit,
+        )
     )
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -29,7 +30,7 @@ def test_estimate(client: TestClient, settings) -> None:  # type: ignore[no-unty
     est = r.json()
     assert set(est) == {"amount", "currency", "distance_m", "duration_s"}
     assert 4500 < est["distance_m"] < 5500  # 3.77 km straight, x1.3 detour
-    expected = compute_fare(settings.fare_rules, est["distance_m"], est["duration_s"]).total
+    expected = compute_fare(settings.fare, est["distance_m"], est["duration_s"]).total
     assert est["amount"] == expected.amount
     assert est["currency"] == "usd"
     assert isinstance(est["amount"], int)
@@ -82,7 +83,7 @@ def test_a_cash_ride_from_request_to_completion(client: TestClient, settings) ->
     assert done["status"] == "completed"
     assert 599 <= done["duration_s"] <= 601
     assert done["distance_m"] == ride["distance_m"]  # no travelled path yet: the estimate's
-    expected = compute_fare(settings.fare_rules, done["distance_m"], done["duration_s"]).total
+    expected = compute_fare(settings.fare, done["distance_m"], done["duration_s"]).total
     assert done["fare"] == {"amount": expected.amount, "currency": "usd"}
 
     for who in (p, d):
@@ -244,9 +245,11 @@ def test_cancellation_is_free_within_the_grace_period_and_charged_after(
 
     late = request_ride(client, p)
     advance(client, late["id"], d, "accept")
-    _set(late["id"], accepted_at=utcnow() - timedelta(seconds=settings.cancellation_grace_s + 5))
+    _set(
+        late["id"], accepted_at=utcnow() - timedelta(seconds=settings.fare.cancellation_grace_s + 5)
+    )
     body = client.post(f"/api/v1/rides/{late['id']}/cancel", json={}, headers=p.headers).json()
-    assert body["fee"] == {"amount": settings.cancellation_fee, "currency": "usd"}
+    assert body["fee"] == {"amount": settings.fare.cancellation_fee, "currency": "usd"}
 
 
 def test_the_driver_cancelling_costs_the_passenger_nothing(client: TestClient) -> None:
@@ -279,10 +282,10 @@ def test_no_show_after_waiting(client: TestClient, settings) -> None:  # type: i
     early = client.post(f"/api/v1/rides/{ride['id']}/no-show", headers=d.headers)
     assert early.status_code == 409
     assert early.json()["code"] == "no_show_too_early"
-    _set(ride["id"], arrived_at=utcnow() - timedelta(seconds=settings.no_show_wait_s + 1))
+    _set(ride["id"], arrived_at=utcnow() - timedelta(seconds=settings.fare.no_show_wait_s + 1))
     body = advance(client, ride["id"], d, "no-show")
     assert body["status"] == "no_show"
-    assert body["fee"] == {"amount": settings.no_show_fee, "currency": "usd"}
+    assert body["fee"] == {"amount": settings.fare.no_show_fee, "currency": "usd"}
 
 
 def test_my_rides_newest_first_with_a_cursor(client: TestClient) -> None:
@@ -398,7 +401,7 @@ def test_a_card_ride_needs_a_saved_card(client: TestClient) -> None:
 
 
 def test_fraud_basics_velocity_and_amount_cap(client: TestClient, settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(settings, "fraud_rides_per_hour", 2)
+    monkeypatch.setattr(settings, "fraud", replace(settings.fraud, rides_per_hour=2))
     p = register(client, "passenger")
     for _ in range(2):
         ride = request_ride(client, p)
@@ -411,7 +414,7 @@ def test_fraud_basics_velocity_and_amount_cap(client: TestClient, settings, monk
     assert r.status_code == 429
     assert r.json()["code"] == "too_many_rides"
     assert 1 <= int(r.headers["retry-after"]) <= 3600
-    monkeypatch.setattr(settings, "fraud_max_ride_amount", 500)
+    monkeypatch.setattr(settings, "fraud", replace(settings.fraud, max_ride_amount=500))
     other = register(client, "passenger")
     r = client.post(
         "/api/v1/rides",
@@ -420,7 +423,7 @@ def test_fraud_basics_velocity_and_amount_cap(client: TestClient, settings, monk
     )
     assert r.status_code == 422
     assert r.json()["code"] == "amount_over_cap"
-    monkeypatch.setattr(settings, "fraud_cards_per_hour", 1)
+    monkeypatch.setattr(settings, "fraud", replace(settings.fraud, cards_per_hour=1))
     assert client.post("/api/v1/payments/setup-intent", headers=other.headers).status_code == 200
     r = client.post("/api/v1/payments/setup-intent", headers=other.headers)
     assert r.status_code == 429

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -38,9 +39,9 @@ def api() -> Iterator[str]:
 @pytest.fixture
 def fast_dispatch(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The worker runs in this process: its settings are these."""
-    monkeypatch.setattr(settings, "dispatch_wave_size", 1)
-    monkeypatch.setattr(settings, "dispatch_offer_ttl_s", 3.0)
-    monkeypatch.setattr(settings, "dispatch_empty_wave_retry_s", 0.3)
+    monkeypatch.setattr(settings, "dispatch", replace(settings.dispatch, wave_size=1))
+    monkeypatch.setattr(settings, "dispatch", replace(settings.dispatch, offer_ttl_s=3.0))
+    monkeypatch.setattr(settings, "dispatch", replace(settings.dispatch, empty_wave_retry_s=0.3))
     return settings
 
 

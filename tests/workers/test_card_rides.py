@@ -4,6 +4,8 @@ a fee on cancellation, and a declined card stopping the ride."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +16,7 @@ from sqlalchemy import text
 from domain.fares import hold_amount
 from domain.money import Money
 from infra.db import get_engine, utcnow
+from infra.redis import get_sync_redis
 from infra.stripe_gateway import stripe_client
 from tests.factories import DROPOFF, PICKUP, Account, advance, register
 from tests.wait import until
@@ -152,7 +155,7 @@ def test_cancelled_rides_release_the_hold_or_capture_the_fee(
         )
     client.post(f"/api/v1/rides/{late['id']}/cancel", headers=p.headers)
     fee = until(lambda: (a := _payment(late["id"])) and a["status"] == "succeeded" and a)
-    assert fee["amount_received"] == settings.cancellation_fee
+    assert fee["amount_received"] == settings.fare.cancellation_fee
 
 
 def test_a_declined_card_stops_the_ride(
@@ -171,8 +174,22 @@ def test_a_declined_card_stops_the_ride(
         )
     )
     assert "authorization" in r["cancel_reason"]
+    # the worker's cancellation went through the same follow-ups as anyone's: the ride's
+    # status published once, the ledger and settle jobs queued and done
+    with get_engine().connect() as conn:
+        tasks = conn.execute(
+            text(
+                "SELECT task FROM outbox WHERE task_kwargs->>'ride_id' = :r "
+                "AND (task_kwargs->>'status' IS NULL OR task_kwargs->>'status' = 'cancelled')"
+            ),
+            {"r": ride["id"]},
+        ).scalars()
+        assert {"rides.publish", "ledger.post_ride", "payments.settle_ride"} <= set(tasks)
+    events = get_sync_redis().xrange(f"ride:{ride['id']}:events")
+    statuses = [json.loads(f["d"])["status"] for _id, f in events if f["e"] == "status"]
+    assert statuses == ["requested", "cancelled"]
     # fraud basics: failed card payments per hour are counted; past the limit, cash only
-    monkeypatch.setattr(settings, "fraud_failed_payments_per_hour", 1)
+    monkeypatch.setattr(settings, "fraud", replace(settings.fraud, failed_payments_per_hour=1))
     again = client.post(
         "/api/v1/rides",
         json={"pickup": PICKUP, "dropoff": DROPOFF, "payment": "card"},
@@ -186,6 +203,23 @@ def test_a_declined_card_stops_the_ride(
         headers=p.headers,
     )
     assert cash.status_code == 201
+
+
+def test_the_rides_driver_sees_its_payments_without_the_riders_card_details(
+    client: TestClient,
+) -> None:
+    p = _card_passenger(client)
+    d = register(client, "driver")
+    ride = _card_ride(client, p)
+    until(lambda: (a := _payment(ride["id"])) and a["status"] == "requires_capture")
+    advance(client, ride["id"], d, "accept")
+    url, q = "/api/v1/payments", {"ride_id": ride["id"]}
+    mine = client.get(url, params=q, headers=p.headers).json()["items"]
+    theirs = client.get(url, params=q, headers=d.headers).json()["items"]
+    assert [x["id"] for x in theirs] == [x["id"] for x in mine]
+    assert {"risk_level", "failure_code"} <= set(mine[0])
+    assert not {"risk_level", "failure_code"} & set(theirs[0])
+    assert theirs[0]["amount"] == mine[0]["amount"]
 
 
 def test_partial_and_full_refunds_never_more_than_captured(client: TestClient) -> None:

@@ -68,7 +68,7 @@ def test_cash_collected_and_earnings(client: TestClient, settings) -> None:  # t
         == 403
     )
 
-    commission = (fare * settings.commission_bp + 5_000) // 10_000
+    commission = (fare * settings.fare.commission_bp + 5_000) // 10_000
     # the fare entry comes from the worker; the cash entry was posted in the request
     until(lambda: _ledger_total()[1] == 5)
     assert _ledger_total()[0] == 0  # every entry balances
@@ -113,7 +113,7 @@ def test_the_day_is_settled_once_per_driver(client: TestClient, settings) -> Non
     assert made == 1
     again = celery_app.send_task("payments.settle_day", kwargs={"period": today}).get(timeout=15)
     assert again == 0  # once per driver and period
-    commission = (fare["amount"] * settings.commission_bp + 5_000) // 10_000
+    commission = (fare["amount"] * settings.fare.commission_bp + 5_000) // 10_000
     items = client.get("/api/v1/drivers/me/settlements", headers=d.headers).json()["items"]
     assert items == [
         {

@@ -46,7 +46,7 @@ def test_a_completed_ride_is_posted_to_the_ledger_once(client: TestClient, setti
     lines = until(lambda: _entries(ride["id"]))
     assert {row.key for row in lines} == {f"ride:{ride['id']}:fare"}
     by_account = {row.account: row.amount for row in lines}
-    commission = (fare * settings.commission_bp + 5_000) // 10_000
+    commission = (fare * settings.fare.commission_bp + 5_000) // 10_000
     assert by_account == {
         f"rider_receivable:{p.id}": fare,
         f"driver_payable:{d.id}": -(fare - commission),
@@ -83,7 +83,7 @@ def test_a_late_cancellation_posts_its_fee(client: TestClient, settings) -> None
     assert {row.key for row in lines} == {f"ride:{ride['id']}:cancellation_fee"}
     assert sum(row.amount for row in lines) == 0
     assert {row.account: row.amount for row in lines}[f"rider_receivable:{p.id}"] == (
-        settings.cancellation_fee
+        settings.fare.cancellation_fee
     )
 
 

@@ -65,7 +65,7 @@ def test_fare_from_the_travelled_path_and_the_path_stored(
     done = advance(client, ride["id"], d, "complete")
     assert 990 <= done["distance_m"] <= 1010, done["distance_m"]
     assert done["distance_m"] != ride["distance_m"]
-    expected = compute_fare(settings.fare_rules, done["distance_m"], done["duration_s"]).total
+    expected = compute_fare(settings.fare, done["distance_m"], done["duration_s"]).total
     assert done["fare"]["amount"] == expected.amount
 
     row = until(lambda: (r := _ride_row(ride["id"])).route_polyline and r)

@@ -1,0 +1,199 @@
+"""What trying real clients, a fuzzer and a hand probe of access found, pinned: extreme
+latitudes, booleans as numbers, the OsmAnd dialect as Traccar reads it, who sees a
+requested ride, and an OpenAPI document that says what every answer looks like."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from domain.pings import MAX_GEO_LAT
+from infra.redis import get_sync_redis
+from tests.api.test_location import LAT, LNG, native, online, pos
+from tests.factories import DROPOFF, PICKUP, grant_offer, register, request_ride
+
+
+def test_a_fix_beyond_the_map_limit_is_refused_before_anything_is_written(
+    client: TestClient,
+) -> None:
+    d = register(client, "driver")
+    online(client, d)
+    r = client.post(
+        "/api/v1/drivers/me/location", json=native(lat=86.0, lng=10.0), headers=d.headers
+    )
+    assert r.status_code == 422
+    assert r.json()["code"] == "lat_out_of_range"
+    assert pos(d.id) == {}  # nothing written: a retry is not a "duplicate"
+    batch = {"pings": [native(time.time() - 2, lat=-85.2), native(time.time() - 1)]}
+    r = client.post("/api/v1/drivers/me/locations", json=batch, headers=d.headers)
+    assert r.status_code == 202
+    assert (r.json()["accepted"], r.json()["rejected"]) == (1, 1)
+    assert r.json()["reasons"][0]["reason"] == "lat_out_of_range"
+    assert float(pos(d.id)["lat"]) == LAT
+    near = client.get(
+        "/api/v1/drivers/nearby",
+        params={"lat": LAT, "lng": LNG},
+        headers=register(client, "passenger").headers,
+    )
+    assert [i["driver_id"] for i in near.json()["items"]] == [d.id]
+
+
+def test_nearby_search_beyond_the_map_limit_is_a_422(client: TestClient) -> None:
+    p = register(client, "passenger")
+    r = client.get("/api/v1/drivers/nearby", params={"lat": 86.5, "lng": 0}, headers=p.headers)
+    assert r.status_code == 422
+    assert r.json()["code"] == "validation_error"
+
+
+def test_the_ping_script_itself_refuses_what_geo_cannot_index(client: TestClient) -> None:
+    """Validation stops such a fix first; the script checks again before any write."""
+    import asyncio
+
+    from domain.pings import Ping, PingRules
+    from infra.live import LiveAsync
+    from infra.redis import make_async_redis
+
+    async def apply() -> list[str]:
+        client_ = make_async_redis()
+        try:
+            res = await LiveAsync(client_).apply_pings(
+                "d-1",
+                [Ping(lat=MAX_GEO_LAT + 0.1, lng=0.0, recorded_at=time.time())],
+                PingRules(),
+                rate_limit=100,
+                rate_window_s=10,
+            )
+            return res.codes
+        finally:
+            await client_.aclose()
+
+    assert asyncio.run(apply()) == ["lat_out_of_range"]
+    assert get_sync_redis().hgetall("drv:d-1:pos") == {}
+
+
+def test_booleans_are_not_numbers(client: TestClient) -> None:
+    p = register(client, "passenger")
+    r = client.post(
+        "/api/v1/rides/estimate",
+        json={"pickup": {"lat": 52.52, "lng": False}, "dropoff": DROPOFF},
+        headers=p.headers,
+    )
+    assert r.status_code == 422
+    assert r.json()["code"] == "validation_error"
+    r = client.post(
+        "/api/v1/rides/estimate", json={"pickup": PICKUP, "dropoff": DROPOFF}, headers=p.headers
+    )
+    assert r.status_code == 200
+
+
+def test_osmand_as_traccar_reads_it(client: TestClient) -> None:
+    d = register(client, "driver")
+    online(client, d)
+    key = client.post("/api/v1/drivers/me/device-key", headers=d.headers).json()["device_key"]
+    now = int(time.time())
+    # `location=lat,lon` and `heading` (another name for `bearing`)
+    r = client.get(
+        "/api/v1/osmand",
+        params={"id": key, "location": f"{LAT},{LNG}", "timestamp": now - 10, "heading": 90},
+    )
+    assert r.status_code == 200
+    assert r.json()["accepted"] == 1
+    assert (float(pos(d.id)["lat"]), float(pos(d.id)["heading"])) == (LAT, 90.0)
+    # a fix the device marks invalid is taken (the app does not resend it), never shown
+    r = client.get(
+        "/api/v1/osmand",
+        params={"id": key, "lat": LAT + 0.01, "lon": LNG, "timestamp": now - 5, "valid": "false"},
+    )
+    assert r.status_code == 200
+    assert r.json()["accepted"] == 1
+    assert r.json()["reasons"][0]["reason"] == "invalid_fix"
+    assert float(pos(d.id)["lat"]) == LAT
+
+
+def test_a_requested_ride_is_seen_by_drivers_holding_an_offer_only(client: TestClient) -> None:
+    p = register(client, "passenger")
+    offered, other = register(client, "driver"), register(client, "driver")
+    ride = request_ride(client, p)
+    url = f"/api/v1/rides/{ride['id']}"
+    assert client.get(url, headers=other.headers).status_code == 404
+    grant_offer(ride["id"], offered.id)
+    seen = client.get(url, headers=offered.headers)
+    assert seen.status_code == 200
+    body: dict[str, Any] = seen.json()
+    assert body["pickup"] == PICKUP
+    assert body["estimate"]["amount"] == ride["estimate"]["amount"]
+    assert body["expires_at"]
+    assert "passenger_id" not in body  # the offer's fields only
+    # nothing under the ride is theirs: no live location, events or payments
+    for path in ("driver-location", "events"):
+        assert client.get(f"{url}/{path}", headers=offered.headers).status_code == 404
+    pays = client.get("/api/v1/payments", params={"ride_id": ride["id"]}, headers=offered.headers)
+    assert pays.status_code == 404
+    assert client.get(url, headers=other.headers).status_code == 404
+
+
+def test_dispatch_stats_of_a_bad_driver_id_says_driver(client: TestClient) -> None:
+    from infra.db import unit_of_work
+    from infra.users import create_user
+
+    with unit_of_work() as session:
+        create_user(session, email="ops@example.com", password="x" * 10, name="Ops", role="admin")
+    r = client.post(
+        "/api/v1/auth/token", data={"username": "ops@example.com", "password": "x" * 10}
+    )
+    admin = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    bad = client.get("/api/v1/admin/drivers/not-an-id/dispatch-stats", headers=admin)
+    assert (bad.status_code, bad.json()["code"]) == (404, "driver_not_found")
+    fresh = client.get(f"/api/v1/admin/drivers/{uuid.uuid4()}/dispatch-stats", headers=admin)
+    assert fresh.json() == {"offered": 0, "accepted": 0, "declined": 0, "expired": 0}
+
+
+# --- the OpenAPI document ------------------------------------------------------------------
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        out = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return out + [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
+
+
+def test_every_reference_in_the_openapi_document_resolves(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+    for ref in _refs(doc):
+        assert ref.startswith("#/components/schemas/"), ref
+        assert ref.removeprefix("#/components/schemas/") in schemas, ref
+
+
+def test_error_answers_are_documented_in_the_one_shape(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    error_ref = "#/components/schemas/ErrorOut"
+    for path, methods in doc["paths"].items():
+        for method, op in methods.items():
+            responses = op["responses"]
+            for status, answer in responses.items():
+                if status.startswith(("4", "5")):
+                    schema = answer["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": error_ref}, (method, path, status)
+            if op.get("security") and path not in ("/api/v1/osmand",):
+                assert "401" in responses, (method, path)
+    ride_accept = doc["paths"]["/api/v1/rides/{ride_id}/accept"]["post"]["responses"]
+    assert {"401", "403", "404", "409", "422"} <= set(ride_accept)
+    error = doc["components"]["schemas"]["ErrorOut"]
+    assert set(error["required"]) == {"detail", "code"}
+
+
+def test_event_streams_document_their_events(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    for path, names in (
+        ("/api/v1/rides/{ride_id}/events", {"location", "status", "eta"}),
+        ("/api/v1/admin/events", {"location", "status", "eta"}),
+        ("/api/v1/drivers/me/events", {"offer", "offer_withdrawn", "ride_status"}),
+    ):
+        content = doc["paths"][path]["get"]["responses"]["200"]["content"]
+        schema = content["text/event-stream"]["schema"]
+        assert set(schema["x-sse-events"]) == names, path

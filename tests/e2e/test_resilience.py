@@ -1,0 +1,110 @@
+"""One real API process under what production does to it: a reconnect storm (every
+passenger reopening their stream at once) and a 500 on a keep-alive connection."""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+
+from domain.access import Actor
+from infra.live import LiveSync
+from infra.redis import get_sync_redis
+from infra.security import issue_token
+from tests.services import start_api, stop
+
+STORM = 400
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[str]:
+    proc, base = start_api({"RIDEHAIL_SSE_KEEPALIVE_S": "30"})
+    try:
+        yield base
+    finally:
+        stop(proc)
+
+
+def _ride_in_redis(passenger: uuid.UUID, driver: uuid.UUID) -> str:
+    """A ride's facts as the API's commit leaves them in Redis (the storm reads Redis)."""
+    ride = SimpleNamespace(
+        id=uuid.uuid4(),
+        passenger_id=passenger,
+        driver_id=driver,
+        status="accepted",
+        pickup_lat=52.52,
+        pickup_lng=13.405,
+        dropoff_lat=52.5,
+        dropoff_lng=13.45,
+        updated_at=datetime.now(UTC),
+    )
+    LiveSync(get_sync_redis()).ride_changed(ride, None)
+    return str(ride.id)
+
+
+async def _open(http: httpx.AsyncClient, base: str, ride_id: str, token: str) -> int:
+    url = f"{base}/api/v1/rides/{ride_id}/events"
+    async with http.stream("GET", url, headers={"Authorization": f"Bearer {token}"}) as r:
+        if r.status_code == 200:
+            async for chunk in r.aiter_text():
+                assert chunk.startswith("retry:")
+                break
+        return r.status_code
+
+
+def test_a_reconnect_storm_gets_no_5xx(db: None, api: str) -> None:
+    """Several hundred passengers open their streams at the same moment, on one process."""
+    streams = []
+    for _ in range(STORM):
+        passenger = uuid.uuid4()
+        ride = _ride_in_redis(passenger, uuid.uuid4())
+        streams.append((ride, issue_token(passenger, Actor.PASSENGER, "access", 600)))
+
+    async def storm() -> list[int]:
+        limits = httpx.Limits(max_connections=STORM, max_keepalive_connections=0)
+        async with httpx.AsyncClient(timeout=60, limits=limits) as http:
+            return await asyncio.gather(*(_open(http, api, r, t) for r, t in streams))
+
+    statuses = asyncio.run(storm())
+    assert statuses == [200] * STORM
+    # and a stranger is still told nothing, storm or not
+    stranger = issue_token(uuid.uuid4(), Actor.PASSENGER, "access", 600)
+    assert (
+        httpx.get(
+            f"{api}/api/v1/rides/{streams[0][0]}/events",
+            headers={"Authorization": f"Bearer {stranger}"},
+            timeout=10,
+        ).status_code
+        == 404
+    )
+
+
+def test_a_500_leaves_the_keep_alive_connection_usable(db: None) -> None:
+    """An unexpected error is answered in the one shape, and the client's next request on
+    the same connection is served (the server does not reset it)."""
+    proc, base = start_api({"RIDEHAIL_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:9/x"})
+    try:
+        url = urlparse(base)
+        conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
+        body = json.dumps(
+            {"email": "a@example.com", "password": "password1", "name": "A", "role": "passenger"}
+        )
+        conn.request("POST", "/api/v1/auth/register", body, {"Content-Type": "application/json"})
+        first = conn.getresponse()
+        answer = json.loads(first.read())
+        assert first.status == 500
+        assert answer == {"detail": "internal error", "code": "internal_error"}
+        conn.request("GET", "/healthz")  # the same connection
+        second = conn.getresponse()
+        assert (second.status, json.loads(second.read())) == (200, {"status": "ok"})
+        conn.close()
+    finally:
+        stop(proc)

@@ -1,0 +1,94 @@
+"""The live publish of a ride change: idempotent (a repeat emits nothing twice) and
+order-safe (older facts never overwrite newer ones), so its follow-up job can repeat what
+the API did after commit, late or twice, and change nothing."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+from infra.live import LiveSync
+from infra.redis import get_sync_redis
+from infra.repositories import status_event
+
+T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+def _ride(status: str, at: datetime, ride_id: uuid.UUID, driver: uuid.UUID) -> Any:
+    return SimpleNamespace(
+        id=ride_id,
+        passenger_id=uuid.UUID(int=1),
+        driver_id=driver,
+        status=status,
+        pickup_lat=52.52,
+        pickup_lng=13.405,
+        dropoff_lat=52.5,
+        dropoff_lng=13.45,
+        updated_at=at,
+    )
+
+
+def _statuses(stream: str, kind: str = "status") -> list[str]:
+    entries = get_sync_redis().xrange(stream)
+    return [json.loads(f["d"])["status"] for _id, f in entries if f["e"] == kind]
+
+
+def test_a_repeated_or_late_publish_changes_nothing(db: None) -> None:
+    live, r = LiveSync(get_sync_redis()), get_sync_redis()
+    rid, driver = uuid.uuid4(), uuid.uuid4()
+    accepted = _ride("accepted", T0, rid, driver)
+    cancelled = _ride("cancelled", T0 + timedelta(seconds=1), rid, driver)
+    assert live.ride_changed(accepted, status_event(rid, "accepted", T0)) is True
+    assert r.hget(f"drv:{driver}:state", "ride_id") == str(rid)
+    assert live.ride_changed(cancelled, status_event(rid, "cancelled", T0)) is True
+    assert r.hget(f"drv:{driver}:state", "ride_id") is None  # the driver is free
+    # the accept's job runs late, twice: no event again, no ghost assignment
+    for _ in range(2):
+        assert live.ride_changed(accepted, status_event(rid, "accepted", T0)) is False
+    assert r.hget(f"ride:{rid}:meta", "status") == "cancelled"
+    assert r.hget(f"drv:{driver}:state", "ride_id") is None
+    assert _statuses(f"ride:{rid}:events") == ["accepted", "cancelled"]
+    assert _statuses(f"drv:{driver}:events", "ride_status") == ["accepted", "cancelled"]
+    admin = [s for s in _statuses("admin:events") if s]
+    assert admin == ["accepted", "cancelled"]
+
+
+def test_the_publish_job_repeats_what_the_api_did(db: None, celery_session_worker: Any) -> None:
+    """`rides.publish` through a real worker, after the in-process publish already ran."""
+    from infra.db import unit_of_work, utcnow
+    from infra.models import Ride, User
+    from infra.queue import celery_app
+
+    with unit_of_work() as session:
+        user = User(
+            email=f"{uuid.uuid4()}@example.com", name="P", role="passenger", password_hash="x"
+        )
+        session.add(user)
+        session.flush()
+        now = utcnow()
+        ride = Ride(
+            status="requested",
+            passenger_id=user.id,
+            pickup_lat=52.52,
+            pickup_lng=13.405,
+            dropoff_lat=52.5,
+            dropoff_lng=13.45,
+            payment="cash",
+            currency="usd",
+            estimate_amount=1000,
+            estimate_distance_m=4000,
+            estimate_duration_s=600,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(ride)
+    event = status_event(ride.id, "requested", now)
+    assert LiveSync(get_sync_redis()).ride_changed(ride, event) is True
+    kwargs = {"ride_id": str(ride.id), "status": "requested", "at": now.isoformat()}
+    first = celery_app.send_task("rides.publish", kwargs=kwargs).get(timeout=30)
+    again = celery_app.send_task("rides.publish", kwargs=kwargs).get(timeout=30)
+    assert (first, again) == ("already published", "already published")
+    assert _statuses(f"ride:{ride.id}:events") == ["requested"]
