@@ -1,5 +1,5 @@
 """One error shape everywhere: `{"detail": ..., "code": ...}` with the right status, in the
-answers and in the OpenAPI document; and a 500 that leaves the connection usable."""
+answers and in the OpenAPI document. (The 500 boundary is `api.middleware.Edge`.)"""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import Receive, Scope, Send
 
-from api.middleware import HttpMiddleware, ResponseTracker
 from domain.errors import DomainError, ErrorKind
 
 log = logging.getLogger(__name__)
@@ -159,21 +157,3 @@ def install(app: FastAPI) -> None:
     async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _DEFAULT_CODES.get(exc.status_code, "error")
         return error_response(exc.status_code, exc.detail, code, getattr(exc, "headers", None))
-
-
-class CatchAll(HttpMiddleware):
-    """The outermost error boundary: an unexpected exception becomes a 500 in the one
-    error shape, and is not raised again. (Starlette's own boundary answers and then
-    re-raises, which makes the server reset the connection: the client's next request on
-    that keep-alive connection would fail too.)"""
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        tracker = ResponseTracker(send)
-        try:
-            await self.app(scope, receive, tracker)
-        except Exception:
-            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-            if tracker.started:  # the answer is under way: nothing better than ending it
-                raise
-            response = error_response(500, "internal error", "internal_error")
-            await response(scope, receive, send)

@@ -10,9 +10,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
-from api.errors import CatchAll
 from api.live import RideFactsCache
-from api.middleware import BodyGuard, Metrics
+from api.middleware import Edge
 from api.routers import (
     auth,
     earnings,
@@ -74,9 +73,7 @@ def create_app() -> FastAPI:
     app.include_router(earnings.router)
     app.include_router(payments.router)
     app.include_router(webhooks.router)
-    app.add_middleware(Metrics)
-    app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes)
-    app.add_middleware(CatchAll)  # outermost of ours: a 500 that keeps the connection
+    app.add_middleware(Edge, max_bytes=settings.max_body_bytes)
     return app
 
 

@@ -1,8 +1,11 @@
-"""Pure ASGI middleware: body size cap (413), JSON-only bodies (415), request metrics."""
+"""The API's one ASGI layer of its own (`Edge`): the error boundary, request metrics, and the
+body rules (413 past the size cap, 415 for a body that is not JSON). One layer, because
+every layer costs every request, pings included."""
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
@@ -16,6 +19,8 @@ LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+
+log = logging.getLogger("api.errors")
 
 # endpoints whose bodies are forms or foreign formats, not JSON
 FORM_PATHS = ("/api/v1/auth/token", "/api/v1/osmand", "/api/v1/webhooks/")
@@ -43,26 +48,11 @@ class _TooLarge(Exception):
     pass
 
 
-class HttpMiddleware:
-    """A pure ASGI middleware that acts on HTTP requests only (`handle`); anything else
-    (lifespan) passes straight through."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        await self.handle(scope, receive, send)
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raise NotImplementedError
-
-
 class ResponseTracker:
     """Wraps an ASGI `send` to know whether the response has started (after which an
-    error can no longer be answered with an error response)."""
+    error can no longer be answered with an error response), and with which status."""
+
+    __slots__ = ("_send", "started", "status")
 
     def __init__(self, send: Send) -> None:
         self._send = send
@@ -76,15 +66,20 @@ class ResponseTracker:
         await self._send(message)
 
 
-class BodyGuard(HttpMiddleware):
+class Edge:
+    """Outermost of ours. An unexpected exception becomes a 500 in the one error shape and
+    is not raised again: Starlette's own boundary answers and then re-raises, which makes
+    the server reset the connection, so a client's next request on that keep-alive
+    connection would fail too."""
+
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        super().__init__(app)
+        self.app = app
         self.max_bytes = max_bytes
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def _refusal(self, scope: Scope) -> tuple[int, str, str] | None:
+        """Why a body is refused before the app sees it: too large, or not JSON."""
         if scope["method"] not in ("POST", "PUT", "PATCH"):
-            await self.app(scope, receive, send)
-            return
+            return None
         # only the three headers this needs (ASGI servers give names in lower case)
         headers: dict[str, str] = {}
         for k, v in scope["headers"]:
@@ -95,28 +90,27 @@ class BodyGuard(HttpMiddleware):
             try:
                 declared = int(length)
             except ValueError:
-                await _send_error(send, 400, "invalid Content-Length", "bad_request")
-                return
+                return 400, "invalid Content-Length", "bad_request"
             if declared > self.max_bytes:
-                await _send_error(
-                    send, 413, f"body larger than {self.max_bytes} bytes", "payload_too_large"
-                )
-                return
-        path: str = scope["path"]
+                return 413, f"body larger than {self.max_bytes} bytes", "payload_too_large"
         has_body = length not in (None, "0") or "transfer-encoding" in headers
-        if has_body and not path.startswith(FORM_PATHS):
+        if has_body and not scope["path"].startswith(FORM_PATHS):
             ctype = headers.get("content-type", "").split(";")[0].strip().lower()
             if ctype != "application/json" and not ctype.endswith("+json"):
-                await _send_error(
-                    send,
+                return (
                     415,
                     "send JSON with Content-Type: application/json",
-                    "unsupported_media_type",
+                    ("unsupported_media_type"),
                 )
-                return
+        return None
 
-        received = 0
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
         tracker = ResponseTracker(send)
+        received = 0
 
         async def guarded_receive() -> Message:
             nonlocal received
@@ -128,20 +122,21 @@ class BodyGuard(HttpMiddleware):
             return message
 
         try:
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                await _send_error(tracker, *refusal)
+                return
             await self.app(scope, guarded_receive, tracker)
         except _TooLarge:
             if not tracker.started:
                 await _send_error(
-                    send, 413, f"body larger than {self.max_bytes} bytes", "payload_too_large"
+                    tracker, 413, f"body larger than {self.max_bytes} bytes", "payload_too_large"
                 )
-
-
-class Metrics(HttpMiddleware):
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        start = time.perf_counter()
-        tracker = ResponseTracker(send)
-        try:
-            await self.app(scope, receive, tracker)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if tracker.started:  # the answer is under way: nothing better than ending it
+                raise
+            await _send_error(tracker, 500, "internal error", "internal_error")
         finally:
             route: Any = scope.get("route")
             name = getattr(route, "path", "unmatched")

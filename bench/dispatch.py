@@ -135,6 +135,8 @@ class Stack:
         ).start()
         self.pg_port = self.postgres.port
         self.pgdata = self.postgres.datadir
+        assert self.postgres.proc is not None
+        self.procs["postgres"] = self.postgres.proc  # counted in the CPU table
 
     def pg_dsn(self, db: str = DB_NAME) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.pg_port}/{db}"

@@ -10,15 +10,20 @@ delivery changes nothing.
 from __future__ import annotations
 
 import logging
+import os
+import queue
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
-from infra.db import after_commit, utcnow
+from infra.db import after_commit, get_engine, utcnow
 from infra.models import OutboxMessage
 from infra.queue import celery_app
 
@@ -34,6 +39,70 @@ def enqueue(session: Session, task: str, **kwargs: Any) -> OutboxMessage:
     session.add(message)
     after_commit(session, partial(_send, task, kwargs, message.id))
     return message
+
+
+class _CompletedSoon:
+    """Marks outbox rows completed a moment later, in batches, off the request's path.
+
+    For jobs done in-process (`run_here`): their row's completion is advisory, since the job
+    is idempotent. If this process dies before a batch is written, the sweep sends those
+    jobs to a worker, which repeats them and changes nothing."""
+
+    def __init__(self, wait_s: float = 0.2) -> None:
+        self.wait_s = wait_s
+        self._ids: queue.SimpleQueue[uuid.UUID] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._pid = 0
+
+    def add(self, outbox_id: uuid.UUID) -> None:
+        self._ids.put(outbox_id)
+        if self._pid != os.getpid():  # first use in this process (prefork children too)
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._pid = os.getpid()
+                    threading.Thread(target=self._run, name="outbox-completed", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._ids.get()]
+            time.sleep(self.wait_s)  # let the batch fill
+            while True:
+                try:
+                    batch.append(self._ids.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                with get_engine().begin() as conn:
+                    conn.execute(
+                        update(OutboxMessage)
+                        .where(col(OutboxMessage.id).in_(batch))
+                        .values(completed_at=utcnow())
+                    )
+            except Exception:  # the sweep repeats these jobs; nothing is lost
+                log.warning("outbox: could not mark %d in-process job(s) completed", len(batch))
+
+
+_completed_soon = _CompletedSoon()
+
+
+def run_here(session: Session, task: str, work: Callable[[], None], **kwargs: Any) -> None:
+    """A job the committing process does itself, right after the commit (`work`), with the
+    outbox's guarantee: its row is written with the transaction and marked completed
+    once `work` succeeded. If `work` fails, or the process dies first, the row stays
+    pending and the outbox sweep sends `task(**kwargs)` to a worker."""
+    message = OutboxMessage(task=task, task_kwargs=kwargs)
+    session.add(message)
+    outbox_id = message.id
+
+    def done_here() -> None:
+        try:
+            work()
+        except Exception:
+            log.warning("outbox: %s failed in-process; the sweep sends it to a worker", task)
+            return
+        _completed_soon.add(outbox_id)
+
+    after_commit(session, done_here)
 
 
 def mark_completed(session: Session, outbox_id: str | None) -> None:

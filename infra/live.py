@@ -137,8 +137,10 @@ local maxlen = ARGV[7]
 local admin_maxlen = ARGV[8]
 local path_max = tonumber(ARGV[9])
 local uuid_keep = tonumber(ARGV[10])
-local FIELDS = 9
-local first = 11
+-- '' when every fix is valid, else one '1'/'0' per fix: OsmAnd's `valid`
+local valid_mask = ARGV[11]
+local FIELDS = 8
+local first = 12
 local n = (#ARGV - first + 1) / FIELDS
 
 local hits = redis.call('INCR', rl_key)
@@ -175,7 +177,7 @@ for i = 0, n - 1 do
     code = 'duplicate'
   elseif uuid == '' and lts and ts <= lts then
     code = 'duplicate'  -- no uuid: dedupe by timestamp, never move backwards
-  elseif ARGV[b + 8] == '0' then
+  elseif valid_mask ~= '' and string.sub(valid_mask, i + 1, i + 1) == '0' then
     code = 'invalid_fix'  -- the device says so: noted (dedupe), never the live position
   elseif llat and dist(llat, llng, lat, lng)
       > max_speed * math.abs(ts - lts) + slack + math.min(tonumber(ARGV[b + 5]) or 0, 1000) then
@@ -385,6 +387,9 @@ class LiveAsync:
             ADMIN_MAXLEN,
             PATH_MAX,
             UUID_KEEP,
+            ""
+            if all(p.valid for p in ordered)
+            else "".join("1" if p.valid else "0" for p in ordered),
         ]
         for p in ordered:
             argv += [
@@ -396,7 +401,6 @@ class LiveAsync:
                 _fmt(p.accuracy),
                 p.uuid or "",
                 iso(p.recorded_at),
-                "1" if p.valid else "0",
             ]
         window = int(now) // rate_window_s
         keys = [

@@ -3,6 +3,7 @@ session, that is one transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, cast
@@ -20,7 +21,6 @@ from domain.rides import DRIVER_ACTIVE, OPEN, RideEvent, RideState
 from domain.trip import PathPoint, travelled_distance_m
 from domain.usecases.ports import RideQuery
 from infra import jobs
-from infra.db import after_commit
 from infra.live import LiveSync, RideFacts, iso, ride_facts_fields
 from infra.models import JournalEntryRow, LedgerLine, Ride, Settlement
 from infra.redis import get_sync_redis
@@ -97,6 +97,9 @@ class OutboxJobs:
 
     def enqueue(self, task: str, **kwargs: Any) -> None:
         jobs.enqueue(self.session, task, **kwargs)
+
+    def run_here(self, task: str, work: Callable[[], None], **kwargs: Any) -> None:
+        jobs.run_here(self.session, task, work, **kwargs)
 
 
 class SqlLedger:
@@ -189,20 +192,17 @@ def status_event(ride_id: UUID | str, status: str, at: datetime) -> dict[str, st
 
 
 class RedisLivePublisher:
-    """Tells Redis of a ride's new state once the transaction has committed (never before:
-    a client must not see a status that could still roll back). Best effort: the
-    `rides.publish` follow-up job repeats it, idempotently."""
+    """What tells Redis of a ride's new state: run by the unit of work once the transaction
+    has committed (never before: a client must not see a status that could still roll
+    back). Idempotent and order-safe, so the outbox may repeat it."""
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def ride_changed(self, ride: RideState, event: RideEvent) -> None:
+    def ride_changed(self, ride: RideState, event: RideEvent) -> Callable[[], None]:
         facts, payload = _facts(ride), status_event(ride.id, event.status, event.at)
 
         def publish() -> None:
             LiveSync(get_sync_redis()).ride_changed(facts, payload)
 
-        after_commit(self.session, publish)
+        return publish
 
 
 class RedisTripPaths:

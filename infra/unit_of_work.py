@@ -54,7 +54,7 @@ class SqlUnitOfWork:
         self.payments: PaymentBook = SqlPaymentBook(session)
         self.ledger: Ledger = SqlLedger(session)
         self.jobs: JobQueue = OutboxJobs(session)
-        self.live: LivePublisher = RedisLivePublisher(session)
+        self.live: LivePublisher = RedisLivePublisher()
         self.velocity: Velocity = RedisVelocity(get_sync_redis())
         self.paths: TripPaths = RedisTripPaths(settings.fixes)
         self.cards: Cards = StripeCards(session)

@@ -154,6 +154,11 @@ class MemoryJobs:
     def enqueue(self, task: str, **kwargs: Any) -> None:
         self.sent.append((task, kwargs))
 
+    def run_here(self, task: str, work: Any, **kwargs: Any) -> None:
+        """As if committed at once: the work is done here and the job recorded."""
+        work()
+        self.sent.append((task, kwargs))
+
     @property
     def tasks(self) -> list[str]:
         return [task for task, _ in self.sent]
@@ -163,8 +168,8 @@ class MemoryLive:
     def __init__(self) -> None:
         self.published: list[tuple[uuid.UUID, str]] = []
 
-    def ride_changed(self, ride: RideState, event: RideEvent) -> None:
-        self.published.append((ride.id, str(event.status)))
+    def ride_changed(self, ride: RideState, event: RideEvent) -> Any:
+        return lambda: self.published.append((ride.id, str(event.status)))
 
 
 class MemoryVelocity:

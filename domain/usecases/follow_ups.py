@@ -4,9 +4,11 @@ through (`record`), in the API and in the workers alike.
 Each follow-up is a job written to the outbox in the ride's own transaction and sent to a
 worker after it commits (a crash in between is repaired by the outbox sweep). The live
 publish (Redis: the ride's facts for the hot path, its status event on the streams) is
-also done in-process right after the commit, so a passenger's stream hears of a change
-at once; its job repeats it idempotently, which repairs a publish lost to a Redis blip.
-Push notifications and ratings hang their jobs here too.
+done by the committing process itself, right after the commit, so a passenger's stream
+hears of a change at once and no worker is busied with it; its outbox row is completed
+then, and only if that publish fails (a Redis blip, a crash) does the sweep hand the job
+to a worker, which repeats it idempotently. Push notifications and ratings hang their
+jobs here too.
 """
 
 from __future__ import annotations
@@ -46,15 +48,26 @@ FOLLOW_UPS: dict[RideStatus, tuple[FollowUp, ...]] = {
 
 
 def record(uow: UnitOfWork, ride: Ride) -> None:
-    """Save the ride and queue what follows each event it recorded, once."""
+    """Save the ride and queue what follows each event it recorded, once.
+
+    The jobs for workers are sent first, then the in-process publish: a rider waiting for
+    dispatch should not wait on it (the outbox keeps both either way)."""
     uow.rides.save(ride.state)
+    in_process = []
     for event in ride.events:
         for follow_up in FOLLOW_UPS[event.status]:
             if follow_up.card_only and ride.state.payment != RidePayment.CARD:
                 continue
-            kwargs = {"ride_id": str(ride.id)}
             if follow_up.publish_now:
-                kwargs |= {"status": str(event.status), "at": event.at.isoformat()}
-                uow.live.ride_changed(ride.state, event)
-            uow.jobs.enqueue(follow_up.task, **kwargs)
+                in_process.append((follow_up, event))
+            else:
+                uow.jobs.enqueue(follow_up.task, ride_id=str(ride.id))
+    for follow_up, event in in_process:
+        uow.jobs.run_here(
+            follow_up.task,
+            uow.live.ride_changed(ride.state, event),
+            ride_id=str(ride.id),
+            status=str(event.status),
+            at=event.at.isoformat(),
+        )
     ride.events.clear()

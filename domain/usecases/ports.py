@@ -6,6 +6,7 @@ enqueued or published through it happens only if, and after, it commits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -87,11 +88,16 @@ class JobQueue(Protocol):
 
     def enqueue(self, task: str, **kwargs: Any) -> None: ...
 
+    def run_here(self, task: str, work: Callable[[], None], **kwargs: Any) -> None:
+        """A job this process does itself right after the commit (`work`); should that
+        fail, or the process die first, a worker runs `task(**kwargs)` instead."""
+
 
 class LivePublisher(Protocol):
-    """Tells the hot path (pings, SSE, polling) of a ride's new state, after commit."""
+    """Tells the hot path (pings, SSE, polling) of a ride's new state."""
 
-    def ride_changed(self, ride: RideState, event: RideEvent) -> None: ...
+    def ride_changed(self, ride: RideState, event: RideEvent) -> Callable[[], None]:
+        """The publish of this change, to run once it has committed (idempotent)."""
 
 
 class Velocity(Protocol):

@@ -36,9 +36,9 @@ def _request(uow: FakeUnitOfWork, p: Caller, payment: RidePayment = RidePayment.
 
 
 def _expected(status: RideStatus, payment: RidePayment) -> list[str]:
-    return [
-        f.task for f in FOLLOW_UPS[status] if not (f.card_only and payment is not RidePayment.CARD)
-    ]
+    """The table's jobs for a ride paid this way: the workers' first, then the publish."""
+    due = [f for f in FOLLOW_UPS[status] if not (f.card_only and payment is not RidePayment.CARD)]
+    return [f.task for f in due if not f.publish_now] + [f.task for f in due if f.publish_now]
 
 
 def _accept(uow: FakeUnitOfWork, ride: RideState, d: Caller) -> None:

@@ -92,3 +92,61 @@ def test_the_publish_job_repeats_what_the_api_did(db: None, celery_session_worke
     again = celery_app.send_task("rides.publish", kwargs=kwargs).get(timeout=30)
     assert (first, again) == ("already published", "already published")
     assert _statuses(f"ride:{ride.id}:events") == ["requested"]
+
+
+def _publish_rows(ride_id: str) -> list[tuple[str, bool]]:
+    from sqlalchemy import text
+
+    from infra.db import get_engine
+
+    with get_engine().connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT task_kwargs->>'status', completed_at IS NOT NULL FROM outbox "
+                "WHERE task = 'rides.publish' AND task_kwargs->>'ride_id' = :r"
+            ),
+            {"r": ride_id},
+        ).all()
+    return [(status, done) for status, done in rows]
+
+
+def test_the_api_publishes_itself_and_completes_the_outbox_row(db: None) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.main import app
+    from tests.factories import register, request_ride
+    from tests.wait import until
+
+    with TestClient(app) as client:
+        ride = request_ride(client, register(client, "passenger"))
+    assert _statuses(f"ride:{ride['id']}:events") == ["requested"]  # before the answer
+    # the row is completed a moment later, off the request's path
+    until(lambda: _publish_rows(ride["id"]) == [("requested", True)], timeout=5)
+
+
+def test_a_publish_lost_to_redis_is_repaired_by_the_outbox_sweep(
+    db: None, celery_session_worker: Any, monkeypatch: Any
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.main import app
+    from infra import jobs
+    from infra.db import unit_of_work
+    from tests.factories import register, request_ride
+    from tests.wait import until
+
+    def redis_down(*_args: Any, **_kwargs: Any) -> bool:
+        raise ConnectionError("redis went away")
+
+    with TestClient(app) as client:
+        p = register(client, "passenger")
+        monkeypatch.setattr(LiveSync, "ride_changed", redis_down)
+        ride = request_ride(client, p)  # the request still succeeds: the ride is committed
+        monkeypatch.undo()
+    assert _publish_rows(ride["id"]) == [("requested", False)]
+    assert get_sync_redis().exists(f"ride:{ride['id']}:meta") == 0
+    with unit_of_work() as session:  # the beat job's sweep, with no waiting period
+        assert jobs.redispatch_stale(session, older_than_s=0) >= 1
+    until(lambda: _publish_rows(ride["id"]) == [("requested", True)])
+    assert _statuses(f"ride:{ride['id']}:events") == ["requested"]
+    assert get_sync_redis().hget(f"ride:{ride['id']}:meta", "status") == "requested"
