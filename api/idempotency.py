@@ -16,7 +16,6 @@ from fastapi import Header
 from fastapi.responses import JSONResponse
 
 from api.errors import ApiError
-from infra.idempotency import find_answer, store_answer
 from infra.unit_of_work import SqlUnitOfWork
 
 
@@ -50,7 +49,7 @@ class Replay:
     def first_answer(self) -> JSONResponse | None:
         if self.key is None:
             return None
-        found = find_answer(self.uow.session, self.user_id, self.key)
+        found = self.uow.idempotency.find(self.user_id, self.key)
         if found is None:
             return None
         endpoint, body_hash, status, body = found
@@ -65,8 +64,7 @@ class Replay:
     def remember(self, status_code: int, response: dict[str, Any]) -> None:
         if self.key is None:
             return
-        if not store_answer(
-            self.uow.session,
+        if not self.uow.idempotency.store(
             self.user_id,
             self.key,
             self.endpoint,

@@ -17,7 +17,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from infra.live import SEP, channel
+from infra.live import SEP, channel, stream_of_channel
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class EventHub:
                         self._ready.clear()
                     continue
                 chan = message["channel"]
-                stream = chan[3:] if chan.startswith("ev:") else chan
+                stream = stream_of_channel(chan)
                 raw = message["data"]
                 event_id, name, data = raw.split(SEP, 2)
                 self._deliver(stream, Event(event_id, name, data))

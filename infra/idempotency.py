@@ -51,3 +51,26 @@ def store_answer(
     except IntegrityError:
         return False
     return True
+
+
+class SqlIdempotency:
+    """`find_answer` / `store_answer` on the unit of work's session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def find(self, user_id: UUID, key: str) -> tuple[str, str, int, dict[str, Any]] | None:
+        return find_answer(self.session, user_id, key)
+
+    def store(
+        self,
+        user_id: UUID,
+        key: str,
+        endpoint: str,
+        request_hash: str,
+        status_code: int,
+        response: dict[str, Any],
+    ) -> bool:
+        return store_answer(
+            self.session, user_id, key, endpoint, request_hash, status_code, response
+        )

@@ -16,6 +16,7 @@ below are built from the same definitions):
 - `ride:{id}:eta_gate` at most one ETA event per interval
 - `admin:events`    stream of every status change and driver position
 - `devkey:{sha256}` the driver a tracking app's device key belongs to
+- `user:{id}:events` stream of what a user must be told of (a payment to fix)
 Every stream entry is also PUBLISHed on `ev:<stream>` as "id\\x1fevent\\x1fdata", which is
 what each API process's single subscriber fans out to its SSE clients.
 """
@@ -64,6 +65,7 @@ class Keys:
     ETA_GATE = "ride:{}:eta_gate"
     ADMIN_EVENTS = "admin:events"
     DEVICE_KEY = "devkey:{}"
+    USER_EVENTS = "user:{}:events"
     CHANNEL = "ev:{}"
 
     @staticmethod
@@ -90,6 +92,16 @@ def iso(ts: float) -> str:
 
 def channel(stream: str) -> str:
     return Keys.of(Keys.CHANNEL, stream)
+
+
+def stream_of_channel(name: str) -> str:
+    """The stream a pub/sub channel carries (the inverse of `channel`)."""
+    prefix = Keys.CHANNEL.partition("{}")[0]
+    return name[len(prefix) :] if name.startswith(prefix) else name
+
+
+def user_stream(user_id: object) -> str:
+    return Keys.of(Keys.USER_EVENTS, user_id)
 
 
 def ride_stream(ride_id: str) -> str:

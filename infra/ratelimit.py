@@ -10,10 +10,14 @@ import redis
 log = logging.getLogger("ridehail.fraud")
 
 
+def _key(name: str, window_s: int) -> str:
+    """The counter of `name` in the current fixed window of `window_s` seconds."""
+    return f"rl:{name}:{int(time.time()) // window_s}"
+
+
 def hit(client: redis.Redis, key: str, limit: int, window_s: int) -> int:
     """Count one hit; return 0 if allowed, else the seconds until the window resets."""
-    window = int(time.time()) // window_s
-    full_key = f"rl:{key}:{window}"
+    full_key = _key(key, window_s)
     pipe = client.pipeline()
     pipe.incr(full_key)
     pipe.expire(full_key, window_s + 1)
@@ -36,5 +40,4 @@ class RedisVelocity:
         return wait
 
     def count(self, what: str, subject: object, window_s: int) -> int:
-        window = int(time.time()) // window_s
-        return int(self.client.get(f"rl:{what}:{subject}:{window}") or 0)
+        return int(self.client.get(_key(f"{what}:{subject}", window_s)) or 0)

@@ -15,11 +15,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from domain.errors import Conflict
-from domain.ledger import Account, JournalEntry, Line, account
+from domain.ledger import Account, JournalEntry, Line
 from domain.pings import PingRules
 from domain.rides import DRIVER_ACTIVE, OPEN, RideEvent, RideState
 from domain.trip import PathPoint, travelled_distance_m
-from domain.usecases.ports import RideQuery
+from domain.usecases.ports import Posting, RideQuery
 from infra import jobs
 from infra.live import LiveSync, RideFacts, iso, ride_facts_fields
 from infra.models import JournalEntryRow, LedgerLine, Ride, Settlement
@@ -153,6 +153,26 @@ class SqlLedger:
         ).all()
         return {(a, c): int(total) for a, c, total in rows}
 
+    def postings(self, accounts: list[str], before_line: int | None, limit: int) -> list[Posting]:
+        stmt = (
+            sa_select(
+                col(LedgerLine.id),
+                col(JournalEntryRow.key),
+                col(JournalEntryRow.kind),
+                col(LedgerLine.account),
+                col(LedgerLine.amount),
+                col(LedgerLine.currency),
+                col(JournalEntryRow.ride_id),
+                col(JournalEntryRow.created_at),
+            )
+            .join(JournalEntryRow, col(JournalEntryRow.id) == col(LedgerLine.entry_id))
+            .where(col(LedgerLine.account).in_(accounts))
+        )
+        if before_line is not None:
+            stmt = stmt.where(col(LedgerLine.id) < before_line)
+        rows = self.session.execute(stmt.order_by(col(LedgerLine.id).desc()).limit(limit)).all()
+        return [Posting(*row) for row in rows]
+
     def lines(self, ride_id: UUID | None = None) -> list[Line]:
         stmt = select(LedgerLine.account, LedgerLine.amount, LedgerLine.currency).join(
             JournalEntryRow, col(JournalEntryRow.id) == col(LedgerLine.entry_id)
@@ -220,39 +240,6 @@ class RedisTripPaths:
         return travelled_distance_m(self.points(ride_id), max_speed_ms=self.rules.max_speed_ms)
 
 
-def driver_accounts(driver_id: UUID) -> list[str]:
-    return [
-        account(Account.DRIVER_PAYABLE, driver_id),
-        account(Account.CASH_HELD_BY_DRIVER, driver_id),
-    ]
-
-
-def driver_ledger_lines(
-    session: Session, driver_id: UUID, before_id: int | None, limit: int
-) -> list[tuple[int, str, str, str, int, str, UUID | None, Any]]:
-    """A driver's ledger lines, newest first: (line id, entry key, kind, account, amount,
-    currency, ride id, posted at)."""
-    accounts = driver_accounts(driver_id)
-    stmt = (
-        sa_select(
-            col(LedgerLine.id),
-            col(JournalEntryRow.key),
-            col(JournalEntryRow.kind),
-            col(LedgerLine.account),
-            col(LedgerLine.amount),
-            col(LedgerLine.currency),
-            col(JournalEntryRow.ride_id),
-            col(JournalEntryRow.created_at),
-        )
-        .join(JournalEntryRow, col(JournalEntryRow.id) == col(LedgerLine.entry_id))
-        .where(col(LedgerLine.account).in_(accounts))
-    )
-    if before_id is not None:
-        stmt = stmt.where(col(LedgerLine.id) < before_id)
-    rows = session.execute(stmt.order_by(col(LedgerLine.id).desc()).limit(limit)).all()
-    return [tuple(r) for r in rows]
-
-
 def driver_day_lines(
     session: Session, start: Any, end: Any
 ) -> list[tuple[str, str, int, UUID | None]]:
@@ -276,15 +263,19 @@ def driver_day_lines(
     return [tuple(r) for r in session.execute(stmt).all()]
 
 
-def settlements_of(session: Session, driver_id: UUID, limit: int = 100) -> list[Settlement]:
-    return list(
-        session.exec(
-            select(Settlement)
-            .where(Settlement.driver_id == driver_id)
-            .order_by(col(Settlement.period).desc())
-            .limit(limit)
-        ).all()
-    )
+class SqlStatements:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def of_driver(self, driver_id: UUID, limit: int = 100) -> list[Settlement]:
+        return list(
+            self.session.exec(
+                select(Settlement)
+                .where(Settlement.driver_id == driver_id)
+                .order_by(col(Settlement.period).desc())
+                .limit(limit)
+            ).all()
+        )
 
 
 def ride_facts_from_sql(ride_id: str) -> RideFacts | None:

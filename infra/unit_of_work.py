@@ -24,10 +24,12 @@ from domain.usecases.ports import (
     OfferBook,
     PaymentBook,
     RideRepository,
+    Statements,
     TripPaths,
     Velocity,
 )
 from infra.db import unit_of_work, utcnow
+from infra.idempotency import SqlIdempotency
 from infra.offers import SqlOfferBook
 from infra.payments import SqlPaymentBook, StripeCards
 from infra.ratelimit import RedisVelocity
@@ -38,13 +40,15 @@ from infra.repositories import (
     RedisTripPaths,
     SqlLedger,
     SqlRideRepository,
+    SqlStatements,
 )
 from infra.settings import Settings, get_settings
+from infra.users import SqlUsers
 
 
 class SqlUnitOfWork:
-    """`domain.usecases.ports.UnitOfWork` on one SQL session (`session` is there for the
-    infra read helpers the API's list endpoints call)."""
+    """`domain.usecases.ports.UnitOfWork` on one SQL session, plus the adapters the HTTP
+    layer needs for itself (accounts, idempotency records)."""
 
     def __init__(self, session: Session, settings: Settings | None = None) -> None:
         settings = settings or get_settings()
@@ -58,6 +62,10 @@ class SqlUnitOfWork:
         self.velocity: Velocity = RedisVelocity(get_sync_redis())
         self.paths: TripPaths = RedisTripPaths(settings.fixes)
         self.cards: Cards = StripeCards(session)
+        self.statements: Statements = SqlStatements(session)
+        # adapters of the HTTP layer's own needs (not use-case ports)
+        self.users = SqlUsers(session)
+        self.idempotency = SqlIdempotency(session)
 
 
 @contextmanager

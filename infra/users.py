@@ -83,3 +83,22 @@ def driver_of_device_key(key_hash: str) -> str | None:
         return None
     get_sync_redis().set(Keys.of(Keys.DEVICE_KEY, key_hash), str(user_id))
     return str(user_id)
+
+
+class SqlUsers:
+    """Accounts on the unit of work's session (what the auth routes ask for)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def create(self, *, email: str, password: str, name: str, role: str) -> User:
+        return create_user(self.session, email=email, password=password, name=name, role=role)
+
+    def authenticate(self, email: str, password: str) -> User | None:
+        return authenticate(self.session, email, password)
+
+    def get(self, user_id: UUID) -> User | None:
+        return get_user(self.session, user_id)
+
+    def new_device_key(self, driver_id: UUID) -> str:
+        return new_device_key(self.session, driver_id)

@@ -196,3 +196,4 @@ class FakeUnitOfWork:
     velocity: MemoryVelocity = field(default_factory=MemoryVelocity)
     paths: NoPaths = field(default_factory=NoPaths)
     cards: Any = None
+    statements: Any = None

@@ -30,7 +30,7 @@ from domain.rides import TERMINAL
 from domain.usecases import rides as ride_cases
 from infra import jobs
 from infra.db import utcnow
-from infra.live import LiveSync
+from infra.live import LiveSync, user_stream
 from infra.models import Payment, Refund, Ride, User, WebhookEvent
 from infra.payments import apply_intent, new_payment, payment_of, record_received
 from infra.ratelimit import RedisVelocity
@@ -64,7 +64,7 @@ def _tell_rider(payment: Payment, kind: str) -> None:
     log.warning("payments: %s for ride %s (%s)", kind, payment.ride_id, payment.failure_code)
     RedisVelocity(get_sync_redis()).hit("failed_payments", payment.passenger_id, 10**6, 3600)
     LiveSync(get_sync_redis()).emit(
-        f"user:{payment.passenger_id}:events",
+        user_stream(payment.passenger_id),
         kind,
         {
             "ride_id": str(payment.ride_id),

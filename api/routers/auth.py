@@ -34,8 +34,8 @@ def register(body: RegisterIn, uow: UowDep) -> User:
             "role must be passenger or driver; admins are created on the command line",
             "role_not_allowed",
         )
-    return users.create_user(
-        uow.session, email=body.email, password=body.password, name=body.name, role=body.role
+    return uow.users.create(
+        email=body.email, password=body.password, name=body.name, role=body.role
     )
 
 
@@ -53,7 +53,7 @@ def token(
         raise ApiError(
             429, "too many sign-in attempts", "rate_limited", {"Retry-After": str(retry_after)}
         )
-    user = users.authenticate(uow.session, form.username, form.password)
+    user = uow.users.authenticate(form.username, form.password)
     if user is None:
         raise ApiError(
             401, "wrong email or password", "invalid_credentials", {"WWW-Authenticate": "Bearer"}
@@ -67,7 +67,7 @@ def refresh(body: RefreshIn, uow: UowDep, settings: SettingsDep) -> TokenPair:
         claims = decode_token(body.refresh_token, "refresh")
     except InvalidToken as exc:
         raise ApiError(401, str(exc), "invalid_token") from exc
-    user = users.get_user(uow.session, claims.subject)
+    user = uow.users.get(claims.subject)
     if user is None:
         raise ApiError(401, "account no longer exists", "invalid_token")
     return _pair(user, settings)
@@ -75,7 +75,7 @@ def refresh(body: RefreshIn, uow: UowDep, settings: SettingsDep) -> TokenPair:
 
 @router.get("/users/me", response_model=UserPublic, tags=["users"])
 def me(caller: CurrentCaller, uow: UowDep) -> User:
-    user = users.get_user(uow.session, caller.id)
+    user = uow.users.get(caller.id)
     if user is None:
         raise ApiError(401, "account no longer exists", "invalid_token")
     return user

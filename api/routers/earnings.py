@@ -11,9 +11,8 @@ from pydantic import BaseModel, Field
 
 from api.deps import CurrentDriver, UowDep
 from api.errors import ApiError, error_responses
-from domain.ledger import Account, driver_position
+from domain.ledger import Account
 from domain.usecases import payments as use
-from infra.repositories import driver_accounts, driver_ledger_lines, settlements_of
 
 router = APIRouter(prefix="/api/v1", tags=["payments"], responses=error_responses(401, 403))
 
@@ -60,36 +59,32 @@ def earnings(
         before = int(cursor) if cursor else None
     except ValueError as exc:
         raise ApiError(400, "invalid cursor", "invalid_cursor") from exc
-    balances = uow.ledger.balances_of(driver_accounts(caller.id))
-    currencies = sorted({c for _a, c in balances})
-    rows = driver_ledger_lines(uow.session, caller.id, before, limit + 1)
+    found = use.driver_earnings(uow, caller, before, limit)
     cash = str(Account.CASH_HELD_BY_DRIVER)
     items = [
         {
-            "entry": key,
-            "kind": kind,
+            "entry": p.entry_key,
+            "kind": p.kind,
             # earned: what the platform owes the driver; cash_held: platform money in hand
-            "account": "cash_held" if acct.startswith(cash) else "earned",
-            "amount": amount if acct.startswith(cash) else -amount,
-            "currency": currency,
-            "ride_id": str(ride) if ride else None,
-            "posted_at": at.isoformat().replace("+00:00", "Z"),
+            "account": "cash_held" if p.account.startswith(cash) else "earned",
+            "amount": p.amount if p.account.startswith(cash) else -p.amount,
+            "currency": p.currency,
+            "ride_id": str(p.ride_id) if p.ride_id else None,
+            "posted_at": p.posted_at.isoformat().replace("+00:00", "Z"),
         }
-        for _id, key, kind, acct, amount, currency, ride, at in rows[:limit]
+        for p in found.postings
     ]
     return {
-        "balances": [
-            {"currency": c, **driver_position(balances, caller.id, c)} for c in currencies
-        ],
+        "balances": [{"currency": c, **position} for c, position in found.balances.items()],
         "items": items,
-        "next_cursor": str(rows[limit - 1][0]) if len(rows) > limit else None,
+        "next_cursor": str(found.next_before) if found.next_before is not None else None,
     }
 
 
 @router.get("/drivers/me/settlements")
 def settlements(caller: CurrentDriver, uow: UowDep) -> dict[str, Any]:
     """Daily statements, newest first (made by the `payments.settle_day` beat job)."""
-    rows = settlements_of(uow.session, caller.id)
+    rows = use.driver_statements(uow, caller)
     return {
         "items": [
             {

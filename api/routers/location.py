@@ -36,7 +36,7 @@ from domain.pings import (
 )
 from domain.rides import DRIVER_ACTIVE
 from infra.settings import Settings, get_settings
-from infra.users import device_key_hash, driver_of_device_key, new_device_key
+from infra.users import device_key_hash, driver_of_device_key
 
 router = APIRouter(
     prefix="/api/v1", tags=["live location"], responses=error_responses(401, 403, 429)
@@ -312,7 +312,7 @@ async def set_status(request: Request, caller: CurrentDriver) -> dict[str, Any]:
 @router.post("/drivers/me/device-key", response_model=DeviceKey)
 def device_key(caller: CurrentDriver, uow: UowDep) -> DeviceKey:
     """A new secret for a tracking app that cannot send headers; the old one stops working."""
-    return DeviceKey(device_key=new_device_key(uow.session, caller.id))
+    return DeviceKey(device_key=uow.users.new_device_key(caller.id))
 
 
 async def _driver_of_key(request: Request, key: str | None) -> str:

@@ -13,12 +13,12 @@ from uuid import UUID
 
 from domain.access import Access, Actor, Caller, ride_access
 from domain.errors import Conflict, IllegalTransition, NotFound, RateLimited, Unprocessable
-from domain.ledger import cash_collected_entry
+from domain.ledger import Account, account, cash_collected_entry, driver_position
 from domain.money import Money
-from domain.payments import OWED, PaymentKind, PaymentStatus, refund_amount
+from domain.payments import OWED, PaymentKind, refund_amount
 from domain.rides import RidePayment, RideStatus
 from domain.usecases.context import Context
-from domain.usecases.ports import Card, IntentInfo, SetupIntentInfo, UnitOfWork
+from domain.usecases.ports import Card, IntentInfo, Posting, SetupIntentInfo, UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +101,35 @@ def request_refund(
     return refund
 
 
+@dataclass(frozen=True, slots=True)
+class Earnings:
+    """A driver's position per currency (`driver_position`) and the postings behind it,
+    newest first; `next_before` is the cursor of the next page."""
+
+    balances: dict[str, dict[str, int]]
+    postings: list[Posting]
+    next_before: int | None
+
+
+def driver_earnings(uow: UnitOfWork, caller: Caller, before: int | None, limit: int) -> Earnings:
+    accounts = [
+        account(Account.DRIVER_PAYABLE, caller.id),
+        account(Account.CASH_HELD_BY_DRIVER, caller.id),
+    ]
+    balances = uow.ledger.balances_of(accounts)
+    currencies = sorted({c for _a, c in balances})
+    rows = uow.ledger.postings(accounts, before, limit + 1)
+    return Earnings(
+        balances={c: driver_position(balances, caller.id, c) for c in currencies},
+        postings=rows[:limit],
+        next_before=rows[limit - 1].line_id if len(rows) > limit else None,
+    )
+
+
+def driver_statements(uow: UnitOfWork, caller: Caller) -> list[Any]:
+    return uow.statements.of_driver(caller.id)
+
+
 # --- the rider's cards (calls whose answer is the response) ---------------------------------
 def start_saving_card(uow: UnitOfWork, caller: Caller, cards_per_hour: int) -> SetupIntentInfo:
     """A SetupIntent client secret for the app to save a card with Stripe's SDK."""
@@ -159,6 +188,3 @@ def confirm_on_device(uow: UnitOfWork, ctx: Context, caller: Caller, payment_id:
     intent = uow.cards.confirm(payment.stripe_payment_intent_id, payment.id)
     uow.cards.apply(payment, intent)
     return payment
-
-
-__all__ = ["PaymentStatus"]

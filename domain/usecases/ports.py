@@ -75,12 +75,35 @@ class PaymentBook(Protocol):
         """Record a pending refund (a worker asks Stripe)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """One ledger line with its entry, as a statement shows it."""
+
+    line_id: int
+    entry_key: str
+    kind: str
+    account: str
+    amount: int
+    currency: str
+    ride_id: UUID | None
+    posted_at: datetime
+
+
 class Ledger(Protocol):
     def post(self, entry: JournalEntry) -> bool: ...
     def entry_amount(self, key: str) -> int | None: ...
 
     def balances_of(self, accounts: list[str]) -> dict[tuple[str, str], int]:
         """{(account, currency): balance} of these accounts, derived from their lines."""
+
+    def postings(self, accounts: list[str], before_line: int | None, limit: int) -> list[Posting]:
+        """These accounts' lines, newest first, before the line id `before_line`."""
+
+
+class Statements(Protocol):
+    """Settlement statements (made by the daily beat job)."""
+
+    def of_driver(self, driver_id: UUID, limit: int = 100) -> list[Any]: ...
 
 
 class JobQueue(Protocol):
@@ -178,3 +201,4 @@ class UnitOfWork(Protocol):
     velocity: Velocity
     paths: TripPaths
     cards: Cards
+    statements: Statements
