@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from urllib.parse import urlparse
 
 from devtools import launcher
@@ -37,46 +38,48 @@ class Stack:
         launcher.stop_all([p for _, p in self.procs], grace_s=15)
         print("ridehail: stopped", flush=True)
 
+    def _unless_answering(
+        self, name: str, url: str, default_port: int, start: Callable[[str, int], launcher.Proc]
+    ) -> None:
+        """Start `name` on the host and port `url` names, unless something answers there."""
+        where = urlparse(url)
+        host, port = where.hostname or "127.0.0.1", where.port or default_port
+        if not launcher.answers(host, port):
+            self._add(name, start(host, port))
+
     def services(self) -> None:
         s = self.settings
-        redis = urlparse(s.redis_url)
-        rhost, rport = redis.hostname or "127.0.0.1", redis.port or 6379
-        if not launcher.answers(rhost, rport):
-            self._add(
-                "redis",
-                launcher.start_redis(
-                    rport,
-                    host=rhost,
-                    data_dir=s.data_dir,
-                    persist=True,
-                    log=self.logs / "redis.log",
+        self._unless_answering(
+            "redis",
+            s.redis_url,
+            6379,
+            lambda host, port: launcher.start_redis(
+                port, host=host, data_dir=s.data_dir, persist=True, log=self.logs / "redis.log"
+            ),
+        )
+        if not s.stripe_api_key:
+            self._unless_answering(
+                "stripe-standin",
+                s.stripe_api_base,
+                8420,
+                lambda host, port: launcher.start_stripe_standin(
+                    port,
+                    host=host,
+                    # signed events to our own webhook endpoint, with retries
+                    webhook_url=f"http://{s.api_host}:{s.api_port}/api/v1/webhooks/stripe",
+                    webhook_secret=s.stripe_webhook_secret or None,
+                    log=self.logs / "stripe-standin.log",
                 ),
             )
-        if not s.stripe_api_key:
-            stripe = urlparse(s.stripe_api_base)
-            shost, sport = stripe.hostname or "127.0.0.1", stripe.port or 8420
-            if not launcher.answers(shost, sport):
-                self._add(
-                    "stripe-standin",
-                    launcher.start_stripe_standin(
-                        sport,
-                        host=shost,
-                        # signed events to our own webhook endpoint, with retries
-                        webhook_url=f"http://{s.api_host}:{s.api_port}/api/v1/webhooks/stripe",
-                        webhook_secret=s.stripe_webhook_secret or None,
-                        log=self.logs / "stripe-standin.log",
-                    ),
-                )
         if not s.fcm_credentials:
-            fcm = urlparse(s.fcm_endpoint)
-            fhost, fport = fcm.hostname or "127.0.0.1", fcm.port or 8421
-            if not launcher.answers(fhost, fport):
-                self._add(
-                    "fcm-standin",
-                    launcher.start_fcm_standin(
-                        fport, host=fhost, log=self.logs / "fcm-standin.log"
-                    ),
-                )
+            self._unless_answering(
+                "fcm-standin",
+                s.fcm_endpoint,
+                8421,
+                lambda host, port: launcher.start_fcm_standin(
+                    port, host=host, log=self.logs / "fcm-standin.log"
+                ),
+            )
 
     def app(self) -> None:
         s = self.settings
