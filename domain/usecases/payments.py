@@ -39,7 +39,10 @@ def collect_cash(
     balance shows the difference. The same amount again is a replay; another is a 409.
     """
     ride = uow.rides.get(ride_id, for_update=True)
-    if ride is None or ride.driver_id != caller.id:
+    # the route is the driver's: participant access here means the ride's own driver
+    if ride is None or ride_access(caller, ride.passenger_id, ride.driver_id) < (
+        Access.PARTICIPANT
+    ):
         raise NotFound("ride not found", code="ride_not_found")
     if ride.payment != RidePayment.CASH:
         raise Conflict("this ride is paid by card", code="not_a_cash_ride")

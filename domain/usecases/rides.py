@@ -210,9 +210,8 @@ class DriverStep(StrEnum):
 def driver_step(
     uow: UnitOfWork, ctx: Context, caller: Caller, ride_id: UUID, step: DriverStep
 ) -> RideState:
-    state = _locked(uow, ride_id)
-    if state.driver_id != caller.id:
-        raise _not_found()
+    # the route is the driver's: participant access here means the ride's own driver
+    state = _locked_as_participant(uow, caller, ride_id)
     ride = Ride(state)
     if step is DriverStep.ARRIVE:
         ride.arrive(caller.id, ctx.now)
