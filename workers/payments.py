@@ -29,7 +29,7 @@ from domain.payments import (
 from domain.rides import TERMINAL
 from domain.usecases import rides as ride_cases
 from infra import jobs
-from infra.db import utcnow
+from infra.db import after_commit, utcnow
 from infra.live import LiveSync, user_stream
 from infra.models import Payment, Refund, Ride, User, WebhookEvent
 from infra.payments import apply_intent, new_payment, payment_of, record_received
@@ -58,22 +58,25 @@ def _declined(payment: Payment, exc: CardDeclined | PaymentRefused) -> None:
     payment.updated_at = utcnow()
 
 
-def _tell_rider(payment: Payment, kind: str) -> None:
-    """The rider must fix their card: an event on their own stream, which the push
-    notifications work turns into a push; and a log line ops can alert on."""
+def _tell_rider(session: Session, payment: Payment, kind: str) -> None:
+    """The rider must fix their card: once this transaction has committed, an event on
+    their own stream (the push notifications turn it into a push), a count for the fraud
+    limits, and a log line ops can alert on."""
     log.warning("payments: %s for ride %s (%s)", kind, payment.ride_id, payment.failure_code)
-    RedisVelocity(get_sync_redis()).hit("failed_payments", payment.passenger_id, 10**6, 3600)
-    LiveSync(get_sync_redis()).emit(
-        user_stream(payment.passenger_id),
-        kind,
-        {
-            "ride_id": str(payment.ride_id),
-            "payment_id": str(payment.id),
-            "amount": payment.amount - payment.amount_received,
-            "currency": payment.currency,
-            "code": payment.failure_code,
-        },
-    )
+    passenger = payment.passenger_id
+    event = {
+        "ride_id": str(payment.ride_id),
+        "payment_id": str(payment.id),
+        "amount": payment.amount - payment.amount_received,
+        "currency": payment.currency,
+        "code": payment.failure_code,
+    }
+
+    def tell() -> None:
+        RedisVelocity(get_sync_redis()).hit("failed_payments", passenger, 10**6, 3600)
+        LiveSync(get_sync_redis()).emit(user_stream(passenger), kind, event)
+
+    after_commit(session, tell)
 
 
 def _charge(session: Session, payment: Payment, *, hold: bool) -> None:
@@ -104,6 +107,7 @@ def _charge(session: Session, payment: Payment, *, hold: bool) -> None:
     session.add(payment)
     if payment.status in (PaymentStatus.FAILED, PaymentStatus.REQUIRES_ACTION):
         _tell_rider(
+            session,
             payment,
             "payment_failed"
             if payment.status == PaymentStatus.FAILED
