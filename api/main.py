@@ -18,6 +18,7 @@ from api.routers import (
     health,
     location,
     payments,
+    ratings,
     rides,
     streams,
     webhooks,
@@ -73,6 +74,7 @@ def create_app() -> FastAPI:
     app.include_router(earnings.router)
     app.include_router(payments.router)
     app.include_router(webhooks.router)
+    app.include_router(ratings.router)
     app.add_middleware(Edge, max_bytes=settings.max_body_bytes)
     return app
 

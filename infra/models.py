@@ -262,3 +262,55 @@ class LedgerLine(SQLModel, table=True):
     account: str = Field(max_length=100, index=True)
     amount: int
     currency: str = Field(max_length=3)
+
+
+class Rating(SQLModel, table=True):
+    """One side of a completed ride rating the other, once (the unique key says so)."""
+
+    __tablename__ = "ratings"
+    __table_args__ = (
+        UniqueConstraint("ride_id", "rater_id", name="uq_ratings_ride_rater"),
+        Index("ix_ratings_ratee_created", "ratee_id", "created_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    ride_id: uuid.UUID = Field(foreign_key="rides.id")
+    rater_id: uuid.UUID = Field(foreign_key="users.id")
+    ratee_id: uuid.UUID = Field(foreign_key="users.id")
+    ratee_side: str = Field(max_length=16)  # domain.ratings.RatedSide
+    stars: int
+    comment: str | None = Field(default=None, max_length=500)
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts()
+
+
+class RatingSummary(SQLModel, table=True):
+    """A user's ratings added up by the `ratings.aggregate` worker, recomputed from all
+    of them each time."""
+
+    __tablename__ = "rating_summaries"
+
+    user_id: uuid.UUID = Field(foreign_key="users.id", primary_key=True)
+    side: str = Field(max_length=16)
+    average: float
+    raw_average: float | None = None
+    smoothed: bool
+    count: int
+    distribution: dict[str, int] = Field(sa_column=Column(JSON, nullable=False))
+    updated_at: datetime = _ts()
+
+
+class RatingAlert(SQLModel, table=True):
+    """A driver whose average fell under the line; closed when it is back above."""
+
+    __tablename__ = "rating_alerts"
+    __table_args__ = (
+        _partial("uq_rating_alerts_open_per_user", "user_id", "closed_at IS NULL", unique=True),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    average: float
+    count: int
+    created_at: datetime = _ts()
+    closed_at: datetime | None = _opt_ts()

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from domain.dispatch import DispatchRules
 from domain.fares import FareRules
 from domain.pings import PingRules
+from domain.ratings import RatingRules
 from domain.usecases.context import FraudRules
 
 DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
@@ -67,11 +68,12 @@ class Settings(BaseSettings):
     # Rules of the domain, held as the domain's own values (their defaults and checks
     # live there, written once). Each field is a variable `RIDEHAIL_<GROUP>_<FIELD>`:
     # RIDEHAIL_FARE_PER_KM, RIDEHAIL_DISPATCH_WAVE_SIZE, RIDEHAIL_FRAUD_RIDES_PER_HOUR,
-    # RIDEHAIL_FIXES_MAX_SPEED_MS (the checks on a location fix).
+    # RIDEHAIL_FIXES_MAX_SPEED_MS (the checks on a location fix), RIDEHAIL_RATING_ALERT_BELOW.
     fare: FareRules = FareRules()
     dispatch: DispatchRules = DispatchRules()
     fraud: FraudRules = FraudRules()
     fixes: PingRules = PingRules()
+    rating: RatingRules = RatingRules()
     detour_factor: float = 1.3
     average_speed_kmh: float = 30.0
 

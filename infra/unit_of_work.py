@@ -23,6 +23,7 @@ from domain.usecases.ports import (
     LivePublisher,
     OfferBook,
     PaymentBook,
+    Ratings,
     RideRepository,
     Statements,
     TripPaths,
@@ -33,6 +34,7 @@ from infra.idempotency import SqlIdempotency
 from infra.offers import SqlOfferBook
 from infra.payments import SqlPaymentBook, StripeCards
 from infra.ratelimit import RedisVelocity
+from infra.ratings import SqlRatings
 from infra.redis import get_sync_redis
 from infra.repositories import (
     OutboxJobs,
@@ -63,6 +65,7 @@ class SqlUnitOfWork:
         self.paths: TripPaths = RedisTripPaths(settings.fixes)
         self.cards: Cards = StripeCards(session)
         self.statements: Statements = SqlStatements(session)
+        self.ratings: Ratings = SqlRatings(session)
         # adapters of the HTTP layer's own needs (not use-case ports)
         self.users = SqlUsers(session)
         self.idempotency = SqlIdempotency(session)
@@ -83,4 +86,5 @@ def make_context(settings: Settings | None = None, now: datetime | None = None) 
         route=RouteModel(s.detour_factor, s.average_speed_kmh),
         fraud=s.fraud,
         max_route_m=s.max_route_m,
+        ratings=s.rating,
     )

@@ -197,3 +197,4 @@ class FakeUnitOfWork:
     paths: NoPaths = field(default_factory=NoPaths)
     cards: Any = None
     statements: Any = None
+    ratings: Any = None

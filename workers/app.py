@@ -13,6 +13,7 @@ from workers import (  # noqa: F401  (registers the tasks)
     outbox,
     payments,
     positions,
+    ratings,
     rides,
     settlement,
 )

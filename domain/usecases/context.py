@@ -7,6 +7,7 @@ from datetime import datetime
 
 from domain.fares import FareRules
 from domain.geo import RouteModel
+from domain.ratings import RatingRules
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,7 @@ class Context:
     route: RouteModel = field(default_factory=RouteModel)
     fraud: FraudRules = field(default_factory=FraudRules)
     max_route_m: int = 200_000
+    ratings: RatingRules = field(default_factory=RatingRules)
 
     def at(self, now: datetime) -> Context:
         return replace(self, now=now)

@@ -189,6 +189,30 @@ class Cards(Protocol):
         """Mirror the provider's intent onto our payment record, and post what it took."""
 
 
+class Ratings(Protocol):
+    def add(
+        self,
+        *,
+        ride_id: UUID,
+        rater_id: UUID,
+        ratee_id: UUID,
+        ratee_side: str,
+        stars: int,
+        comment: str | None,
+        tags: list[str],
+        created_at: datetime,
+    ) -> Any:
+        """Store a rating; `Conflict` (`already_rated`) if this rater rated this ride."""
+
+    def received(
+        self, user_id: UUID, before: tuple[datetime, UUID] | None, limit: int
+    ) -> list[Any]:
+        """Ratings the user received, newest first, keyset-paginated on (created_at, id)."""
+
+    def summary(self, user_id: UUID) -> Any | None: ...
+    def open_alerts(self, limit: int) -> list[Any]: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction and every port bound to it."""
 
@@ -202,3 +226,4 @@ class UnitOfWork(Protocol):
     paths: TripPaths
     cards: Cards
     statements: Statements
+    ratings: Ratings

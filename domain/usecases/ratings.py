@@ -1,0 +1,85 @@
+"""Rating use cases: rate the other side of a completed ride, read what a user received,
+their summary, and the alerts ops follow. Adding a rating only records it: the summary
+is recomputed by a worker (`ratings.aggregate`), never in the request."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from domain.access import Access, Actor, Caller, ride_access
+from domain.errors import NotFound
+from domain.ratings import RatedSide, Summary, check_rating, clean_comment, summarize
+from domain.rides import RideStatus
+from domain.usecases.context import Context
+from domain.usecases.ports import UnitOfWork
+
+
+def rate(
+    uow: UnitOfWork,
+    ctx: Context,
+    caller: Caller,
+    ride_id: UUID,
+    stars: int,
+    comment: str | None,
+    tags: list[str],
+) -> Any:
+    """The passenger rates the driver, or the driver the passenger: once per side."""
+    ride = uow.rides.get(ride_id)
+    if (
+        ride is None
+        or caller.role is Actor.ADMIN
+        or ride_access(caller, ride.passenger_id, ride.driver_id) < Access.PARTICIPANT
+    ):
+        raise NotFound("ride not found", code="ride_not_found")
+    by_passenger = caller.role is Actor.PASSENGER
+    side = RatedSide.DRIVER if by_passenger else RatedSide.PASSENGER
+    ratee = ride.driver_id if by_passenger else ride.passenger_id
+    completed = ride.completed_at if ride.status == RideStatus.COMPLETED else None
+    kept_tags = check_rating(
+        side=side,
+        stars=stars,
+        tags=tags,
+        completed_at=completed,
+        now=ctx.now,
+        rules=ctx.ratings,
+    )
+    assert ratee is not None  # a completed ride has its driver
+    rating = uow.ratings.add(
+        ride_id=ride.id,
+        rater_id=caller.id,
+        ratee_id=ratee,
+        ratee_side=side,
+        stars=stars,
+        comment=clean_comment(comment, ctx.ratings),
+        tags=list(kept_tags),
+        created_at=ctx.now,
+    )
+    uow.jobs.enqueue("ratings.aggregate", user_id=str(ratee))
+    return rating
+
+
+def received(
+    uow: UnitOfWork, user_id: UUID, before: tuple[datetime, UUID] | None, limit: int
+) -> list[Any]:
+    """Ratings the user received, newest first (never who gave them)."""
+    return uow.ratings.received(user_id, before, limit)
+
+
+def summary_of(uow: UnitOfWork, ctx: Context, user_id: UUID) -> Summary:
+    """The summary the worker last computed; a user nobody rated yet has the prior."""
+    row = uow.ratings.summary(user_id)
+    if row is None:
+        return summarize([], RatedSide.PASSENGER, ctx.ratings)
+    return Summary(
+        average=row.average,
+        count=row.count,
+        distribution={int(k): v for k, v in row.distribution.items()},
+        smoothed=row.smoothed,
+        raw_average=row.raw_average,
+    )
+
+
+def open_alerts(uow: UnitOfWork, limit: int = 100) -> list[Any]:
+    return uow.ratings.open_alerts(limit)
