@@ -314,3 +314,61 @@ class RatingAlert(SQLModel, table=True):
     count: int
     created_at: datetime = _ts()
     closed_at: datetime | None = _opt_ts()
+
+
+class Device(SQLModel, table=True):
+    """An FCM registration token of a user's device; a token belongs to one user at a time
+    (registered again, it moves to its new owner)."""
+
+    __tablename__ = "devices"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    token: str = Field(sa_column=Column(String(4096), nullable=False, unique=True))
+    platform: str = Field(max_length=8)  # android | ios | web
+    created_at: datetime = _ts()
+
+
+class Notification(SQLModel, table=True):
+    """One entry of a user's notification log: what they were told, and whether it went
+    out. A ride event tells each user a kind of thing once (the unique key)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        UniqueConstraint("user_id", "ride_id", "kind", name="uq_notifications_user_ride_kind"),
+        Index("ix_notifications_user_created", "user_id", "created_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id")
+    ride_id: uuid.UUID | None = Field(default=None, foreign_key="rides.id")
+    kind: str = Field(max_length=32)  # domain.notifications.NotificationKind
+    title: str = Field(max_length=200)
+    body: str = Field(max_length=1000)
+    data: dict[str, str] = Field(sa_column=Column(JSON, nullable=False))
+    high_priority: bool = False
+    collapse_key: str | None = Field(default=None, max_length=100)
+    ttl_s: int = 3600
+    status: str = Field(default="queued", max_length=16)  # NotificationStatus
+    error: str | None = Field(default=None, max_length=200)
+    created_at: datetime = _ts()
+    sent_at: datetime | None = _opt_ts()
+
+
+class Delivery(SQLModel, table=True):
+    """One notification to one device token: sent at most once (the unique key), its FCM
+    answer recorded."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("notification_id", "token", name="uq_deliveries_notification_token"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    notification_id: uuid.UUID = Field(foreign_key="notifications.id", index=True)
+    token: str = Field(sa_column=Column(String(4096), nullable=False))
+    status: str = Field(default="pending", max_length=16)  # pending|sent|gone|failed
+    attempts: int = 0
+    message_id: str | None = Field(default=None, max_length=200)
+    error: str | None = Field(default=None, max_length=200)
+    updated_at: datetime = _ts()

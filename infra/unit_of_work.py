@@ -18,6 +18,7 @@ from domain.geo import RouteModel
 from domain.usecases.context import Context
 from domain.usecases.ports import (
     Cards,
+    Devices,
     JobQueue,
     Ledger,
     LivePublisher,
@@ -31,6 +32,7 @@ from domain.usecases.ports import (
 )
 from infra.db import unit_of_work, utcnow
 from infra.idempotency import SqlIdempotency
+from infra.notifications import SqlDevices
 from infra.offers import SqlOfferBook
 from infra.payments import SqlPaymentBook, StripeCards
 from infra.ratelimit import RedisVelocity
@@ -66,6 +68,7 @@ class SqlUnitOfWork:
         self.cards: Cards = StripeCards(session)
         self.statements: Statements = SqlStatements(session)
         self.ratings: Ratings = SqlRatings(session)
+        self.devices: Devices = SqlDevices(session)
         # adapters of the HTTP layer's own needs (not use-case ports)
         self.users = SqlUsers(session)
         self.idempotency = SqlIdempotency(session)

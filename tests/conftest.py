@@ -24,6 +24,7 @@ def pytest_configure(config: pytest.Config) -> None:
     _services.start_postgres()
     _services.start_redis()
     _services.start_stripe()
+    _services.start_fcm()
     os.environ.update(
         RIDEHAIL_ENVIRONMENT="test",
         RIDEHAIL_DATABASE_URL=_services.database_url,
@@ -35,6 +36,7 @@ def pytest_configure(config: pytest.Config) -> None:
         RIDEHAIL_JWT_SECRET="test-secret-0123456789abcdef0123456789abcdef",
         RIDEHAIL_LOGIN_ATTEMPTS_PER_MINUTE="1000",
         RIDEHAIL_STRIPE_API_BASE=_services.stripe_api_base,
+        RIDEHAIL_FCM_ENDPOINT=_services.fcm_endpoint,
         RIDEHAIL_STRIPE_WEBHOOK_SECRET="whsec_suite_secret",
     )
     from infra.migrate import upgrade_head

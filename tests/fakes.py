@@ -198,3 +198,4 @@ class FakeUnitOfWork:
     cards: Any = None
     statements: Any = None
     ratings: Any = None
+    devices: Any = None

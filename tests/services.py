@@ -21,6 +21,7 @@ class Services:
     redis_url: str = ""
     redis_port: int = 0
     stripe_api_base: str = ""
+    fcm_endpoint: str = ""
 
     def start_postgres(self) -> None:
         self.postgres = launcher.Postgres(database="ridehail_test").start()
@@ -36,6 +37,12 @@ class Services:
         port = free_port()
         self.procs.append(launcher.start_stripe_standin(port))
         self.stripe_api_base = f"http://127.0.0.1:{port}"
+
+    def start_fcm(self) -> None:
+        """The offline FCM stand-in, as `make run` starts it."""
+        port = free_port()
+        self.procs.append(launcher.start_fcm_standin(port))
+        self.fcm_endpoint = f"http://127.0.0.1:{port}"
 
     def stop(self) -> None:
         launcher.stop_all(self.procs)

@@ -10,6 +10,7 @@ from infra.queue import celery_app
 from workers import (  # noqa: F401  (registers the tasks)
     dispatch,
     ledger,
+    notifications,
     outbox,
     payments,
     positions,

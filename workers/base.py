@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import stripe
@@ -29,6 +30,15 @@ R = TypeVar("R")
 
 class Retryable(Exception):
     """State this task depends on is not there yet (e.g. the producer has not committed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryIn:
+    """Returned (not raised) by a task that did part of its work and must come back in
+    `seconds` (e.g. FCM's Retry-After): what it did stays committed, its outbox row stays
+    open, and Celery runs it again then, within its bounded retries."""
+
+    seconds: float
 
 
 TRANSIENT: tuple[type[BaseException], ...] = (
@@ -78,7 +88,12 @@ def transactional_task(
             session: Session
             with unit_of_work() as session:
                 result = fn(session, **kwargs)
-                jobs.mark_completed(session, outbox_id)
+                if not isinstance(result, RetryIn):
+                    jobs.mark_completed(session, outbox_id)
+            if isinstance(result, RetryIn):
+                raise self.retry(
+                    countdown=result.seconds, kwargs={**kwargs, "outbox_id": outbox_id}
+                )
             return result
 
         task.run_fn = fn  # the plain function, for tests of the logic alone

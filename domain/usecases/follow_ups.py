@@ -23,7 +23,8 @@ from domain.usecases.ports import UnitOfWork
 class FollowUp:
     task: str
     card_only: bool = False  # only for rides paid by card
-    publish_now: bool = False  # also done in-process right after the commit
+    publish_now: bool = False  # done in-process right after the commit
+    with_status: bool = False  # the job is told which status the ride reached
 
 
 PUBLISH = FollowUp("rides.publish", publish_now=True)
@@ -32,15 +33,16 @@ AUTHORIZE = FollowUp("payments.authorize_ride", card_only=True)
 STORE_TRIP = FollowUp("rides.store_trip")
 POST_LEDGER = FollowUp("ledger.post_ride")
 SETTLE_CARD = FollowUp("payments.settle_ride", card_only=True)
+NOTIFY = FollowUp("notifications.ride_event", with_status=True)
 
-_ENDED = (PUBLISH, POST_LEDGER, SETTLE_CARD)
+_ENDED = (PUBLISH, POST_LEDGER, SETTLE_CARD, NOTIFY)
 
 FOLLOW_UPS: dict[RideStatus, tuple[FollowUp, ...]] = {
     RideStatus.REQUESTED: (PUBLISH, DISPATCH, AUTHORIZE),
-    RideStatus.ACCEPTED: (PUBLISH,),
-    RideStatus.ARRIVED: (PUBLISH,),
-    RideStatus.IN_PROGRESS: (PUBLISH,),
-    RideStatus.COMPLETED: (PUBLISH, STORE_TRIP, POST_LEDGER, SETTLE_CARD),
+    RideStatus.ACCEPTED: (PUBLISH, NOTIFY),
+    RideStatus.ARRIVED: (PUBLISH, NOTIFY),
+    RideStatus.IN_PROGRESS: (PUBLISH, NOTIFY),
+    RideStatus.COMPLETED: (PUBLISH, STORE_TRIP, POST_LEDGER, SETTLE_CARD, NOTIFY),
     RideStatus.CANCELLED: _ENDED,
     RideStatus.NO_SHOW: _ENDED,
     RideStatus.EXPIRED: _ENDED,
@@ -60,6 +62,8 @@ def record(uow: UnitOfWork, ride: Ride) -> None:
                 continue
             if follow_up.publish_now:
                 in_process.append((follow_up, event))
+            elif follow_up.with_status:
+                uow.jobs.enqueue(follow_up.task, ride_id=str(ride.id), status=str(event.status))
             else:
                 uow.jobs.enqueue(follow_up.task, ride_id=str(ride.id))
     for follow_up, event in in_process:

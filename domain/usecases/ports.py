@@ -213,6 +213,15 @@ class Ratings(Protocol):
     def open_alerts(self, limit: int) -> list[Any]: ...
 
 
+class Devices(Protocol):
+    """Users' push tokens and their notification log."""
+
+    def register(self, user_id: UUID, token: str, platform: str) -> None: ...
+    def unregister(self, user_id: UUID, token: str) -> bool: ...
+
+    def log(self, user_id: UUID, before: tuple[datetime, UUID] | None, limit: int) -> list[Any]: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction and every port bound to it."""
 
@@ -227,3 +236,4 @@ class UnitOfWork(Protocol):
     cards: Cards
     statements: Statements
     ratings: Ratings
+    devices: Devices

@@ -1,0 +1,165 @@
+"""Which pushes a ride event sends, to whom, saying what. Pure: a worker stores them in the
+notification log and another delivers them (one message per device).
+
+Every push carries a data payload the app routes on when tapped: `type` (the kind),
+`ride_id`, and the `screen` to open. Pushes of one ride's progress share a collapse key,
+so a newer one replaces an older one still on the screen, and a TTL, so a stale
+time-critical push is dropped rather than shown late.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from uuid import UUID
+
+from domain.access import Actor
+from domain.rides import RideStatus
+
+
+class NotificationKind(StrEnum):
+    DRIVER_ASSIGNED = "driver_assigned"
+    DRIVER_ARRIVED = "driver_arrived"
+    TRIP_STARTED = "trip_started"
+    TRIP_COMPLETED = "trip_completed"
+    RIDE_CANCELLED = "ride_cancelled"
+    NO_SHOW = "no_show"
+    NO_DRIVER_FOUND = "no_driver_found"
+
+
+class NotificationStatus(StrEnum):
+    QUEUED = "queued"
+    SENT = "sent"  # delivered to FCM for at least one of the user's devices
+    FAILED = "failed"  # no device took it (none registered, or all refused)
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedPush:
+    user_id: UUID
+    kind: NotificationKind
+    title: str
+    body: str
+    data: dict[str, str] = field(default_factory=dict)
+    high_priority: bool = False
+    collapse_key: str | None = None
+    ttl_s: int = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class RideFacts:
+    id: UUID
+    passenger_id: UUID
+    driver_id: UUID | None
+    fare_amount: int | None
+    fee_amount: int | None
+    currency: str
+    cancelled_by: str | None
+
+
+def money_text(amount: int, currency: str) -> str:
+    """Minor units as the push shows them: `12.50 USD`."""
+    return f"{amount // 100}.{amount % 100:02d} {currency.upper()}"
+
+
+def ride_pushes(status: RideStatus, ride: RideFacts) -> list[PlannedPush]:
+    """What `status` tells the ride's passenger and driver."""
+
+    def to(
+        user: UUID | None,
+        kind: NotificationKind,
+        title: str,
+        body: str,
+        *,
+        urgent: bool = False,
+        ttl_s: int = 3600,
+    ) -> list[PlannedPush]:
+        if user is None:
+            return []
+        data = {"type": str(kind), "ride_id": str(ride.id), "screen": "ride"}
+        return [
+            PlannedPush(
+                user_id=user,
+                kind=kind,
+                title=title,
+                body=body,
+                data=data,
+                high_priority=urgent,
+                collapse_key=f"ride-{ride.id}",
+                ttl_s=ttl_s,
+            )
+        ]
+
+    fee = (
+        f" A fee of {money_text(ride.fee_amount, ride.currency)} applies."
+        if ride.fee_amount
+        else ""
+    )
+    if status is RideStatus.ACCEPTED:
+        return to(
+            ride.passenger_id,
+            NotificationKind.DRIVER_ASSIGNED,
+            "Your driver is on the way",
+            "Follow them on the map.",
+            urgent=True,
+            ttl_s=300,
+        )
+    if status is RideStatus.ARRIVED:
+        return to(
+            ride.passenger_id,
+            NotificationKind.DRIVER_ARRIVED,
+            "Your driver is here",
+            "They are waiting at the pickup.",
+            urgent=True,
+            ttl_s=300,
+        )
+    if status is RideStatus.IN_PROGRESS:
+        return to(
+            ride.passenger_id, NotificationKind.TRIP_STARTED, "Trip started", "Enjoy the ride."
+        )
+    if status is RideStatus.COMPLETED:
+        fare = money_text(ride.fare_amount or 0, ride.currency)
+        return to(
+            ride.passenger_id,
+            NotificationKind.TRIP_COMPLETED,
+            "You have arrived",
+            f"Your fare: {fare}.",
+        ) + to(ride.driver_id, NotificationKind.TRIP_COMPLETED, "Trip completed", f"Fare: {fare}.")
+    if status is RideStatus.NO_SHOW:
+        return to(
+            ride.passenger_id,
+            NotificationKind.NO_SHOW,
+            "Your driver could not find you",
+            "The ride was ended." + fee,
+        )
+    if status is RideStatus.EXPIRED:
+        return to(
+            ride.passenger_id,
+            NotificationKind.NO_DRIVER_FOUND,
+            "No driver found",
+            "No driver was free near you. Please try again.",
+        )
+    if status is RideStatus.CANCELLED:
+        by = ride.cancelled_by
+        to_passenger = to(
+            ride.passenger_id,
+            NotificationKind.RIDE_CANCELLED,
+            "Your ride was cancelled",
+            ("You cancelled the ride." if by == Actor.PASSENGER else "The ride was cancelled.")
+            + fee,
+        )
+        to_driver = to(
+            ride.driver_id,
+            NotificationKind.RIDE_CANCELLED,
+            "Ride cancelled",
+            "The passenger cancelled the ride."
+            if by == Actor.PASSENGER
+            else "The ride was cancelled.",
+            urgent=True,
+            ttl_s=300,
+        )
+        if by == Actor.PASSENGER:  # the other side: the driver, if one was assigned
+            return to_driver + (to_passenger if ride.fee_amount else [])
+        if by == Actor.DRIVER:
+            return to_passenger
+        return to_passenger + to_driver  # an admin or the system: both sides
+    return []

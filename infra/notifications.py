@@ -1,0 +1,182 @@
+"""Devices and the notification log in SQL, and delivering one logged notification to
+each of its user's devices, once per device."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, literal, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col, select
+
+from domain.notifications import NotificationStatus, PlannedPush
+from infra.db import unit_of_work, utcnow
+from infra.models import Delivery, Device, Notification
+from infra.push import Push, PushOutcome, send
+
+
+def _insert(session: Session) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+class SqlDevices:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def register(self, user_id: uuid.UUID, token: str, platform: str) -> None:
+        """The token is this user's now (a device that changed hands moves with it)."""
+        table: Any = Device.__table__  # type: ignore[attr-defined]
+        stmt = _insert(self.session)(table).values(
+            id=uuid.uuid4(), user_id=user_id, token=token, platform=platform, created_at=utcnow()
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["token"], set_={"user_id": user_id, "platform": platform}
+        )
+        self.session.execute(stmt)
+
+    def unregister(self, user_id: uuid.UUID, token: str) -> bool:
+        result: Any = self.session.execute(
+            delete(Device).where(col(Device.user_id) == user_id, col(Device.token) == token)
+        )
+        return bool(result.rowcount)
+
+    def log(
+        self, user_id: uuid.UUID, before: tuple[datetime, uuid.UUID] | None, limit: int
+    ) -> list[Notification]:
+        stmt = select(Notification).where(Notification.user_id == user_id)
+        if before is not None:
+            stmt = stmt.where(
+                tuple_(col(Notification.created_at), col(Notification.id))
+                < tuple_(literal(before[0]), literal(before[1]))
+            )
+        stmt = stmt.order_by(
+            col(Notification.created_at).desc(), col(Notification.id).desc()
+        ).limit(limit)
+        return list(self.session.exec(stmt).all())
+
+
+def log_pushes(session: Session, ride_id: uuid.UUID, pushes: list[PlannedPush]) -> list[str]:
+    """Log each planned push once (a repeated job finds them there); their ids, new or
+    not, for delivery."""
+    table: Any = Notification.__table__  # type: ignore[attr-defined]
+    ids = []
+    for p in pushes:
+        stmt = (
+            _insert(session)(table)
+            .values(
+                id=uuid.uuid4(),
+                user_id=p.user_id,
+                ride_id=ride_id,
+                kind=p.kind,
+                title=p.title,
+                body=p.body,
+                data=p.data,
+                high_priority=p.high_priority,
+                collapse_key=p.collapse_key,
+                ttl_s=p.ttl_s,
+                status=NotificationStatus.QUEUED,
+                created_at=utcnow(),
+            )
+            .on_conflict_do_nothing(index_elements=["user_id", "ride_id", "kind"])
+        )
+        session.execute(stmt)
+        found = session.exec(
+            select(Notification.id).where(
+                Notification.user_id == p.user_id,
+                Notification.ride_id == ride_id,
+                Notification.kind == p.kind,
+            )
+        ).one()
+        ids.append(str(found))
+    return ids
+
+
+def deliver(notification_id: uuid.UUID) -> float | None | bool:
+    """Send the notification to each of its user's devices that has not had it yet; False
+    when done, else when to come back (FCM's Retry-After, or None: FCM gave none).
+
+    Each (notification, token) is one delivery row, handled in transactions of its own:
+    claimed (`sending`, committed) before the push goes out and settled after. A task run
+    twice, or retried after a partial failure, never sends a device the same notification
+    twice; a crash between the two leaves the delivery claimed, not repeated (at most
+    once). A token FCM calls dead is forgotten; an answer to come back puts the delivery
+    back to `pending` (FCM took nothing)."""
+    with unit_of_work() as session:
+        note = session.get(Notification, notification_id)
+        if note is None:
+            return False
+        user_id = note.user_id
+        push = Push(
+            title=note.title,
+            body=note.body,
+            data=dict(note.data),
+            high_priority=note.high_priority,
+            collapse_key=note.collapse_key,
+            ttl_s=note.ttl_s,
+        )
+        tokens = list(session.exec(select(Device.token).where(Device.user_id == user_id)).all())
+    come_back: float | None | bool = False
+    for token in tokens:
+        delivery_id = _claim(notification_id, token)
+        if delivery_id is None:
+            continue  # sent, claimed or settled already
+        result = send(token, push)
+        with unit_of_work() as session:
+            row = session.get(Delivery, delivery_id)
+            assert row is not None
+            row.updated_at, row.error = utcnow(), result.error
+            if result.outcome is PushOutcome.SENT:
+                row.status, row.message_id = "sent", result.message_id
+            elif result.outcome is PushOutcome.GONE:
+                row.status = "gone"
+                session.execute(delete(Device).where(col(Device.token) == token))
+            elif result.outcome is PushOutcome.FAILED:
+                row.status = "failed"
+            else:
+                row.status = "pending"
+                come_back = result.retry_after
+            session.add(row)
+    _settle(notification_id, waiting=come_back is not False)
+    return come_back
+
+
+def _claim(notification_id: uuid.UUID, token: str) -> uuid.UUID | None:
+    table: Any = Delivery.__table__  # type: ignore[attr-defined]
+    with unit_of_work() as session:
+        session.execute(
+            _insert(session)(table)
+            .values(
+                id=uuid.uuid4(), notification_id=notification_id, token=token, updated_at=utcnow()
+            )
+            .on_conflict_do_nothing(index_elements=["notification_id", "token"])
+        )
+        row = session.exec(
+            select(Delivery)
+            .where(Delivery.notification_id == notification_id, Delivery.token == token)
+            .with_for_update()
+        ).one()
+        if row.status != "pending":
+            return None
+        row.status, row.attempts, row.updated_at = "sending", row.attempts + 1, utcnow()
+        session.add(row)
+        return row.id
+
+
+def _settle(notification_id: uuid.UUID, *, waiting: bool) -> None:
+    """The log entry's status from its deliveries: sent once any device took it."""
+    with unit_of_work() as session:
+        note = session.exec(
+            select(Notification).where(Notification.id == notification_id).with_for_update()
+        ).one()
+        statuses = session.exec(
+            select(Delivery.status).where(Delivery.notification_id == notification_id)
+        ).all()
+        if "sent" in statuses:
+            note.status, note.sent_at = NotificationStatus.SENT, note.sent_at or utcnow()
+        elif not waiting:
+            note.status = NotificationStatus.FAILED
+            note.error = "no device took it" if statuses else "no registered device"
+        session.add(note)

@@ -1,0 +1,157 @@
+"""Pushes from ride events, delivered by a real worker to the FCM stand-in: one message per
+device with the payload the app routes on, retried after FCM's UNAVAILABLE, dead tokens
+pruned, nothing sent twice, and the log of what each user was told."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from typing import Any
+
+import httpx
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from infra.db import get_engine
+from infra.queue import celery_app
+from tests.factories import Account, advance, register, request_ride
+from tests.wait import until
+
+
+def _fcm(settings: Any) -> str:
+    base: str = settings.fcm_endpoint
+    httpx.delete(f"{base}/_requests")
+    httpx.delete(f"{base}/_faults")
+    return base
+
+
+def _sent(fcm: str, ride_id: str | None = None) -> list[dict[str, Any]]:
+    seen = httpx.get(f"{fcm}/_requests").json()
+    return [
+        s for s in seen if ride_id is None or s["message"].get("data", {}).get("ride_id") == ride_id
+    ]
+
+
+def _device(client: TestClient, who: Account, token: str, platform: str = "android") -> None:
+    r = client.post(
+        "/api/v1/devices", json={"token": token, "platform": platform}, headers=who.headers
+    )
+    assert r.status_code == 201, r.text
+
+
+def _log(client: TestClient, who: Account) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = client.get("/api/v1/notifications", headers=who.headers).json()[
+        "items"
+    ]
+    return items
+
+
+def test_every_step_of_a_ride_reaches_each_device_once(client: TestClient, settings: Any) -> None:
+    fcm = _fcm(settings)
+    p, d = register(client, "passenger"), register(client, "driver")
+    _device(client, p, f"p-phone-{p.id}")
+    _device(client, p, f"p-tablet-{p.id}", "ios")
+    _device(client, d, f"d-phone-{d.id}")
+    ride = request_ride(client, p)
+    advance(client, ride["id"], d, "accept", "arrive", "start", "complete")
+    kinds = ["driver_assigned", "driver_arrived", "trip_started", "trip_completed"]
+    until(lambda: len(_sent(fcm, ride["id"])) == 2 * len(kinds) + 1)
+    sent = _sent(fcm, ride["id"])
+    assert all(s["status"] == 200 for s in sent)
+    per_device = Counter((s["message"]["token"], s["message"]["data"]["type"]) for s in sent)
+    for token in (f"p-phone-{p.id}", f"p-tablet-{p.id}"):
+        assert {k: per_device[(token, k)] for k in kinds} == dict.fromkeys(kinds, 1)
+    assert per_device[(f"d-phone-{d.id}", "trip_completed")] == 1
+    assigned = next(s["message"] for s in sent if s["message"]["data"]["type"] == "driver_assigned")
+    assert assigned["data"] == {"type": "driver_assigned", "ride_id": ride["id"], "screen": "ride"}
+    assert assigned["android"]["priority"] == "high"
+    assert assigned["android"]["collapse_key"] == f"ride-{ride['id']}"
+    assert assigned["android"]["ttl"] == "300s"
+    done = next(s["message"] for s in sent if s["message"]["data"]["type"] == "trip_completed")
+    passenger_done = next(
+        s["message"]
+        for s in sent
+        if s["message"]["data"]["type"] == "trip_completed"
+        and s["message"]["token"] != f"d-phone-{d.id}"
+    )
+    assert passenger_done["notification"]["title"] == "You have arrived"
+    assert passenger_done["notification"]["body"].startswith("Your fare: ")
+    assert done["data"]["ride_id"] == ride["id"]
+    # the passenger's log: every step, sent
+    until(lambda: len(_log(client, p)) == 4 and all(n["status"] == "sent" for n in _log(client, p)))
+    assert [n["kind"] for n in _log(client, p)][::-1] == kinds
+
+
+def test_unavailable_is_retried_and_a_dead_token_is_pruned(
+    client: TestClient, settings: Any
+) -> None:
+    fcm = _fcm(settings)
+    p, d = register(client, "passenger"), register(client, "driver")
+    good, dead = f"good-{p.id}", f"unregistered-{p.id}"
+    _device(client, p, good)
+    _device(client, p, dead)
+    r = httpx.post(
+        f"{fcm}/_faults", json={"errors": ["UNAVAILABLE"], "token": good, "retry_after": 1}
+    )
+    assert r.status_code == 200
+    ride = request_ride(client, p)
+    advance(client, ride["id"], d, "accept")
+    until(
+        lambda: (
+            [s["status"] for s in _sent(fcm, ride["id"]) if s["message"]["token"] == good]
+            == [503, 200]
+        ),
+        timeout=30,
+    )
+    to_dead = [s["status"] for s in _sent(fcm, ride["id"]) if s["message"]["token"] == dead]
+    assert to_dead == [404]  # tried once, then forgotten
+    with get_engine().connect() as conn:
+        tokens = (
+            conn.execute(text("SELECT token FROM devices WHERE user_id = :u"), {"u": p.id})
+            .scalars()
+            .all()
+        )
+    assert tokens == [good]
+    until(lambda: _log(client, p)[0]["status"] == "sent")
+
+
+def test_a_delivery_task_run_twice_sends_nothing_twice(client: TestClient, settings: Any) -> None:
+    fcm = _fcm(settings)
+    p, d = register(client, "passenger"), register(client, "driver")
+    _device(client, p, f"once-{p.id}")
+    ride = request_ride(client, p)
+    advance(client, ride["id"], d, "accept")
+    until(lambda: len(_sent(fcm, ride["id"])) == 1)
+    with get_engine().connect() as conn:
+        note = conn.execute(
+            text("SELECT id FROM notifications WHERE ride_id = :r"), {"r": ride["id"]}
+        ).scalar_one()
+    for _ in range(2):  # a redelivery, and once more
+        result = celery_app.send_task(
+            "notifications.deliver", kwargs={"notification_id": str(note)}
+        ).get(timeout=30)
+        assert result == "done"
+    assert len(_sent(fcm, ride["id"])) == 1
+
+
+def test_a_user_without_a_device_still_gets_the_log_entry(
+    client: TestClient, settings: Any
+) -> None:
+    fcm = _fcm(settings)
+    p, d = register(client, "passenger"), register(client, "driver")
+    ride = request_ride(client, p)
+    advance(client, ride["id"], d, "accept")
+    until(lambda: bool(_log(client, p)) and _log(client, p)[0]["status"] != "queued")
+    [entry] = _log(client, p)
+    assert (entry["kind"], entry["status"], entry["ride_id"]) == (
+        "driver_assigned",
+        "failed",
+        ride["id"],
+    )
+    assert _sent(fcm, ride["id"]) == []
+    # and unregistering: mine only
+    other = register(client, "passenger")
+    _device(client, p, f"mine-{p.id}")
+    assert client.delete(f"/api/v1/devices/mine-{p.id}", headers=other.headers).status_code == 404
+    assert client.delete(f"/api/v1/devices/mine-{p.id}", headers=p.headers).status_code == 204
+    assert uuid.UUID(entry["id"])
