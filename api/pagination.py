@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Query
 
 from api.errors import ApiError
+
+T = TypeVar("T")
 
 
 def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
@@ -26,3 +33,30 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
         return parsed, uuid.UUID(rid)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid cursor", "invalid_cursor") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class PageAsk:
+    """`?limit=&cursor=` of a keyset-paginated list (newest first on (created_at, id))."""
+
+    limit: int
+    before: tuple[datetime, uuid.UUID] | None
+
+    @property
+    def fetch(self) -> int:
+        """Rows to ask for: one more than a page tells whether another page follows."""
+        return self.limit + 1
+
+    def page(self, rows: Sequence[Any], shape: Callable[[Any], T]) -> tuple[list[T], str | None]:
+        """The page's items, shaped, and the cursor of the next page (None on the last)."""
+        items = list(rows[: self.limit])
+        more = len(rows) > self.limit
+        next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if more else None
+        return [shape(r) for r in items], next_cursor
+
+
+def page_ask(limit: Annotated[int, Query(ge=1, le=100)] = 20, cursor: str | None = None) -> PageAsk:
+    return PageAsk(limit, decode_cursor(cursor))
+
+
+PageDep = Annotated[PageAsk, Depends(page_ask)]

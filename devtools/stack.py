@@ -86,7 +86,19 @@ class Stack:
         self._add("api", launcher.start_api(s.api_port, host=s.api_host, quiet=False, wait=False))
         self._add(
             "worker",
-            launcher.start_worker(quiet=False, extra=["-E", "--loglevel", "INFO"]),
+            launcher.start_worker(
+                queues="payments,default", quiet=False, extra=["-E", "--loglevel", "INFO"]
+            ),
+        )
+        # pushes on a worker of their own: a burst of them never delays the payments queue
+        self._add(
+            "push-worker",
+            launcher.start_worker(
+                queues="notifications",
+                name="push@%h",
+                quiet=False,
+                extra=["-E", "--loglevel", "INFO"],
+            ),
         )
         self._add("beat", launcher.start_beat(quiet=False))
         self._add("flower", launcher.start_flower(s.flower_port, log=self.logs / "flower.log"))

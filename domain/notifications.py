@@ -2,8 +2,9 @@
 notification log and another delivers them (one message per device).
 
 Every push carries a data payload the app routes on when tapped: `type` (the kind),
-`ride_id`, and the `screen` to open. Pushes of one ride's progress share a collapse key,
-so a newer one replaces an older one still on the screen, and a TTL, so a stale
+`ride_id`, and the `screen` to open. A ride's pushes of one kind share a collapse key,
+so a newer one replaces an older one still on the screen (pushes of different steps may
+arrive out of order, so they never replace each other), and a TTL, so a stale
 time-critical push is dropped rather than shown late.
 """
 
@@ -14,7 +15,7 @@ from enum import StrEnum
 from uuid import UUID
 
 from domain.access import Actor
-from domain.rides import RideStatus
+from domain.rides import RideState, RideStatus
 
 
 class NotificationKind(StrEnum):
@@ -25,6 +26,12 @@ class NotificationKind(StrEnum):
     RIDE_CANCELLED = "ride_cancelled"
     NO_SHOW = "no_show"
     NO_DRIVER_FOUND = "no_driver_found"
+    OFFER = "offer"
+    PAYMENT_SUCCEEDED = "payment_succeeded"
+    PAYMENT_FAILED = "payment_failed"
+    PAYMENT_ACTION_NEEDED = "payment_requires_action"
+    REFUNDED = "refunded"
+    RATING_RECEIVED = "rating_received"
 
 
 class NotificationStatus(StrEnum):
@@ -39,8 +46,11 @@ class PlannedPush:
     kind: NotificationKind
     title: str
     body: str
+    key: str  # what it is about, once per user: `ride:{id}:{kind}`, `refund:{id}`, ...
+    ride_id: UUID | None = None
     data: dict[str, str] = field(default_factory=dict)
     high_priority: bool = False
+    data_only: bool = False
     collapse_key: str | None = None
     ttl_s: int = 3600
 
@@ -54,6 +64,18 @@ class RideFacts:
     fee_amount: int | None
     currency: str
     cancelled_by: str | None
+
+    @classmethod
+    def of(cls, ride: RideState) -> RideFacts:
+        return cls(
+            ride.id,
+            ride.passenger_id,
+            ride.driver_id,
+            ride.fare_amount,
+            ride.fee_amount,
+            ride.currency,
+            ride.cancelled_by,
+        )
 
 
 def money_text(amount: int, currency: str) -> str:
@@ -82,9 +104,13 @@ def ride_pushes(status: RideStatus, ride: RideFacts) -> list[PlannedPush]:
                 kind=kind,
                 title=title,
                 body=body,
+                key=f"ride:{ride.id}:{kind}",
+                ride_id=ride.id,
                 data=data,
                 high_priority=urgent,
-                collapse_key=f"ride-{ride.id}",
+                # per kind: a newer push of the same kind replaces the older one, and
+                # pushes of different steps, which may arrive out of order, never do
+                collapse_key=f"ride-{ride.id}-{kind}",
                 ttl_s=ttl_s,
             )
         ]
@@ -163,3 +189,90 @@ def ride_pushes(status: RideStatus, ride: RideFacts) -> list[PlannedPush]:
             return to_passenger
         return to_passenger + to_driver  # an admin or the system: both sides
     return []
+
+
+def offer_push(
+    driver_id: UUID, ride_id: UUID, offer_id: UUID, expires_at: str, ttl_s: int
+) -> PlannedPush:
+    """A new offer: high priority and data-only (the driver app wakes and rings itself),
+    living no longer than the offer."""
+    return PlannedPush(
+        user_id=driver_id,
+        kind=NotificationKind.OFFER,
+        title="New ride offer",
+        body="Open the app to accept it.",
+        key=f"offer:{offer_id}",
+        ride_id=ride_id,
+        data={
+            "type": str(NotificationKind.OFFER),
+            "ride_id": str(ride_id),
+            "offer_id": str(offer_id),
+            "expires_at": expires_at,
+            "screen": "offer",
+        },
+        high_priority=True,
+        data_only=True,
+        ttl_s=max(1, ttl_s),
+    )
+
+
+_PAYMENT_TEXT = {
+    NotificationKind.PAYMENT_SUCCEEDED: ("Payment received", "{amount} was charged to your card."),
+    NotificationKind.PAYMENT_FAILED: (
+        "Your card was declined",
+        "{amount} is outstanding. Update your card to ride again.",
+    ),
+    NotificationKind.PAYMENT_ACTION_NEEDED: (
+        "Confirm your payment",
+        "Your bank asks you to confirm {amount} in the app.",
+    ),
+    NotificationKind.REFUNDED: ("Refund on its way", "{amount} is being refunded to your card."),
+}
+
+
+def payment_push(
+    kind: NotificationKind,
+    passenger_id: UUID,
+    ride_id: UUID,
+    subject: str,
+    amount: int,
+    currency: str,
+) -> PlannedPush:
+    """A payment's outcome told to the rider; `subject` names what it is about, once
+    (`payment:{id}`, `refund:{id}`)."""
+    title, body = _PAYMENT_TEXT[kind]
+    screen = (
+        "payment"
+        if kind
+        in (
+            NotificationKind.PAYMENT_FAILED,
+            NotificationKind.PAYMENT_ACTION_NEEDED,
+        )
+        else "ride"
+    )
+    return PlannedPush(
+        user_id=passenger_id,
+        kind=kind,
+        title=title,
+        body=body.format(amount=money_text(amount, currency)),
+        key=f"{subject}:{kind}",
+        ride_id=ride_id,
+        data={"type": str(kind), "ride_id": str(ride_id), "screen": screen},
+        high_priority=kind is NotificationKind.PAYMENT_ACTION_NEEDED,
+    )
+
+
+def rating_push(ratee_id: UUID, ride_id: UUID, rating_id: UUID, stars: int) -> PlannedPush:
+    return PlannedPush(
+        user_id=ratee_id,
+        kind=NotificationKind.RATING_RECEIVED,
+        title="You were rated",
+        body=f"{stars} star{'s' if stars != 1 else ''} for your last ride.",
+        key=f"rating:{rating_id}",
+        ride_id=ride_id,
+        data={
+            "type": str(NotificationKind.RATING_RECEIVED),
+            "ride_id": str(ride_id),
+            "screen": "ratings",
+        },
+    )

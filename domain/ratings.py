@@ -62,6 +62,8 @@ TAGS: dict[RatedSide, tuple[str, ...]] = {
 
 @dataclass(frozen=True, slots=True)
 class RatingRules:
+    """Settings `RIDEHAIL_RATING_<FIELD>`; see docs/ratings.md for what each changes."""
+
     window_days: int = 7
     comment_max: int = 500
     tags_max: int = 5

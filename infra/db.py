@@ -100,6 +100,16 @@ def _session_factory() -> sessionmaker[Session]:
     return sessionmaker(bind=get_engine(), class_=Session, expire_on_commit=False)
 
 
+def newest_first(stmt: Any, model: Any, before: tuple[datetime, Any] | None, limit: int) -> Any:
+    """`stmt` keyset-paginated newest first on (created_at, id), after the cursor `before`."""
+    from sqlalchemy import literal, tuple_
+
+    created, ident = model.created_at, model.id
+    if before is not None:
+        stmt = stmt.where(tuple_(created, ident) < tuple_(literal(before[0]), literal(before[1])))
+    return stmt.order_by(created.desc(), ident.desc()).limit(limit)
+
+
 def ping_database() -> None:
     """Raise unless the database answers a trivial query."""
     from sqlalchemy import text

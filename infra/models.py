@@ -335,7 +335,7 @@ class Notification(SQLModel, table=True):
 
     __tablename__ = "notifications"
     __table_args__ = (
-        UniqueConstraint("user_id", "ride_id", "kind", name="uq_notifications_user_ride_kind"),
+        UniqueConstraint("user_id", "key", name="uq_notifications_user_key"),
         Index("ix_notifications_user_created", "user_id", "created_at"),
     )
 
@@ -343,10 +343,12 @@ class Notification(SQLModel, table=True):
     user_id: uuid.UUID = Field(foreign_key="users.id")
     ride_id: uuid.UUID | None = Field(default=None, foreign_key="rides.id")
     kind: str = Field(max_length=32)  # domain.notifications.NotificationKind
+    key: str = Field(max_length=200)  # what it is about, told once per user
     title: str = Field(max_length=200)
     body: str = Field(max_length=1000)
     data: dict[str, str] = Field(sa_column=Column(JSON, nullable=False))
     high_priority: bool = False
+    data_only: bool = False
     collapse_key: str | None = Field(default=None, max_length=100)
     ttl_s: int = 3600
     status: str = Field(default="queued", max_length=16)  # NotificationStatus

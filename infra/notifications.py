@@ -7,13 +7,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, literal, tuple_
+from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from domain.notifications import NotificationStatus, PlannedPush
-from infra.db import unit_of_work, utcnow
+from infra import jobs
+from infra.db import newest_first, unit_of_work, utcnow
 from infra.models import Delivery, Device, Notification
 from infra.push import Push, PushOutcome, send
 
@@ -46,52 +47,38 @@ class SqlDevices:
     def log(
         self, user_id: uuid.UUID, before: tuple[datetime, uuid.UUID] | None, limit: int
     ) -> list[Notification]:
-        stmt = select(Notification).where(Notification.user_id == user_id)
-        if before is not None:
-            stmt = stmt.where(
-                tuple_(col(Notification.created_at), col(Notification.id))
-                < tuple_(literal(before[0]), literal(before[1]))
-            )
-        stmt = stmt.order_by(
-            col(Notification.created_at).desc(), col(Notification.id).desc()
-        ).limit(limit)
-        return list(self.session.exec(stmt).all())
+        mine = select(Notification).where(Notification.user_id == user_id)
+        return list(self.session.exec(newest_first(mine, Notification, before, limit)).all())
 
 
-def log_pushes(session: Session, ride_id: uuid.UUID, pushes: list[PlannedPush]) -> list[str]:
-    """Log each planned push once (a repeated job finds them there); their ids, new or
-    not, for delivery."""
+def log_pushes(session: Session, pushes: list[PlannedPush]) -> None:
+    """Log each planned push once (its key: a repeated job finds it there) and queue its
+    delivery, in the caller's transaction."""
     table: Any = Notification.__table__  # type: ignore[attr-defined]
-    ids = []
     for p in pushes:
-        stmt = (
+        new = session.execute(
             _insert(session)(table)
             .values(
                 id=uuid.uuid4(),
                 user_id=p.user_id,
-                ride_id=ride_id,
+                ride_id=p.ride_id,
                 kind=p.kind,
+                key=p.key,
                 title=p.title,
                 body=p.body,
                 data=p.data,
                 high_priority=p.high_priority,
+                data_only=p.data_only,
                 collapse_key=p.collapse_key,
                 ttl_s=p.ttl_s,
                 status=NotificationStatus.QUEUED,
                 created_at=utcnow(),
             )
-            .on_conflict_do_nothing(index_elements=["user_id", "ride_id", "kind"])
-        )
-        session.execute(stmt)
-        found = session.exec(
-            select(Notification.id).where(
-                Notification.user_id == p.user_id,
-                Notification.ride_id == ride_id,
-                Notification.kind == p.kind,
-            )
-        ).one()
-        ids.append(str(found))
-    return ids
+            .on_conflict_do_nothing(index_elements=["user_id", "key"])
+            .returning(table.c.id)
+        ).first()
+        if new is not None:
+            jobs.enqueue(session, "notifications.deliver", notification_id=str(new[0]))
 
 
 def deliver(notification_id: uuid.UUID) -> float | None | bool:
@@ -114,6 +101,7 @@ def deliver(notification_id: uuid.UUID) -> float | None | bool:
             body=note.body,
             data=dict(note.data),
             high_priority=note.high_priority,
+            data_only=note.data_only,
             collapse_key=note.collapse_key,
             ttl_s=note.ttl_s,
         )

@@ -18,10 +18,12 @@ from sqlmodel import Session, col, select
 
 from domain.dispatch import Candidate, OfferStatus
 from domain.errors import Conflict, NotFound
+from domain.notifications import offer_push
 from domain.rides import RideStatus
 from infra.db import after_commit
 from infra.live import LiveSync, iso
 from infra.models import Offer, Ride
+from infra.notifications import log_pushes
 from infra.redis import get_sync_redis
 
 
@@ -98,6 +100,9 @@ class SqlOffers:
         except IntegrityError:
             return None
         publish_offer(self.session, ride, offer)
+        expires = iso(offer.expires_at.timestamp())
+        push = offer_push(offer.driver_id, ride.id, offer.id, expires, round(ttl_s))
+        log_pushes(self.session, [push])
         return offer
 
     def close(self, offer: Offer, status: OfferStatus, now: datetime) -> None:

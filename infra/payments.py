@@ -10,11 +10,13 @@ from sqlmodel import Session, col, func, select
 
 from domain.ledger import card_received_entry
 from domain.money import Money
+from domain.notifications import NotificationKind, payment_push
 from domain.payments import FROM_INTENT_STATUS, OWED, PaymentKind, PaymentStatus, RefundStatus
 from domain.rides import RideState
 from domain.usecases.ports import Card, IntentInfo, SetupIntentInfo
 from infra.db import utcnow
 from infra.models import Payment, Refund, User
+from infra.notifications import log_pushes
 from infra.repositories import SqlLedger
 from infra.stripe_gateway import StripeGateway
 
@@ -126,7 +128,8 @@ def apply_intent(payment: Payment, intent: Any) -> None:
 
 
 def record_received(session: Session, payment: Payment) -> None:
-    """Post what Stripe took on this payment to the ledger (once: the entry key)."""
+    """Post what Stripe took on this payment to the ledger (once: the entry key), and tell
+    the rider (once: the notification's key)."""
     if payment.amount_received > 0:
         SqlLedger(session).post(
             card_received_entry(
@@ -136,6 +139,19 @@ def record_received(session: Session, payment: Payment) -> None:
                 Money(payment.amount_received, payment.currency),
             )
         )
+        tell_rider(session, payment, NotificationKind.PAYMENT_SUCCEEDED, payment.amount_received)
+
+
+def tell_rider(session: Session, payment: Payment, kind: NotificationKind, amount: int) -> None:
+    push = payment_push(
+        kind,
+        payment.passenger_id,
+        payment.ride_id,
+        f"payment:{payment.id}",
+        amount,
+        payment.currency,
+    )
+    log_pushes(session, [push])
 
 
 class StripeCards:

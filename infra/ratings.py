@@ -3,16 +3,17 @@ recomputes from a user's ratings."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import literal, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from domain.errors import Conflict
 from domain.ratings import RatedSide, RatingRules, Summary, needs_alert, summarize
-from infra.db import utcnow
+from domain.usecases.ports import NewRating
+from infra.db import newest_first, utcnow
 from infra.models import Rating, RatingAlert, RatingSummary, User
 
 
@@ -20,28 +21,8 @@ class SqlRatings:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(
-        self,
-        *,
-        ride_id: UUID,
-        rater_id: UUID,
-        ratee_id: UUID,
-        ratee_side: str,
-        stars: int,
-        comment: str | None,
-        tags: list[str],
-        created_at: datetime,
-    ) -> Rating:
-        rating = Rating(
-            ride_id=ride_id,
-            rater_id=rater_id,
-            ratee_id=ratee_id,
-            ratee_side=ratee_side,
-            stars=stars,
-            comment=comment,
-            tags=tags,
-            created_at=created_at,
-        )
+    def add(self, new: NewRating) -> Rating:
+        rating = Rating(**asdict(new))
         try:
             with self.session.begin_nested():
                 self.session.add(rating)
@@ -53,13 +34,7 @@ class SqlRatings:
     def received(
         self, user_id: UUID, before: tuple[datetime, UUID] | None, limit: int
     ) -> list[Rating]:
-        stmt = select(Rating).where(Rating.ratee_id == user_id)
-        if before is not None:
-            stmt = stmt.where(
-                tuple_(col(Rating.created_at), col(Rating.id))
-                < tuple_(literal(before[0]), literal(before[1]))
-            )
-        stmt = stmt.order_by(col(Rating.created_at).desc(), col(Rating.id).desc()).limit(limit)
+        stmt = newest_first(select(Rating).where(Rating.ratee_id == user_id), Rating, before, limit)
         return list(self.session.exec(stmt).all())
 
     def summary(self, user_id: UUID) -> RatingSummary | None:

@@ -9,7 +9,6 @@ from types import SimpleNamespace
 from typing import Any, cast
 from uuid import UUID
 
-from sqlalchemy import literal, tuple_
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
@@ -21,6 +20,7 @@ from domain.rides import DRIVER_ACTIVE, OPEN, RideEvent, RideState
 from domain.trip import PathPoint, travelled_distance_m
 from domain.usecases.ports import Posting, RideQuery
 from infra import jobs
+from infra.db import newest_first
 from infra.live import LiveSync, RideFacts, iso, ride_facts_fields
 from infra.models import JournalEntryRow, LedgerLine, Ride, Settlement
 from infra.redis import get_sync_redis
@@ -76,12 +76,7 @@ class SqlRideRepository:
             stmt = stmt.where(Ride.driver_id == query.driver_id)
         if query.status is not None:
             stmt = stmt.where(Ride.status == query.status)
-        if query.before is not None:
-            created, rid = query.before
-            stmt = stmt.where(
-                tuple_(col(Ride.created_at), col(Ride.id)) < tuple_(literal(created), literal(rid))
-            )
-        stmt = stmt.order_by(col(Ride.created_at).desc(), col(Ride.id).desc()).limit(query.limit)
+        stmt = newest_first(stmt, Ride, query.before, query.limit)
         return cast(list[RideState], list(self.session.exec(stmt).all()))
 
     def _flush(self) -> None:

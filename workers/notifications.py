@@ -9,10 +9,9 @@ import uuid
 
 from sqlmodel import Session
 
-from domain.notifications import RideFacts, ride_pushes
+from domain.notifications import RideFacts, rating_push, ride_pushes
 from domain.rides import RideStatus
-from infra import jobs
-from infra.models import Ride
+from infra.models import Rating, Ride
 from infra.notifications import deliver, log_pushes
 from workers.base import Retryable, RetryIn, transactional_task
 
@@ -23,19 +22,18 @@ def ride_event(session: Session, ride_id: str, status: str) -> int:
     ride = session.get(Ride, uuid.UUID(ride_id))
     if ride is None:
         raise Retryable(f"ride {ride_id} not visible yet")
-    facts = RideFacts(
-        id=ride.id,
-        passenger_id=ride.passenger_id,
-        driver_id=ride.driver_id,
-        fare_amount=ride.fare_amount,
-        fee_amount=ride.fee_amount,
-        currency=ride.currency,
-        cancelled_by=ride.cancelled_by,
-    )
-    ids = log_pushes(session, ride.id, ride_pushes(RideStatus(status), facts))
-    for notification_id in ids:
-        jobs.enqueue(session, "notifications.deliver", notification_id=notification_id)
-    return len(ids)
+    pushes = ride_pushes(RideStatus(status), RideFacts.of(ride))
+    log_pushes(session, pushes)
+    return len(pushes)
+
+
+@transactional_task("notifications.rating_received")
+def rating_received(session: Session, rating_id: str) -> int:
+    rating = session.get(Rating, uuid.UUID(rating_id))
+    if rating is None:
+        raise Retryable(f"rating {rating_id} not visible yet")
+    log_pushes(session, [rating_push(rating.ratee_id, rating.ride_id, rating.id, rating.stars)])
+    return 1
 
 
 @transactional_task("notifications.deliver", max_retries=8)

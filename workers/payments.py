@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from domain.ledger import refund_entry
 from domain.money import Money
+from domain.notifications import NotificationKind, payment_push
 from domain.payments import (
     CardDeclined,
     HoldStep,
@@ -32,7 +33,8 @@ from infra import jobs
 from infra.db import after_commit, utcnow
 from infra.live import LiveSync, user_stream
 from infra.models import Payment, Refund, Ride, User, WebhookEvent
-from infra.payments import apply_intent, new_payment, payment_of, record_received
+from infra.notifications import log_pushes
+from infra.payments import apply_intent, new_payment, payment_of, record_received, tell_rider
 from infra.ratelimit import RedisVelocity
 from infra.redis import get_sync_redis
 from infra.repositories import SqlLedger
@@ -77,6 +79,7 @@ def _tell_rider(session: Session, payment: Payment, kind: str) -> None:
         LiveSync(get_sync_redis()).emit(user_stream(passenger), kind, event)
 
     after_commit(session, tell)
+    tell_rider(session, payment, NotificationKind(kind), payment.amount - payment.amount_received)
 
 
 def _charge(session: Session, payment: Payment, *, hold: bool) -> None:
@@ -249,10 +252,7 @@ def _reconcile_refund(session: Session, stripe_refund_id: str) -> str:
         )
         log.error("ALERT refund %s %s after succeeding", row.id, status)
     elif status == RefundStatus.SUCCEEDED:
-        payment.amount_refunded += row.amount
-        SqlLedger(session).post(
-            refund_entry(row.id, payment.ride_id, Money(row.amount, row.currency))
-        )
+        _refunded(session, row, payment)
     row.status, row.updated_at = status, utcnow()
     session.add_all([row, payment])
     return f"refund {status}"
@@ -283,13 +283,25 @@ def refund(session: Session, refund_id: str) -> str:
     row.updated_at = utcnow()
     session.add(row)
     if row.status == RefundStatus.SUCCEEDED:
-        payment.amount_refunded += row.amount
-        payment.updated_at = utcnow()
-        session.add(payment)
-        SqlLedger(session).post(
-            refund_entry(row.id, payment.ride_id, Money(row.amount, row.currency))
-        )
+        _refunded(session, row, payment)
     return row.status
+
+
+def _refunded(session: Session, row: Refund, payment: Payment) -> None:
+    """A refund Stripe made: on the payment, in the ledger, and told to the rider."""
+    payment.amount_refunded += row.amount
+    payment.updated_at = utcnow()
+    session.add(payment)
+    SqlLedger(session).post(refund_entry(row.id, payment.ride_id, Money(row.amount, row.currency)))
+    push = payment_push(
+        NotificationKind.REFUNDED,
+        payment.passenger_id,
+        payment.ride_id,
+        f"refund:{row.id}",
+        row.amount,
+        row.currency,
+    )
+    log_pushes(session, [push])
 
 
 @transactional_task("payments.sweep_holds", max_retries=0)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from api.deps import CurrentCaller, UowDep
 from api.errors import error_responses
-from api.pagination import decode_cursor, encode_cursor
+from api.pagination import PageDep
 from domain.usecases import notifications as use
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"], responses=error_responses(401, 403))
@@ -46,23 +46,16 @@ def register_device(body: DeviceIn, caller: CurrentCaller, uow: UowDep) -> Devic
 
 
 @router.delete("/devices/{token}", status_code=204, responses=error_responses(404))
-def unregister_device(token: str, caller: CurrentCaller, uow: UowDep) -> Response:
+def unregister_device(token: str, caller: CurrentCaller, uow: UowDep) -> None:
+    """Stop pushes to this device (yours only: another user's token is a 404)."""
     use.unregister_device(uow, caller, token)
-    return Response(status_code=204)
 
 
 @router.get("/notifications", response_model=NotificationPage, responses=error_responses(400))
-def notifications(
-    caller: CurrentCaller,
-    uow: UowDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: str | None = None,
-) -> NotificationPage:
+def notifications(caller: CurrentCaller, uow: UowDep, ask: PageDep) -> NotificationPage:
     """What was sent to me, newest first, with its delivery status."""
-    rows = use.my_notifications(uow, caller, decode_cursor(cursor), limit + 1)
-    items = rows[:limit]
-    next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
-    return NotificationPage(
-        items=[NotificationPublic.model_validate(r, from_attributes=True) for r in items],
-        next_cursor=next_cursor,
+    rows = use.my_notifications(uow, caller, ask.before, ask.fetch)
+    items, next_cursor = ask.page(
+        rows, lambda r: NotificationPublic.model_validate(r, from_attributes=True)
     )
+    return NotificationPage(items=items, next_cursor=next_cursor)

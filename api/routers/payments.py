@@ -12,7 +12,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from api.deps import ContextDep, CurrentAdmin, CurrentCaller, CurrentPassenger, UowDep
@@ -63,9 +63,9 @@ def methods(caller: CurrentPassenger, uow: UowDep) -> dict[str, Any]:
 
 
 @router.delete("/methods/{pm_id}", status_code=204, responses=error_responses(404))
-def detach(pm_id: str, caller: CurrentPassenger, uow: UowDep) -> Response:
+def detach(pm_id: str, caller: CurrentPassenger, uow: UowDep) -> None:
+    """Remove a saved card from the passenger's customer at Stripe."""
     use.remove_card(uow, caller, pm_id)
-    return Response(status_code=204)
 
 
 @router.post("/methods/{pm_id}/default", response_model=CardOut, responses=error_responses(404))

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StrictInt
 
 from api.deps import ContextDep, CurrentAdmin, CurrentCaller, UowDep
 from api.errors import error_responses
-from api.pagination import decode_cursor, encode_cursor
+from api.pagination import PageDep
 from domain.access import Actor
 from domain.errors import Forbidden
 from domain.ratings import TAGS, RatedSide
@@ -75,21 +75,13 @@ def tags(caller: CurrentCaller) -> dict[str, list[str]]:
 
 
 @router.get("/ratings/user/{user_id}", response_model=RatingPage, responses=error_responses(400))
-def received(
-    user_id: uuid.UUID,
-    caller: CurrentCaller,
-    uow: UowDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: str | None = None,
-) -> RatingPage:
+def received(user_id: uuid.UUID, caller: CurrentCaller, uow: UowDep, ask: PageDep) -> RatingPage:
     """Ratings the user received, newest first."""
-    rows = use.received(uow, user_id, decode_cursor(cursor), limit + 1)
-    items = rows[:limit]
-    next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
-    return RatingPage(
-        items=[RatingPublic.model_validate(r, from_attributes=True) for r in items],
-        next_cursor=next_cursor,
+    rows = use.received(uow, user_id, ask.before, ask.fetch)
+    items, next_cursor = ask.page(
+        rows, lambda r: RatingPublic.model_validate(r, from_attributes=True)
     )
+    return RatingPage(items=items, next_cursor=next_cursor)
 
 
 @router.get("/users/{user_id}/rating", response_model=RatingSummaryOut, tags=["users"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends
 from fastapi.responses import JSONResponse
 
 from api import idempotency
@@ -17,7 +17,7 @@ from api.deps import (
     UowDep,
 )
 from api.errors import error_responses
-from api.pagination import decode_cursor, encode_cursor
+from api.pagination import PageDep
 from api.schemas import (
     CancelIn,
     EstimateIn,
@@ -81,17 +81,12 @@ def request_ride(
 
 @router.get("", response_model=RidePage, responses=error_responses(400))
 def my_rides(
-    caller: CurrentCaller,
-    uow: UowDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: str | None = None,
-    status: RideStatus | None = None,
+    caller: CurrentCaller, uow: UowDep, ask: PageDep, status: RideStatus | None = None
 ) -> RidePage:
     """My rides, newest first. Admins see every ride."""
-    rows = use.list_rides(uow, caller, status=status, before=decode_cursor(cursor), limit=limit + 1)
-    items = rows[:limit]
-    next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
-    return RidePage(items=[ride_out(r) for r in items], next_cursor=next_cursor)
+    rows = use.list_rides(uow, caller, status=status, before=ask.before, limit=ask.fetch)
+    items, next_cursor = ask.page(rows, ride_out)
+    return RidePage(items=items, next_cursor=next_cursor)
 
 
 @router.get("/{ride_id}", response_model=RidePublic | RideOffered, responses=error_responses(404))

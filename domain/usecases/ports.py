@@ -189,19 +189,20 @@ class Cards(Protocol):
         """Mirror the provider's intent onto our payment record, and post what it took."""
 
 
+@dataclass(frozen=True, slots=True)
+class NewRating:
+    ride_id: UUID
+    rater_id: UUID
+    ratee_id: UUID
+    ratee_side: str
+    stars: int
+    comment: str | None
+    tags: list[str]
+    created_at: datetime
+
+
 class Ratings(Protocol):
-    def add(
-        self,
-        *,
-        ride_id: UUID,
-        rater_id: UUID,
-        ratee_id: UUID,
-        ratee_side: str,
-        stars: int,
-        comment: str | None,
-        tags: list[str],
-        created_at: datetime,
-    ) -> Any:
+    def add(self, rating: NewRating) -> Any:
         """Store a rating; `Conflict` (`already_rated`) if this rater rated this ride."""
 
     def received(

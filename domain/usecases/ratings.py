@@ -13,7 +13,7 @@ from domain.errors import NotFound
 from domain.ratings import RatedSide, Summary, check_rating, clean_comment, summarize
 from domain.rides import RideStatus
 from domain.usecases.context import Context
-from domain.usecases.ports import UnitOfWork
+from domain.usecases.ports import NewRating, UnitOfWork
 
 
 def rate(
@@ -47,16 +47,19 @@ def rate(
     )
     assert ratee is not None  # a completed ride has its driver
     rating = uow.ratings.add(
-        ride_id=ride.id,
-        rater_id=caller.id,
-        ratee_id=ratee,
-        ratee_side=side,
-        stars=stars,
-        comment=clean_comment(comment, ctx.ratings),
-        tags=list(kept_tags),
-        created_at=ctx.now,
+        NewRating(
+            ride_id=ride.id,
+            rater_id=caller.id,
+            ratee_id=ratee,
+            ratee_side=side,
+            stars=stars,
+            comment=clean_comment(comment, ctx.ratings),
+            tags=list(kept_tags),
+            created_at=ctx.now,
+        )
     )
     uow.jobs.enqueue("ratings.aggregate", user_id=str(ratee))
+    uow.jobs.enqueue("notifications.rating_received", rating_id=str(rating.id))
     return rating
 
 

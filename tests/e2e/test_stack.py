@@ -106,6 +106,14 @@ def test_a_cash_ride_over_http_reaches_the_ledger(stack: dict[str, Any]) -> None
                 "/auth/token", data={"username": f"{role}@e2e.io", "password": "pass-word-1"}
             )
             tokens[role] = {"Authorization": f"Bearer {t.json()['access_token']}"}
+        # both apps register their device for pushes
+        for role in ("passenger", "driver"):
+            r = http.post(
+                "/devices",
+                json={"token": f"e2e-{role}-phone", "platform": "android"},
+                headers=tokens[role],
+            )
+            assert r.status_code == 201, r.text
         # the driver goes online near the pickup, as the app does
         assert (
             http.post(
@@ -140,6 +148,22 @@ def test_a_cash_ride_over_http_reaches_the_ledger(stack: dict[str, Any]) -> None
         final = http.get(f"/rides/{ride['id']}", headers=tokens["passenger"]).json()
         assert final["status"] == "completed"
         assert final["fare"]["amount"] > 0
+
+        # every step in each app's notification log, sent (by the push worker, to FCM)
+        def log(role: str) -> list[tuple[str, str]]:
+            items = http.get("/notifications", headers=tokens[role]).json()["items"]
+            return [(n["kind"], n["status"]) for n in reversed(items)]
+
+        steps = ["driver_assigned", "driver_arrived", "trip_started", "trip_completed"]
+        until(lambda: log("passenger") == [(k, "sent") for k in steps], timeout=30)
+        until(lambda: log("driver") == [("offer", "sent"), ("trip_completed", "sent")], timeout=30)
+        fcm = httpx.get(f"http://127.0.0.1:{stack['ports']['fcm']}/_requests").json()
+        to_passenger = [
+            m["message"]["data"]["type"]
+            for m in fcm
+            if m["message"]["token"] == "e2e-passenger-phone"
+        ]
+        assert sorted(to_passenger) == sorted(steps)  # once each (two push processes: any order)
 
     db = stack["data"] / "ridehail.db"
 

@@ -55,17 +55,25 @@ def test_every_step_of_a_ride_reaches_each_device_once(client: TestClient, setti
     ride = request_ride(client, p)
     advance(client, ride["id"], d, "accept", "arrive", "start", "complete")
     kinds = ["driver_assigned", "driver_arrived", "trip_started", "trip_completed"]
-    until(lambda: len(_sent(fcm, ride["id"])) == 2 * len(kinds) + 1)
+    # the passenger's two devices hear every step; the driver the offer and the end
+    until(lambda: len(_sent(fcm, ride["id"])) == 2 * len(kinds) + 2)
     sent = _sent(fcm, ride["id"])
     assert all(s["status"] == 200 for s in sent)
     per_device = Counter((s["message"]["token"], s["message"]["data"]["type"]) for s in sent)
     for token in (f"p-phone-{p.id}", f"p-tablet-{p.id}"):
         assert {k: per_device[(token, k)] for k in kinds} == dict.fromkeys(kinds, 1)
     assert per_device[(f"d-phone-{d.id}", "trip_completed")] == 1
+    offer = next(s["message"] for s in sent if s["message"]["data"]["type"] == "offer")
+    assert offer["token"] == f"d-phone-{d.id}"
+    assert "notification" not in offer  # data-only: the driver app rings itself
+    assert offer["android"]["priority"] == "high"
+    assert offer["android"]["ttl"] == "60s"  # no longer than the offer
+    assert offer["apns"]["headers"]["apns-priority"] == "10"
+    assert set(offer["data"]) == {"type", "ride_id", "offer_id", "expires_at", "screen"}
     assigned = next(s["message"] for s in sent if s["message"]["data"]["type"] == "driver_assigned")
     assert assigned["data"] == {"type": "driver_assigned", "ride_id": ride["id"], "screen": "ride"}
     assert assigned["android"]["priority"] == "high"
-    assert assigned["android"]["collapse_key"] == f"ride-{ride['id']}"
+    assert assigned["android"]["collapse_key"] == f"ride-{ride['id']}-driver_assigned"
     assert assigned["android"]["ttl"] == "300s"
     done = next(s["message"] for s in sent if s["message"]["data"]["type"] == "trip_completed")
     passenger_done = next(
@@ -124,7 +132,8 @@ def test_a_delivery_task_run_twice_sends_nothing_twice(client: TestClient, setti
     until(lambda: len(_sent(fcm, ride["id"])) == 1)
     with get_engine().connect() as conn:
         note = conn.execute(
-            text("SELECT id FROM notifications WHERE ride_id = :r"), {"r": ride["id"]}
+            text("SELECT id FROM notifications WHERE ride_id = :r AND user_id = :u"),
+            {"r": ride["id"], "u": p.id},
         ).scalar_one()
     for _ in range(2):  # a redelivery, and once more
         result = celery_app.send_task(
@@ -155,3 +164,66 @@ def test_a_user_without_a_device_still_gets_the_log_entry(
     assert client.delete(f"/api/v1/devices/mine-{p.id}", headers=other.headers).status_code == 404
     assert client.delete(f"/api/v1/devices/mine-{p.id}", headers=p.headers).status_code == 204
     assert uuid.UUID(entry["id"])
+
+
+def test_payments_refunds_and_ratings_are_told_once(client: TestClient, settings: Any) -> None:
+    from infra.db import unit_of_work
+    from infra.users import create_user
+    from tests.workers.test_card_rides import _card_passenger, _card_ride, _payment
+
+    fcm = _fcm(settings)
+    p, d = _card_passenger(client), register(client, "driver")
+    _device(client, p, f"card-phone-{p.id}")
+    _device(client, d, f"driver-phone-{d.id}")
+    ride = _card_ride(client, p)
+    until(lambda: (a := _payment(ride["id"])) is not None and a["status"] == "requires_capture")
+    advance(client, ride["id"], d, "accept", "arrive", "start", "complete")
+    until(lambda: (a := _payment(ride["id"])) is not None and a["status"] == "succeeded")
+    # refund part of it (an admin)
+    with unit_of_work() as session:
+        create_user(session, email="refunds@example.com", password="x" * 10, name="A", role="admin")
+    admin = client.post(
+        "/api/v1/auth/token", data={"username": "refunds@example.com", "password": "x" * 10}
+    ).json()["access_token"]
+    payment = _payment(ride["id"])
+    assert payment is not None
+    r = client.post(
+        f"/api/v1/payments/{payment['id']}/refunds",
+        json={"amount": 100, "reason": "detour"},
+        headers={"Authorization": f"Bearer {admin}"},
+    )
+    assert r.status_code == 201, r.text
+    # the driver rates the passenger
+    assert (
+        client.post(
+            "/api/v1/ratings", json={"ride_id": ride["id"], "stars": 5}, headers=d.headers
+        ).status_code
+        == 201
+    )
+
+    def told(token: str) -> list[str]:
+        return [
+            s["message"]["data"]["type"]
+            for s in _sent(fcm, ride["id"])
+            if s["message"]["token"] == token
+        ]
+
+    until(
+        lambda: (
+            {"payment_succeeded", "refunded", "rating_received"} <= set(told(f"card-phone-{p.id}"))
+        )
+    )
+    passenger = Counter(told(f"card-phone-{p.id}"))
+    assert (
+        passenger["payment_succeeded"],
+        passenger["refunded"],
+        passenger["rating_received"],
+    ) == (
+        1,
+        1,
+        1,
+    )
+    refund = next(
+        s["message"] for s in _sent(fcm, ride["id"]) if s["message"]["data"]["type"] == "refunded"
+    )
+    assert refund["notification"]["body"] == "1.00 USD is being refunded to your card."

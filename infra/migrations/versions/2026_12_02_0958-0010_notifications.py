@@ -40,10 +40,12 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Uuid(), nullable=False),
         sa.Column("ride_id", sa.Uuid(), nullable=True),
         sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("key", sa.String(length=200), nullable=False),
         sa.Column("title", sa.String(length=200), nullable=False),
         sa.Column("body", sa.String(length=1000), nullable=False),
         sa.Column("data", sa.JSON(), nullable=False),
         sa.Column("high_priority", sa.Boolean(), nullable=False),
+        sa.Column("data_only", sa.Boolean(), nullable=False),
         sa.Column("collapse_key", sa.String(length=100), nullable=True),
         sa.Column("ttl_s", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
@@ -57,7 +59,7 @@ def upgrade() -> None:
             ["user_id"], ["users.id"], name=op.f("fk_notifications_user_id_users")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_notifications")),
-        sa.UniqueConstraint("user_id", "ride_id", "kind", name="uq_notifications_user_ride_kind"),
+        sa.UniqueConstraint("user_id", "key", name="uq_notifications_user_key"),
     )
     with op.batch_alter_table("notifications", schema=None) as batch_op:
         batch_op.create_index(
