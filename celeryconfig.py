@@ -23,6 +23,9 @@ broker_transport_options = {
     "visibility_timeout": _VISIBILITY_S,
     "unacked_restore_interval": 10,
     "unacked_restore_throttle": 1,
+    # a worker takes from its queues in the order given (-Q notifications,promotions):
+    # promotions only when no ride push waits
+    "queue_order_strategy": "priority",
 }
 result_backend_transport_options = {"visibility_timeout": _VISIBILITY_S}
 visibility_timeout = _VISIBILITY_S
@@ -43,10 +46,16 @@ task_send_sent_event = True
 worker_hijack_root_logger = False
 
 task_default_queue = "default"
-task_queues = (Queue("payments"), Queue("notifications"), Queue("default"))
+task_queues = (
+    Queue("payments"),
+    Queue("notifications"),
+    Queue("promotions"),
+    Queue("default"),
+)
 task_routes = {
     "payments.*": {"queue": "payments"},
     "notifications.*": {"queue": "notifications"},
+    "promotions.*": {"queue": "promotions"},
     "*": {"queue": "default"},
 }
 

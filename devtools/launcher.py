@@ -295,7 +295,7 @@ def start_api(
     return proc
 
 
-QUEUES = "payments,notifications,default"
+QUEUES = "payments,notifications,promotions,default"
 
 
 def start_worker(

@@ -94,7 +94,7 @@ class Stack:
         self._add(
             "push-worker",
             launcher.start_worker(
-                queues="notifications",
+                queues="notifications,promotions",  # in that order: see celeryconfig
                 name="push@%h",
                 quiet=False,
                 extra=["-E", "--loglevel", "INFO"],

@@ -32,6 +32,7 @@ class NotificationKind(StrEnum):
     PAYMENT_ACTION_NEEDED = "payment_requires_action"
     REFUNDED = "refunded"
     RATING_RECEIVED = "rating_received"
+    PROMOTION = "promotion"
 
 
 class NotificationStatus(StrEnum):
@@ -275,4 +276,21 @@ def rating_push(ratee_id: UUID, ride_id: UUID, rating_id: UUID, stars: int) -> P
             "ride_id": str(ride_id),
             "screen": "ratings",
         },
+    )
+
+
+def promotion_push(user_id: UUID, broadcast_id: UUID, title: str, body: str) -> PlannedPush:
+    """A promotional message: only to users who opted in, normal priority, a day to live."""
+    return PlannedPush(
+        user_id=user_id,
+        kind=NotificationKind.PROMOTION,
+        title=title,
+        body=body,
+        key=f"broadcast:{broadcast_id}",
+        data={
+            "type": str(NotificationKind.PROMOTION),
+            "broadcast_id": str(broadcast_id),
+            "screen": "home",
+        },
+        ttl_s=86_400,
     )

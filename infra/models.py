@@ -55,6 +55,7 @@ class User(SQLModel, table=True):
     stripe_customer_id: str | None = Field(
         default=None, sa_column=Column(String(64), nullable=True, unique=True)
     )
+    promotions: bool = False  # opted in to promotional pushes (ride and payment ones: always)
     created_at: datetime = _ts()
 
 
@@ -374,3 +375,18 @@ class Delivery(SQLModel, table=True):
     message_id: str | None = Field(default=None, max_length=200)
     error: str | None = Field(default=None, max_length=200)
     updated_at: datetime = _ts()
+
+
+class Broadcast(SQLModel, table=True):
+    """A promotional push an admin sent to every user who opted in; planned in batches of
+    users (`cursor`: the last user id planned), delivered on the low-priority path."""
+
+    __tablename__ = "broadcasts"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    title: str = Field(max_length=200)
+    body: str = Field(max_length=1000)
+    planned: bool = False  # every opted-in user has their log entry
+    cursor: uuid.UUID | None = None
+    created_by: uuid.UUID = Field(foreign_key="users.id")
+    created_at: datetime = _ts()

@@ -7,20 +7,76 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from domain.notifications import NotificationStatus, PlannedPush
+from domain.errors import NotFound
+from domain.notifications import NotificationStatus, PlannedPush, promotion_push
+from domain.usecases.ports import BroadcastProgress
 from infra import jobs
 from infra.db import newest_first, unit_of_work, utcnow
-from infra.models import Delivery, Device, Notification
-from infra.push import Push, PushOutcome, send
+from infra.models import Broadcast, Delivery, Device, Notification, User
+from infra.push import Push, PushOutcome, PushResult, send
 
 
 def _insert(session: Session) -> Any:
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+BROADCAST_BATCH = 500
+
+
+def plan_broadcast(session: Session, broadcast_id: uuid.UUID, batch: int = BROADCAST_BATCH) -> bool:
+    """Log the broadcast for the next batch of opted-in users (by id, after the cursor) and
+    queue their deliveries; True once every opted-in user is planned."""
+    row = session.exec(
+        select(Broadcast).where(Broadcast.id == broadcast_id).with_for_update()
+    ).first()
+    if row is None or row.planned:
+        return True
+    stmt = select(User.id).where(col(User.promotions).is_(True))
+    if row.cursor is not None:
+        stmt = stmt.where(col(User.id) > row.cursor)
+    users = list(session.exec(stmt.order_by(col(User.id)).limit(batch)).all())
+    pushes = [promotion_push(u, row.id, row.title, row.body) for u in users]
+    log_pushes(session, pushes, deliver_task="promotions.deliver")
+    row.cursor = users[-1] if users else row.cursor
+    row.planned = len(users) < batch
+    session.add(row)
+    return row.planned
+
+
+class SqlBroadcasts:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def create(self, title: str, body: str, created_by: uuid.UUID) -> uuid.UUID:
+        row = Broadcast(title=title, body=body, created_by=created_by)
+        self.session.add(row)
+        self.session.flush()
+        return row.id
+
+    def progress(self, broadcast_id: uuid.UUID) -> BroadcastProgress:
+        row = self.session.get(Broadcast, broadcast_id)
+        if row is None:
+            raise NotFound("broadcast not found", code="broadcast_not_found")
+        rows = self.session.execute(
+            select(Notification.status, func.count())
+            .where(Notification.key == f"broadcast:{broadcast_id}")
+            .group_by(Notification.status)
+        ).all()
+        counts: dict[str, int] = {str(status): int(n) for status, n in rows}
+        return BroadcastProgress(
+            id=row.id,
+            planned=row.planned,
+            recipients=sum(counts.values()),
+            sent=counts.get(NotificationStatus.SENT, 0),
+            queued=counts.get(NotificationStatus.QUEUED, 0),
+        )
 
 
 class SqlDevices:
@@ -44,6 +100,16 @@ class SqlDevices:
         )
         return bool(result.rowcount)
 
+    def promotions(self, user_id: uuid.UUID) -> bool:
+        user = self.session.get(User, user_id)
+        return bool(user and user.promotions)
+
+    def set_promotions(self, user_id: uuid.UUID, wanted: bool) -> None:
+        user = self.session.get(User, user_id)
+        if user is not None:
+            user.promotions = wanted
+            self.session.add(user)
+
     def log(
         self, user_id: uuid.UUID, before: tuple[datetime, uuid.UUID] | None, limit: int
     ) -> list[Notification]:
@@ -51,9 +117,12 @@ class SqlDevices:
         return list(self.session.exec(newest_first(mine, Notification, before, limit)).all())
 
 
-def log_pushes(session: Session, pushes: list[PlannedPush]) -> None:
+def log_pushes(
+    session: Session, pushes: list[PlannedPush], deliver_task: str = "notifications.deliver"
+) -> None:
     """Log each planned push once (its key: a repeated job finds it there) and queue its
-    delivery, in the caller's transaction."""
+    delivery, in the caller's transaction. Promotions go by `promotions.deliver`, on the
+    low-priority queue."""
     table: Any = Notification.__table__  # type: ignore[attr-defined]
     for p in pushes:
         new = session.execute(
@@ -78,7 +147,7 @@ def log_pushes(session: Session, pushes: list[PlannedPush]) -> None:
             .returning(table.c.id)
         ).first()
         if new is not None:
-            jobs.enqueue(session, "notifications.deliver", notification_id=str(new[0]))
+            jobs.enqueue(session, deliver_task, notification_id=str(new[0]))
 
 
 def deliver(notification_id: uuid.UUID) -> float | None | bool:
@@ -112,23 +181,39 @@ def deliver(notification_id: uuid.UUID) -> float | None | bool:
         if delivery_id is None:
             continue  # sent, claimed or settled already
         result = send(token, push)
-        with unit_of_work() as session:
-            row = session.get(Delivery, delivery_id)
-            assert row is not None
-            row.updated_at, row.error = utcnow(), result.error
-            if result.outcome is PushOutcome.SENT:
-                row.status, row.message_id = "sent", result.message_id
-            elif result.outcome is PushOutcome.GONE:
-                row.status = "gone"
-                session.execute(delete(Device).where(col(Device.token) == token))
-            elif result.outcome is PushOutcome.FAILED:
-                row.status = "failed"
-            else:
-                row.status = "pending"
-                come_back = result.retry_after
-            session.add(row)
+        _record(delivery_id, token, result)
+        if result.outcome is PushOutcome.RETRY:
+            come_back = result.retry_after
     _settle(notification_id, waiting=come_back is not False)
     return come_back
+
+
+# The push is out: its answer must be recorded, so a passing database error (SQLite's
+# writer lock under load) is retried here rather than leaving the delivery claimed.
+_db_retry = retry(
+    retry=retry_if_exception_type(OperationalError),
+    stop=stop_after_attempt(5),
+    wait=wait_exponential_jitter(initial=0.1, max=2),
+    reraise=True,
+)
+
+
+@_db_retry
+def _record(delivery_id: uuid.UUID, token: str, result: PushResult) -> None:
+    with unit_of_work() as session:
+        row = session.get(Delivery, delivery_id)
+        assert row is not None
+        row.updated_at, row.error = utcnow(), result.error
+        if result.outcome is PushOutcome.SENT:
+            row.status, row.message_id = "sent", result.message_id
+        elif result.outcome is PushOutcome.GONE:
+            row.status = "gone"
+            session.execute(delete(Device).where(col(Device.token) == token))
+        elif result.outcome is PushOutcome.FAILED:
+            row.status = "failed"
+        else:
+            row.status = "pending"  # FCM took nothing: a later attempt sends it
+        session.add(row)
 
 
 def _claim(notification_id: uuid.UUID, token: str) -> uuid.UUID | None:
@@ -153,6 +238,7 @@ def _claim(notification_id: uuid.UUID, token: str) -> uuid.UUID | None:
         return row.id
 
 
+@_db_retry
 def _settle(notification_id: uuid.UUID, *, waiting: bool) -> None:
     """The log entry's status from its deliveries: sent once any device took it."""
     with unit_of_work() as session:

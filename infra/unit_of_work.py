@@ -17,6 +17,7 @@ from sqlmodel import Session
 from domain.geo import RouteModel
 from domain.usecases.context import Context
 from domain.usecases.ports import (
+    Broadcasts,
     Cards,
     Devices,
     JobQueue,
@@ -32,7 +33,7 @@ from domain.usecases.ports import (
 )
 from infra.db import unit_of_work, utcnow
 from infra.idempotency import SqlIdempotency
-from infra.notifications import SqlDevices
+from infra.notifications import SqlBroadcasts, SqlDevices
 from infra.offers import SqlOfferBook
 from infra.payments import SqlPaymentBook, StripeCards
 from infra.ratelimit import RedisVelocity
@@ -69,6 +70,7 @@ class SqlUnitOfWork:
         self.statements: Statements = SqlStatements(session)
         self.ratings: Ratings = SqlRatings(session)
         self.devices: Devices = SqlDevices(session)
+        self.broadcasts: Broadcasts = SqlBroadcasts(session)
         # adapters of the HTTP layer's own needs (not use-case ports)
         self.users = SqlUsers(session)
         self.idempotency = SqlIdempotency(session)

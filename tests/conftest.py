@@ -119,4 +119,7 @@ def celery_includes() -> list[str]:
 
 @pytest.fixture(scope="session")
 def celery_worker_parameters() -> dict[str, Any]:
-    return {"queues": ("payments", "notifications", "default"), "shutdown_timeout": 30}
+    return {
+        "queues": ("payments", "notifications", "promotions", "default"),
+        "shutdown_timeout": 30,
+    }

@@ -199,3 +199,4 @@ class FakeUnitOfWork:
     statements: Any = None
     ratings: Any = None
     devices: Any = None
+    broadcasts: Any = None

@@ -1,6 +1,8 @@
 """Push notifications, on the `notifications` queue (a worker of its own in `make run`, so
 a burst of pushes never delays payments): a ride event's pushes logged, then each
-delivered to every device of its user, once."""
+delivered to every device of its user, once. Promotions go by the `promotions` queue,
+which that worker takes only when `notifications` is empty: a broadcast never delays a
+ride's push."""
 
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ from sqlmodel import Session
 
 from domain.notifications import RideFacts, rating_push, ride_pushes
 from domain.rides import RideStatus
+from infra import jobs
 from infra.models import Rating, Ride
-from infra.notifications import deliver, log_pushes
+from infra.notifications import deliver, log_pushes, plan_broadcast
 from workers.base import Retryable, RetryIn, transactional_task
 
 
@@ -39,9 +42,29 @@ def rating_received(session: Session, rating_id: str) -> int:
 @transactional_task("notifications.deliver", max_retries=8)
 def deliver_one(session: Session, notification_id: str) -> str | RetryIn:
     """Deliveries commit on their own as they go (see `infra.notifications.deliver`)."""
+    return _deliver(notification_id)
+
+
+def _deliver(notification_id: str) -> str | RetryIn:
     come_back = deliver(uuid.UUID(notification_id))
     if come_back is False:
         return "done"
     # FCM's Retry-After when it gave one, else a few seconds; jitter spreads a burst
     wait = float(come_back) if come_back is not None and come_back is not True else 5.0
     return RetryIn(min(wait, 300.0) + random.uniform(0, 1))
+
+
+@transactional_task("promotions.broadcast")
+def broadcast(session: Session, broadcast_id: str) -> str:
+    """One batch of a promotional broadcast planned; the next batch is its own job, so a
+    large broadcast never holds a worker for long."""
+    if plan_broadcast(session, uuid.UUID(broadcast_id)):
+        return "planned"
+    jobs.enqueue(session, "promotions.broadcast", broadcast_id=broadcast_id)
+    return "next batch queued"
+
+
+@transactional_task("promotions.deliver", max_retries=8)
+def deliver_promotion(session: Session, notification_id: str) -> str | RetryIn:
+    """`notifications.deliver` for promotions, on the low-priority queue."""
+    return _deliver(notification_id)

@@ -9,10 +9,11 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from api.deps import CurrentCaller, UowDep
+from api.deps import CurrentAdmin, CurrentCaller, UowDep
 from api.errors import error_responses
 from api.pagination import PageDep
 from domain.usecases import notifications as use
+from domain.usecases.ports import BroadcastProgress
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"], responses=error_responses(401, 403))
 
@@ -59,3 +60,60 @@ def notifications(caller: CurrentCaller, uow: UowDep, ask: PageDep) -> Notificat
         rows, lambda r: NotificationPublic.model_validate(r, from_attributes=True)
     )
     return NotificationPage(items=items, next_cursor=next_cursor)
+
+
+class Preferences(BaseModel):
+    promotions: bool = Field(description="promotional pushes; ride and payment ones always go")
+
+
+@router.get("/notifications/preferences", response_model=Preferences)
+def preferences(caller: CurrentCaller, uow: UowDep) -> Preferences:
+    return Preferences(promotions=use.promotions_wanted(uow, caller))
+
+
+@router.put("/notifications/preferences", response_model=Preferences)
+def set_preferences(body: Preferences, caller: CurrentCaller, uow: UowDep) -> Preferences:
+    return Preferences(promotions=use.want_promotions(uow, caller, body.promotions))
+
+
+class BroadcastIn(BaseModel):
+    title: str = Field(min_length=1, max_length=200)
+    body: str = Field(min_length=1, max_length=1000)
+
+
+class BroadcastOut(BaseModel):
+    id: uuid.UUID
+    status: str = Field(description="planning | sending | done")
+    recipients: int = Field(description="users who opted in, logged so far")
+    sent: int = Field(description="of them, reached on at least one device")
+
+
+def _broadcast_out(progress: BroadcastProgress) -> BroadcastOut:
+    return BroadcastOut(
+        id=progress.id,
+        status=progress.status,
+        recipients=progress.recipients,
+        sent=progress.sent,
+    )
+
+
+@router.post(
+    "/admin/notifications/broadcast",
+    status_code=202,
+    response_model=BroadcastOut,
+    tags=["operations"],
+)
+def broadcast(body: BroadcastIn, caller: CurrentAdmin, uow: UowDep) -> BroadcastOut:
+    """A promotional push to every user who opted in, sent by workers in batches, after
+    any waiting ride push."""
+    return _broadcast_out(use.broadcast(uow, caller, body.title, body.body))
+
+
+@router.get(
+    "/admin/notifications/broadcast/{broadcast_id}",
+    response_model=BroadcastOut,
+    responses=error_responses(404),
+    tags=["operations"],
+)
+def broadcast_progress(broadcast_id: uuid.UUID, caller: CurrentAdmin, uow: UowDep) -> BroadcastOut:
+    return _broadcast_out(use.broadcast_progress(uow, broadcast_id))

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from domain.access import Caller
 from domain.errors import NotFound
-from domain.usecases.ports import UnitOfWork
+from domain.usecases.ports import BroadcastProgress, UnitOfWork
 
 
 def register_device(uow: UnitOfWork, caller: Caller, token: str, platform: str) -> None:
@@ -25,3 +25,25 @@ def my_notifications(
     uow: UnitOfWork, caller: Caller, before: tuple[datetime, UUID] | None, limit: int
 ) -> list[Any]:
     return uow.devices.log(caller.id, before, limit)
+
+
+def promotions_wanted(uow: UnitOfWork, caller: Caller) -> bool:
+    """Ride and payment pushes always go out; promotions only to those who opted in."""
+    return uow.devices.promotions(caller.id)
+
+
+def want_promotions(uow: UnitOfWork, caller: Caller, wanted: bool) -> bool:
+    uow.devices.set_promotions(caller.id, wanted)
+    return wanted
+
+
+def broadcast(uow: UnitOfWork, admin: Caller, title: str, body: str) -> BroadcastProgress:
+    """A promotional push to every user who opted in, planned and delivered by workers in
+    batches, on the low-priority path."""
+    broadcast_id = uow.broadcasts.create(title, body, admin.id)
+    uow.jobs.enqueue("promotions.broadcast", broadcast_id=str(broadcast_id))
+    return BroadcastProgress(broadcast_id, planned=False, recipients=0, sent=0, queued=0)
+
+
+def broadcast_progress(uow: UnitOfWork, broadcast_id: UUID) -> BroadcastProgress:
+    return uow.broadcasts.progress(broadcast_id)

@@ -219,8 +219,34 @@ class Devices(Protocol):
 
     def register(self, user_id: UUID, token: str, platform: str) -> None: ...
     def unregister(self, user_id: UUID, token: str) -> bool: ...
+    def promotions(self, user_id: UUID) -> bool: ...
+    def set_promotions(self, user_id: UUID, wanted: bool) -> None: ...
 
     def log(self, user_id: UUID, before: tuple[datetime, UUID] | None, limit: int) -> list[Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastProgress:
+    id: UUID
+    planned: bool  # every opted-in user has their entry
+    recipients: int  # entries so far
+    sent: int  # of them, reached on at least one device
+    queued: int  # of them, not delivered yet
+
+    @property
+    def status(self) -> str:
+        if not self.planned:
+            return "planning"
+        return "sending" if self.queued else "done"
+
+
+class Broadcasts(Protocol):
+    """Promotional messages to every user who opted in."""
+
+    def create(self, title: str, body: str, created_by: UUID) -> UUID: ...
+
+    def progress(self, broadcast_id: UUID) -> BroadcastProgress:
+        """NotFound if there is no such broadcast."""
 
 
 class UnitOfWork(Protocol):
@@ -238,3 +264,4 @@ class UnitOfWork(Protocol):
     statements: Statements
     ratings: Ratings
     devices: Devices
+    broadcasts: Broadcasts

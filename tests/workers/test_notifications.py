@@ -227,3 +227,108 @@ def test_payments_refunds_and_ratings_are_told_once(client: TestClient, settings
         s["message"] for s in _sent(fcm, ride["id"]) if s["message"]["data"]["type"] == "refunded"
     )
     assert refund["notification"]["body"] == "1.00 USD is being refunded to your card."
+
+
+def _admin(client: TestClient, email: str = "promo@example.com") -> dict[str, str]:
+    from infra.db import unit_of_work
+    from infra.users import create_user
+
+    with unit_of_work() as session:
+        create_user(session, email=email, password="x" * 10, name="Ops", role="admin")
+    token = client.post("/api/v1/auth/token", data={"username": email, "password": "x" * 10})
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+def _opt_in(client: TestClient, who: Account, wanted: bool = True) -> None:
+    url = "/api/v1/notifications/preferences"
+    r = client.put(url, json={"promotions": wanted}, headers=who.headers)
+    assert r.json() == {"promotions": wanted}
+    assert client.get(url, headers=who.headers).json() == {"promotions": wanted}
+
+
+def test_promotions_reach_only_those_who_opted_in(client: TestClient, settings: Any) -> None:
+    fcm = _fcm(settings)
+    admin = _admin(client)
+    keen, shy, deviceless = (register(client, "passenger") for _ in range(3))
+    assert client.get("/api/v1/notifications/preferences", headers=shy.headers).json() == {
+        "promotions": False  # nobody gets promotions unless they ask
+    }
+    _opt_in(client, keen)
+    _opt_in(client, deviceless)
+    _device(client, keen, f"keen-{keen.id}")
+    _device(client, shy, f"shy-{shy.id}")
+    r = client.post(
+        "/api/v1/admin/notifications/broadcast",
+        json={"title": "Half price tonight", "body": "Rides after 8 pm"},
+        headers=admin,
+    )
+    assert r.status_code == 202, r.text
+    assert r.json()["status"] == "planning"
+    url = f"/api/v1/admin/notifications/broadcast/{r.json()['id']}"
+    until(lambda: client.get(url, headers=admin).json()["status"] == "done")
+    assert client.get(url, headers=admin).json() | {"id": None} == {
+        "id": None,
+        "status": "done",
+        "recipients": 2,
+        "sent": 1,
+    }
+    promos = [
+        s["message"]["token"] for s in _sent(fcm) if s["message"]["data"]["type"] == "promotion"
+    ]
+    assert promos == [f"keen-{keen.id}"]
+    assert [n["kind"] for n in _log(client, shy)] == []
+    assert (
+        client.get(
+            f"/api/v1/admin/notifications/broadcast/{uuid.uuid4()}", headers=admin
+        ).status_code
+        == 404
+    )
+    assert (
+        client.post(
+            "/api/v1/admin/notifications/broadcast",
+            json={"title": "x", "body": "y"},
+            headers=keen.headers,
+        ).status_code
+        == 403
+    )
+
+
+def test_a_broadcast_never_delays_a_rides_push(client: TestClient, settings: Any) -> None:
+    """Hundreds of promotions queued first; the ride's push still goes out before them."""
+    from infra.db import unit_of_work
+    from infra.models import Device, User
+    from infra.security import hash_password
+
+    fcm = _fcm(settings)
+    admin = _admin(client, "promo2@example.com")
+    shared = hash_password("irrelevant-1")
+    with unit_of_work() as session:
+        for n in range(300):
+            user = User(
+                email=f"fan{n}@example.com",
+                name=f"Fan {n}",
+                role="passenger",
+                password_hash=shared,
+                promotions=True,
+            )
+            session.add(user)
+            session.flush()
+            session.add(Device(user_id=user.id, token=f"fan-{n}-{uuid.uuid4()}", platform="ios"))
+    p, d = register(client, "passenger"), register(client, "driver")
+    _device(client, p, f"rider-{p.id}")
+    ride = request_ride(client, p)
+    r = client.post(
+        "/api/v1/admin/notifications/broadcast",
+        json={"title": "Weekend deal", "body": "10 % off"},
+        headers=admin,
+    )
+    url = f"/api/v1/admin/notifications/broadcast/{r.json()['id']}"
+    until(lambda: client.get(url, headers=admin).json()["recipients"] == 300)
+    advance(client, ride["id"], d, "accept")  # 300 promotions wait on the worker already
+    until(lambda: any(s["message"]["token"] == f"rider-{p.id}" for s in _sent(fcm)), timeout=30)
+    seen = _sent(fcm)
+    at = next(i for i, s in enumerate(seen) if s["message"]["token"] == f"rider-{p.id}")
+    promos_before = sum(1 for s in seen[:at] if s["message"]["data"]["type"] == "promotion")
+    assert promos_before < 300, "the ride's push waited for the whole broadcast"
+    until(lambda: client.get(url, headers=admin).json()["status"] == "done", timeout=60)
+    assert client.get(url, headers=admin).json()["sent"] == 300
