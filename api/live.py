@@ -20,6 +20,7 @@ from domain.access import Access, Caller, ride_access
 from domain.pings import distance_m
 from domain.trip import eta_seconds
 from infra.events import EventHub
+from infra.jobs import send_now
 from infra.live import LiveAsync, RideFacts, ride_stream
 from infra.repositories import ride_facts_from_sql
 from infra.settings import Settings
@@ -150,3 +151,12 @@ async def maybe_emit_eta(
             "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },
     )
+    if (
+        target == "pickup"
+        and ride_status == "accepted"
+        and seconds <= settings.arriving_push_s
+        and await state.first_arriving(ride_id)
+    ):
+        # the passenger is told the driver is about to arrive, once per ride. Best effort,
+        # straight to the push worker: an ETA is not a committed state to put in an outbox
+        await asyncio.to_thread(send_now, "notifications.arriving", ride_id=ride_id)

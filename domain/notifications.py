@@ -20,6 +20,7 @@ from domain.rides import RideState, RideStatus
 
 class NotificationKind(StrEnum):
     DRIVER_ASSIGNED = "driver_assigned"
+    DRIVER_ARRIVING = "driver_arriving"
     DRIVER_ARRIVED = "driver_arrived"
     TRIP_STARTED = "trip_started"
     TRIP_COMPLETED = "trip_completed"
@@ -293,4 +294,21 @@ def promotion_push(user_id: UUID, broadcast_id: UUID, title: str, body: str) -> 
             "screen": "home",
         },
         ttl_s=86_400,
+    )
+
+
+def arriving_push(ride: RideFacts) -> PlannedPush:
+    """The driver is a minute or two away: high priority, stale after two minutes."""
+    kind = NotificationKind.DRIVER_ARRIVING
+    return PlannedPush(
+        user_id=ride.passenger_id,
+        kind=kind,
+        title="Your driver is arriving",
+        body="Get ready: they are about to reach the pickup.",
+        key=f"ride:{ride.id}:{kind}",
+        ride_id=ride.id,
+        data={"type": str(kind), "ride_id": str(ride.id), "screen": "ride"},
+        high_priority=True,
+        collapse_key=f"ride-{ride.id}-{kind}",
+        ttl_s=120,
     )

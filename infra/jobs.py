@@ -34,6 +34,12 @@ def _send(task: str, kwargs: dict[str, Any], outbox_id: uuid.UUID) -> None:
     celery_app.send_task(task, kwargs={**kwargs, "outbox_id": str(outbox_id)})
 
 
+def send_now(task: str, **kwargs: Any) -> None:
+    """A best-effort job with no transaction behind it (e.g. from the hot path, which has
+    none): sent at once, not kept in the outbox. Only for what may be lost."""
+    celery_app.send_task(task, kwargs=kwargs)
+
+
 def enqueue(session: Session, task: str, **kwargs: Any) -> OutboxMessage:
     message = OutboxMessage(task=task, task_kwargs=kwargs)
     session.add(message)

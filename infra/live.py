@@ -14,6 +14,7 @@ below are built from the same definitions):
 - `ride:{id}:published` hash of the statuses already emitted (each is emitted once)
 - `ride:{id}:path`  list of "ts,lat,lng,accuracy" while the trip is in progress (bounded)
 - `ride:{id}:eta_gate` at most one ETA event per interval
+- `ride:{id}:arriving_told` the passenger was told the driver is about to arrive
 - `admin:events`    stream of every status change and driver position
 - `devkey:{sha256}` the driver a tracking app's device key belongs to
 - `user:{id}:events` stream of what a user must be told of (a payment to fix)
@@ -63,6 +64,7 @@ class Keys:
     RIDE_PUBLISHED = "ride:{}:published"
     RIDE_PATH = "ride:{}:path"
     ETA_GATE = "ride:{}:eta_gate"
+    ARRIVING_TOLD = "ride:{}:arriving_told"
     ADMIN_EVENTS = "admin:events"
     DEVICE_KEY = "devkey:{}"
     USER_EVENTS = "user:{}:events"
@@ -542,6 +544,10 @@ class LiveAsync:
     async def driver_of_device_key(self, key_hash: str) -> str | None:
         found = await self.r.get(Keys.of(Keys.DEVICE_KEY, key_hash))
         return str(found) if found is not None else None
+
+    async def first_arriving(self, ride_id: str) -> bool:
+        """True the first time only: whether to tell the passenger the driver is close."""
+        return bool(await self.r.set(Keys.of(Keys.ARRIVING_TOLD, ride_id), "1", nx=True, ex=86400))
 
     async def eta_due(self, ride_id: str, interval_s: float) -> bool:
         """True at most once per `interval_s` per ride: whether to emit an ETA now."""

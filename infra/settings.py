@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     ping_batch_max: int = 500
     driver_stale_s: int = 60
     eta_interval_s: float = 5.0
+    arriving_push_s: int = 120  # "your driver is arriving" once the ETA to the pickup is this
     sse_keepalive_s: float = 15.0
 
     # Rules of the domain, held as the domain's own values (their defaults and checks

@@ -11,7 +11,7 @@ import uuid
 
 from sqlmodel import Session
 
-from domain.notifications import RideFacts, rating_push, ride_pushes
+from domain.notifications import RideFacts, arriving_push, rating_push, ride_pushes
 from domain.rides import RideStatus
 from infra import jobs
 from infra.models import Rating, Ride
@@ -28,6 +28,17 @@ def ride_event(session: Session, ride_id: str, status: str) -> int:
     pushes = ride_pushes(RideStatus(status), RideFacts.of(ride))
     log_pushes(session, pushes)
     return len(pushes)
+
+
+@transactional_task("notifications.arriving")
+def arriving(session: Session, ride_id: str) -> int:
+    """The hot path saw the driver close to the pickup: tell the passenger, if the ride
+    is still waiting for them."""
+    ride = session.get(Ride, uuid.UUID(ride_id))
+    if ride is None or ride.status != RideStatus.ACCEPTED:
+        return 0
+    log_pushes(session, [arriving_push(RideFacts.of(ride))])
+    return 1
 
 
 @transactional_task("notifications.rating_received")

@@ -332,3 +332,95 @@ def test_a_broadcast_never_delays_a_rides_push(client: TestClient, settings: Any
     assert promos_before < 300, "the ride's push waited for the whole broadcast"
     until(lambda: client.get(url, headers=admin).json()["status"] == "done", timeout=60)
     assert client.get(url, headers=admin).json()["sent"] == 300
+
+
+def test_the_passenger_is_told_once_when_the_driver_is_about_to_arrive(
+    client: TestClient, settings: Any, monkeypatch: Any
+) -> None:
+    import time
+
+    from tests.factories import PICKUP
+
+    monkeypatch.setattr(settings, "eta_interval_s", 0)  # an ETA on every ping
+    fcm = _fcm(settings)
+    p, d = register(client, "passenger"), register(client, "driver")
+    _device(client, p, f"waiting-{p.id}")
+    ride = request_ride(client, p)
+    advance(client, ride["id"], d, "accept")
+    now = time.time()
+
+    def ping(lat: float, ago: float) -> None:
+        fix = {"lat": lat, "lng": PICKUP["lng"], "recorded_at": now - ago}
+        r = client.post("/api/v1/drivers/me/location", json=fix, headers=d.headers)
+        assert r.status_code == 202, r.text
+
+    def arriving() -> list[dict[str, Any]]:
+        return [
+            s["message"]
+            for s in _sent(fcm, ride["id"])
+            if s["message"]["data"]["type"] == "driver_arriving"
+        ]
+
+    ping(PICKUP["lat"] + 0.05, ago=300)  # 5.5 km away: minutes out, nothing said
+    until(lambda: len(_sent(fcm, ride["id"])) >= 1)  # the assigned push went out
+    assert arriving() == []
+    ping(PICKUP["lat"] + 0.001, ago=20)  # 110 m: about to arrive
+    ping(PICKUP["lat"] + 0.0005, ago=10)
+    until(lambda: len(arriving()) == 1)
+    assert arriving()[0]["android"]["priority"] == "high"
+    assert arriving()[0]["android"]["ttl"] == "120s"
+    time.sleep(0.5)
+    assert len(arriving()) == 1  # once per ride
+
+
+def test_cancellations_expiry_and_a_declined_card_are_told(
+    client: TestClient, settings: Any
+) -> None:
+    from datetime import timedelta
+
+    from domain.usecases import rides as ride_cases
+    from infra.db import utcnow
+    from infra.unit_of_work import make_context, sql_unit_of_work
+    from tests.workers.test_card_rides import _card_passenger, _card_ride
+
+    fcm = _fcm(settings)
+    p, d = register(client, "passenger"), register(client, "driver")
+    _device(client, p, f"p-{p.id}")
+    _device(client, d, f"d-{d.id}")
+
+    def kinds(token: str, ride_id: str) -> list[str]:
+        return [
+            s["message"]["data"]["type"]
+            for s in _sent(fcm, ride_id)
+            if s["message"]["token"] == token
+        ]
+
+    # the passenger cancels after the grace period: the driver is told, the passenger too
+    # (a fee applies)
+    ride = request_ride(client, p)
+    advance(client, ride["id"], d, "accept")
+    with get_engine().begin() as conn:
+        conn.execute(
+            text("UPDATE rides SET accepted_at = :t WHERE id = :r"),
+            {"t": utcnow() - timedelta(minutes=10), "r": ride["id"]},
+        )
+    assert client.post(f"/api/v1/rides/{ride['id']}/cancel", headers=p.headers).status_code == 200
+    until(lambda: "ride_cancelled" in kinds(f"d-{d.id}", ride["id"]))
+    until(lambda: "ride_cancelled" in kinds(f"p-{p.id}", ride["id"]))
+    fee_note = next(
+        s["message"]
+        for s in _sent(fcm, ride["id"])
+        if s["message"]["token"] == f"p-{p.id}" and s["message"]["data"]["type"] == "ride_cancelled"
+    )
+    assert "A fee of 5.00 USD applies." in fee_note["notification"]["body"]
+    # dispatch gives up: the passenger hears no driver was found
+    lonely = request_ride(client, p)
+    with sql_unit_of_work() as uow:
+        ride_cases.expire(uow, make_context(), uuid.UUID(lonely["id"]))
+    until(lambda: kinds(f"p-{p.id}", lonely["id"]) == ["no_driver_found"])
+    # a card declined when the hold is made: the rider is told to fix it
+    declined = _card_passenger(client, "pm_card_chargeCustomerFail")
+    _device(client, declined, f"c-{declined.id}")
+    card_ride = _card_ride(client, declined)
+    until(lambda: "payment_failed" in kinds(f"c-{declined.id}", card_ride["id"]))
+    until(lambda: "ride_cancelled" in kinds(f"c-{declined.id}", card_ride["id"]))
