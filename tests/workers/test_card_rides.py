@@ -327,6 +327,8 @@ def test_a_card_needing_3ds_ends_in_a_balance_that_the_device_settles(
         f"{base}/_config/intents/{si['setup_intent_id']}/authenticate", json={"success": True}
     ).raise_for_status()  # the rider passes 3-D Secure
     d = register(client, "driver")
+    phone = f"3ds-phone-{p.id}"
+    client.post("/api/v1/devices", json={"token": phone, "platform": "ios"}, headers=p.headers)
     ride = _card_ride(client, p)
     # off-session the bank wants the rider again: no hold, but the ride goes on
     until(lambda: (a := _payment(ride["id"])) and a["status"] == "requires_action")
@@ -334,6 +336,20 @@ def test_a_card_needing_3ds_ends_in_a_balance_that_the_device_settles(
 
     told = until(lambda: get_sync_redis().xrange(f"user:{p.id}:events"))
     assert told[0][1]["e"] == "payment_requires_action"
+    # and pushed to the device, high priority, opening the payment screen
+    pushes = until(
+        lambda: [
+            r["message"]
+            for r in httpx.get(f"{settings.fcm_endpoint}/_requests").json()
+            if r["message"]["token"] == phone
+        ]
+    )
+    assert pushes[0]["data"] == {
+        "type": "payment_requires_action",
+        "ride_id": ride["id"],
+        "screen": "payment",
+    }
+    assert pushes[0]["apns"]["headers"]["apns-priority"] == "10"
     done = advance(client, ride["id"], d, "accept", "arrive", "start", "complete")
     extra = until(
         lambda: (
