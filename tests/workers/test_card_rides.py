@@ -51,6 +51,11 @@ def _payment(ride_id: str, kind: str = "authorization") -> Any:
         )
 
 
+def _held(ride_id: str) -> Any:
+    """Wait until the worker's hold on the card stands; the authorization row."""
+    return until(lambda: (a := _payment(ride_id)) and a["status"] == "requires_capture" and a)
+
+
 def _stripe_calls(settings: Any, path: str) -> list[dict[str, Any]]:
     r = httpx.get(f"{settings.stripe_api_base}/_config/requests", params={"path_prefix": path})
     return [x for x in r.json() if x["method"] == "POST"]
@@ -112,7 +117,7 @@ def test_a_fare_above_the_hold_captures_the_hold_and_charges_the_rest(
     p = _card_passenger(client)
     d = register(client, "driver")
     ride = _card_ride(client, p)
-    until(lambda: (a := _payment(ride["id"])) and a["status"] == "requires_capture")
+    _held(ride["id"])
     advance(client, ride["id"], d, "accept", "arrive", "start")
     with get_engine().begin() as conn:  # a two-hour crawl through traffic
         conn.execute(
@@ -211,7 +216,7 @@ def test_the_rides_driver_sees_its_payments_without_the_riders_card_details(
     p = _card_passenger(client)
     d = register(client, "driver")
     ride = _card_ride(client, p)
-    until(lambda: (a := _payment(ride["id"])) and a["status"] == "requires_capture")
+    _held(ride["id"])
     advance(client, ride["id"], d, "accept")
     url, q = "/api/v1/payments", {"ride_id": ride["id"]}
     mine = client.get(url, params=q, headers=p.headers).json()["items"]
@@ -233,7 +238,7 @@ def test_partial_and_full_refunds_never_more_than_captured(client: TestClient) -
     p = _card_passenger(client)
     d = register(client, "driver")
     ride = _card_ride(client, p)
-    until(lambda: (a := _payment(ride["id"])) and a["status"] == "requires_capture")
+    _held(ride["id"])
     fare = advance(client, ride["id"], d, "accept", "arrive", "start", "complete")["fare"]
     paid = until(lambda: (a := _payment(ride["id"])) and a["status"] == "succeeded" and a)
     assert paid["amount_received"] == fare["amount"]
@@ -284,7 +289,7 @@ def test_an_unpaid_rest_is_an_outstanding_balance_that_blocks_the_next_ride(
     p = _card_passenger(client)
     d = register(client, "driver")
     ride = _card_ride(client, p)
-    until(lambda: (a := _payment(ride["id"])) and a["status"] == "requires_capture")
+    _held(ride["id"])
     advance(client, ride["id"], d, "accept", "arrive", "start")
     # mid-ride the passenger removes the card, and the trip runs long
     card = client.get("/api/v1/payments/methods", headers=p.headers).json()["items"][0]
@@ -396,7 +401,7 @@ def test_a_card_declined_at_the_end_leaves_an_outstanding_balance(
     p = _card_passenger(client)
     d = register(client, "driver")
     ride = _card_ride(client, p)
-    until(lambda: (a := _payment(ride["id"])) and a["status"] == "requires_capture")
+    _held(ride["id"])
     advance(client, ride["id"], d, "accept", "arrive", "start")
     with get_engine().begin() as conn:
         conn.execute(

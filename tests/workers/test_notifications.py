@@ -169,14 +169,14 @@ def test_a_user_without_a_device_still_gets_the_log_entry(
 def test_payments_refunds_and_ratings_are_told_once(client: TestClient, settings: Any) -> None:
     from infra.db import unit_of_work
     from infra.users import create_user
-    from tests.workers.test_card_rides import _card_passenger, _card_ride, _payment
+    from tests.workers.test_card_rides import _card_passenger, _card_ride, _held, _payment
 
     fcm = _fcm(settings)
     p, d = _card_passenger(client), register(client, "driver")
     _device(client, p, f"card-phone-{p.id}")
     _device(client, d, f"driver-phone-{d.id}")
     ride = _card_ride(client, p)
-    until(lambda: (a := _payment(ride["id"])) is not None and a["status"] == "requires_capture")
+    _held(ride["id"])
     advance(client, ride["id"], d, "accept", "arrive", "start", "complete")
     until(lambda: (a := _payment(ride["id"])) is not None and a["status"] == "succeeded")
     # refund part of it (an admin)

@@ -16,7 +16,7 @@ from infra.db import get_engine
 from infra.stripe_gateway import stripe_client
 from tests.factories import advance, register
 from tests.wait import until
-from tests.workers.test_card_rides import _card_passenger, _card_ride, _payment
+from tests.workers.test_card_rides import _card_passenger, _card_ride, _held, _payment
 
 SECRET = "whsec_suite_secret"
 
@@ -132,7 +132,7 @@ def test_a_refund_that_fails_later_is_reflected_and_reversed(
     p = _card_passenger(client, "pm_card_refundFail")  # refunds fail a moment later
     d = register(client, "driver")
     ride = _card_ride(client, p)
-    until(lambda: (a := _payment(ride["id"])) and a["status"] == "requires_capture")
+    _held(ride["id"])
     advance(client, ride["id"], d, "accept", "arrive", "start", "complete")
     paid = until(lambda: (a := _payment(ride["id"])) and a["status"] == "succeeded" and a)
     r = client.post(
