@@ -56,8 +56,10 @@ def stripe_outcomes() -> Iterator[None]:
             intent_id=getattr(intent, "id", None) if intent is not None else None,
         ) from exc
     except stripe.IdempotencyError as exc:
-        # the same key is still being answered (a concurrent retry): come back later
-        raise ProviderUnavailable("the payment provider is busy with this request") from exc
+        # (400) the key was used for another request: a bug of ours, never fixed by retrying.
+        # The same key while its first request still runs is a 409, which the SDK raises as
+        # an APIError: transient, below.
+        raise PaymentRefused(str(exc.user_message or exc), code="idempotency_error") from exc
     except stripe.InvalidRequestError as exc:
         if exc.http_status == 404:
             raise PaymentObjectMissing("payment method not found") from exc

@@ -4,8 +4,10 @@ A new account's requested capabilities start `inactive` with requirements due, a
 Stripe; a transfer to an account whose `transfers` capability is not active is refused
 (400 `insufficient_capabilities_for_transfer`). Onboarding completes offline by opening
 the URL of an account link (`POST /v1/account_links`), or `POST /_config/accounts/{id}/onboard`.
-The platform's balance is not modelled: transfers never fail for insufficient funds
-(inject that with a fault if a test needs it).
+A transfer draws on the platform's available balance (card funds join it
+`funds_available_after_s` after capture, at once for `pm_card_bypassPending`); more than
+is available is 400 `balance_insufficient`, as on Stripe. A transfer tied to a charge
+(`source_transaction`, destination charges) draws on that charge instead.
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ from urllib.parse import quote
 from devtools.stripe_standin.errors import invalid, no_such
 from devtools.stripe_standin.http import Ctx, route
 from devtools.stripe_standin.params import apply_metadata
-from devtools.stripe_standin.payment_intents import balance_transaction, currency_param
+from devtools.stripe_standin.payment_intents import (
+    available_balance,
+    balance_transaction,
+    currency_param,
+)
 from devtools.stripe_standin.state import Obj, State, new_id, now, previous_attributes
 
 _ACCOUNT_CREATE = {
@@ -380,6 +386,13 @@ def create_transfer(ctx: Ctx) -> Obj:
                 f"amount of {charge['amount_captured'] - charge['amount_refunded']}.",
                 param="amount",
             )
+    elif amount > available_balance(state, currency):
+        raise invalid(
+            "You have insufficient available funds in your Stripe account. Try adding funds "
+            "directly to your available balance by creating Charges using the "
+            "4000000000000077 test card.",
+            code="balance_insufficient",
+        )
     p.choice("source_type", ["bank_account", "card", "fpx"])
     return _transfer(
         state,

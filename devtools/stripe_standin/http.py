@@ -52,6 +52,9 @@ class RequestInfo:
     publishable: bool = False
     replayed: bool = False
     fault: str | None = None
+    # a fault's delay before handling: spent inside the idempotency scope, so the key is
+    # in flight meanwhile (a concurrent request with it is Stripe's 409)
+    hold_s: float = 0.0
 
 
 INFO = web.RequestKey("stripe_standin_info", RequestInfo)
@@ -243,7 +246,7 @@ async def fault_middleware(
     info.fault = fault.id
     if fault.status is None:
         if fault.delay_s and not fault.after:
-            await asyncio.sleep(fault.delay_s)
+            info.hold_s = fault.delay_s
         response = await handler(request)
         if fault.delay_s and fault.after:
             await asyncio.sleep(fault.delay_s)
@@ -334,6 +337,8 @@ async def idempotency_middleware(
     info = request[INFO]
     key = info.idempotency_key
     if request.method != "POST" or not is_api(request) or not key:
+        if info.hold_s:
+            await asyncio.sleep(info.hold_s)
         return await handler(request)
     if len(key) > 255:
         raise invalid(
@@ -382,6 +387,8 @@ async def idempotency_middleware(
         )
     state.inflight.add(scope)
     try:
+        if info.hold_s:
+            await asyncio.sleep(info.hold_s)
         save: bool
         try:
             response = await handler(request)

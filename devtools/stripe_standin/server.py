@@ -128,6 +128,12 @@ def main(argv: list[str] | None = None) -> None:
         help="delivery attempts per event and endpoint (default 6)",
     )
     parser.add_argument("--webhook-timeout", type=float, default=Settings.webhook_timeout_s)
+    parser.add_argument(
+        "--funds-available-after",
+        type=float,
+        default=Settings.funds_available_after_s,
+        help="seconds before captured card funds become available for transfers (default 2 days)",
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     if args.webhook_url and not args.webhook_secret:
@@ -139,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         webhook_backoff_s=args.webhook_backoff,
         webhook_attempts=args.webhook_attempts,
         webhook_timeout_s=args.webhook_timeout,
+        funds_available_after_s=args.funds_available_after,
     )
     endpoints = []
     if args.webhook_url:

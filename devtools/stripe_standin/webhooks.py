@@ -29,6 +29,9 @@ class Settings:
     webhook_attempts: int = 6  # first try included
     webhook_timeout_s: float = 10.0
     refund_failure_delay_s: float = 1.0  # pm_card_refundFail: refund turns failed after this
+    # card funds join the available balance this long after capture (test mode: days;
+    # the 4000000000000077 card, `pm_card_bypassPending`, makes them available at once)
+    funds_available_after_s: float = 2 * 24 * 3600.0
 
     def update(self, data: dict[str, Any]) -> None:
         for key, value in data.items():

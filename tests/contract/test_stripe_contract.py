@@ -264,10 +264,31 @@ def test_cancel_releases_the_authorization(client: stripe.StripeClient) -> None:
     assert canceled.cancellation_reason == "requested_by_customer"
     assert canceled.amount_capturable == 0
     charge = client.v1.charges.retrieve(canceled.latest_charge)  # type: ignore[arg-type]
-    assert (charge.captured, charge.amount_captured, charge.refunded) == (False, 0, False)
+    # a released authorization shows on its charge as refunded in full
+    assert (charge.captured, charge.amount_captured) == (False, 0)
+    assert (charge.refunded, charge.amount_refunded) == (True, 1500)
     with pytest.raises(stripe.InvalidRequestError) as caught:
         client.v1.payment_intents.capture(intent.id)
     assert caught.value.code == "payment_intent_unexpected_state"
+    events = until(
+        lambda: [
+            e
+            for e in client.v1.events.list(params={"type": "charge.refunded", "limit": 20}).data
+            if e.data.object["id"] == charge.id  # type: ignore[index]
+        ],
+        timeout=20,
+    )
+    assert events[0].data.object["amount_refunded"] == 1500  # type: ignore[index]
+
+
+def test_authorized_card_charges_carry_capture_before(client: stripe.StripeClient) -> None:
+    customer = new_customer(client)
+    intent = authorize(client, customer, save_card(client, customer))
+    charge = client.v1.charges.retrieve(str(intent.latest_charge))
+    card = charge.payment_method_details.card  # type: ignore[union-attr]
+    assert card is not None and card.capture_before is not None
+    # between 4 days 18 hours (Visa, merchant-initiated) and 7 days from the authorization
+    assert 4 * 86400 + 18 * 3600 - 60 <= card.capture_before - charge.created <= 7 * 86400 + 60
 
 
 def test_a_succeeded_payment_cannot_be_canceled(client: stripe.StripeClient) -> None:
@@ -772,6 +793,39 @@ def test_a_destination_charge_pays_the_connected_account_on_capture(
     assert (transfer.amount, transfer.destination) == (800, connected_account)
 
 
+def _amount(side: Any, currency: str = "usd") -> int:
+    return sum(b.amount for b in side if b.currency == currency)
+
+
+def test_card_funds_are_pending_until_available_and_transfers_draw_on_available_only(
+    client: stripe.StripeClient, connected_account: str
+) -> None:
+    before = client.v1.balance.retrieve()
+    charge_now(client, amount=4000)  # an ordinary test card: its funds wait
+    after = client.v1.balance.retrieve()
+    fee = round(4000 * 0.029) + 30
+    assert _amount(after.pending) - _amount(before.pending) in (4000 - fee, 4000)
+    assert _amount(after.available) == _amount(before.available)
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.transfers.create(
+            params={
+                "amount": _amount(after.available) + 1_000_000,
+                "currency": "usd",
+                "destination": connected_account,
+            }
+        )
+    assert caught.value.http_status == 400
+    assert caught.value.code == "balance_insufficient"
+
+
+def test_bypass_pending_card_funds_are_available_at_once(client: stripe.StripeClient) -> None:
+    before = _amount(client.v1.balance.retrieve().available)
+    charge_now(client, amount=3000, payment_method="pm_card_bypassPending")
+    assert _amount(client.v1.balance.retrieve().available) - before == 3000 - (
+        round(3000 * 0.029) + 30
+    )
+
+
 def test_a_transfer_needs_the_transfers_capability(client: stripe.StripeClient) -> None:
     account = client.v1.accounts.create(
         params={
@@ -874,6 +928,7 @@ def test_the_payment_flows_send_their_events(
         params={"type": "express", "capabilities": {"transfers": {"requested": True}}}
     )
     standin.http.post(f"/_config/accounts/{account.id}/onboard").raise_for_status()
+    charge_now(client, amount=1000, payment_method="pm_card_bypassPending")  # available funds
     client.v1.transfers.create(params={"amount": 500, "currency": "usd", "destination": account.id})
     expected = {
         "setup_intent.succeeded",
@@ -972,6 +1027,43 @@ def test_an_injected_429_is_a_rate_limit_error_with_stripes_body(
     assert caught.value.error is not None
     assert caught.value.error.code == "rate_limit"
     assert len(standin.requests("/v1/refunds")) == 1  # no Stripe-Should-Retry: no SDK retry
+
+
+@pytest.mark.standin_only
+def test_a_key_reused_while_its_first_request_runs_is_a_409_the_gateway_calls_transient(
+    target: Target, standin: StandIn
+) -> None:
+    import threading
+
+    from domain.payments import ProviderUnavailable
+    from infra.stripe_gateway import stripe_outcomes
+
+    # the first request is slow inside Stripe (held before it is handled)
+    standin.fault(path_prefix="/v1/customers", method="POST", delay_s=1.5, after=False, count=1)
+    key = f"customer-{uuid.uuid4()}"
+    first: list[Any] = []
+    slow = threading.Thread(
+        target=lambda: first.append(
+            target.client().v1.customers.create(
+                params={"email": "a@example.com"}, options={"idempotency_key": key}
+            )
+        )
+    )
+    slow.start()
+    time.sleep(0.5)
+    with pytest.raises(stripe.APIError) as caught:  # the SDK's class for a 409
+        target.client().v1.customers.create(
+            params={"email": "a@example.com"}, options={"idempotency_key": key}
+        )
+    assert caught.value.http_status == 409
+    assert caught.value.error is not None and caught.value.error.type == "idempotency_error"
+    with pytest.raises(ProviderUnavailable), stripe_outcomes():  # retried by our workers
+        raise caught.value
+    slow.join()
+    again = target.client().v1.customers.create(
+        params={"email": "a@example.com"}, options={"idempotency_key": key}
+    )
+    assert again.id == first[0].id  # once the first is done, the key replays it
 
 
 @pytest.mark.standin_only
