@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from celery.schedules import crontab
 from kombu import Queue
 
 from infra.settings import get_settings
@@ -71,6 +70,11 @@ beat_schedule = {
     # offer expiry: deadlines are rows in SQL; this looks at the due ones every second
     "dispatch-sweep": {"task": "dispatch.sweep", "schedule": 1.0},
     "payments-sweep-holds": {"task": "payments.sweep_holds", "schedule": 300.0},
-    # yesterday's statements, shortly after midnight UTC (idempotent: once per driver-day)
-    "settle-day": {"task": "payments.settle_day", "schedule": crontab(minute=15, hour=0)},
+    # statements for the days that are over (idempotent: once per driver-day), then payouts
+    "settle-day": {"task": "payments.settle_day", "schedule": _settings.settlement_interval_s},
+    "pay-out": {
+        "task": "payments.pay_out",
+        "schedule": _settings.payout_interval_s,
+        "kwargs": {"retry_after_s": _settings.payout_retry_s},
+    },
 }

@@ -56,6 +56,10 @@ class User(SQLModel, table=True):
         default=None, sa_column=Column(String(64), nullable=True, unique=True)
     )
     promotions: bool = False  # opted in to promotional pushes (ride and payment ones: always)
+    # a driver's Stripe Connect account, where their statements are paid
+    stripe_account_id: str | None = Field(
+        default=None, sa_column=Column(String(64), nullable=True, unique=True)
+    )
     created_at: datetime = _ts()
 
 
@@ -194,6 +198,18 @@ class Settlement(SQLModel, table=True):
     net: int  # earned - cash_held: paid to the driver, or (< 0) owed by them
     rides: int
     created_at: datetime = _ts()
+    # the payout (domain.payouts): net + carried_in is paid when positive, else carried on
+    carried_in: int = 0  # the previous statement's carry_out (<= 0)
+    payout_amount: int = 0
+    carry_out: int = 0
+    payout_status: str = Field(default="pending", max_length=16, index=True)
+    payout_attempts: int = 0  # attempts Stripe refused (each gets its own transfer key)
+    payout_tried_at: datetime | None = _opt_ts()
+    payout_error: str | None = Field(default=None, max_length=200)
+    transfer_id: str | None = Field(
+        default=None, sa_column=Column(String(255), nullable=True, unique=True)
+    )
+    paid_at: datetime | None = _opt_ts()
 
 
 class WebhookEvent(SQLModel, table=True):

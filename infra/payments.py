@@ -18,6 +18,7 @@ from infra.db import utcnow
 from infra.models import Payment, Refund, User
 from infra.notifications import log_pushes
 from infra.repositories import SqlLedger
+from infra.settings import get_settings
 from infra.stripe_gateway import StripeGateway
 
 
@@ -205,3 +206,27 @@ class StripeCards:
         apply_intent(payment, intent)
         self.session.add(payment)
         record_received(self.session, payment)
+
+
+class StripePayoutAccounts:
+    """The use cases' `PayoutAccounts` port: drivers' Stripe Connect (Express) accounts."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def onboarding_link(self, driver_id: uuid.UUID) -> str:
+        gateway = StripeGateway()
+        user = self.session.get(User, driver_id, with_for_update=True)
+        if user is None:
+            from domain.errors import NotFound
+
+            raise NotFound("account no longer exists", code="user_not_found")
+        if not user.stripe_account_id:
+            user.stripe_account_id = gateway.create_payout_account(user.id, user.email)
+            self.session.add(user)
+        base = get_settings().public_url.rstrip("/")
+        return gateway.onboarding_link(
+            user.stripe_account_id,
+            refresh_url=f"{base}/api/v1/payouts/onboarding?state=expired",
+            return_url=f"{base}/api/v1/payouts/onboarding?state=done",
+        )

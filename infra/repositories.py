@@ -251,6 +251,7 @@ def driver_day_lines(
         .where(
             col(JournalEntryRow.created_at) >= start,
             col(JournalEntryRow.created_at) < end,
+            col(JournalEntryRow.kind) != "payout",  # paying a statement is not earning
             col(LedgerLine.account).like(f"{Account.DRIVER_PAYABLE}:%")
             | col(LedgerLine.account).like(f"{Account.CASH_HELD_BY_DRIVER}:%"),
         )

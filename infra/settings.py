@@ -50,6 +50,14 @@ class Settings(BaseSettings):
     fcm_credentials: str = ""
     fcm_endpoint: str = "http://127.0.0.1:8421"
 
+    # settlement and payouts (beat): statements are closed hourly (once per driver-day),
+    # payouts tried every `payout_interval_s`, a refused one again after `payout_retry_s`
+    settlement_interval_s: float = 3600.0
+    payout_interval_s: float = 600.0
+    payout_retry_s: float = 3600.0
+    # where Stripe sends a driver back after (or instead of) onboarding their payout account
+    public_url: str = "http://127.0.0.1:8000"
+
     max_body_bytes: int = 256 * 1024
     max_route_m: int = 200_000
     login_attempts_per_minute: int = 10

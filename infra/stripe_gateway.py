@@ -247,6 +247,58 @@ class StripeGateway:
         with stripe_outcomes():
             return str(self.client.v1.refunds.retrieve(stripe_refund_id).status)
 
+    # --- Connect: drivers' payout accounts and transfers ------------------------------------
+    def create_payout_account(self, driver_id: UUID, email: str) -> str:
+        """An Express connected account for a driver, created once (the key)."""
+        with stripe_outcomes():
+            created = self.client.v1.accounts.create(
+                params={
+                    "type": "express",
+                    "email": email,
+                    "capabilities": {"transfers": {"requested": True}},
+                    "metadata": {"driver_id": str(driver_id)},
+                },
+                options={"idempotency_key": f"account-{driver_id}"},
+            )
+        return created.id
+
+    def onboarding_link(self, account_id: str, refresh_url: str, return_url: str) -> str:
+        with stripe_outcomes():
+            link = self.client.v1.account_links.create(
+                params={
+                    "account": account_id,
+                    "type": "account_onboarding",
+                    "refresh_url": refresh_url,
+                    "return_url": return_url,
+                }
+            )
+        return link.url
+
+    def transfer(
+        self,
+        *,
+        key: str,
+        statement_id: UUID,
+        driver_id: UUID,
+        destination: str,
+        amount: int,
+        currency: str,
+    ) -> str:
+        """A statement's payout to the driver's connected account; the transfer's id."""
+        with stripe_outcomes():
+            made = self.client.v1.transfers.create(
+                params={
+                    "amount": amount,
+                    "currency": currency,
+                    "destination": destination,
+                    "transfer_group": f"statement-{statement_id}",
+                    "description": f"ridehail statement {statement_id}",
+                    "metadata": {"statement_id": str(statement_id), "driver_id": str(driver_id)},
+                },
+                options={"idempotency_key": key},
+            )
+        return made.id
+
 
 class InvalidWebhook(Exception):
     pass

@@ -25,6 +25,7 @@ from domain.usecases.ports import (
     LivePublisher,
     OfferBook,
     PaymentBook,
+    PayoutAccounts,
     Ratings,
     RideRepository,
     Statements,
@@ -35,7 +36,7 @@ from infra.db import unit_of_work, utcnow
 from infra.idempotency import SqlIdempotency
 from infra.notifications import SqlBroadcasts, SqlDevices
 from infra.offers import SqlOfferBook
-from infra.payments import SqlPaymentBook, StripeCards
+from infra.payments import SqlPaymentBook, StripeCards, StripePayoutAccounts
 from infra.ratelimit import RedisVelocity
 from infra.ratings import SqlRatings
 from infra.redis import get_sync_redis
@@ -68,6 +69,7 @@ class SqlUnitOfWork:
         self.paths: TripPaths = RedisTripPaths(settings.fixes)
         self.cards: Cards = StripeCards(session)
         self.statements: Statements = SqlStatements(session)
+        self.payout_accounts: PayoutAccounts = StripePayoutAccounts(session)
         self.ratings: Ratings = SqlRatings(session)
         self.devices: Devices = SqlDevices(session)
         self.broadcasts: Broadcasts = SqlBroadcasts(session)

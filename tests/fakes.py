@@ -197,6 +197,7 @@ class FakeUnitOfWork:
     paths: NoPaths = field(default_factory=NoPaths)
     cards: Any = None
     statements: Any = None
+    payout_accounts: Any = None
     ratings: Any = None
     devices: Any = None
     broadcasts: Any = None

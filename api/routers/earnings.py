@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from api.deps import CurrentDriver, UowDep
@@ -81,9 +81,16 @@ def earnings(
     }
 
 
+def _ts(at: Any) -> str | None:
+    return at.isoformat().replace("+00:00", "Z") if at is not None else None
+
+
 @router.get("/drivers/me/settlements")
 def settlements(caller: CurrentDriver, uow: UowDep) -> dict[str, Any]:
-    """Daily statements, newest first (made by the `payments.settle_day` beat job)."""
+    """Daily statements, newest first (made by the `payments.settle_day` beat job), each
+    with its payout: `paid` (a transfer to the driver's payout account), `pending`,
+    `payable` (not paid yet, e.g. no payout account: tried again), or `carried` (nothing
+    to pay; what the driver owes is taken from the next statement)."""
     rows = use.driver_statements(uow, caller)
     return {
         "items": [
@@ -95,9 +102,48 @@ def settlements(caller: CurrentDriver, uow: UowDep) -> dict[str, Any]:
                 "cash_held": r.cash_held,
                 "net": r.net,
                 "rides": r.rides,
-                "created_at": r.created_at.isoformat().replace("+00:00", "Z"),
+                "created_at": _ts(r.created_at),
+                "payout": {
+                    "status": r.payout_status,
+                    "carried_in": r.carried_in,
+                    "amount": r.payout_amount,
+                    "carried_out": r.carry_out,
+                    "transfer_id": r.transfer_id,
+                    "paid_at": _ts(r.paid_at),
+                    "error": r.payout_error,
+                },
             }
             for r in rows
         ],
         "next_cursor": None,
     }
+
+
+class PayoutAccountOut(BaseModel):
+    url: str = Field(description="Stripe's onboarding page for the driver's payout account")
+
+
+@router.post(
+    "/drivers/me/payout-account", response_model=PayoutAccountOut, responses=error_responses(503)
+)
+def payout_account(caller: CurrentDriver, uow: UowDep) -> PayoutAccountOut:
+    """A link to set up (or finish setting up) the Stripe Connect account statements are
+    paid to. The account is made on the first call; each call gives a fresh link (they
+    expire within minutes)."""
+    return PayoutAccountOut(url=use.payout_account_link(uow, caller))
+
+
+_ONBOARDING = {
+    "done": "Your payout account is set up. You can return to the app.",
+    "expired": "This link has expired. Open payouts in the app to get a new one.",
+}
+
+
+@router.get("/payouts/onboarding", include_in_schema=False, response_class=HTMLResponse)
+def onboarding_return(state: str = "done") -> str:
+    """Where Stripe sends the driver back after onboarding (or when the link expired)."""
+    text = _ONBOARDING.get(state, _ONBOARDING["done"])
+    return (
+        "<!doctype html><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+        f"<title>ridehail payouts</title><p>{text}</p>"
+    )

@@ -133,6 +133,11 @@ def driver_statements(uow: UnitOfWork, caller: Caller) -> list[Any]:
     return uow.statements.of_driver(caller.id)
 
 
+def payout_account_link(uow: UnitOfWork, caller: Caller) -> str:
+    """Where the driver sets up the account their statements are paid to."""
+    return uow.payout_accounts.onboarding_link(caller.id)
+
+
 # --- the rider's cards (calls whose answer is the response) ---------------------------------
 def start_saving_card(uow: UnitOfWork, caller: Caller, cards_per_hour: int) -> SetupIntentInfo:
     """A SetupIntent client secret for the app to save a card with Stripe's SDK."""

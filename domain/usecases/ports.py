@@ -106,6 +106,14 @@ class Statements(Protocol):
     def of_driver(self, driver_id: UUID, limit: int = 100) -> list[Any]: ...
 
 
+class PayoutAccounts(Protocol):
+    """Drivers' accounts at the payment provider, where their statements are paid."""
+
+    def onboarding_link(self, driver_id: UUID) -> str:
+        """A link where the driver sets up (or finishes setting up) their account; the
+        account is created once."""
+
+
 class JobQueue(Protocol):
     """Jobs written with the transaction (an outbox) and sent after it commits."""
 
@@ -262,6 +270,7 @@ class UnitOfWork(Protocol):
     paths: TripPaths
     cards: Cards
     statements: Statements
+    payout_accounts: PayoutAccounts
     ratings: Ratings
     devices: Devices
     broadcasts: Broadcasts

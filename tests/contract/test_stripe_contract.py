@@ -286,7 +286,8 @@ def test_authorized_card_charges_carry_capture_before(client: stripe.StripeClien
     intent = authorize(client, customer, save_card(client, customer))
     charge = client.v1.charges.retrieve(str(intent.latest_charge))
     card = charge.payment_method_details.card  # type: ignore[union-attr]
-    assert card is not None and card.capture_before is not None
+    assert card is not None
+    assert card.capture_before is not None
     # between 4 days 18 hours (Visa, merchant-initiated) and 7 days from the authorization
     assert 4 * 86400 + 18 * 3600 - 60 <= card.capture_before - charge.created <= 7 * 86400 + 60
 
@@ -1056,7 +1057,8 @@ def test_a_key_reused_while_its_first_request_runs_is_a_409_the_gateway_calls_tr
             params={"email": "a@example.com"}, options={"idempotency_key": key}
         )
     assert caught.value.http_status == 409
-    assert caught.value.error is not None and caught.value.error.type == "idempotency_error"
+    assert caught.value.error is not None
+    assert caught.value.error.type == "idempotency_error"
     with pytest.raises(ProviderUnavailable), stripe_outcomes():  # retried by our workers
         raise caught.value
     slow.join()

@@ -125,5 +125,14 @@ def test_the_day_is_settled_once_per_driver(client: TestClient, settings) -> Non
             "net": -commission,  # a cash ride: the driver owes the commission
             "rides": 1,
             "created_at": items[0]["created_at"],
+            "payout": {  # nothing to pay: what the driver owes goes into the next statement
+                "status": "carried",
+                "carried_in": 0,
+                "amount": 0,
+                "carried_out": -commission,
+                "transfer_id": None,
+                "paid_at": None,
+                "error": None,
+            },
         }
     ]
