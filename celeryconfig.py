@@ -69,7 +69,33 @@ beat_schedule = {
     "positions-sweep-stale": {"task": "positions.sweep_stale", "schedule": 10.0},
     # offer expiry: deadlines are rows in SQL; this looks at the due ones every second
     "dispatch-sweep": {"task": "dispatch.sweep", "schedule": 1.0},
-    "payments-sweep-holds": {"task": "payments.sweep_holds", "schedule": 300.0},
+    # reconciliation sweeps, with beat's deadlines (workers/reconciliation.py)
+    "payments-sweep-stuck": {
+        "task": "payments.sweep_stuck",
+        "schedule": _settings.sweep_interval_s,
+        "kwargs": {"older_than_s": _settings.sweep_payment_after_s},
+    },
+    "payments-sweep-holds": {
+        "task": "payments.sweep_holds",
+        "schedule": _settings.sweep_interval_s,
+        "kwargs": {
+            "ended_for_s": _settings.sweep_hold_ended_s,
+            "expiry_margin_s": _settings.sweep_hold_expiry_margin_s,
+        },
+    },
+    "payments-sweep-webhooks": {
+        "task": "payments.sweep_webhooks",
+        "schedule": _settings.sweep_interval_s,
+        "kwargs": {"older_than_s": _settings.sweep_webhook_after_s},
+    },
+    "rides-sweep-stuck": {
+        "task": "rides.sweep_stuck",
+        "schedule": _settings.sweep_interval_s,
+        "kwargs": {
+            "unstarted_s": _settings.sweep_ride_unstarted_s,
+            "silent_s": _settings.sweep_ride_silent_s,
+        },
+    },
     # statements for the days that are over (idempotent: once per driver-day), then payouts
     "settle-day": {"task": "payments.settle_day", "schedule": _settings.settlement_interval_s},
     "pay-out": {

@@ -9,16 +9,10 @@ import logging
 import time
 from typing import Any
 
-from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-REQUESTS = Counter("ridehail_http_requests_total", "HTTP requests", ["method", "route", "status"])
-LATENCY = Histogram(
-    "ridehail_http_request_seconds",
-    "HTTP request latency",
-    ["method", "route"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-)
+from infra.metrics import HTTP_LATENCY as LATENCY
+from infra.metrics import HTTP_REQUESTS as REQUESTS
 
 log = logging.getLogger("api.errors")
 

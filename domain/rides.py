@@ -168,10 +168,24 @@ class Ride:
         """
         self._require(frozenset({RideStatus.IN_PROGRESS}), "complete")
         self._require_driver(driver_id)
+        return self._finish(now, now, rules, travelled_m)
+
+    def close_silent(
+        self, now: datetime, last_seen: datetime, rules: FareRules, *, travelled_m: int | None
+    ) -> RideEvent:
+        """The system ends a trip whose driver went silent (no ping for hours): completed,
+        with the fare for the distance tracked and the time until the driver was last seen
+        (never for the hours of silence)."""
+        self._require(frozenset({RideStatus.IN_PROGRESS}), "close")
+        return self._finish(now, last_seen, rules, travelled_m)
+
+    def _finish(
+        self, now: datetime, until: datetime, rules: FareRules, travelled_m: int | None
+    ) -> RideEvent:
         ride = self.state
         distance = travelled_m if travelled_m is not None else ride.estimate_distance_m
         if ride.started_at is not None:
-            duration = max(0, round((now - ride.started_at).total_seconds()))
+            duration = max(0, round((until - ride.started_at).total_seconds()))
         else:
             duration = ride.estimate_duration_s
         fare = compute_fare(rules, distance, duration).total

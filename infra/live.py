@@ -625,6 +625,11 @@ class LiveSync:
         pipe.set(Keys.of(Keys.DEVICE_KEY, key_hash), driver_id)
         pipe.execute()
 
+    def last_seen(self, driver_id: str) -> float | None:
+        """When the driver's last accepted fix was taken (Unix seconds), if Redis has it."""
+        ts = self.r.hget(Keys.of(Keys.POSITION, driver_id), "ts")
+        return float(ts) if ts else None
+
     def sweep_stale(self, older_than: float) -> int:
         stale: list[str] = self.r.zrangebyscore(Keys.SEEN, "-inf", older_than)
         if not stale:

@@ -160,6 +160,8 @@ class Payment(SQLModel, table=True):
     risk_score: int | None = None
     failure_code: str | None = Field(default=None, max_length=64)
     failure_message: str | None = Field(default=None, max_length=500)
+    # an authorization lapses at Stripe then (its charge's `capture_before`)
+    capture_before: datetime | None = _opt_ts()
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
 

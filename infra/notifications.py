@@ -19,6 +19,7 @@ from domain.notifications import NotificationStatus, PlannedPush, promotion_push
 from domain.usecases.ports import BroadcastProgress
 from infra import jobs
 from infra.db import newest_first, unit_of_work, utcnow
+from infra.metrics import PUSHES
 from infra.models import Broadcast, Delivery, Device, Notification, User
 from infra.push import Push, PushOutcome, PushResult, send
 
@@ -181,6 +182,7 @@ def deliver(notification_id: uuid.UUID) -> float | None | bool:
         if delivery_id is None:
             continue  # sent, claimed or settled already
         result = send(token, push)
+        PUSHES.labels(result.outcome.value).inc()
         _record(delivery_id, token, result)
         if result.outcome is PushOutcome.RETRY:
             come_back = result.retry_after

@@ -4,6 +4,7 @@ rows, and the `Cards` port over the Stripe gateway."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import Session, col, func, select
@@ -117,6 +118,10 @@ def apply_intent(payment: Payment, intent: Any) -> None:
     payment.amount_received = int(getattr(intent, "amount_received", 0) or 0)
     charge = getattr(intent, "latest_charge", None)
     outcome = getattr(charge, "outcome", None) if charge and not isinstance(charge, str) else None
+    details = getattr(charge, "payment_method_details", None) if outcome is not None else None
+    lapses = getattr(getattr(details, "card", None), "capture_before", None)
+    if lapses:
+        payment.capture_before = datetime.fromtimestamp(int(lapses), UTC)
     if outcome is not None:
         payment.risk_level = getattr(outcome, "risk_level", None)
         score = getattr(outcome, "risk_score", None)

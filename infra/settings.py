@@ -55,6 +55,14 @@ class Settings(BaseSettings):
     settlement_interval_s: float = 3600.0
     payout_interval_s: float = 600.0
     payout_retry_s: float = 3600.0
+    # reconciliation sweeps (beat): how long a state may last before it counts as stuck
+    sweep_interval_s: float = 60.0
+    sweep_payment_after_s: float = 600.0  # a payment or refund still pending
+    sweep_hold_ended_s: float = 600.0  # a hold still standing after its ride ended
+    sweep_hold_expiry_margin_s: float = 24 * 3600.0  # settle before Stripe's capture_before
+    sweep_webhook_after_s: float = 120.0  # a stored Stripe event not processed
+    sweep_ride_unstarted_s: float = 3600.0  # accepted (or arrived) and never started
+    sweep_ride_silent_s: float = 3 * 3600.0  # in progress with no ping from the driver
     # where Stripe sends a driver back after (or instead of) onboarding their payout account
     public_url: str = "http://127.0.0.1:8000"
 

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import gc
+import os
+from typing import Any
 
-from celery.signals import worker_process_init
+from celery.signals import (
+    task_failure,
+    task_retry,
+    task_success,
+    worker_process_init,
+    worker_process_shutdown,
+)
 
+from infra.metrics import TASKS, process_exited
 from infra.queue import celery_app
 from workers import (  # noqa: F401  (registers the tasks)
     dispatch,
@@ -15,6 +24,7 @@ from workers import (  # noqa: F401  (registers the tasks)
     payments,
     positions,
     ratings,
+    reconciliation,
     rides,
     settlement,
 )
@@ -30,3 +40,24 @@ def _tune_gc(**_kwargs: object) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(7000, 10, 10)
+
+
+@task_success.connect
+def _succeeded(sender: Any = None, **_kwargs: object) -> None:
+    TASKS.labels(getattr(sender, "name", "?"), "success").inc()
+
+
+@task_retry.connect
+def _retried(sender: Any = None, request: Any = None, **_kwargs: object) -> None:
+    name = getattr(request, "task", None) or getattr(sender, "name", "?")
+    TASKS.labels(name, "retry").inc()
+
+
+@task_failure.connect
+def _failed(sender: Any = None, **_kwargs: object) -> None:
+    TASKS.labels(getattr(sender, "name", "?"), "failure").inc()
+
+
+@worker_process_shutdown.connect
+def _gone(**_kwargs: object) -> None:
+    process_exited(os.getpid())

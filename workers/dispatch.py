@@ -22,6 +22,7 @@ from domain.usecases import rides as ride_cases
 from infra import jobs
 from infra.db import utcnow
 from infra.live import LiveSync
+from infra.metrics import DISPATCH_FIRST_OFFER
 from infra.models import Ride
 from infra.offers import SqlOffers
 from infra.redis import get_sync_redis
@@ -69,8 +70,11 @@ def advance(session: Session, ride_id: str) -> str:
     found = LiveSync(get_sync_redis()).candidates_near(
         ride.pickup_lat, ride.pickup_lng, radius, settings.driver_stale_s
     )
-    chosen = pick(found, rules, offers.offered_drivers(ride.id))
+    offered_before = offers.offered_drivers(ride.id)
+    chosen = pick(found, rules, offered_before)
     made = [o for c in chosen if (o := offers.create(ride, c, wave, now, rules.offer_ttl_s))]
+    if made and not offered_before:
+        DISPATCH_FIRST_OFFER.observe(max(0.0, (now - ride.created_at).total_seconds()))
     ride.dispatch_wave = wave
     ride.dispatch_deadline = now + timedelta(
         seconds=rules.offer_ttl_s if made else rules.empty_wave_retry_s

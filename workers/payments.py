@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from domain.ledger import refund_entry
 from domain.money import Money
@@ -27,11 +26,10 @@ from domain.payments import (
     rest_to_charge,
     settle_hold,
 )
-from domain.rides import TERMINAL
 from domain.usecases import rides as ride_cases
-from infra import jobs
 from infra.db import after_commit, utcnow
 from infra.live import LiveSync, user_stream
+from infra.metrics import WEBHOOK_LAG
 from infra.models import Payment, Refund, Ride, User, WebhookEvent
 from infra.notifications import log_pushes
 from infra.payments import apply_intent, new_payment, payment_of, record_received, tell_rider
@@ -225,6 +223,9 @@ def reconcile_event(session: Session, event_id: str) -> str:
             event.result = f"payment {payment.status}"
     event.processed_at = utcnow()
     session.add(event)
+    created = event.payload.get("created")
+    if isinstance(created, int | float):
+        WEBHOOK_LAG.observe(max(0.0, event.processed_at.timestamp() - created))
     return event.result or ""
 
 
@@ -302,26 +303,3 @@ def _refunded(session: Session, row: Refund, payment: Payment) -> None:
         row.currency,
     )
     log_pushes(session, [push])
-
-
-@transactional_task("payments.sweep_holds", max_retries=0)
-def sweep_holds(session: Session) -> int:
-    """Beat job, the safety net of holds: a ride that ended with its hold still uncaptured
-    (its settle job failed or was lost) is settled again, long before the authorization
-    lapses (`capture_before`: 7 days, less for some card brands)."""
-    stale = session.exec(
-        select(Payment.ride_id)
-        .join(Ride, col(Ride.id) == col(Payment.ride_id))
-        .where(
-            Payment.kind == PaymentKind.AUTHORIZATION,
-            Payment.status == PaymentStatus.REQUIRES_CAPTURE,
-            col(Ride.status).in_(TERMINAL),
-            col(Payment.updated_at) < utcnow() - timedelta(minutes=10),
-        )
-        .limit(200)
-    ).all()
-    for ride_id in stale:
-        jobs.enqueue(session, "payments.settle_ride", ride_id=str(ride_id))
-    if stale:
-        log.warning("payments: %d ended ride(s) still held; settling again", len(stale))
-    return len(stale)

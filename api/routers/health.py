@@ -5,9 +5,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from infra.db import ping_database
+from infra.metrics import scrape
 from infra.redis import ping_broker
 from infra.settings import get_settings
 
@@ -49,4 +49,6 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", include_in_schema=False)
 def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus: every process's figures (API processes and workers) and the queues'."""
+    body, content_type = scrape()
+    return Response(body, media_type=content_type)

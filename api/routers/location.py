@@ -35,6 +35,7 @@ from domain.pings import (
     from_osmand,
 )
 from domain.rides import DRIVER_ACTIVE
+from infra.metrics import PINGS
 from infra.settings import Settings, get_settings
 from infra.users import device_key_hash, driver_of_device_key
 
@@ -147,6 +148,7 @@ async def _apply(
         rate_window_s=settings.ping_rate_window_s,
     )
     if res.rate_limited_for:
+        PINGS.labels("rejected", "rate_limited").inc(len(parsed))
         raise ApiError(
             429,
             "too many location requests; slow down",
@@ -175,6 +177,7 @@ async def _apply(
             {"lat": newest.lat, "lng": newest.lng, "speed": newest.speed},
         )
     reasons.sort(key=lambda r: r["index"])
+    _count(accepted, duplicates, reasons)
     return {
         "accepted": accepted,
         "rejected": total - accepted - duplicates,
@@ -182,6 +185,20 @@ async def _apply(
         "reasons": reasons,
         "next_ping_in_s": next_ping_in(settings, res.status, res.ride_status),
     }
+
+
+_ACCEPTED = PINGS.labels("accepted", "")
+_DUPLICATE = PINGS.labels("duplicate", "")
+
+
+def _count(accepted: int, duplicates: int, reasons: list[dict[str, Any]]) -> None:
+    if accepted:
+        _ACCEPTED.inc(accepted)
+    if duplicates:
+        _DUPLICATE.inc(duplicates)
+    for r in reasons:
+        if r["reason"] != "invalid_fix":  # counted as accepted (recorded, not shown)
+            PINGS.labels("rejected", r["reason"]).inc()
 
 
 _DETAIL = {
@@ -242,6 +259,7 @@ async def _batch(
         )
     parsed, reasons = _parse_all(records, parse, settings)
     if not parsed:
+        _count(0, 0, reasons)
         state = await live(request).driver_state(driver_id)
         answer = {
             "accepted": 0,
@@ -271,6 +289,7 @@ async def ping(request: Request, caller: PingDriver) -> JSONResponse:
         p = from_native(body)
         check(p, time.time(), settings.fixes)
     except InvalidPing as bad:
+        PINGS.labels("rejected", bad.reason).inc()
         raise ApiError(422, bad.detail, bad.reason) from bad
     answer = await _apply(request, settings, str(caller.id), [(0, p)], [], 1)
     if answer["reasons"] and not answer["accepted"]:

@@ -257,3 +257,35 @@ def expire(uow: UnitOfWork, ctx: Context, ride_id: UUID) -> RideState:
     uow.offers.withdraw_all(state, "expired", ctx.now)
     record(uow, ride)
     return state
+
+
+def end_stuck(
+    uow: UnitOfWork,
+    ctx: Context,
+    ride_id: UUID,
+    *,
+    unstarted_before: datetime,
+    silent_before: datetime,
+    last_seen: datetime | None,
+) -> RideStatus | None:
+    """The system ends a ride stuck past its deadlines, by the rules, both sides told:
+    accepted (or arrived) before `unstarted_before` and never started is cancelled without
+    a fee; in progress with no sign of the driver (`last_seen`, else the start) since
+    `silent_before` is completed up to that last sign. The checks are made again under the
+    ride's lock, so a ride that moved meanwhile is left alone (None)."""
+    state = _locked(uow, ride_id)
+    ride = Ride(state)
+    if state.status in (RideStatus.ACCEPTED, RideStatus.ARRIVED):
+        if state.accepted_at is None or state.accepted_at >= unstarted_before:
+            return None
+        ride.cancel(SYSTEM.role, ctx.now, ctx.fares, "the trip was never started")
+        uow.offers.withdraw_all(state, "cancelled", ctx.now)
+    elif state.status == RideStatus.IN_PROGRESS:
+        seen = max(d for d in (last_seen, state.started_at) if d is not None)
+        if seen >= silent_before:
+            return None
+        ride.close_silent(ctx.now, seen, ctx.fares, travelled_m=uow.paths.travelled_m(state.id))
+    else:
+        return None
+    record(uow, ride)
+    return RideStatus(state.status)

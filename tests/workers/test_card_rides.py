@@ -459,7 +459,11 @@ def test_an_ended_ride_whose_hold_was_never_settled_is_settled_by_the_sweep(
             text("UPDATE payments SET updated_at = :t WHERE id = :p"),
             {"t": utcnow() - timedelta(hours=1), "p": auth["id"]},
         )
-    assert celery_app.send_task("payments.sweep_holds").get(timeout=15) == 1
+    assert celery_app.send_task("payments.sweep_holds").get(timeout=15)["settled"] == 1
     released = until(lambda: (a := _payment(ride["id"])) and a["status"] == "canceled" and a)
     assert released["amount_received"] == 0
-    assert celery_app.send_task("payments.sweep_holds").get(timeout=15) == 0
+    assert celery_app.send_task("payments.sweep_holds").get(timeout=15) == {
+        "settled": 0,
+        "expiring_settled": 0,
+        "expiring_open": 0,
+    }
