@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -24,6 +23,7 @@ from api.routers import (
     streams,
     webhooks,
 )
+from infra import logs
 from infra.events import EventHub
 from infra.live import LiveAsync
 from infra.redis import make_async_redis
@@ -53,9 +53,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app() -> FastAPI:
     settings = get_settings()
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_format)
     app = FastAPI(
         title="ridehail",
         version="1.0",

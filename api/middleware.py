@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from infra.logs import request_id, valid_request_id
 from infra.metrics import HTTP_LATENCY as LATENCY
 from infra.metrics import HTTP_REQUESTS as REQUESTS
 
@@ -44,12 +46,14 @@ class _TooLarge(Exception):
 
 class ResponseTracker:
     """Wraps an ASGI `send` to know whether the response has started (after which an
-    error can no longer be answered with an error response), and with which status."""
+    error can no longer be answered with an error response), and with which status; the
+    answer carries the request's id."""
 
-    __slots__ = ("_send", "started", "status")
+    __slots__ = ("_send", "request_id", "started", "status")
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: Send, request_id: bytes = b"") -> None:
         self._send = send
+        self.request_id = request_id
         self.started = False
         self.status = 500
 
@@ -57,7 +61,22 @@ class ResponseTracker:
         if message["type"] == "http.response.start":
             self.started = True
             self.status = message["status"]
+            if self.request_id:
+                message["headers"] = [*message.get("headers", ()), (_RID, self.request_id)]
         await self._send(message)
+
+
+_RID = b"x-request-id"
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == _RID:
+            given = valid_request_id(value.decode("latin-1"))
+            if given:
+                return given
+            break
+    return uuid.uuid4().hex
 
 
 class Edge:
@@ -103,7 +122,9 @@ class Edge:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        tracker = ResponseTracker(send)
+        rid = _request_id(scope)
+        request_id.set(rid)  # this request's context: its logs and the tasks it sends
+        tracker = ResponseTracker(send, rid.encode())
         received = 0
 
         async def guarded_receive() -> Message:

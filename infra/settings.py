@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     )
 
     environment: str = Field("development", description="development | test | production")
+    log_format: str = Field("json", description="json (one object per line) | text")
     data_dir: Path = Path("./.ridehail")
     database_url: str = ""
     redis_url: str = "redis://127.0.0.1:6379/0"

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from celery.signals import (
+    setup_logging,
     task_failure,
     task_retry,
     task_success,
@@ -14,7 +15,9 @@ from celery.signals import (
     worker_process_shutdown,
 )
 
+from infra import logs
 from infra.metrics import TASKS, process_exited
+from infra.settings import get_settings
 from infra.queue import celery_app
 from workers import (  # noqa: F401  (registers the tasks)
     dispatch,
@@ -30,6 +33,12 @@ from workers import (  # noqa: F401  (registers the tasks)
 )
 
 app = celery_app
+
+
+@setup_logging.connect
+def _logs(**_kwargs: object) -> None:
+    """Our JSON lines, not Celery's own format (connecting this keeps Celery's hands off)."""
+    logs.configure(get_settings().log_format)
 
 
 @worker_process_init.connect
