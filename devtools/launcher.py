@@ -324,11 +324,18 @@ def start_flower(
     port: int,
     *,
     host: str = "127.0.0.1",
+    basic_auth: str = "",
     env: dict[str, str] | None = None,
     log: Path | None = None,
 ) -> Proc:
+    """Flower on `host:port`; with `basic_auth` ("user:password") every page but Flower's
+    own `/metrics` and `/healthcheck` asks for it (passed in the environment, not argv,
+    so it is not on the process list)."""
     argv = [str(BIN / "celery"), "-A", "workers.app", "flower", f"--port={port}"]
-    return start([*argv, f"--address={host}"], env=env, log=log)
+    child = dict(os.environ if env is None else env)
+    if basic_auth:
+        child["FLOWER_BASIC_AUTH"] = basic_auth
+    return start([*argv, f"--address={host}"], env=child, log=log)
 
 
 def run_migrations(env: dict[str, str]) -> None:

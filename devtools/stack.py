@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import sys
 import time
@@ -101,7 +102,14 @@ class Stack:
             ),
         )
         self._add("beat", launcher.start_beat(quiet=False))
-        self._add("flower", launcher.start_flower(s.flower_port, log=self.logs / "flower.log"))
+        self._add(
+            "flower",
+            launcher.start_flower(
+                s.flower_port,
+                basic_auth=f"{s.flower_user}:{s.flower_password}",
+                log=self.logs / "flower.log",
+            ),
+        )
 
 
 def _wait_ready(url: str, stack: Stack, timeout: float = 60.0) -> bool:
@@ -130,6 +138,12 @@ def run() -> int:
         get_settings.cache_clear()
         settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # every process of the stack counts in files here; /metrics adds them up (a fresh
+    # directory each run: figures of processes from an earlier run must not count)
+    metrics_dir = settings.data_dir / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
     stack = Stack(settings)
     stopping = False
 
@@ -152,7 +166,9 @@ def run() -> int:
         print(
             f"ridehail: ready in {time.monotonic() - started:.1f}s — "
             f"API http://{settings.api_host}:{settings.api_port} (docs at /docs), "
-            f"Flower http://127.0.0.1:{settings.flower_port}. Ctrl-C stops everything.",
+            f"Flower http://127.0.0.1:{settings.flower_port} (user {settings.flower_user}, "
+            "password in RIDEHAIL_FLOWER_PASSWORD). Ctrl-C stops everything. "
+            "Try `.venv/bin/ridehail simulate` in another terminal.",
             flush=True,
         )
         while not stopping:

@@ -19,6 +19,7 @@ from domain.ratings import RatingRules
 from domain.usecases.context import FraudRules
 
 DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
+DEV_FLOWER_PASSWORD = "dev-only-flower"
 
 
 class Settings(BaseSettings):
@@ -40,6 +41,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     flower_port: int = 5555
+    flower_user: str = "admin"
+    flower_password: str = DEV_FLOWER_PASSWORD  # basic auth of Flower's pages
     jwt_secret: str = DEV_JWT_SECRET
     access_token_ttl_s: int = 15 * 60
     refresh_token_ttl_s: int = 30 * 24 * 3600
@@ -105,6 +108,11 @@ class Settings(BaseSettings):
             if self.jwt_secret == DEV_JWT_SECRET or len(self.jwt_secret) < 32:
                 raise ValueError(
                     "RIDEHAIL_JWT_SECRET must be set to a random secret of 32+ characters "
+                    "in production"
+                )
+            if self.flower_password == DEV_FLOWER_PASSWORD or len(self.flower_password) < 12:
+                raise ValueError(
+                    "RIDEHAIL_FLOWER_PASSWORD must be set to a password of 12+ characters "
                     "in production"
                 )
         return self

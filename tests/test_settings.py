@@ -12,7 +12,15 @@ def test_production_refuses_the_development_secret() -> None:
         Settings(environment="production", jwt_secret=DEV_JWT_SECRET)
     with pytest.raises(ValidationError, match="JWT_SECRET"):
         Settings(environment="production", jwt_secret="short")
-    ok = Settings(environment="production", jwt_secret="x" * 40, database_url="", data_dir="/srv")
+    with pytest.raises(ValidationError, match="FLOWER_PASSWORD"):
+        Settings(environment="production", jwt_secret="x" * 40)
+    ok = Settings(
+        environment="production",
+        jwt_secret="x" * 40,
+        flower_password="a-real-password",
+        database_url="",
+        data_dir="/srv",
+    )
     assert ok.database_url == "sqlite:////srv/ridehail.db"
 
 

@@ -88,6 +88,27 @@ def test_every_service_answers(stack: dict[str, Any]) -> None:
     assert httpx.get(f"http://127.0.0.1:{ports['fcm']}/healthz").json() == {"status": "ok"}
 
 
+def test_flower_is_behind_basic_auth_and_shows_the_workers(stack: dict[str, Any]) -> None:
+    flower = f"http://127.0.0.1:{stack['ports']['flower']}"
+    until(lambda: httpx.get(f"{flower}/healthcheck").status_code == 200)
+    assert httpx.get(f"{flower}/").status_code == 401
+    assert httpx.get(f"{flower}/api/workers", auth=("admin", "wrong")).status_code == 401
+    auth = ("admin", "dev-only-flower")  # the development default; refused in production
+    workers = until(
+        lambda: (
+            (r := httpx.get(f"{flower}/api/workers?refresh=1", auth=auth, timeout=10))
+            and r.status_code == 200
+            and len(r.json()) >= 2
+            and r.json()
+        ),
+        timeout=30,
+    )
+    names = sorted(name.split("@")[0] for name in workers)
+    assert names == ["push", "worker"]
+    queues = {q["name"] for w in workers.values() for q in (w.get("active_queues") or [])}
+    assert {"payments", "default", "notifications", "promotions"} <= queues
+
+
 def test_a_cash_ride_over_http_reaches_the_ledger(stack: dict[str, Any]) -> None:
     with httpx.Client(base_url=f"{stack['base']}/api/v1", timeout=10) as http:
         tokens = {}
