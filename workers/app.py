@@ -17,8 +17,8 @@ from celery.signals import (
 
 from infra import logs
 from infra.metrics import TASKS, process_exited
-from infra.settings import get_settings
 from infra.queue import celery_app
+from infra.settings import get_settings
 from workers import (  # noqa: F401  (registers the tasks)
     dispatch,
     ledger,
