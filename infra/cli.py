@@ -1,4 +1,4 @@
-"""`ridehail`: the command line (`migrate`, `create-admin`, `run`)."""
+"""`ridehail`: the command line (`migrate`, `create-admin`, `run`, `simulate`)."""
 
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ def _create_admin(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(_args: argparse.Namespace) -> int:
-    """The development stack lives with the development tools, outside the product: it runs
+def _dev(module: str, command: str, argv: list[str]) -> int:
+    """Development commands live with the development tools, outside the product: each runs
     as its own program from the source checkout this package was installed from (editable,
     as `make run` does); an installed wheel has no such checkout."""
     import os
@@ -47,19 +47,26 @@ def _run(_args: argparse.Namespace) -> int:
     import infra
 
     checkout = Path(infra.__file__).resolve().parent.parent
-    if not (checkout / "devtools" / "stack.py").is_file():
+    if not (checkout / "devtools" / f"{module}.py").is_file():
         print(
-            "`ridehail run` is a development command: run it from a source checkout "
+            f"`ridehail {command}` is a development command: run it from a source checkout "
             "(`make run`), where the devtools package is",
             file=sys.stderr,
         )
         return 2
     path = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(checkout), path) if p)
-    os.execv(sys.executable, [sys.executable, "-m", "devtools.stack"])
+    os.execv(sys.executable, [sys.executable, "-m", f"devtools.{module}", *argv])
+
+
+def _run(_args: argparse.Namespace) -> int:
+    return _dev("stack", "run", [])
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["simulate"]:  # its options are the simulator's own
+        return _dev("simulate", "simulate", argv[1:])
     parser = argparse.ArgumentParser(prog="ridehail", description="ridehail backend")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=_migrate)
@@ -69,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     admin.add_argument("--name", default="Admin")
     admin.set_defaults(fn=_create_admin)
     sub.add_parser("run", help="run the whole stack until Ctrl-C").set_defaults(fn=_run)
+    sub.add_parser(
+        "simulate",
+        help="a fleet of drivers and passengers against a running stack (--help for options)",
+    )
     args = parser.parse_args(argv)
     return int(args.fn(args))
 

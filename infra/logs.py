@@ -73,7 +73,12 @@ def configure(fmt: str = "json", level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "celery", "celery.task"):
+    for name in ("uvicorn", "uvicorn.error", "celery", "celery.task"):
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # (uvicorn.access is left as the server set it: off with --no-access-log, as we run it)
+    # a line per task run and per beat tick (the sweeps run every second) drowns what
+    # matters; outcomes are counted in /metrics, failures still logged as errors
+    for name in ("celery.beat", "celery.worker.strategy", "celery.app.trace"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
