@@ -9,9 +9,9 @@ scrape of any API process adds them up. Without it, a process reports its own.
 What is counted where:
 - HTTP requests and latency by route: `api.middleware.Edge`.
 - Pings accepted and rejected by reason: the location routes.
-- SSE clients connected: the stream routes (a live sum over processes).
+- SSE clients connected (a live sum over processes) and streams opened: the stream routes.
 - Dispatch time from request to first offer: the dispatch worker.
-- Task outcomes and retries: Celery's signals (`workers.app`).
+- Tasks sent (`infra.queue`), and their outcomes and retries: Celery's signals.
 - Pushes by outcome: the delivery worker.
 - Webhook lag (Stripe's event time to our processing): the reconcile worker.
 - Repairs by sweep: the beat sweeps.
@@ -59,10 +59,18 @@ SSE_CLIENTS = Gauge(
     ["stream"],
     multiprocess_mode="livesum",
 )
+SSE_CONNECTIONS = Counter(
+    "ridehail_sse_connections_total",
+    "Server-Sent Events streams opened, by stream kind",
+    ["stream"],
+)
 DISPATCH_FIRST_OFFER = Histogram(
     "ridehail_dispatch_first_offer_seconds",
     "From a ride's request to its first offer to a driver",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+TASKS_SENT = Counter(
+    "ridehail_tasks_sent_total", "Celery messages sent, by task (what fills the queues)", ["task"]
 )
 TASKS = Counter(
     "ridehail_tasks_total",

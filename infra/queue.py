@@ -8,14 +8,18 @@ from celery import Celery
 from celery.signals import before_task_publish, task_postrun, task_prerun
 
 from infra.logs import HEADER, request_id, task_name
+from infra.metrics import TASKS_SENT
 
 celery_app = Celery("ridehail")
 celery_app.config_from_object("celeryconfig")
 
 
 @before_task_publish.connect
-def _carry_request_id(headers: dict[str, Any] | None = None, **_kwargs: object) -> None:
+def _carry_request_id(
+    headers: dict[str, Any] | None = None, sender: str | None = None, **_kwargs: object
+) -> None:
     """A task sent while serving a request (or running a task) carries that request's id."""
+    TASKS_SENT.labels(sender or "?").inc()
     rid = request_id.get()
     if rid and headers is not None:
         headers.setdefault(HEADER, rid)

@@ -29,7 +29,7 @@ from domain.access import Actor, Caller
 from domain.rides import TERMINAL
 from infra.events import Event, id_key, read_after
 from infra.live import ADMIN_STREAM, driver_stream, ride_stream
-from infra.metrics import SSE_CLIENTS
+from infra.metrics import SSE_CLIENTS, SSE_CONNECTIONS
 from infra.security import issue_token
 from infra.settings import Settings
 
@@ -162,7 +162,9 @@ async def _sse(
     no gap and no duplicate between the stored and the live part."""
     events_hub = hub(request)
     sub = await events_hub.subscribe(stream)
-    connected = SSE_CLIENTS.labels(stream.partition(":")[0])  # ride, drv, admin
+    kind = stream.partition(":")[0]  # ride, drv, admin
+    SSE_CONNECTIONS.labels(kind).inc()
+    connected = SSE_CLIENTS.labels(kind)
     connected.inc()
     try:
         yield "retry: 2000\n\n"

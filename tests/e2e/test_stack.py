@@ -3,6 +3,7 @@ the SQLite default, a cash ride over HTTP, and everything gone after SIGTERM."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -260,6 +261,64 @@ def test_a_card_ride_with_a_card_saved_through_the_setup_intent(stack: dict[str,
             lambda: (p := payments()) and p[0]["status"] == "succeeded" and p[0], timeout=15
         )
         assert paid["amount_received"] == fare["amount"]
+
+
+def _families(base: str) -> dict[str, float]:
+    """Each family's samples summed (every process's, through the multi-process files)."""
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("ridehail_"):
+            name, _, value = line.rpartition(" ")
+            family = name.split("{")[0]
+            for suffix in ("_bucket", "_count", "_sum", "_created"):
+                family = family.removesuffix(suffix)
+            out[family] = out.get(family, 0.0) + float(value)
+    return out
+
+
+def test_the_simulator_drives_the_stack_and_metrics_count_every_family(
+    stack: dict[str, Any],
+) -> None:
+    ports = stack["ports"]
+    cmd = [str(BIN / "ridehail"), "simulate", "--base-url", stack["base"]]
+    cmd += ["--drivers", "12", "--passengers", "6", "--minutes", "0.4", "--speed-ms", "45"]
+    cmd += ["--grace-s", "90", "--settle-s", "40", "--seed", "7", "--json", "--no-progress"]
+    cmd += ["--stripe-base", f"http://127.0.0.1:{ports['stripe']}"]
+    sim = subprocess.Popen(cmd, env=stack["env"], stdout=subprocess.PIPE, text=True)
+    # while it runs: the apps' streams are open
+    until(lambda: _families(stack["base"]).get("ridehail_sse_clients", 0) > 0, timeout=60)
+    out, _ = sim.communicate(timeout=300)
+    summary = json.loads(out)
+    assert sim.returncode == 0, summary
+    rides, pay = summary["rides"], summary["payments"]
+    assert rides["completed"] > 0
+    assert rides["requested"] == rides["completed"] + rides["cancelled"] + rides["expired"]
+    assert pay["card_unsettled"] == 0
+    assert pay["cash_settled"] == pay["cash_rides"]
+    assert summary["pings"]["accepted"] == summary["pings"]["sent"] > 0
+    assert summary["pushes"].get("sent", 0) > 0
+    assert summary["latency_ms"]["request_to_offer_p50"] is not None
+    assert summary["latency_ms"]["ping_to_sse_p50"] is not None
+    assert not summary["errors"]
+    families = _families(stack["base"])
+    for family in (
+        "ridehail_http_request_seconds",
+        "ridehail_http_requests_total",
+        "ridehail_pings_total",
+        "ridehail_sse_connections_total",
+        "ridehail_dispatch_first_offer_seconds",
+        "ridehail_tasks_sent_total",
+        "ridehail_tasks_total",
+        "ridehail_payments",
+        "ridehail_webhook_lag_seconds",
+        "ridehail_pushes_total",
+    ):
+        assert families.get(family, 0) > 0, family
+    # gauges of the moment: present for every queue (empty now: the workers kept up)
+    text = httpx.get(f"{stack['base']}/metrics", timeout=10).text
+    for queue in ("payments", "notifications", "promotions", "default"):
+        assert f'ridehail_queue_depth{{queue="{queue}"}}' in text
 
 
 def test_sigterm_stops_everything_it_started(stack: dict[str, Any]) -> None:
