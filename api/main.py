@@ -17,6 +17,7 @@ from api.routers import (
     health,
     location,
     notifications,
+    ops,
     payments,
     ratings,
     rides,
@@ -75,6 +76,7 @@ def create_app() -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(ratings.router)
     app.include_router(notifications.router)
+    app.include_router(ops.router)
     app.add_middleware(Edge, max_bytes=settings.max_body_bytes)
     return app
 

@@ -24,6 +24,7 @@ from domain.usecases.ports import (
     Ledger,
     LivePublisher,
     OfferBook,
+    OpsView,
     PaymentBook,
     PayoutAccounts,
     Ratings,
@@ -36,6 +37,7 @@ from infra.db import unit_of_work, utcnow
 from infra.idempotency import SqlIdempotency
 from infra.notifications import SqlBroadcasts, SqlDevices
 from infra.offers import SqlOfferBook
+from infra.ops import SqlOpsView
 from infra.payments import SqlPaymentBook, StripeCards, StripePayoutAccounts
 from infra.ratelimit import RedisVelocity
 from infra.ratings import SqlRatings
@@ -70,6 +72,7 @@ class SqlUnitOfWork:
         self.cards: Cards = StripeCards(session)
         self.statements: Statements = SqlStatements(session)
         self.payout_accounts: PayoutAccounts = StripePayoutAccounts(session)
+        self.ops: OpsView = SqlOpsView(session)
         self.ratings: Ratings = SqlRatings(session)
         self.devices: Devices = SqlDevices(session)
         self.broadcasts: Broadcasts = SqlBroadcasts(session)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make run` / `make test` need on a fresh Debian machine:
-# redis-server (and PostgreSQL for the tests) from Debian's packages when absent,
-# and the project with its dependencies into ./.venv.
+# redis-server (and, for the tests, PostgreSQL and Chromium with its driver, which test
+# the ops page in a real browser) from Debian's packages when absent, and the project
+# with its dependencies into ./.venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_pg=${1:-}
@@ -19,6 +20,9 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 if [ "$want_pg" = "--postgres" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   apt_install postgresql
+fi
+if [ "$want_pg" = "--postgres" ] && ! command -v chromedriver >/dev/null 2>&1; then
+  apt_install chromium chromium-driver
 fi
 
 PY=${PYTHON:-python3}

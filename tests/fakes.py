@@ -198,6 +198,7 @@ class FakeUnitOfWork:
     cards: Any = None
     statements: Any = None
     payout_accounts: Any = None
+    ops: Any = None
     ratings: Any = None
     devices: Any = None
     broadcasts: Any = None

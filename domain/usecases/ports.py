@@ -106,6 +106,12 @@ class Statements(Protocol):
     def of_driver(self, driver_id: UUID, limit: int = 100) -> list[Any]: ...
 
 
+class OpsView(Protocol):
+    """What the ops page shows: counts by status, queues, alerts, the rides under way."""
+
+    def overview(self, since_h: int, active_limit: int) -> dict[str, Any]: ...
+
+
 class PayoutAccounts(Protocol):
     """Drivers' accounts at the payment provider, where their statements are paid."""
 
@@ -271,6 +277,7 @@ class UnitOfWork(Protocol):
     cards: Cards
     statements: Statements
     payout_accounts: PayoutAccounts
+    ops: OpsView
     ratings: Ratings
     devices: Devices
     broadcasts: Broadcasts

@@ -1,0 +1,85 @@
+"""The ops page's figures, read where they live: rides and payments by status and the open
+low-rating alerts from SQL, the queues and online drivers from Redis. An admin's view,
+read every few seconds by one page: plain grouped counts over indexed columns."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from domain.rides import OPEN
+from infra.db import utcnow
+from infra.live import Keys
+from infra.metrics import QUEUES
+from infra.models import Payment, RatingAlert, Ride, User
+from infra.redis import get_sync_redis
+
+
+class SqlOpsView:
+    """The use cases' `OpsView` port."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def overview(self, since_h: int, active_limit: int) -> dict[str, Any]:
+        since = utcnow() - timedelta(hours=since_h)
+        s = self.session
+        rides = s.exec(
+            select(Ride.status, func.count())
+            .where(col(Ride.created_at) >= since)
+            .group_by(col(Ride.status))
+        ).all()
+        payments = s.exec(
+            select(Payment.status, func.count())
+            .where(col(Payment.created_at) >= since)
+            .group_by(col(Payment.status))
+        ).all()
+        alerts = s.exec(
+            select(RatingAlert, User.name)
+            .join(User, col(User.id) == col(RatingAlert.user_id))
+            .where(col(RatingAlert.closed_at).is_(None))
+            .order_by(col(RatingAlert.average))
+            .limit(50)
+        ).all()
+        active = s.exec(
+            select(Ride)
+            .where(col(Ride.status).in_(list(OPEN)))
+            .order_by(col(Ride.created_at).desc())
+            .limit(active_limit)
+        ).all()
+        r = get_sync_redis()
+        pipe = r.pipeline()
+        for queue in QUEUES:
+            pipe.llen(queue)
+        pipe.zcard(Keys.GEO)
+        *depths, online = pipe.execute()
+        return {
+            "since_hours": since_h,
+            "rides_by_status": {str(k): int(n) for k, n in rides},
+            "payments_by_status": {str(k): int(n) for k, n in payments},
+            "queues": dict(zip(QUEUES, (int(d) for d in depths), strict=True)),
+            "drivers_online": int(online),
+            "rating_alerts": [
+                {
+                    "user_id": str(a.user_id),
+                    "name": name,
+                    "average": round(a.average, 2),
+                    "count": a.count,
+                    "since": a.created_at.isoformat().replace("+00:00", "Z"),
+                }
+                for a, name in alerts
+            ],
+            "active_rides": [
+                {
+                    "id": str(ride.id),
+                    "status": ride.status,
+                    "driver_id": str(ride.driver_id) if ride.driver_id else None,
+                    "pickup": {"lat": ride.pickup_lat, "lng": ride.pickup_lng},
+                    "dropoff": {"lat": ride.dropoff_lat, "lng": ride.dropoff_lng},
+                }
+                for ride in active
+            ],
+        }
