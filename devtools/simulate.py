@@ -139,6 +139,8 @@ class Sim:
         # streams hold their connection for minutes: a client of their own
         self.streams = httpx.AsyncClient(timeout=httpx.Timeout(30, read=60), limits=httpx.Limits())
         self.stopping = False
+        self.signups = asyncio.Semaphore(args.signup_concurrency)
+        self.signed_up = 0
 
     # --- plumbing --------------------------------------------------------------------------
     def over(self) -> bool:
@@ -196,6 +198,17 @@ class Sim:
             user.token, user.refresh = pair["access_token"], pair["refresh_token"]
 
     async def user(self, role: str, n: int) -> User | None:
+        # sign-ups and sign-ins hash passwords (argon2, ~0.15 s of CPU each): a few at a
+        # time, as real users arrive, not hundreds at once against one API process
+        async with self.signups:
+            made = await self._user(role, n)
+        self.signed_up += 1
+        if self.args.progress:
+            total = self.args.drivers + self.args.passengers
+            print(f"\rsigning up {self.signed_up}/{total} users ", end="", file=sys.stderr)
+        return made
+
+    async def _user(self, role: str, n: int) -> User | None:
         email = f"sim-{self.run_id}-{role}-{n}@example.com"
         r = await self.call(
             "POST",
@@ -729,6 +742,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--speed-ms", type=float, default=DRIVE_MS, help="driving speed, m/s")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--connections", type=int, default=200, help="HTTP connections for requests")
+    p.add_argument("--signup-concurrency", type=int, default=4, help="sign-ups at a time")
     p.add_argument("--settle-s", type=float, default=60.0, help="wait for card payments to end")
     p.add_argument(
         "--grace-s", type=float, default=180.0, help="after the run, time for rides under way"
