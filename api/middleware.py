@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from infra.db import reading_only
 from infra.logs import request_id, valid_request_id
 from infra.metrics import HTTP_LATENCY as LATENCY
 from infra.metrics import HTTP_REQUESTS as REQUESTS
@@ -124,6 +125,7 @@ class Edge:
         start = time.perf_counter()
         rid = _request_id(scope)
         request_id.set(rid)  # this request's context: its logs and the tasks it sends
+        reading_only.set(scope["method"] in ("GET", "HEAD"))
         tracker = ResponseTracker(send, rid.encode())
         received = 0
 

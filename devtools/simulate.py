@@ -300,7 +300,9 @@ class Sim:
         return self.expect(c, 200, what="card_confirm")
 
     async def passenger(self, n: int, user: User, tags: list[str]) -> None:
-        has_card = self.rng.random() < self.args.card_share and await self.save_card(user)
+        wants_card = self.rng.random() < self.args.card_share
+        async with self.signups:  # a card is saved at sign-up, as the app asks for one
+            has_card = wants_card and await self.save_card(user)
         await asyncio.sleep(self.rng.uniform(0, min(20.0, self.args.minutes * 15)))
         while not self.over() and time.monotonic() < self.deadline - 20:
             await self.ride(user, "card" if has_card else "cash", tags)
@@ -502,7 +504,7 @@ class Sim:
                 "request_to_offer_p99": _ms(pct(s.request_to_offer, 0.99)),
                 "ping_to_sse_p50": _ms(pct(s.ping_to_sse, 0.5)),
                 "ping_to_sse_p99": _ms(pct(s.ping_to_sse, 0.99)),
-                "samples": {"offers": len(s.request_to_offer), "sse": len(s.ping_to_sse)},
+                "samples": {"rides": len(s.request_to_offer), "sse": len(s.ping_to_sse)},
             },
             "payments": {
                 "card_rides": len(s.card_rides),
@@ -562,7 +564,9 @@ class Driver:
     async def listen(self) -> None:
         async for event, data in self.sim.sse("/drivers/me/events", self.user):
             if event == "offer":
-                sent = self.sim.stats.requested_at.get(str(data.get("ride_id")))
+                # a ride's first offer, as the server's dispatch figure counts it (an
+                # offer of a later wave comes after a decline or a timeout, by design)
+                sent = self.sim.stats.requested_at.pop(str(data.get("ride_id")), None)
                 if sent is not None:
                     self.sim.stats.request_to_offer.append(max(0.0, time.time() - sent))
                 await self.offers.put(data)
@@ -771,7 +775,7 @@ def render(summary: dict[str, Any]) -> str:
         f"ratings {r['ratings']}",
         f"  pings      sent {pg['sent']:,}, accepted {pg['accepted']:,}",
         f"  latency    request->offer p50 {lat['request_to_offer_p50']} ms, p99 "
-        f"{lat['request_to_offer_p99']} ms ({lat['samples']['offers']} offers); "
+        f"{lat['request_to_offer_p99']} ms ({lat['samples']['rides']} rides); "
         f"ping->SSE p50 {lat['ping_to_sse_p50']} ms, p99 {lat['ping_to_sse_p99']} ms "
         f"({lat['samples']['sse']} events)",
         f"  payments   card rides {pay['card_rides']}: captured {pay['card_captured']}, released "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -72,7 +73,35 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # a request that only reads (GET) needs no write lock: WAL lets it read beside
+        # the writer instead of queueing behind every write
+        conn.exec_driver_sql("BEGIN" if reading_only.get() else "BEGIN IMMEDIATE")
+
+
+# Set by the API for GET and HEAD requests, which never write (SQLite only uses it).
+reading_only: ContextVar[bool] = ContextVar("reading_only", default=False)
+
+
+@event.listens_for(Session, "after_flush")
+def _wrote(session: Any, _context: Any) -> None:
+    session.info["flushed"] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _ended(session: Any, _transaction: Any) -> None:
+    session.info.pop("flushed", None)
+
+
+def end_reads(session: Session) -> None:
+    """End a transaction that has only read so far, before a slow call to the outside
+    (Stripe). Holding it open through an HTTP call keeps a pool connection busy, and on
+    SQLite, where a transaction takes the database's write lock at BEGIN, stalls every
+    writer. A transaction that wrote anything is left alone: it commits at its end."""
+    if not session.in_transaction():
+        return
+    if session.new or session.dirty or session.deleted or session.info.get("flushed"):
+        return
+    session.commit()
 
 
 def make_engine(url: str) -> Engine:

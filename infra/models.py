@@ -141,6 +141,9 @@ class Payment(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("ride_id", "kind", name="uq_payments_ride_kind"),
         Index("ix_payments_passenger_status", "passenger_id", "status"),
+        # the ops page's counts by status, and the sweep of payments stuck in a status
+        Index("ix_payments_status_created", "status", "created_at"),
+        Index("ix_payments_status_updated", "status", "updated_at"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -218,6 +221,10 @@ class WebhookEvent(SQLModel, table=True):
     """A Stripe event, stored once by its id; a worker reconciles from Stripe's state."""
 
     __tablename__ = "webhook_events"
+    # the sweep of events not processed in time looks only at those
+    __table_args__ = (
+        _partial("ix_webhook_events_unprocessed", "received_at", "processed_at IS NULL"),
+    )
 
     id: str = Field(sa_column=Column(String(255), primary_key=True))
     type: str = Field(max_length=100)

@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from domain.rides import OPEN
+from domain.payments import PaymentStatus
+from domain.rides import OPEN, RideStatus
 from infra.db import utcnow
 from infra.live import Keys
 from infra.metrics import QUEUES
@@ -27,16 +28,27 @@ class SqlOpsView:
     def overview(self, since_h: int, active_limit: int) -> dict[str, Any]:
         since = utcnow() - timedelta(hours=since_h)
         s = self.session
-        rides = s.exec(
-            select(Ride.status, func.count())
-            .where(col(Ride.created_at) >= since)
-            .group_by(col(Ride.status))
-        ).all()
-        payments = s.exec(
-            select(Payment.status, func.count())
-            .where(col(Payment.created_at) >= since)
-            .group_by(col(Payment.status))
-        ).all()
+        # one range of the (status, created_at) index per status, not a scan of the table
+        rides = [
+            (
+                status,
+                s.exec(
+                    select(func.count()).where(Ride.status == status, col(Ride.created_at) >= since)
+                ).one(),
+            )
+            for status in RideStatus
+        ]
+        payments = [
+            (
+                status,
+                s.exec(
+                    select(func.count()).where(
+                        Payment.status == status, col(Payment.created_at) >= since
+                    )
+                ).one(),
+            )
+            for status in PaymentStatus
+        ]
         alerts = s.exec(
             select(RatingAlert, User.name)
             .join(User, col(User.id) == col(RatingAlert.user_id))
@@ -58,8 +70,8 @@ class SqlOpsView:
         *depths, online = pipe.execute()
         return {
             "since_hours": since_h,
-            "rides_by_status": {str(k): int(n) for k, n in rides},
-            "payments_by_status": {str(k): int(n) for k, n in payments},
+            "rides_by_status": {str(k): int(n) for k, n in rides if n},
+            "payments_by_status": {str(k): int(n) for k, n in payments if n},
             "queues": dict(zip(QUEUES, (int(d) for d in depths), strict=True)),
             "drivers_online": int(online),
             "rating_alerts": [

@@ -15,7 +15,7 @@ from domain.notifications import NotificationKind, payment_push
 from domain.payments import FROM_INTENT_STATUS, OWED, PaymentKind, PaymentStatus, RefundStatus
 from domain.rides import RideState
 from domain.usecases.ports import Card, IntentInfo, SetupIntentInfo
-from infra.db import utcnow
+from infra.db import end_reads, utcnow
 from infra.models import Payment, Refund, User
 from infra.notifications import log_pushes
 from infra.repositories import SqlLedger
@@ -181,30 +181,44 @@ class StripeCards:
             from domain.errors import NotFound
 
             raise NotFound("account no longer exists", code="user_not_found")
-        if not user.stripe_customer_id:
-            user.stripe_customer_id = self.gateway.create_customer(user.id, user.email, user.name)
-            self.session.add(user)
-        return user.stripe_customer_id
+        if user.stripe_customer_id:
+            return user.stripe_customer_id
+        email, name = user.email, user.name
+        end_reads(self.session)
+        made = self.gateway.create_customer(user_id, email, name)
+        user = self.session.get(User, user_id)
+        assert user is not None
+        user.stripe_customer_id = made
+        self.session.add(user)
+        return made
 
+    # Each call below is Stripe's answer to the request: no transaction waits on it.
     def setup_intent(self, customer: str, user_id: uuid.UUID) -> SetupIntentInfo:
+        end_reads(self.session)
         return self.gateway.setup_intent(customer, user_id)
 
     def saved(self, customer: str) -> list[Card]:
+        end_reads(self.session)
         return self.gateway.saved(customer)
 
     def owned(self, customer: str, payment_method_id: str) -> Card:
+        end_reads(self.session)
         return self.gateway.owned(customer, payment_method_id)
 
     def detach(self, customer: str, payment_method_id: str) -> None:
+        end_reads(self.session)
         self.gateway.detach(customer, payment_method_id)
 
     def make_default(self, customer: str, payment_method_id: str) -> None:
+        end_reads(self.session)
         self.gateway.make_default(customer, payment_method_id)
 
     def intent(self, intent_id: str) -> IntentInfo:
+        end_reads(self.session)
         return self.gateway.intent_info(intent_id)
 
     def confirm(self, intent_id: str, payment_id: uuid.UUID) -> Any:
+        end_reads(self.session)
         return self.gateway.confirm(intent_id, payment_id)
 
     def apply(self, payment: Any, intent: Any) -> None:
@@ -221,17 +235,23 @@ class StripePayoutAccounts:
 
     def onboarding_link(self, driver_id: uuid.UUID) -> str:
         gateway = StripeGateway()
-        user = self.session.get(User, driver_id, with_for_update=True)
+        user = self.session.get(User, driver_id)
         if user is None:
             from domain.errors import NotFound
 
             raise NotFound("account no longer exists", code="user_not_found")
-        if not user.stripe_account_id:
-            user.stripe_account_id = gateway.create_payout_account(user.id, user.email)
+        account, email = user.stripe_account_id, user.email
+        end_reads(self.session)  # Stripe's calls below hold no transaction
+        if not account:
+            # one account however often asked, even concurrently: the idempotency key
+            account = gateway.create_payout_account(driver_id, email)
+            user = self.session.get(User, driver_id)
+            assert user is not None
+            user.stripe_account_id = account
             self.session.add(user)
         base = get_settings().public_url.rstrip("/")
         return gateway.onboarding_link(
-            user.stripe_account_id,
+            account,
             refresh_url=f"{base}/api/v1/payouts/onboarding?state=expired",
             return_url=f"{base}/api/v1/payouts/onboarding?state=done",
         )

@@ -201,7 +201,7 @@ def reconcile_event(session: Session, event_id: str) -> str:
         return event.result or "done"
     obj = (event.payload.get("data") or {}).get("object") or {}
     if obj.get("object") == "refund":
-        event.result = _reconcile_refund(session, str(obj.get("id")))
+        event.result = reconcile_refund(session, str(obj.get("id")))
     elif obj.get("object") != "payment_intent":
         event.result = "ignored"
     else:
@@ -229,7 +229,7 @@ def reconcile_event(session: Session, event_id: str) -> str:
     return event.result or ""
 
 
-def _reconcile_refund(session: Session, stripe_refund_id: str) -> str:
+def reconcile_refund(session: Session, stripe_refund_id: str) -> str:
     """A refund's state as Stripe has it now (a refund can fail after it was accepted)."""
     row = session.exec(
         select(Refund).where(Refund.stripe_refund_id == stripe_refund_id).with_for_update()

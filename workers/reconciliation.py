@@ -36,7 +36,7 @@ from infra.settings import get_settings
 from infra.stripe_gateway import StripeGateway
 from infra.unit_of_work import SqlUnitOfWork, make_context
 from workers.base import Retryable, transactional_task
-from workers.payments import _reconcile_refund
+from workers.payments import reconcile_refund
 
 log = logging.getLogger("ridehail.sweeps")
 
@@ -87,7 +87,7 @@ def sweep_stuck_payments(session: Session, older_than_s: float | None = None) ->
     ).all()
     for refund in refunds:
         if refund.stripe_refund_id:
-            _reconcile_refund(session, refund.stripe_refund_id)
+            reconcile_refund(session, refund.stripe_refund_id)
             out["refunds_reread"] += 1
         else:
             jobs.enqueue(session, "payments.refund", refund_id=str(refund.id))
