@@ -4,10 +4,11 @@ every layer costs every request, pings included."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import time
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -70,6 +71,12 @@ class ResponseTracker:
 _RID = b"x-request-id"
 
 
+# Made ids: this process's random prefix and a counter. Unique, not secret, and a
+# fraction of uuid4's cost on the hot path (measured: uuid4 was 2 % of a ping's CPU).
+_PREFIX = os.urandom(6).hex()
+_COUNTER = itertools.count(1)
+
+
 def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == _RID:
@@ -77,7 +84,7 @@ def _request_id(scope: Scope) -> str:
             if given:
                 return given
             break
-    return uuid.uuid4().hex
+    return f"{_PREFIX}{next(_COUNTER):010x}"
 
 
 class Edge:
