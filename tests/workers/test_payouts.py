@@ -11,9 +11,6 @@ arrive, B onboards, and the next runs pay everything once. One transfer meets St
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from devtools import launcher
 from infra.db import get_engine, utcnow
 from infra.metrics import TASKS
 from infra.stripe_gateway import stripe_client
@@ -35,34 +33,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def beat(tmp_path: Path) -> Iterator[Path]:
-    """A real beat with the settlement and payout jobs every second."""
-    log_path = tmp_path / "beat.log"
-    log = open(log_path, "wb")  # noqa: SIM115
+def beat(tmp_path: Path) -> Iterator[None]:
+    """A real beat with the settlement and payout jobs every second (the suite's worker
+    runs what it sends)."""
     env = {
         **os.environ,
         "RIDEHAIL_SETTLEMENT_INTERVAL_S": "1",
         "RIDEHAIL_PAYOUT_INTERVAL_S": "1",
         "RIDEHAIL_PAYOUT_RETRY_S": "1",
     }
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "celery"), "-A", "workers.app", "beat"]
-        + ["--loglevel", "INFO", "-s", str(tmp_path / "beat-schedule")],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    proc = launcher.start_beat(env=env, log=tmp_path / "beat.log")
     try:
-        yield log_path
+        yield
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+        launcher.stop(proc)
 
 
 def _runs(task: str) -> float:
@@ -154,7 +138,7 @@ def _position(driver_id: str) -> dict[str, int]:
 
 
 def test_beat_pays_statements_once_and_they_match_the_ledger_to_the_cent(
-    client: TestClient, settings: Any, beat: Path
+    client: TestClient, settings: Any, beat: None
 ) -> None:
     base = settings.stripe_api_base
     a, b, c = (register(client, "driver") for _ in range(3))
