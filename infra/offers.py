@@ -127,6 +127,9 @@ class SqlOfferBook:
     def __init__(self, session: Session) -> None:
         self.offers = SqlOffers(session)
 
+    def ever_offered(self, ride_id: uuid.UUID, driver_id: uuid.UUID) -> bool:
+        return self.offers.of_driver(ride_id, driver_id) is not None
+
     def open_offer(self, ride_id: uuid.UUID, driver_id: uuid.UUID, now: datetime) -> Offer | None:
         offer = self.offers.session.exec(
             select(Offer).where(

@@ -76,6 +76,9 @@ class MemoryOffers:
             None,
         )
 
+    def ever_offered(self, ride_id: uuid.UUID, driver_id: uuid.UUID) -> bool:
+        return any(o.ride_id == ride_id and o.driver_id == driver_id for o in self.offers)
+
     def take(self, ride: RideState, driver_id: uuid.UUID, now: datetime) -> None:
         from domain.errors import Conflict
 

@@ -48,6 +48,9 @@ class OfferBook(Protocol):
 
     def open_offer(self, ride_id: UUID, driver_id: UUID, now: datetime) -> OpenOffer | None: ...
 
+    def ever_offered(self, ride_id: UUID, driver_id: UUID) -> bool:
+        """Whether the ride was ever offered to this driver (in any state since)."""
+
     def take(self, ride: RideState, driver_id: UUID, now: datetime) -> None:
         """Mark the driver's open offer accepted (others withdrawn); Conflict if none."""
 

@@ -175,10 +175,13 @@ def accept(uow: UnitOfWork, ctx: Context, caller: Caller, ride_id: UUID) -> Ride
     """Row-locked, so of two drivers accepting at once exactly one wins; the others get 409.
 
     A driver who loses the race is told the ride is taken (409), not that it does not
-    exist: it was offered to them a moment ago. A driver accepts only a ride they hold
-    an open, unexpired offer for.
+    exist: it was offered to them a moment ago. A driver it was never offered to (nor
+    theirs) is told nothing about it: 404. A driver accepts only a ride they hold an
+    open, unexpired offer for.
     """
     state = _locked(uow, ride_id)
+    if state.driver_id != caller.id and not uow.offers.ever_offered(state.id, caller.id):
+        raise _not_found()
     if state.status != RideStatus.REQUESTED and state.driver_id not in (None, caller.id):
         raise Conflict("another driver has taken this ride", code="ride_taken")
     if state.status in (RideStatus.CANCELLED, RideStatus.EXPIRED):

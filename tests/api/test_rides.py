@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from domain.fares import compute_fare
 from infra.db import get_engine, utcnow
-from tests.factories import DROPOFF, PICKUP, advance, register, request_ride
+from tests.factories import DROPOFF, PICKUP, advance, grant_offer, register, request_ride
 
 
 def _set(ride_id: str, **columns: Any) -> None:
@@ -220,6 +220,7 @@ def test_a_driver_holds_one_ride_at_a_time(client: TestClient) -> None:
     r1 = request_ride(client, register(client, "passenger"))
     r2 = request_ride(client, register(client, "passenger"))
     advance(client, r1["id"], d, "accept")
+    grant_offer(r2["id"], d.id)  # offered while busy (a stale offer): still refused
     r = client.post(f"/api/v1/rides/{r2['id']}/accept", headers=d.headers)
     assert r.status_code == 409
     assert r.json()["code"] == "driver_busy"

@@ -171,8 +171,8 @@ def test_a_driver_without_an_offer_cannot_accept(http: httpx.Client) -> None:
     _p, ride, _ = _request(http)
     stranger = register(http, "driver")  # type: ignore[arg-type]
     r = http.post(f"/api/v1/rides/{ride['id']}/accept", headers=stranger.headers)
-    assert r.status_code == 409
-    assert r.json()["code"] == "no_offer"
+    assert r.status_code == 404  # never offered to them: it does not exist for them
+    assert r.json()["code"] == "ride_not_found"
 
 
 def test_decline_moves_on_at_once_and_is_counted(http: httpx.Client, api: str) -> None:
