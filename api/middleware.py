@@ -53,7 +53,7 @@ class ResponseTracker:
 
     __slots__ = ("_send", "request_id", "started", "status")
 
-    def __init__(self, send: Send, request_id: bytes = b"") -> None:
+    def __init__(self, send: Send, request_id: bytes) -> None:
         self._send = send
         self.request_id = request_id
         self.started = False
@@ -63,12 +63,16 @@ class ResponseTracker:
         if message["type"] == "http.response.start":
             self.started = True
             self.status = message["status"]
-            if self.request_id:
-                message["headers"] = [*message.get("headers", ()), (_RID, self.request_id)]
+            message["headers"] = [
+                *message.get("headers", ()),
+                (_RID, self.request_id),
+                _NOSNIFF,  # no browser takes an answer of ours (JSON, user text) for markup
+            ]
         await self._send(message)
 
 
 _RID = b"x-request-id"
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 
 # Made ids: this process's random prefix and a counter. Unique, not secret, and a

@@ -43,6 +43,8 @@ class TokenClaims:
     role: str
     kind: str  # access | refresh | stream
     scope: str | None = None  # e.g. ride:<id> for stream tokens
+    token_id: str | None = None  # jti: what a refresh token is spent by
+    expires_at: float | None = None
 
 
 def issue_token(
@@ -113,5 +115,10 @@ def decode_token(token: str, expected_kind: str) -> TokenClaims:
     except (ValueError, TypeError) as exc:
         raise InvalidToken("invalid token subject") from exc
     return TokenClaims(
-        subject=subject, role=str(claims.get("role")), kind=claims["typ"], scope=claims.get("scope")
+        subject=subject,
+        role=str(claims.get("role")),
+        kind=claims["typ"],
+        scope=claims.get("scope"),
+        token_id=claims.get("jti"),
+        expires_at=float(claims["exp"]),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from uuid import UUID
 
 from sqlalchemy.exc import IntegrityError
@@ -85,6 +86,9 @@ def driver_of_device_key(key_hash: str) -> str | None:
     return str(user_id)
 
 
+SPENT_REFRESH = "auth:refresh:{}:spent"  # a refresh token's id, once used
+
+
 class SqlUsers:
     """Accounts on the unit of work's session (what the auth routes ask for)."""
 
@@ -96,6 +100,14 @@ class SqlUsers:
 
     def authenticate(self, email: str, password: str) -> User | None:
         return authenticate(self.session, email, password)
+
+    def spend_refresh_token(self, token_id: str | None, expires_at: float | None) -> bool:
+        """A refresh token works once: True the first time its id is spent, False after
+        (a replayed or stolen token). Remembered in Redis until the token would expire."""
+        if not token_id:
+            return False
+        ttl = max(1, int((expires_at or time.time() + 60) - time.time()) + 1)
+        return bool(get_sync_redis().set(SPENT_REFRESH.format(token_id), "1", nx=True, ex=ttl))
 
     def get(self, user_id: UUID) -> User | None:
         return get_user(self.session, user_id)

@@ -67,6 +67,8 @@ def refresh(body: RefreshIn, uow: UowDep, settings: SettingsDep) -> TokenPair:
         claims = decode_token(body.refresh_token, "refresh")
     except InvalidToken as exc:
         raise ApiError(401, str(exc), "invalid_token") from exc
+    if not uow.users.spend_refresh_token(claims.token_id, claims.expires_at):
+        raise ApiError(401, "refresh token already used", "invalid_token")
     user = uow.users.get(claims.subject)
     if user is None:
         raise ApiError(401, "account no longer exists", "invalid_token")
