@@ -105,3 +105,85 @@ def test_concurrent_replays_of_one_key_create_one_ride(client: TestClient) -> No
     assert replay.json()["id"] == created[0].json()["id"]
     with get_engine().connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM rides")).scalar_one() == 1
+
+
+def _ride_row(ride_id: str) -> Any:
+    with get_engine().connect() as conn:
+        return conn.execute(
+            text("SELECT status, driver_id, fare_amount, fee_amount FROM rides WHERE id = :id"),
+            {"id": ride_id},
+        ).one()
+
+
+def _jobs(ride_id: str, task: str) -> int:
+    """Jobs of `task` written for the ride (the API's tests run no worker)."""
+    with get_engine().connect() as conn:
+        rows = conn.execute(
+            text("SELECT task_kwargs FROM outbox WHERE task = :t"), {"t": task}
+        ).all()
+    return sum(1 for (kwargs,) in rows if kwargs.get("ride_id") == ride_id)
+
+
+def _both(
+    client: TestClient, first: tuple[str, Account, Any], second: tuple[str, Account, Any]
+) -> list[Any]:
+    """Two POSTs released at the same instant: (url, who, json body)."""
+    calls = (first, second)
+    return _race(
+        2, lambda i: client.post(calls[i][0], json=calls[i][2], headers=calls[i][1].headers)
+    )
+
+
+def test_accept_and_cancel_at_once_end_in_one_consistent_state(client: TestClient) -> None:
+    outcomes: Counter[str] = Counter()
+    for _round in range(5):
+        p, d = register(client, "passenger"), register(client, "driver")
+        ride = request_ride(client, p)
+        grant_offer(ride["id"], d.id)
+        url = f"/api/v1/rides/{ride['id']}"
+        accepted, cancelled = _both(
+            client, (f"{url}/accept", d, None), (f"{url}/cancel", p, {"reason": "race"})
+        )
+        row = _ride_row(ride["id"])
+        # whatever the order, the ride ends cancelled: the passenger's word stands
+        assert row.status == "cancelled"
+        assert cancelled.status_code == 200
+        if accepted.status_code == 200:  # the accept came first, then the cancel
+            outcomes["accepted first"] += 1
+            assert str(row.driver_id) == d.id
+        else:
+            outcomes["cancelled first"] += 1
+            assert accepted.status_code == 409
+            assert accepted.json()["code"] == "ride_gone"
+        # the driver is free again either way
+        nxt = request_ride(client, register(client, "passenger"))
+        grant_offer(nxt["id"], d.id)
+        again = client.post(f"/api/v1/rides/{nxt['id']}/accept", headers=d.headers)
+        assert again.status_code == 200
+    assert sum(outcomes.values()) == 5
+
+
+def test_complete_and_cancel_at_once_end_in_one_state_posted_once(client: TestClient) -> None:
+    from infra.db import unit_of_work
+    from infra.users import create_user
+    from tests.factories import PASSWORD, advance, login
+
+    email = "race-admin@example.com"
+    with unit_of_work() as session:
+        create_user(session, email=email, password=PASSWORD, name="A", role="admin")
+    admin = login(client, email, "", "admin")
+    for _round in range(5):
+        p, d = register(client, "passenger"), register(client, "driver")
+        ride = request_ride(client, p)
+        advance(client, ride["id"], d, "accept", "arrive", "start")
+        url = f"/api/v1/rides/{ride['id']}"
+        completed, cancelled = _both(
+            client, (f"{url}/complete", d, None), (f"{url}/cancel", admin, {"reason": "race"})
+        )
+        codes = sorted([completed.status_code, cancelled.status_code])
+        assert codes == [200, 409], codes  # one wins; the other is told the ride moved on
+        row = _ride_row(ride["id"])
+        assert row.status == ("completed" if completed.status_code == 200 else "cancelled")
+        assert (row.fare_amount is not None) == (row.status == "completed")
+        # one ending, so one ledger posting and one settlement job, whichever won
+        assert _jobs(ride["id"], "ledger.post_ride") == 1
