@@ -17,10 +17,12 @@ from typing import Any
 
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Engine, create_engine
+from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Session, SQLModel
 
+from domain.errors import Unprocessable
 from infra.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,13 @@ def end_reads(session: Session) -> None:
     session.commit()
 
 
+def _unstorable_text(exc: StatementError) -> bool:
+    """A value the database cannot hold as text: a NUL character (PostgreSQL refuses it),
+    or a lone surrogate (not Unicode; JSON's \\ud800 escape lets one in). Bad input."""
+    cause = exc.orig
+    return isinstance(cause, UnicodeEncodeError) or "NUL (0x00)" in str(cause)
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -161,6 +170,13 @@ def unit_of_work() -> Iterator[Session]:
     try:
         yield session
         session.commit()
+    except StatementError as exc:
+        session.rollback()
+        if _unstorable_text(exc):
+            raise Unprocessable(
+                "text must be Unicode without NUL characters", code="invalid_text"
+            ) from exc
+        raise
     except BaseException:
         session.rollback()
         raise

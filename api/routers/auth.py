@@ -26,7 +26,12 @@ def _pair(user: User, settings: Settings) -> TokenPair:
     )
 
 
-@router.post("/auth/register", status_code=201, response_model=UserPublic)
+@router.post(
+    "/auth/register",
+    status_code=201,
+    response_model=UserPublic,
+    responses=error_responses(403, 409),
+)
 def register(body: RegisterIn, uow: UowDep) -> User:
     if body.role not in _SELF_SERVICE_ROLES:
         raise ApiError(

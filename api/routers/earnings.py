@@ -29,7 +29,12 @@ class CashOut(BaseModel):
     difference: int = Field(description="amount - fare: positive overpaid, negative short")
 
 
-@router.post("/rides/{ride_id}/cash-collected", status_code=201, response_model=CashOut)
+@router.post(
+    "/rides/{ride_id}/cash-collected",
+    status_code=201,
+    response_model=CashOut,
+    responses=error_responses(404, 409),
+)
 def cash_collected(
     ride_id: uuid.UUID, body: CashIn, caller: CurrentDriver, uow: UowDep
 ) -> JSONResponse:
@@ -46,7 +51,7 @@ def cash_collected(
     return JSONResponse(out.model_dump(mode="json"), status_code=201 if new else 200)
 
 
-@router.get("/drivers/me/earnings")
+@router.get("/drivers/me/earnings", responses=error_responses(400))
 def earnings(
     caller: CurrentDriver,
     uow: UowDep,

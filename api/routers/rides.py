@@ -51,7 +51,9 @@ def estimate(body: EstimateIn, caller: CurrentPassenger, ctx: ContextDep) -> Est
     )
 
 
-@router.post("", status_code=201, response_model=RidePublic, responses=error_responses(409, 429))
+@router.post(
+    "", status_code=201, response_model=RidePublic, responses=error_responses(400, 409, 429)
+)
 def request_ride(
     body: RideIn,
     caller: CurrentPassenger,

@@ -13,14 +13,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request
 
 from api.deps import SettingsDep
-from api.errors import ApiError
+from api.errors import ApiError, error_responses
 from infra.stripe_gateway import InvalidWebhook, verify_webhook
 from infra.webhooks import store_new_event
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["payments"])
 
 
-@router.post("/stripe")
+@router.post("/stripe", responses=error_responses(400))
 async def stripe_webhook(
     request: Request,
     settings: SettingsDep,
