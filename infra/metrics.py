@@ -120,16 +120,21 @@ class _Extras(Collector):
                 log.warning("metrics: %s failed: %r", getattr(read, "__name__", read), exc)
 
 
-def queue_depths() -> Iterator[GaugeMetricFamily]:
+def queue_lengths() -> dict[str, int]:
+    """Messages waiting in each Celery queue (the Redis transport keeps a queue as a list)."""
     from infra.redis import get_sync_redis
 
-    family = GaugeMetricFamily(
-        "ridehail_queue_depth", "Celery messages waiting, by queue", labels=["queue"]
-    )
     pipe = get_sync_redis().pipeline()
     for queue in QUEUES:
         pipe.llen(queue)
-    for queue, depth in zip(QUEUES, pipe.execute(), strict=True):
+    return {queue: int(n) for queue, n in zip(QUEUES, pipe.execute(), strict=True)}
+
+
+def queue_depths() -> Iterator[GaugeMetricFamily]:
+    family = GaugeMetricFamily(
+        "ridehail_queue_depth", "Celery messages waiting, by queue", labels=["queue"]
+    )
+    for queue, depth in queue_lengths().items():
         family.add_metric([queue], float(depth))
     yield family
 

@@ -14,7 +14,7 @@ from domain.payments import PaymentStatus
 from domain.rides import OPEN, RideStatus
 from infra.db import utcnow
 from infra.live import Keys
-from infra.metrics import QUEUES
+from infra.metrics import queue_lengths
 from infra.models import Payment, RatingAlert, Ride, User
 from infra.redis import get_sync_redis
 
@@ -62,17 +62,12 @@ class SqlOpsView:
             .order_by(col(Ride.created_at).desc())
             .limit(active_limit)
         ).all()
-        r = get_sync_redis()
-        pipe = r.pipeline()
-        for queue in QUEUES:
-            pipe.llen(queue)
-        pipe.zcard(Keys.GEO)
-        *depths, online = pipe.execute()
+        online = get_sync_redis().zcard(Keys.GEO)
         return {
             "since_hours": since_h,
             "rides_by_status": {str(k): int(n) for k, n in rides if n},
             "payments_by_status": {str(k): int(n) for k, n in payments if n},
-            "queues": dict(zip(QUEUES, (int(d) for d in depths), strict=True)),
+            "queues": queue_lengths(),
             "drivers_online": int(online),
             "rating_alerts": [
                 {
