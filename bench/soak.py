@@ -141,7 +141,9 @@ def main() -> int:
         sample()
         summary = json.loads(sim_out.read_text() or "{}")
     finally:
-        launcher.stop_all(procs)
+        # the product's processes first, then what they talk to (no reader error at the end)
+        launcher.stop_all(procs[3:])
+        launcher.stop_all(procs[:3])
 
     warm = next((s for s in samples if s["t"] >= args.warmup_min * 60), samples[0])
     end = samples[-1]
