@@ -4,6 +4,8 @@ by the development tools' one launcher (`devtools/launcher.py`)."""
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,3 +70,13 @@ def start_api(
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
     launcher.stop(proc)
+
+
+@contextmanager
+def running_api(env_extra: dict[str, str] | None = None) -> Iterator[str]:
+    """A real uvicorn process of the API for the block; its base URL."""
+    proc, base = start_api(env_extra)
+    try:
+        yield base
+    finally:
+        stop(proc)

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from infra.db import get_engine
 from infra.queue import celery_app
 from tests.factories import Account, register
-from tests.services import start_api, stop
+from tests.services import running_api
 from tests.sse import SseClient
 from tests.wait import until
 
@@ -29,11 +29,8 @@ M_LAT = 1 / 111_195  # one metre of latitude
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[str]:
-    proc, base = start_api({"RIDEHAIL_SSE_KEEPALIVE_S": "1"})
-    try:
+    with running_api({"RIDEHAIL_SSE_KEEPALIVE_S": "1"}) as base:
         yield base
-    finally:
-        stop(proc)
 
 
 @pytest.fixture

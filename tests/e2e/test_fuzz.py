@@ -16,7 +16,7 @@ from schemathesis import checks
 from infra.db import unit_of_work
 from infra.users import create_user
 from tests.factories import PASSWORD
-from tests.services import start_api, stop
+from tests.services import running_api
 
 EXAMPLES = int(os.environ.get("RIDEHAIL_FUZZ_EXAMPLES", "8"))
 # The promise checked: no 5xx, and every answer as documented. (Schemathesis's
@@ -33,11 +33,8 @@ CHECKS = [
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[str]:
-    proc, base = start_api({"RIDEHAIL_PING_RATE_LIMIT": "1000000"})
-    try:
+    with running_api({"RIDEHAIL_PING_RATE_LIMIT": "1000000"}) as base:
         yield base
-    finally:
-        stop(proc)
 
 
 def _headers(api: str, role: str) -> dict[str, str]:

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from infra.db import get_engine, unit_of_work, utcnow
 from infra.users import create_user
 from tests.factories import PASSWORD, Account, advance, register, request_ride
-from tests.services import start_api, stop
+from tests.services import running_api
 from tests.wait import until
 
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -29,11 +29,8 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[str]:
-    proc, base = start_api({"RIDEHAIL_SSE_KEEPALIVE_S": "1"})
-    try:
+    with running_api({"RIDEHAIL_SSE_KEEPALIVE_S": "1"}) as base:
         yield base
-    finally:
-        stop(proc)
 
 
 @pytest.fixture

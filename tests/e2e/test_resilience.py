@@ -19,18 +19,15 @@ from domain.access import Actor
 from infra.live import LiveSync
 from infra.redis import get_sync_redis
 from infra.security import issue_token
-from tests.services import start_api, stop
+from tests.services import running_api, start_api, stop
 
 STORM = 400
 
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[str]:
-    proc, base = start_api({"RIDEHAIL_SSE_KEEPALIVE_S": "30"})
-    try:
+    with running_api({"RIDEHAIL_SSE_KEEPALIVE_S": "30"}) as base:
         yield base
-    finally:
-        stop(proc)
 
 
 def _ride_in_redis(passenger: uuid.UUID, driver: uuid.UUID) -> str:
