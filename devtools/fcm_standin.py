@@ -15,7 +15,10 @@ FCM's error answers, on demand:
 - `POST /_faults {"errors": ["UNAVAILABLE", ...], "token": optional, "retry_after": s}`
   queues answers for the next sends (to that token only, if given): `UNAVAILABLE` (503,
   with `Retry-After`), `QUOTA_EXCEEDED` (429, with `Retry-After`), `INTERNAL` (500),
-  `UNREGISTERED`, `INVALID_ARGUMENT`. `DELETE /_faults` clears them.
+  `UNREGISTERED`, `INVALID_ARGUMENT`. `{"delay_s": 3, "count": 1}` instead: the next
+  sends are taken (and recorded) but answered `delay_s` late, as when the connection is
+  slow or the sender dies waiting. `GET /_faults` lists those still queued,
+  `DELETE /_faults` clears them.
 
 A record of what it was asked: `GET /_requests` (each send: project, message, the
 answer's status), `GET /_tokens` (each OAuth exchange), `DELETE /_requests` clears both.
@@ -24,6 +27,7 @@ answer's status), `GET /_tokens` (each OAuth exchange), `DELETE /_requests` clea
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import json
 import secrets
@@ -124,7 +128,9 @@ async def send(project: str, request: Request) -> JSONResponse:
     message = body.get("message", {})
     device = str(message.get("token", ""))
     fault = _fault_for(device)
-    if fault is not None:
+    # a slow answer: FCM takes the message, and the sender hears of it `delay_s` later
+    hold = float(fault.get("delay_s") or 0) if fault is not None else 0.0
+    if fault is not None and not hold:
         answer = fcm_error(fault["error"], fault.get("retry_after"))
     elif device.startswith("unregistered-"):
         answer = fcm_error("UNREGISTERED")
@@ -141,6 +147,8 @@ async def send(project: str, request: Request) -> JSONResponse:
             "at": time.time(),
         }
     )
+    if hold:
+        await asyncio.sleep(hold)
     return answer
 
 
@@ -150,11 +158,19 @@ async def add_faults(request: Request) -> JSONResponse:
     unknown = [c for c in spec.get("errors", []) if c not in _ERRORS]
     if unknown:
         return JSONResponse({"error": f"unknown error codes {unknown}"}, status_code=400)
+    if spec.get("delay_s"):
+        for _ in range(int(spec.get("count", 1))):
+            _faults.append({"delay_s": float(spec["delay_s"]), "token": spec.get("token")})
     for code in spec.get("errors", []):
         _faults.append(
             {"error": code, "token": spec.get("token"), "retry_after": spec.get("retry_after")}
         )
     return JSONResponse({"queued": len(_faults)})
+
+
+@app.get("/_faults")
+async def list_faults() -> list[dict[str, Any]]:
+    return list(_faults)
 
 
 @app.delete("/_faults")

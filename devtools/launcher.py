@@ -185,6 +185,7 @@ class Postgres:
     datadir: str = ""
     proc: Proc | None = None
     _prefix: list[str] = field(default_factory=list)
+    _argv: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -212,6 +213,7 @@ class Postgres:
         argv += ["-k", self.datadir]
         for c in conf:
             argv += ["-c", c]
+        self._argv = argv
         self.proc = start(argv, log=self.log)
         wait_port(self.port, proc=self.proc)
         deadline = time.monotonic() + 30
@@ -227,6 +229,15 @@ class Postgres:
             if time.monotonic() > deadline:
                 raise RuntimeError("PostgreSQL did not accept connections")
             time.sleep(0.2)
+
+    def halt(self) -> None:
+        """Shut the server down ("fast": clients are cut off), keeping its data."""
+        stop(self.proc, sig=signal.SIGINT)
+
+    def resume(self) -> None:
+        """Start the halted server again, same data and port."""
+        self.proc = start(self._argv, log=self.log)
+        wait_port(self.port, proc=self.proc, timeout=60)
 
     def stop(self) -> None:
         # SIGINT is PostgreSQL's "fast" shutdown; SIGTERM waits for every client

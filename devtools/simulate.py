@@ -108,6 +108,11 @@ class Stats:
     # a ride's driver's tracking format: OsmAnd's timestamps are whole seconds, too coarse
     # for a latency in milliseconds, so those rides' positions are not timed
     ride_format: dict[str, str] = field(default_factory=dict)
+    # what a checker needs: each ride's payment, and the pings the server accepted while
+    # the ride was under way ([t, lat, lng], `--record`)
+    ride_payment: dict[str, str] = field(default_factory=dict)
+    trip_pings: dict[str, list[list[float]]] = field(default_factory=dict)
+    payout_accounts: int = 0
 
 
 @dataclass
@@ -158,25 +163,42 @@ class Sim:
         headers = dict(kw.pop("headers", {}))
         if user is not None:
             headers.update(user.headers)
-        for attempt in range(3):
+        # an app rides out an outage: a network error or a 503 is tried again, for up to
+        # --retry-s (else 3 tries). A retried POST may have landed the first time: the
+        # callers of the ride's steps check the ride when told 409
+        until = time.monotonic() + self.args.retry_s
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 r = await self.http.request(method, url, headers=headers, **kw)
             except httpx.HTTPError as exc:
                 self.stats.errors[f"network:{type(exc).__name__}"] += 1
-                await asyncio.sleep(0.5 * (attempt + 1))
+                if self._give_up(attempt, until):
+                    return None
+                await asyncio.sleep(min(0.5 * attempt, 3.0))
                 continue
-            if r.status_code == 401 and user is not None and attempt == 0:
+            if r.status_code == 401 and user is not None and attempt == 1:
                 await self.refresh(user)
                 headers.update(user.headers)
                 continue
             if r.status_code == 429:
                 self.stats.errors["http:429"] += 1
+                if self._give_up(attempt, until):
+                    return None
                 await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
                 continue
             if r.status_code >= 500:
                 self.stats.errors[f"http:{r.status_code}"] += 1
+                if r.status_code in (502, 503, 504) and not self._give_up(attempt, until):
+                    await asyncio.sleep(min(0.5 * attempt, 3.0))
+                    continue
             return r
-        return None
+
+    def _give_up(self, attempt: int, until: float) -> bool:
+        if self.args.retry_s > 0:
+            return time.monotonic() >= until
+        return attempt >= 3
 
     def expect(self, r: httpx.Response | None, *ok: int, what: str) -> bool:
         if r is None:
@@ -192,7 +214,13 @@ class Sim:
         return False
 
     async def refresh(self, user: User) -> None:
-        r = await self.http.post(f"{self.api}/auth/refresh", json={"refresh_token": user.refresh})
+        try:
+            r = await self.http.post(
+                f"{self.api}/auth/refresh", json={"refresh_token": user.refresh}
+            )
+        except httpx.HTTPError as exc:
+            self.stats.errors[f"network:{type(exc).__name__}"] += 1
+            return
         if r.status_code == 200:
             pair = r.json()
             user.token, user.refresh = pair["access_token"], pair["refresh_token"]
@@ -332,6 +360,7 @@ class Sim:
         assert r is not None
         ride_id = r.json()["id"]
         self.stats.requested += 1
+        self.stats.ride_payment[ride_id] = payment
         self.stats.requested_at[ride_id] = sent
         if payment == "card":
             self.stats.card_rides.append((ride_id, user.headers))
@@ -499,6 +528,7 @@ class Sim:
                 "ratings": s.ratings,
             },
             "pings": {"sent": s.pings_sent, "accepted": s.pings_accepted},
+            "payout_accounts": s.payout_accounts,
             "latency_ms": {
                 "request_to_offer_p50": _ms(pct(s.request_to_offer, 0.5)),
                 "request_to_offer_p99": _ms(pct(s.request_to_offer, 0.99)),
@@ -540,6 +570,7 @@ class Driver:
         self.device_key: str | None = None
         self.offers: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.ride: dict[str, Any] | None = None
+        self.on_trip: str | None = None  # the ride in progress: its pings make its path
 
     async def run(self) -> None:
         sim = self.sim
@@ -550,6 +581,8 @@ class Driver:
                 self.device_key = k.json()["device_key"]
             else:
                 self.format = "native"
+        if sim.rng.random() < sim.args.payout_share:
+            await self.payout_account()
         online = await sim.call("POST", "/drivers/me/status", self.user, json={"status": "online"})
         if not sim.expect(online, 200, what="online"):
             return
@@ -560,6 +593,17 @@ class Driver:
         finally:
             listener.cancel()
             await sim.call("POST", "/drivers/me/status", self.user, json={"status": "offline"})
+
+    async def payout_account(self) -> None:
+        """Onboard for payouts: the link from the API, opened as the driver would."""
+        sim = self.sim
+        r = await sim.call("POST", "/drivers/me/payout-account", self.user)
+        if not sim.expect(r, 200, 201, what="payout_account"):
+            return
+        assert r is not None
+        o = await sim.call("GET", r.json()["url"], follow_redirects=False)
+        if sim.expect(o, 200, 302, 303, what="payout_onboarding"):
+            sim.stats.payout_accounts += 1
 
     async def listen(self) -> None:
         async for event, data in self.sim.sse("/drivers/me/events", self.user):
@@ -586,11 +630,14 @@ class Driver:
                 sim.stats.declines += 1
                 continue
             a = await sim.call("POST", f"/rides/{offer['ride_id']}/accept", self.user)
-            if a is None or a.status_code != 200:
+            ride = a.json() if a is not None and a.status_code == 200 else None
+            if ride is None and a is not None and a.status_code == 409:
+                ride = await self.landed(offer["ride_id"], "accepted")  # our retry's echo?
+            if ride is None:
                 sim.expect(a, 200, 404, 409, what="accept")  # taken or withdrawn: normal
                 continue
             sim.stats.ride_format[offer["ride_id"]] = self.format
-            await self.trip(a.json())
+            await self.trip(ride)
 
     def wander(self, seconds: float) -> None:
         self.heading = (self.heading + self.sim.rng.uniform(-35, 35)) % 360
@@ -640,28 +687,48 @@ class Driver:
         await asyncio.sleep(sim.rng.uniform(1, 3))
         if not await self.step(ride_id, "start"):
             return
+        self.on_trip = ride_id
         await self.drive_to(dropoff, ride_id)  # cut short by the end of the run: ends here
+        self.on_trip = None
         r = await sim.call("POST", f"/rides/{ride_id}/complete", self.user)
-        if not sim.expect(r, 200, 409, what="complete") or r is None or r.status_code != 200:
+        done = r.json() if r is not None and r.status_code == 200 else None
+        if done is None and r is not None and r.status_code == 409:
+            done = await self.landed(ride_id, "completed")
+        if done is None:
+            sim.expect(r, 200, 409, what="complete")
             return
-        done = r.json()
         if done.get("payment") == "cash":
             sim.stats.cash_rides += 1
             fare = done["fare"]["amount"]
             c = await sim.call(
                 "POST", f"/rides/{ride_id}/cash-collected", self.user, json={"amount": fare}
             )
+            if c is not None and c.status_code == 409:  # recorded by a try that landed?
+                c = await sim.call("GET", f"/rides/{ride_id}", self.user)
             if sim.expect(c, 201, 200, what="cash_collected"):
                 sim.stats.cash_settled += 1
         stars = sim.rng.choice([5, 5, 4, 4, 5])
         g = await sim.call("POST", "/ratings", self.user, json={"ride_id": ride_id, "stars": stars})
         sim.expect(g, 201, what="rate_passenger")
 
+    STEP_STATUS = {"arrive": "arrived", "start": "in_progress", "complete": "completed"}
+
     async def step(self, ride_id: str, action: str) -> bool:
         r = await self.sim.call("POST", f"/rides/{ride_id}/{action}", self.user)
         if r is not None and r.status_code == 409:
-            return False  # the passenger cancelled meanwhile: normal
+            # the passenger cancelled meanwhile (normal), or a retry of ours is told that
+            # its first try landed
+            return await self.landed(ride_id, self.STEP_STATUS[action]) is not None
         return self.sim.expect(r, 200, what=action)
+
+    async def landed(self, ride_id: str, status: str) -> dict[str, Any] | None:
+        """The ride, if it is ours and at `status` (a step answered 409 had been done)."""
+        r = await self.sim.call("GET", f"/rides/{ride_id}", self.user)
+        if r is None or r.status_code != 200:
+            return None
+        ride: dict[str, Any] = r.json()
+        mine = ride.get("driver_id") == self.user.id
+        return ride if mine and ride.get("status") == status else None
 
     def fix(self) -> dict[str, Any]:
         return {
@@ -686,6 +753,8 @@ class Driver:
             self.pending.append({**fix, "recorded_at": now_iso(f["t"])})
             body, count, self.pending = {"pings": self.pending}, len(self.pending), []
             r = await sim.call("POST", "/drivers/me/locations", self.user, json=body)
+            if r is None or r.status_code >= 500:  # the SDK keeps them for the next try
+                self.pending = body["pings"][-50:]
         elif self.format == "background_geolocation":
             body = {
                 "location": {
@@ -726,6 +795,16 @@ class Driver:
             return True
         answer = r.json()
         sim.stats.pings_accepted += int(answer.get("accepted", 0))
+        if self.on_trip is not None and count:
+            # every fix not refused (a duplicate: an earlier try of ours landed) is in the
+            # ride's path, whatever happened to the servers since
+            refused = {x["index"] for x in answer.get("reasons", [])}
+            fixes = body["pings"] if self.format == "batch" else [f]
+            trip = sim.stats.trip_pings.setdefault(self.on_trip, [])
+            for i, fx in enumerate(fixes):
+                if i not in refused:
+                    t = parse_iso(fx["recorded_at"]) if "recorded_at" in fx else fx["t"]
+                    trip.append([t, fx["lat"], fx["lng"]])
         nxt = float(answer.get("next_ping_in_s", 5) or 0)
         self.every = max(1.0, min(nxt, 15.0)) if nxt else 15.0
         return True
@@ -759,6 +838,18 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--publishable-key",
         default=os.environ.get("RIDEHAIL_STRIPE_PUBLISHABLE_KEY", "pk_test_simulator"),
+    )
+    p.add_argument(
+        "--retry-s",
+        type=float,
+        default=0.0,
+        help="ride out an outage: retry network errors and 503s this long (default: 3 tries)",
+    )
+    p.add_argument(
+        "--payout-share", type=float, default=0.0, help="drivers who onboard for payouts"
+    )
+    p.add_argument(
+        "--record", default=None, help="write each ride's payment and trip pings here (JSON)"
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON only")
     p.add_argument("--no-progress", dest="progress", action="store_false")
@@ -795,6 +886,9 @@ def main(argv: list[str] | None = None) -> int:
         summary = asyncio.run(sim.run())
     except KeyboardInterrupt:
         return 130
+    if args.record:
+        with open(args.record, "w") as out:
+            json.dump({"rides": sim.stats.ride_payment, "trip_pings": sim.stats.trip_pings}, out)
     print(json.dumps(summary, indent=2) if args.json else render(summary))
     unsettled = summary["payments"]["card_unsettled"] + (
         summary["payments"]["cash_rides"] - summary["payments"]["cash_settled"]

@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import urlparse
 
 from devtools import launcher
@@ -25,8 +26,9 @@ from infra.settings import Settings, get_settings
 
 
 class Stack:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, log_files: bool = False) -> None:
         self.settings = settings
+        self.log_files = log_files  # each process's output to logs/<name>.log, not ours
         self.procs: list[tuple[str, launcher.Proc]] = []
         self.logs = settings.data_dir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -82,34 +84,43 @@ class Stack:
                 ),
             )
 
-    def app(self) -> None:
+    def starters(self) -> dict[str, Callable[[], launcher.Proc]]:
+        """How each of the product's processes starts, by name (`ridehail run` starts them
+        all; the chaos run also starts one again after killing it)."""
         s = self.settings
-        self._add("api", launcher.start_api(s.api_port, host=s.api_host, quiet=False, wait=False))
-        self._add(
-            "worker",
-            launcher.start_worker(
-                queues="payments,default", quiet=False, extra=["-E", "--loglevel", "INFO"]
+
+        def log(name: str) -> Path | None:
+            return self.logs / f"{name}.log" if self.log_files else None
+
+        return {
+            "api": lambda: launcher.start_api(
+                s.api_port, host=s.api_host, quiet=False, wait=False, log=log("api")
             ),
-        )
-        # pushes on a worker of their own: a burst of them never delays the payments queue
-        self._add(
-            "push-worker",
-            launcher.start_worker(
+            "worker": lambda: launcher.start_worker(
+                queues="payments,default",
+                quiet=False,
+                extra=["-E", "--loglevel", "INFO"],
+                log=log("worker"),
+            ),
+            # pushes on a worker of their own: a burst of them never delays the payments queue
+            "push-worker": lambda: launcher.start_worker(
                 queues="notifications,promotions",  # in that order: see celeryconfig
                 name="push@%h",
                 quiet=False,
                 extra=["-E", "--loglevel", "INFO"],
+                log=log("push-worker"),
             ),
-        )
-        self._add("beat", launcher.start_beat(quiet=False))
-        self._add(
-            "flower",
-            launcher.start_flower(
+            "beat": lambda: launcher.start_beat(quiet=False, log=log("beat")),
+            "flower": lambda: launcher.start_flower(
                 s.flower_port,
                 basic_auth=f"{s.flower_user}:{s.flower_password}",
                 log=self.logs / "flower.log",
             ),
-        )
+        }
+
+    def app(self) -> None:
+        for name, start in self.starters().items():
+            self._add(name, start())
 
 
 def _wait_ready(url: str, stack: Stack, timeout: float = 60.0) -> bool:

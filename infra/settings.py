@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     stripe_api_key: str = ""
     stripe_api_base: str = "http://127.0.0.1:8420"
     stripe_webhook_secret: str = ""
+    stripe_timeout_s: float = 20.0  # one Stripe call, before it is retried with its key
     fcm_credentials: str = ""
     fcm_endpoint: str = "http://127.0.0.1:8421"
 

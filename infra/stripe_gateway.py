@@ -34,7 +34,12 @@ WEBHOOK_TOLERANCE_S = 300
 
 def stripe_client(retries: int = 2) -> stripe.StripeClient:
     s = get_settings()
-    kwargs: dict[str, Any] = {"max_network_retries": retries}
+    # a stalled Stripe call times out (and is retried with its key) rather than holding a
+    # request or a worker for the SDK's default 80 s
+    kwargs: dict[str, Any] = {
+        "max_network_retries": retries,
+        "http_client": stripe.RequestsClient(timeout=s.stripe_timeout_s),
+    }
     if not s.stripe_api_key:
         kwargs["base_addresses"] = {"api": s.stripe_api_base}
     return stripe.StripeClient(s.stripe_api_key or OFFLINE_KEY, **kwargs)

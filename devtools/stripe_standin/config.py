@@ -91,6 +91,7 @@ async def clear_deliveries(request: web.Request) -> web.Response:
 
 _FAULT_KEYS = {
     "path_prefix",
+    "path_suffix",
     "method",
     "status",
     "delay_s",
@@ -110,6 +111,7 @@ async def add_fault(request: web.Request) -> web.Response:
         fault = Fault(
             id=new_id("fault_", 10),
             path_prefix=str(data.get("path_prefix") or "/v1/"),
+            path_suffix=str(data["path_suffix"]) if data.get("path_suffix") else None,
             method=str(data["method"]).upper() if data.get("method") else None,
             status=int(data["status"]) if data.get("status") not in (None, "") else None,
             delay_s=float(data.get("delay_s") or 0),
@@ -145,6 +147,28 @@ async def clear_faults(request: web.Request) -> web.Response:
     count = len(faults)
     faults.clear()
     return json_response({"cleared": count})
+
+
+async def resend_events(request: web.Request) -> web.Response:
+    """Deliver events again, as the Dashboard's "Resend" does: `{"events": [ids], "times":
+    1}` schedules each event `times` more times, in the order given (a caller shuffles them
+    to deliver out of order). Each delivery is the event as it was, signed anew."""
+    data = await _body(request)
+    state = _state(request)
+    ids = data.get("events")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise invalid("`events` must be a list of event ids.", param="events")
+    try:
+        times = int(data.get("times", 1))
+    except (TypeError, ValueError) as exc:
+        raise invalid("`times` must be a number.", param="times") from exc
+    if not 1 <= times <= 10:
+        raise invalid("`times` must be between 1 and 10.", param="times")
+    events = [state.get(ident, "event", param="events", status=400) for ident in ids]
+    for _ in range(times):
+        for event in events:
+            state.deliverer.schedule(event)
+    return json_response({"scheduled": len(events) * times})
 
 
 # the request record ----------------------------------------------------------
@@ -318,6 +342,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/_config/faults", add_fault)
     r.add_get("/_config/faults", list_faults)
     r.add_delete("/_config/faults", clear_faults)
+    r.add_post("/_config/events/resend", resend_events)
     r.add_get("/_config/requests", list_requests)
     r.add_delete("/_config/requests", clear_requests)
     r.add_post("/_config/reset", reset)

@@ -80,6 +80,7 @@ class Fault:
     count: int = 1
     error: dict[str, Any] | None = None
     should_retry: bool | None = None  # Stripe-Should-Retry header
+    path_suffix: str | None = None  # e.g. "/capture": one action on any object
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -87,12 +88,15 @@ class Fault:
             return False
         if self.method and self.method.upper() != method.upper():
             return False
+        if self.path_suffix and not path.endswith(self.path_suffix):
+            return False
         return path.startswith(self.path_prefix)
 
     def describe(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "path_prefix": self.path_prefix,
+            "path_suffix": self.path_suffix,
             "method": self.method,
             "status": self.status,
             "delay_s": self.delay_s,

@@ -5,6 +5,7 @@ this file, not production)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -161,3 +162,15 @@ def test_the_standin_refuses_a_send_without_a_token_from_its_exchange(standin: s
         headers={"Authorization": "Bearer forged"},
     )
     assert r.status_code == 401
+
+
+def test_a_slow_answer_is_a_push_fcm_took_while_the_sender_waited(fcm: str) -> None:
+    r = httpx.post(f"{fcm}/_faults", json={"delay_s": 0.6, "count": 1})
+    assert r.status_code == 200
+    assert httpx.get(f"{fcm}/_faults").json() == [{"delay_s": 0.6, "token": None}]
+    started = time.monotonic()
+    assert push.send("device-4", push.Push("t", "b")).outcome is push.PushOutcome.SENT
+    assert time.monotonic() - started >= 0.6
+    [seen] = _seen(fcm)
+    assert (seen["message"]["token"], seen["status"]) == ("device-4", 200)
+    assert httpx.get(f"{fcm}/_faults").json() == []

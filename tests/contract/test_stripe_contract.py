@@ -8,6 +8,7 @@ tests use the stand-in's `/_config` endpoints (faults, webhooks, the request rec
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any, cast
@@ -1112,3 +1113,39 @@ def test_reset_forgets_objects_faults_and_keys(
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.customers.retrieve(customer.id)
     assert standin.http.get("/_config/faults").json() == []
+
+
+@pytest.mark.standin_only
+def test_a_fault_can_aim_at_one_action_by_its_path_suffix(
+    client: stripe.StripeClient, standin: StandIn
+) -> None:
+    customer = new_customer(client)
+    intent = authorize(client, customer, save_card(client, customer))
+    standin.fault(path_prefix="/v1/payment_intents/", path_suffix="/capture", status=500)
+    client.v1.payment_intents.retrieve(intent.id)  # not a capture: untouched
+    with pytest.raises(stripe.APIError):
+        client.v1.payment_intents.capture(intent.id)
+    assert client.v1.payment_intents.capture(intent.id).status == "succeeded"
+    [fault] = standin.http.get("/_config/faults").json()
+    assert (fault["path_suffix"], fault["hits"]) == ("/capture", 1)
+
+
+@pytest.mark.standin_only
+def test_events_are_delivered_again_on_demand_in_the_order_asked(
+    client: stripe.StripeClient, standin: StandIn, receiver: Receiver
+) -> None:
+    standin.webhook("app", receiver.url, "whsec_resend", events=["customer.created"])
+    first, second = new_customer(client), new_customer(client)
+    a = receiver.wait_for("customer.created", first.id)
+    b = receiver.wait_for("customer.created", second.id)
+    receiver.received.clear()
+    r = standin.http.post("/_config/events/resend", json={"events": [b["id"], a["id"]], "times": 2})
+    assert r.json() == {"scheduled": 4}
+    until(lambda: len(receiver.received) == 4)
+    ids = [json.loads(x["body"])["id"] for x in receiver.received]
+    assert sorted(ids) == sorted([a["id"], a["id"], b["id"], b["id"]])
+    for x in receiver.received:  # each signed anew, and verifies
+        stripe.Webhook.construct_event(x["body"], x["headers"]["Stripe-Signature"], "whsec_resend")
+    missing = standin.http.post("/_config/events/resend", json={"events": ["evt_nope"]})
+    assert missing.status_code == 400
+    assert missing.json()["error"]["code"] == "resource_missing"
