@@ -60,7 +60,7 @@ task_routes = {
 
 # Beat: one active instance, guaranteed by RedBeat's lock in Redis; a second beat
 # waits and takes over when the lock expires.
-beat_scheduler = "redbeat.RedBeatScheduler"
+beat_scheduler = "workers.beat:Scheduler"
 redbeat_redis_url = _settings.redis_url
 redbeat_lock_timeout = 15
 beat_max_loop_interval = 5

@@ -169,7 +169,7 @@ def deliver(notification_id: uuid.UUID) -> float | None | bool:
         push = Push(
             title=note.title,
             body=note.body,
-            data=dict(note.data),
+            data={**note.data, "notification_id": str(note.id)},
             high_priority=note.high_priority,
             data_only=note.data_only,
             collapse_key=note.collapse_key,

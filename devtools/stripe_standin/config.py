@@ -171,6 +171,16 @@ async def resend_events(request: web.Request) -> web.Response:
     return json_response({"scheduled": len(events) * times})
 
 
+async def delete_fault(request: web.Request) -> web.Response:
+    faults = _state(request).faults
+    ident = request.match_info["id"]
+    found = [f for f in faults if f.id == ident]
+    if not found:
+        raise no_such("fault", ident)
+    faults.remove(found[0])
+    return json_response(found[0].describe())
+
+
 # the request record ----------------------------------------------------------
 
 
@@ -342,6 +352,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/_config/faults", add_fault)
     r.add_get("/_config/faults", list_faults)
     r.add_delete("/_config/faults", clear_faults)
+    r.add_delete("/_config/faults/{id}", delete_fault)
     r.add_post("/_config/events/resend", resend_events)
     r.add_get("/_config/requests", list_requests)
     r.add_delete("/_config/requests", clear_requests)

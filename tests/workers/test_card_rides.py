@@ -353,6 +353,7 @@ def test_a_card_needing_3ds_ends_in_a_balance_that_the_device_settles(
         "type": "payment_requires_action",
         "ride_id": ride["id"],
         "screen": "payment",
+        "notification_id": pushes[0]["data"]["notification_id"],
     }
     assert pushes[0]["apns"]["headers"]["apns-priority"] == "10"
     done = advance(client, ride["id"], d, "accept", "arrive", "start", "complete")

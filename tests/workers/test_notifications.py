@@ -69,9 +69,22 @@ def test_every_step_of_a_ride_reaches_each_device_once(client: TestClient, setti
     assert offer["android"]["priority"] == "high"
     assert offer["android"]["ttl"] == "60s"  # no longer than the offer
     assert offer["apns"]["headers"]["apns-priority"] == "10"
-    assert set(offer["data"]) == {"type", "ride_id", "offer_id", "expires_at", "screen"}
+    assert set(offer["data"]) == {
+        "type",
+        "ride_id",
+        "offer_id",
+        "expires_at",
+        "screen",
+        "notification_id",
+    }
     assigned = next(s["message"] for s in sent if s["message"]["data"]["type"] == "driver_assigned")
-    assert assigned["data"] == {"type": "driver_assigned", "ride_id": ride["id"], "screen": "ride"}
+    assert assigned["data"] == {
+        "type": "driver_assigned",
+        "ride_id": ride["id"],
+        "screen": "ride",
+        "notification_id": assigned["data"]["notification_id"],
+    }
+    uuid.UUID(assigned["data"]["notification_id"])
     assert assigned["android"]["priority"] == "high"
     assert assigned["android"]["collapse_key"] == f"ride-{ride['id']}-driver_assigned"
     assert assigned["android"]["ttl"] == "300s"

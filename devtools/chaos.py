@@ -1,0 +1,764 @@
+"""The chaos run: `make run`'s stack under `ridehail simulate`, with faults injected at
+random moments, then every money, ping and push promise checked against what the
+stand-ins recorded, the ledger and Redis.
+
+    .venv/bin/python -m devtools.chaos [--minutes 20 --faults-each 50 --drivers 100 ...]
+
+It starts its own stack in a temp dir: PostgreSQL, Redis (persisted, as `make run`), the
+Stripe stand-in (funds available at once, so payouts can be made) and the FCM stand-in,
+then the product's processes exactly as `ridehail run` starts them (`Stack.starters`: the
+API, the payments worker, the push worker, beat). The simulator drives rides (card and
+cash, cancellations, ratings, drivers onboarded for payouts) and rides out outages as an
+app does. Meanwhile lanes of faults run, each kind as often as `--faults-each`:
+
+- processes: SIGKILL the payments worker, the push worker, the API (each started again);
+  SIGKILL the payments worker in the middle of a capture, of a refund (the stand-in holds
+  the answer of the call it made), the push worker in the middle of a push (FCM took it,
+  the answer is held); restart Redis; stop PostgreSQL for 2-5 s;
+- Stripe: 500s, 429s, timeouts (the answer comes after the client gave up), 409s (the
+  request held with its idempotency key in flight, the retry refused), and webhooks
+  delivered again, twice each, shuffled;
+- an admin refunding captured rides, partly and fully, some twice at once.
+
+After the load, the day is closed and paid out while the payments worker is killed in
+the middle of transfers. Faults stop, the sweeps settle what was left, and the checks
+run (see `check`). It prints a summary and exits 1 on any violation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from devtools import launcher
+
+PROCESS_FAULTS = (
+    "kill_worker",
+    "kill_push_worker",
+    "kill_mid_capture",
+    "kill_mid_refund",
+    "kill_mid_push",
+)
+INFRA_FAULTS = ("kill_api", "restart_redis", "stop_postgres")
+STRIPE_FAULTS = ("stripe_500", "stripe_429", "stripe_timeout", "stripe_409", "webhooks_again")
+TRANSFER_FAULT = "kill_mid_transfer"
+ALL_FAULTS = (*PROCESS_FAULTS, *INFRA_FAULTS, *STRIPE_FAULTS, TRANSFER_FAULT)
+STRIPE_KEY = "sk_test_chaos"
+ADMIN = ("chaos-admin@example.com", "chaos-admin-pass-1")
+TIMEOUT_S = 3.0  # the product's Stripe timeout in this run: a held answer outlasts it
+
+
+def log(msg: str) -> None:
+    print(f"[chaos {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class Chaos:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.rng = random.Random(args.seed)
+        self.data = Path(tempfile.mkdtemp(prefix="ridehail-chaos-"))
+        self.ports = {n: launcher.free_port() for n in ("api", "redis", "stripe", "fcm", "flower")}
+        self.api = f"http://127.0.0.1:{self.ports['api']}"
+        self.stripe = f"http://127.0.0.1:{self.ports['stripe']}"
+        self.fcm = f"http://127.0.0.1:{self.ports['fcm']}"
+        self.faults: Counter[str] = Counter()
+        self.refunds_asked = 0
+        self.stop_faults = threading.Event()
+        self.finished = threading.Event()
+        self.died: Counter[str] = Counter()
+        self.lock = threading.Lock()  # one process restart at a time per process
+        self.procs: dict[str, launcher.Proc] = {}
+        self.services: dict[str, launcher.Proc] = {}
+        self.pg = launcher.Postgres(log=self.data / "postgres.log")
+        self.http = httpx.Client(timeout=30)
+        self.admin_token = ""
+        self.engine: Any = None
+
+    # --- the stack ---------------------------------------------------------------------
+    def env(self) -> dict[str, str]:
+        metrics = self.data / "metrics"
+        metrics.mkdir(exist_ok=True)
+        return {
+            "RIDEHAIL_ENV": "development",
+            "RIDEHAIL_DATA_DIR": str(self.data),
+            "RIDEHAIL_DATABASE_URL": self.pg.url,
+            "RIDEHAIL_REDIS_URL": f"redis://127.0.0.1:{self.ports['redis']}/0",
+            "RIDEHAIL_STRIPE_API_BASE": self.stripe,
+            "RIDEHAIL_FCM_ENDPOINT": self.fcm,
+            "RIDEHAIL_API_HOST": "127.0.0.1",
+            "RIDEHAIL_API_PORT": str(self.ports["api"]),
+            "RIDEHAIL_FLOWER_PORT": str(self.ports["flower"]),
+            "RIDEHAIL_PUBLIC_URL": self.api,
+            "RIDEHAIL_STRIPE_WEBHOOK_SECRET": "whsec_chaos",
+            "RIDEHAIL_STRIPE_TIMEOUT_S": str(TIMEOUT_S),
+            "RIDEHAIL_LOG_FORMAT": "json",
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+            # the repairs come within the run, not an hour later
+            "RIDEHAIL_SWEEP_INTERVAL_S": "5",
+            "RIDEHAIL_SWEEP_PAYMENT_AFTER_S": "30",
+            "RIDEHAIL_SWEEP_HOLD_ENDED_S": "30",
+            "RIDEHAIL_SWEEP_WEBHOOK_AFTER_S": "20",
+            "RIDEHAIL_OUTBOX_REDISPATCH_AFTER_S": "20",
+            "RIDEHAIL_PAYOUT_INTERVAL_S": "5",
+            "RIDEHAIL_PAYOUT_RETRY_S": "5",
+        }
+
+    def start(self) -> None:
+        self.pg.start()
+        os.environ.update(self.env())
+        from infra.settings import get_settings
+
+        get_settings.cache_clear()
+        settings = get_settings()
+        self.services["redis"] = self._start_redis()
+        self.services["stripe"] = launcher.start_stripe_standin(
+            self.ports["stripe"],
+            webhook_url=f"{self.api}/api/v1/webhooks/stripe",
+            webhook_secret="whsec_chaos",
+            extra=["--funds-available-after", "0", "--webhook-backoff", "0.5"]
+            + ["--log-level", "WARNING"],
+            log=self.data / "stripe-standin.log",
+        )
+        self.services["fcm"] = launcher.start_fcm_standin(
+            self.ports["fcm"], log=self.data / "fcm-standin.log"
+        )
+        launcher.run_migrations(dict(os.environ))
+        from devtools.stack import Stack
+
+        stack = Stack(settings, log_files=True)
+        self.starters = {k: v for k, v in stack.starters().items() if k != "flower"}
+        for name, start in self.starters.items():
+            self.procs[name] = start()
+        launcher.wait_http(f"{self.api}/readyz", timeout=60, proc=self.procs["api"])
+        subprocess.run(
+            [str(launcher.BIN / "ridehail"), "create-admin", "--email", ADMIN[0]]
+            + ["--password", ADMIN[1]],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            env=launcher.child_env(),
+        )
+        self.admin_login()
+        from sqlalchemy import create_engine
+
+        self.engine = create_engine(self.pg.url, pool_pre_ping=True)
+        log(f"stack up in {self.data} (API {self.api})")
+
+    def _start_redis(self) -> launcher.Proc:
+        return launcher.start_redis(
+            self.ports["redis"], data_dir=self.data, persist=True, log=self.data / "redis.log"
+        )
+
+    def stop(self) -> None:
+        launcher.stop_all(list(self.procs.values()), grace_s=10)
+        launcher.stop_all(list(self.services.values()), grace_s=10)
+        self.pg.stop()
+
+    def admin_login(self) -> None:
+        r = self.http.post(
+            f"{self.api}/api/v1/auth/token", data={"username": ADMIN[0], "password": ADMIN[1]}
+        )
+        r.raise_for_status()
+        self.admin_token = r.json()["access_token"]
+
+    def watchdog(self) -> None:
+        """A process of ours that ended without being killed is a finding (a supervisor
+        would start it again, and so does this)."""
+        while not self.finished.wait(1.0):
+            with self.lock:
+                for name, proc in list(self.procs.items()):
+                    if proc.poll() is not None:
+                        self.died[name] += 1
+                        log(f"{name} exited on its own ({proc.returncode}); starting it again")
+                        self.procs[name] = self.starters[name]()
+
+    def restart(self, name: str, sig: int = signal.SIGKILL) -> None:
+        with self.lock:
+            launcher.stop(self.procs[name], grace_s=0.1, sig=sig)
+            self.procs[name] = self.starters[name]()
+            if name == "api":
+                launcher.wait_http(f"{self.api}/healthz", timeout=60, proc=self.procs[name])
+
+    # --- database reads ----------------------------------------------------------------
+    def rows(self, sql: str, **params: Any) -> list[Any]:
+        from sqlalchemy import text
+
+        for attempt in range(60):
+            try:
+                with self.engine.connect() as conn:
+                    return list(conn.execute(text(sql), params).all())
+            except Exception:  # PostgreSQL stopped by a fault: a moment later
+                if attempt == 59:
+                    raise
+                time.sleep(1)
+        return []
+
+    # --- fault lanes -------------------------------------------------------------------
+    def lane(self, kinds: tuple[str, ...], gap: tuple[float, float]) -> None:
+        """Faults of `kinds`, the least done first, a random gap apart, until told to stop
+        or each was done `--faults-each` times."""
+        while not self.stop_faults.is_set():
+            todo = [k for k in kinds if self.faults[k] < self.args.faults_each]
+            if not todo:
+                return
+            kind = min(todo, key=lambda k: (self.faults[k], self.rng.random()))
+            try:
+                if getattr(self, kind)():
+                    self.faults[kind] += 1
+            except Exception as exc:  # a fault that failed to inject is not counted
+                log(f"{kind} not injected: {type(exc).__name__}: {exc}")
+            self.stop_faults.wait(self.rng.uniform(*gap))
+
+    def kill_worker(self) -> bool:
+        self.restart("worker")
+        return True
+
+    def kill_push_worker(self) -> bool:
+        self.restart("push-worker")
+        return True
+
+    def kill_api(self) -> bool:
+        self.restart("api")
+        return True
+
+    def restart_redis(self) -> bool:
+        with self.lock:
+            launcher.stop(self.services["redis"], grace_s=10)  # SIGTERM: saved, then down
+            time.sleep(self.rng.uniform(0.5, 2))
+            self.services["redis"] = self._start_redis()
+        return True
+
+    def stop_postgres(self) -> bool:
+        with self.lock:
+            self.pg.halt()
+            time.sleep(self.rng.uniform(2, 5))
+            self.pg.resume()
+        return True
+
+    def _stripe_fault(self, **fault: Any) -> dict[str, Any]:
+        r = self.http.post(f"{self.stripe}/_config/faults", json=fault)
+        r.raise_for_status()
+        return dict(r.json())
+
+    def _hit(self, fault_id: str, timeout: float) -> bool:
+        """True once the fault held a request; else it is removed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stop_faults.is_set():
+            listed = self.http.get(f"{self.stripe}/_config/faults").json()
+            mine = next((f for f in listed if f["id"] == fault_id), None)
+            if mine is None or mine["hits"]:
+                return mine is not None
+            time.sleep(0.05)
+        self.http.delete(f"{self.stripe}/_config/faults/{fault_id}")
+        return False
+
+    def _kill_while_held(self, worker: str, **fault: Any) -> bool:
+        made = self._stripe_fault(delay_s=8, after=True, count=1, method="POST", **fault)
+        if not self._hit(made["id"], timeout=30):
+            return False
+        time.sleep(self.rng.uniform(0, 0.5))  # Stripe did it; our worker waits for the answer
+        self.restart(worker)
+        return True
+
+    def kill_mid_capture(self) -> bool:
+        return self._kill_while_held(
+            "worker", path_prefix="/v1/payment_intents/", path_suffix="/capture"
+        )
+
+    def kill_mid_refund(self) -> bool:
+        made = self._stripe_fault(
+            delay_s=8, after=True, count=1, method="POST", path_prefix="/v1/refunds"
+        )
+        for _ in range(10):  # the admin asks for a refund: its job meets the held answer
+            if self.refund_one(concurrent=False):
+                break
+        if not self._hit(made["id"], timeout=30):
+            return False
+        self.restart("worker")
+        return True
+
+    def kill_mid_push(self) -> bool:
+        self.http.post(f"{self.fcm}/_faults", json={"delay_s": 8, "count": 1}).raise_for_status()
+        deadline = time.monotonic() + 30
+        while self.http.get(f"{self.fcm}/_faults").json():
+            if time.monotonic() > deadline or self.stop_faults.is_set():
+                self.http.delete(f"{self.fcm}/_faults")
+                return False
+            time.sleep(0.05)
+        time.sleep(self.rng.uniform(0, 0.5))  # FCM took it; the worker waits for the answer
+        self.restart("push-worker")
+        return True
+
+    def stripe_500(self) -> bool:
+        self._stripe_fault(status=500, count=self.rng.randint(1, 3))
+        return True
+
+    def stripe_429(self) -> bool:
+        self._stripe_fault(status=429, count=self.rng.randint(1, 3))
+        return True
+
+    def stripe_timeout(self) -> bool:
+        # Stripe does the work; the answer comes after the client gave up (same key again)
+        self._stripe_fault(delay_s=TIMEOUT_S + 1, after=True, count=1, method="POST")
+        return True
+
+    def stripe_409(self) -> bool:
+        # held with its key in flight past the client's timeout: the retry is Stripe's 409
+        self._stripe_fault(delay_s=TIMEOUT_S + 3, after=False, count=1, method="POST")
+        return True
+
+    def webhooks_again(self) -> bool:
+        r = self.http.get(
+            f"{self.stripe}/v1/events", params={"limit": 20}, auth=(STRIPE_KEY, "")
+        ).json()
+        ids = [e["id"] for e in r.get("data", [])]
+        if not ids:
+            return False
+        self.rng.shuffle(ids)
+        self.http.post(
+            f"{self.stripe}/_config/events/resend", json={"events": ids, "times": 2}
+        ).raise_for_status()
+        return True
+
+    # --- the admin's refunds -------------------------------------------------------------
+    def refund_one(self, concurrent: bool) -> bool:
+        found = self.rows(
+            "SELECT id, amount_received - amount_refunded FROM payments "
+            "WHERE status = 'succeeded' AND amount_received > amount_refunded "
+            "ORDER BY random() LIMIT 1"
+        )
+        if not found:
+            return False
+        payment, left = found[0]
+        headers = {"Authorization": f"Bearer {self.admin_token}"}
+        url = f"{self.api}/api/v1/payments/{payment}/refunds"
+        bodies: list[dict[str, Any]] = [{"reason": "chaos: full"}]
+        if left > 100 and self.rng.random() < 0.5:
+            bodies = [{"amount": self.rng.randint(50, left // 2), "reason": "chaos: part"}]
+        if concurrent:
+            bodies = bodies + [{"reason": "chaos: full, at the same time"}]
+
+        def ask(body: dict[str, Any]) -> None:
+            with contextlib.suppress(httpx.HTTPError):
+                r = httpx.post(url, json=body, headers=headers, timeout=30)
+                if r.status_code == 401:
+                    self.admin_login()
+
+        threads = [threading.Thread(target=ask, args=(b,)) for b in bodies]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.refunds_asked += len(bodies)
+        return True
+
+    def refunds_lane(self) -> None:
+        while not self.stop_faults.wait(self.rng.uniform(1, 4)):
+            with contextlib.suppress(Exception):
+                self.refund_one(concurrent=self.rng.random() < 0.3)
+
+    # --- the run -----------------------------------------------------------------------
+    def simulate(self) -> subprocess.Popen[bytes]:
+        a = self.args
+        argv = [sys.executable, "-m", "devtools.simulate", "--base-url", self.api]
+        argv += ["--drivers", str(a.drivers), "--passengers", str(a.passengers)]
+        argv += ["--minutes", str(a.minutes), "--stripe-base", self.stripe]
+        argv += ["--card-share", "0.6", "--cancel-share", "0.15", "--retry-s", "90"]
+        argv += ["--payout-share", "1", "--grace-s", "240", "--settle-s", "60"]
+        argv += ["--record", str(self.data / "record.json"), "--json", "--no-progress"]
+        argv += ["--signup-concurrency", "8"]
+        if a.seed is not None:
+            argv += ["--seed", str(a.seed)]
+        return subprocess.Popen(
+            argv,
+            env=launcher.child_env(),
+            stdout=open(self.data / "simulate.json", "wb"),  # noqa: SIM115
+            stderr=open(self.data / "simulate.err", "wb"),  # noqa: SIM115
+        )
+
+    def run(self) -> dict[str, Any]:
+        started = time.monotonic()
+        threading.Thread(target=self.watchdog, daemon=True).start()
+        sim = self.simulate()
+        # faults once the riders are signed up and riding
+        while not self._riding() and sim.poll() is None:
+            time.sleep(1)
+        lanes = [
+            threading.Thread(target=self.lane, args=(PROCESS_FAULTS, (1.0, 3.0)), daemon=True),
+            threading.Thread(target=self.lane, args=(INFRA_FAULTS, (3.0, 8.0)), daemon=True),
+            threading.Thread(target=self.lane, args=(STRIPE_FAULTS, (0.5, 2.0)), daemon=True),
+            threading.Thread(target=self.refunds_lane, daemon=True),
+        ]
+        for t in lanes:
+            t.start()
+        load_ends = time.monotonic() + self.args.minutes * 60
+        while sim.poll() is None:
+            if time.monotonic() > load_ends:
+                self.stop_faults.set()  # rides under way end in peace
+            time.sleep(1)
+        self.stop_faults.set()
+        for t in lanes:
+            t.join()
+        log(f"load over: faults {dict(self.faults)}")
+        self.pay_out()
+        self.quiesce()
+        summary = self.check()
+        self.finished.set()
+        for name, n in self.died.items():
+            summary["violations"].append(f"{name} exited on its own {n} time(s)")
+        summary["simulator"] = json.loads((self.data / "simulate.json").read_text() or "{}")
+        summary["faults"] = {k: self.faults[k] for k in ALL_FAULTS}
+        summary["refunds_asked"] = self.refunds_asked
+        summary["seconds"] = round(time.monotonic() - started)
+        return summary
+
+    def _riding(self) -> bool:
+        with contextlib.suppress(Exception):
+            return bool(self.rows("SELECT 1 FROM rides LIMIT 1"))
+        return False
+
+    def pay_out(self) -> None:
+        """Close today (the run's day) and pay it out, killing the payments worker in the
+        middle of transfers: every transfer is held a moment at the stand-in."""
+        from workers.app import app as celery
+
+        today = datetime.now(UTC).date().isoformat()
+        celery.send_task("payments.settle_day", kwargs={"period": today}, queue="payments")
+        slow = self._stripe_fault(
+            path_prefix="/v1/transfers", method="POST", delay_s=1.0, after=True, count=100_000
+        )
+        deadline = time.monotonic() + self.args.payout_s
+        seen = 0
+        while time.monotonic() < deadline:
+            open_ = self.rows(
+                "SELECT count(*) FROM settlements WHERE payout_status IN ('pending', 'payable')"
+            )[0][0]
+            made = self.rows("SELECT count(*) FROM settlements")[0][0]
+            if made and not open_ and self.faults[TRANSFER_FAULT] >= self.args.faults_each:
+                break
+            if made and not open_:
+                break  # nothing left to interrupt
+            listed = self.http.get(f"{self.stripe}/_config/faults").json()
+            hits = next((f["hits"] for f in listed if f["id"] == slow["id"]), 0)
+            if hits > seen and self.faults[TRANSFER_FAULT] < self.args.faults_each:
+                seen = hits
+                time.sleep(self.rng.uniform(0, 0.5))
+                self.restart("worker")  # mid-transfer: Stripe made it, the answer is held
+                self.faults[TRANSFER_FAULT] += 1
+                continue
+            time.sleep(0.05)
+        self.http.delete(f"{self.stripe}/_config/faults/{slow['id']}")
+        log(f"payouts: {self.faults[TRANSFER_FAULT]} kills mid-transfer")
+
+    def quiesce(self) -> None:
+        """Faults off; wait for the sweeps and retries to settle everything."""
+        self.http.delete(f"{self.stripe}/_config/faults")
+        self.http.delete(f"{self.fcm}/_faults")
+        deadline = time.monotonic() + self.args.settle_s
+        while True:
+            busy = self.busy()
+            if not any(busy.values()) or time.monotonic() > deadline:
+                log(f"settled: {busy}")
+                return
+            time.sleep(2)
+
+    def busy(self) -> dict[str, int]:
+        one = lambda sql: int(self.rows(sql)[0][0])  # noqa: E731
+        return {
+            "outbox": one("SELECT count(*) FROM outbox WHERE completed_at IS NULL"),
+            "payments_pending": one(
+                "SELECT count(*) FROM payments p JOIN rides r ON r.id = p.ride_id "
+                "WHERE p.status = 'pending' OR (p.status = 'requires_capture' AND r.status "
+                "IN ('completed', 'cancelled', 'no_show', 'expired'))"
+            ),
+            "refunds_pending": one("SELECT count(*) FROM refunds WHERE status = 'pending'"),
+            "webhooks_unprocessed": one(
+                "SELECT count(*) FROM webhook_events WHERE processed_at IS NULL"
+            ),
+            "notifications_queued": one(
+                "SELECT count(*) FROM notifications WHERE status = 'queued'"
+            ),
+            "payouts_open": one(
+                "SELECT count(*) FROM settlements WHERE payout_status IN ('pending', 'payable')"
+            ),
+            "rides_open": one(
+                "SELECT count(*) FROM rides WHERE status IN "
+                "('requested', 'accepted', 'arrived', 'in_progress')"
+            ),
+        }
+
+    # --- the checks ----------------------------------------------------------------------
+    def stripe_list(self, path: str, **params: Any) -> Iterator[dict[str, Any]]:
+        after = None
+        while True:
+            q = {"limit": 100, **params}
+            if after:
+                q["starting_after"] = after
+            page = self.http.get(f"{self.stripe}{path}", params=q, auth=(STRIPE_KEY, "")).json()
+            yield from page["data"]
+            if not page.get("has_more"):
+                return
+            after = page["data"][-1]["id"]
+
+    def check(self) -> dict[str, Any]:
+        v: list[str] = []
+        bad = v.append
+        rides = {
+            str(r[0]): r
+            for r in self.rows(
+                "SELECT id, status, payment, fare_amount, fee_amount, passenger_id, driver_id "
+                "FROM rides"
+            )
+        }
+        intents = list(self.stripe_list("/v1/payment_intents"))
+        by_ride: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for pi in intents:
+            by_ride[pi["metadata"].get("ride_id", "")].append(pi)
+        captures = Counter(
+            r["path"].split("/")[3]
+            for r in self.http.get(
+                f"{self.stripe}/_config/requests", params={"path_prefix": "/v1/payment_intents/"}
+            ).json()
+            if r["method"] == "POST"
+            and r["path"].endswith("/capture")
+            and r["status"] == 200
+            and not r["replayed"]
+        )
+        # money: every capture once, at the fare or the fee, for a ride that was due it
+        for pi in intents:
+            if captures[pi["id"]] > 1:
+                bad(f"{pi['id']} captured {captures[pi['id']]} times")
+            if pi["status"] == "requires_capture":
+                bad(f"{pi['id']} still held after the run ({pi['metadata']})")
+        for ride_id, (_, status, payment, fare, fee, *_rest) in rides.items():
+            received = sum(pi["amount_received"] for pi in by_ride.get(ride_id, []))
+            if payment != "card":
+                if by_ride.get(ride_id):
+                    bad(f"cash ride {ride_id} has PaymentIntents")
+                continue
+            if status == "completed" and received != fare:
+                bad(f"completed card ride {ride_id}: fare {fare}, captured {received}")
+            elif status != "completed" and received not in (0, fee or 0):
+                bad(f"{status} card ride {ride_id}: fee {fee}, captured {received}")
+        strays = [pi["id"] for r, pis in by_ride.items() if r not in rides for pi in pis]
+        if strays:
+            bad(f"PaymentIntents for no ride of ours: {strays[:5]}")
+        # refunds: never more than captured; ours agree with Stripe's
+        stripe_refunds = [
+            r for r in self.stripe_list("/v1/refunds") if r["status"] in ("succeeded", "pending")
+        ]
+        refunded: Counter[str] = Counter()
+        for r in stripe_refunds:
+            refunded[r["payment_intent"]] += r["amount"]
+        for pi in intents:
+            if refunded[pi["id"]] > pi["amount_received"]:
+                bad(f"{pi['id']}: refunded {refunded[pi['id']]} > captured")
+        ours = {
+            str(r[0]): r[1]
+            for r in self.rows(
+                "SELECT stripe_refund_id, amount FROM refunds WHERE status = 'succeeded'"
+            )
+        }
+        theirs = {r["id"]: r["amount"] for r in stripe_refunds if r["status"] == "succeeded"}
+        if ours != theirs:
+            bad(
+                f"refunds differ: ours {len(ours)} ({sum(ours.values())}), Stripe's "
+                f"{len(theirs)} ({sum(theirs.values())})"
+            )
+        # the ledger: balanced entries, each ride's balance, and Stripe's money
+        lines = self.rows(
+            "SELECT e.id, e.kind, e.ride_id, l.account, l.amount FROM journal_entries e "
+            "JOIN ledger_lines l ON l.entry_id = e.id"
+        )
+        per_entry: Counter[int] = Counter()
+        receivable: Counter[str] = Counter()
+        fare_booked: Counter[str] = Counter()
+        clearing = 0
+        payouts_booked: Counter[str] = Counter()
+        for entry, kind, ride, acct, amount in lines:
+            per_entry[entry] += amount
+            if acct.startswith("rider_receivable:") and ride:
+                receivable[str(ride)] += amount
+            if kind in ("ride_fare", "cancellation_fee", "no_show_fee") and acct.startswith(
+                "rider_receivable:"
+            ):
+                fare_booked[str(ride)] += amount
+            if acct == "stripe_clearing":
+                clearing += amount
+        for entry, total in per_entry.items():
+            if total:
+                bad(f"journal entry {entry} sums to {total}")
+        for ride_id, (_, status, payment, fare, fee, *_rest) in rides.items():
+            due = fare if status == "completed" else (fee or 0)
+            if fare_booked[ride_id] != (due or 0):
+                bad(f"ride {ride_id} ({status}): booked {fare_booked[ride_id]}, due {due}")
+            if receivable[ride_id] and (payment == "card" or status == "completed"):
+                # (a cash rider's cancellation fee is a debt no one collects by hand)
+                bad(f"ride {ride_id} ({status}, {payment}): rider still owes {receivable[ride_id]}")
+        transfers = list(self.stripe_list("/v1/transfers"))
+        captured = sum(pi["amount_received"] for pi in intents)
+        moved = sum(t["amount"] - t.get("amount_reversed", 0) for t in transfers)
+        stripe_net = captured - sum(theirs.values()) - moved
+        if clearing != stripe_net:
+            bad(
+                f"ledger's Stripe clearing {clearing} != Stripe's captured {captured} - "
+                f"refunded {sum(theirs.values())} - transferred {moved} = {stripe_net}"
+            )
+        # payouts: each paid statement is one transfer of its amount, booked once
+        for entry, kind, _ride, acct, amount in lines:
+            if kind == "payout" and acct == "stripe_clearing":
+                payouts_booked[str(entry)] += -amount
+        by_statement: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for t in transfers:
+            by_statement[t["metadata"].get("statement_id", "")].append(t)
+        statements = self.rows(
+            "SELECT id, payout_status, payout_amount, net, carried_in FROM settlements"
+        )
+        for sid, status, amount, net, carried_in in statements:
+            made = by_statement.pop(str(sid), [])
+            if status == "paid" and [t["amount"] for t in made] != [amount]:
+                bad(f"statement {sid}: payout {amount}, transfers {[t['amount'] for t in made]}")
+            if status != "paid" and made:
+                bad(f"statement {sid} ({status}) has transfers")
+            if status in ("pending", "payable"):
+                bad(f"statement {sid} still {status}")
+            if status == "paid" and amount != net + carried_in:
+                bad(f"statement {sid}: paid {amount}, net {net} + carried {carried_in}")
+        if any(by_statement.values()):
+            bad(f"transfers for no statement: {list(by_statement)[:5]}")
+        if sum(payouts_booked.values()) != moved:
+            bad(f"payouts booked {sum(payouts_booked.values())} != transferred {moved}")
+        # pings: every one the server accepted during a trip is in that trip's path
+        record = json.loads((self.data / "record.json").read_text())
+        import redis
+
+        live = redis.Redis(port=self.ports["redis"], decode_responses=True)
+        lost_pings = 0
+        trip_pings = 0
+        for ride_id, pings in record["trip_pings"].items():
+            raw: list[str] = live.lrange(f"ride:{ride_id}:path", 0, -1)  # type: ignore[assignment]
+            path = [tuple(map(float, p.split(",")[:3])) for p in raw]
+            for t, lat, lng in pings:
+                trip_pings += 1
+                if not any(
+                    abs(pt - t) < 1.0 and abs(plat - lat) < 2e-6 and abs(plng - lng) < 2e-6
+                    for pt, plat, plng in path
+                ):
+                    lost_pings += 1
+                    if lost_pings <= 5:
+                        bad(f"ride {ride_id}: accepted ping at {t} not in its path")
+        if lost_pings > 5:
+            bad(f"... {lost_pings} accepted trip pings missing from their paths in all")
+        # pushes: at most once per device and notification; every ride event's push sent
+        sent = [s for s in self.http.get(f"{self.fcm}/_requests").json() if s["status"] == 200]
+        per = Counter(
+            (s["message"]["token"], s["message"].get("data", {}).get("notification_id"))
+            for s in sent
+        )
+        twice = [k for k, n in per.items() if n > 1]
+        if twice:
+            bad(f"{len(twice)} pushes sent more than once to a device, e.g. {twice[:3]}")
+        devices: dict[str, list[str]] = defaultdict(list)
+        for user, token in self.rows("SELECT user_id, token FROM devices"):
+            devices[str(user)].append(token)
+        unsent = [
+            (str(nid), kind)
+            for nid, user, kind in self.rows(
+                "SELECT id, user_id, kind FROM notifications WHERE ride_id IS NOT NULL"
+            )
+            for token in devices[str(user)]
+            if per[(token, str(nid))] == 0
+        ]
+        if unsent:
+            bad(f"{len(unsent)} ride event pushes never sent, e.g. {unsent[:3]}")
+        statuses = Counter(r[1] for r in rides.values())
+        return {
+            "violations": v,
+            "rides": dict(statuses),
+            "card_rides": sum(1 for r in rides.values() if r[2] == "card"),
+            "payment_intents": len(intents),
+            "captured": captured,
+            "refunds": len(theirs),
+            "refunded": sum(theirs.values()),
+            "transfers": len(transfers),
+            "transferred": moved,
+            "statements": len(statements),
+            "journal_entries": len(per_entry),
+            "trip_pings_checked": trip_pings,
+            "pushes_sent": len(sent),
+            "busy_at_end": self.busy(),
+        }
+
+
+def render(s: dict[str, Any]) -> str:
+    sim = s.get("simulator", {})
+    lines = [
+        f"chaos run: {s['seconds']} s; rides {sum(s['rides'].values())} {s['rides']}",
+        f"  simulator  {sim.get('rides')}; pings {sim.get('pings')}",
+        f"  faults     {s['faults']} (total {sum(s['faults'].values())})",
+        f"  money      {s['payment_intents']} PaymentIntents for {s['card_rides']} card rides, "
+        f"{s['captured']} captured; {s['refunds']} refunds ({s['refunded']}) of "
+        f"{s['refunds_asked']} asked; {s['transfers']} transfers ({s['transferred']}) for "
+        f"{s['statements']} statements; {s['journal_entries']} journal entries",
+        f"  pings      {s['trip_pings_checked']} accepted trip pings checked against paths",
+        f"  pushes     {s['pushes_sent']} sent",
+        f"  left open  {s['busy_at_end']}",
+        f"  violations {len(s['violations'])}",
+    ]
+    lines += [f"    - {x}" for x in s["violations"][:40]]
+    return "\n".join(lines)
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--minutes", type=float, default=20.0, help="load with faults")
+    p.add_argument("--faults-each", type=int, default=50, help="injections of each kind")
+    p.add_argument("--drivers", type=int, default=100)
+    p.add_argument("--passengers", type=int, default=60)
+    p.add_argument("--payout-s", type=float, default=300.0, help="time for the payouts")
+    p.add_argument("--settle-s", type=float, default=300.0, help="time to settle at the end")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--keep", action="store_true", help="leave the stack running at the end")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    chaos = Chaos(args)
+    summary: dict[str, Any] = {}
+
+    def _stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)  # the stack is stopped on the way out
+    try:
+        chaos.start()
+        summary = chaos.run()
+    finally:
+        chaos.stop_faults.set()
+        chaos.finished.set()
+        if not args.keep:
+            chaos.stop()
+    summary["data_dir"] = str(chaos.data)
+    print(json.dumps(summary, indent=2) if args.json else render(summary), flush=True)
+    return 1 if summary.get("violations") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
