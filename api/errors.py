@@ -51,8 +51,11 @@ _DESCRIPTIONS = {
     415: "Send JSON with Content-Type: application/json",
     422: "Validation failed: `detail` lists what and where",
     429: "Rate limited: wait `Retry-After` seconds",
-    503: "A provider we depend on failed; try again",
+    503: "A service we depend on failed or is briefly out of reach; try again (Retry-After)",
 }
+
+
+_RETRY = {"Retry-After": {"schema": {"type": "integer"}}}
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -62,8 +65,8 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     out: dict[int | str, dict[str, Any]] = {}
     for status in sorted({*statuses, 422}):
         entry: dict[str, Any] = {"model": ErrorOut, "description": _DESCRIPTIONS[status]}
-        if status == 429:
-            entry["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+        if status in (429, 503):
+            entry["headers"] = _RETRY
         out[status] = entry
     return out
 
@@ -130,6 +133,10 @@ def document_errors(app: FastAPI) -> None:
                     responses["422"] = {"description": _DESCRIPTIONS[422], **error}
                 if op.get("security") and "401" not in responses:
                     responses["401"] = {"description": _DESCRIPTIONS[401], **error}
+                # the database or Redis briefly out of reach (api.middleware.Edge)
+                responses.setdefault(
+                    "503", {"description": _DESCRIPTIONS[503], **error, "headers": _RETRY}
+                )
         for unused in ("HTTPValidationError", "ValidationError"):
             schemas.pop(unused, None)
         app.openapi_schema = doc

@@ -17,6 +17,7 @@ from infra.db import reading_only
 from infra.logs import request_id, valid_request_id
 from infra.metrics import HTTP_LATENCY as LATENCY
 from infra.metrics import HTTP_REQUESTS as REQUESTS
+from infra.outages import OUTAGES
 
 log = logging.getLogger("api.errors")
 
@@ -24,18 +25,16 @@ log = logging.getLogger("api.errors")
 FORM_PATHS = ("/api/v1/auth/token", "/api/v1/osmand", "/api/v1/webhooks/")
 
 
-async def _send_error(send: Send, status: int, detail: str, code: str) -> None:
+async def _send_error(
+    send: Send, status: int, detail: str, code: str, extra: dict[str, str] | None = None
+) -> None:
     body = json.dumps({"detail": detail, "code": code}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -160,6 +159,23 @@ class Edge:
                 await _send_error(
                     tracker, 413, f"body larger than {self.max_bytes} bytes", "payload_too_large"
                 )
+        except OUTAGES as exc:
+            log.warning(
+                "%s %s: a service we depend on is unavailable (%s: %s)",
+                scope.get("method"),
+                scope.get("path"),
+                type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "",
+            )
+            if tracker.started:
+                raise
+            await _send_error(
+                tracker,
+                503,
+                "a service we depend on is briefly unavailable; try again",
+                "unavailable",
+                {"Retry-After": "1"},
+            )
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if tracker.started:  # the answer is under way: nothing better than ending it

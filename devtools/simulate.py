@@ -276,6 +276,10 @@ class Sim:
                     if r.status_code == 401:
                         await self.refresh(user)
                         continue
+                    if r.status_code >= 500:  # an outage: the app tries again shortly
+                        self.stats.errors[f"sse:{r.status_code}"] += 1
+                        await asyncio.sleep(1)
+                        continue
                     if r.status_code != 200:
                         self.stats.errors[f"sse:{r.status_code}"] += 1
                         return

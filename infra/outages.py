@@ -1,0 +1,19 @@
+"""What a passing outage of a service we depend on looks like (the database or Redis
+unreachable, a connection cut): the API answers 503 with `Retry-After` rather than 500,
+and the client tries again; Celery tasks retry. Nothing was accepted by a request that
+failed this way (its transaction did not commit), so trying again is safe."""
+
+from __future__ import annotations
+
+from redis import exceptions as redis_errors
+from sqlalchemy import exc as sa_errors
+
+OUTAGES: tuple[type[BaseException], ...] = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.BusyLoadingError,  # Redis restarted and still reading its snapshot
+    sa_errors.OperationalError,  # connection refused or terminated, a lock timeout
+    sa_errors.InterfaceError,
+    sa_errors.DisconnectionError,
+    sa_errors.TimeoutError,  # no connection free in the pool in time
+)
