@@ -284,9 +284,13 @@ class Chaos:
         made = self._stripe_fault(
             delay_s=8, after=True, count=1, method="POST", path_prefix="/v1/refunds"
         )
-        for _ in range(10):  # the admin asks for a refund: its job meets the held answer
-            if self.refund_one(concurrent=False):
+        deadline = time.monotonic() + 30
+        # the admin asks for a refund (once there is a captured payment): its job meets
+        # the held answer
+        while not self.refund_one(concurrent=False, any_share=True):
+            if time.monotonic() > deadline or self.stop_faults.is_set():
                 break
+            time.sleep(1)
         if not self._hit(made["id"], timeout=30):
             return False
         self.restart("worker")
@@ -336,11 +340,18 @@ class Chaos:
         return True
 
     # --- the admin's refunds -------------------------------------------------------------
-    def refund_one(self, concurrent: bool) -> bool:
+    def refund_one(self, concurrent: bool, any_share: bool = False) -> bool:
+        # about one captured payment in ten is refunded (in part or in full): more would
+        # leave nothing in the platform's balance for the drivers' payouts
+        done, total = self.rows(
+            "SELECT count(*) FILTER (WHERE amount_refunded > 0), count(*) FROM payments "
+            "WHERE status = 'succeeded'"
+        )[0]
+        if done >= max(1, total // 10) and not any_share:
+            return False
         found = self.rows(
             "SELECT id, amount_received - amount_refunded FROM payments "
-            "WHERE status = 'succeeded' AND amount_received > amount_refunded "
-            "ORDER BY random() LIMIT 1"
+            "WHERE status = 'succeeded' AND amount_refunded = 0 ORDER BY random() LIMIT 1"
         )
         if not found:
             return False
@@ -381,7 +392,8 @@ class Chaos:
         argv += ["--card-share", "0.6", "--cancel-share", "0.15", "--retry-s", "90"]
         argv += ["--payout-share", "1", "--grace-s", "240", "--settle-s", "60"]
         argv += ["--record", str(self.data / "record.json"), "--json", "--no-progress"]
-        argv += ["--signup-concurrency", "8"]
+        argv += ["--signup-concurrency", "8", "--radius-m", str(a.radius_m)]
+        argv += ["--speed-ms", str(a.speed_ms), "--trip-m", str(a.trip_m)]
         if a.seed is not None:
             argv += ["--seed", str(a.seed)]
         return subprocess.Popen(
@@ -400,7 +412,7 @@ class Chaos:
             time.sleep(1)
         lanes = [
             threading.Thread(target=self.lane, args=(PROCESS_FAULTS, (1.0, 3.0)), daemon=True),
-            threading.Thread(target=self.lane, args=(INFRA_FAULTS, (3.0, 8.0)), daemon=True),
+            threading.Thread(target=self.lane, args=(INFRA_FAULTS, (1.0, 3.0)), daemon=True),
             threading.Thread(target=self.lane, args=(STRIPE_FAULTS, (0.5, 2.0)), daemon=True),
             threading.Thread(target=self.refunds_lane, daemon=True),
         ]
@@ -735,6 +747,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--faults-each", type=int, default=50, help="injections of each kind")
     p.add_argument("--drivers", type=int, default=100)
     p.add_argument("--passengers", type=int, default=60)
+    p.add_argument("--radius-m", type=float, default=2500.0, help="the city's size")
+    p.add_argument("--speed-ms", type=float, default=15.0, help="driving speed")
+    p.add_argument("--trip-m", type=float, default=1500.0, help="longest trip")
     p.add_argument("--payout-s", type=float, default=300.0, help="time for the payouts")
     p.add_argument("--settle-s", type=float, default=300.0, help="time to settle at the end")
     p.add_argument("--seed", type=int, default=None)

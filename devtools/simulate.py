@@ -122,6 +122,7 @@ class User:
     token: str
     refresh: str
     role: str
+    refreshing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -214,6 +215,15 @@ class Sim:
         return False
 
     async def refresh(self, user: User) -> None:
+        """A new token pair, once for all of this user's requests: a refresh token is
+        good for one use, so the app refreshes single-flight, as real apps do."""
+        stale = user.token
+        async with user.refreshing:
+            if user.token != stale:
+                return  # another request of this user refreshed meanwhile
+            await self._refresh(user)
+
+    async def _refresh(self, user: User) -> None:
         try:
             r = await self.http.post(
                 f"{self.api}/auth/refresh", json={"refresh_token": user.refresh}
@@ -342,7 +352,7 @@ class Sim:
 
     async def ride(self, user: User, payment: str, tags: list[str]) -> None:
         pickup = around(self.rng, self.args.radius_m)
-        trip = self.rng.uniform(400, 1500)
+        trip = self.rng.uniform(self.args.trip_m * 0.3, self.args.trip_m)
         a = self.rng.uniform(0, 2 * math.pi)
         dropoff = offset(*pickup, trip * math.cos(a), trip * math.sin(a))
         place = {"pickup": {"lat": pickup[0], "lng": pickup[1]}}
@@ -827,6 +837,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--decline-share", type=float, default=0.1, help="offers drivers decline")
     p.add_argument("--radius-m", type=float, default=2500.0, help="the city's size")
     p.add_argument("--speed-ms", type=float, default=DRIVE_MS, help="driving speed, m/s")
+    p.add_argument("--trip-m", type=float, default=1500.0, help="the longest trip, m")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--connections", type=int, default=200, help="HTTP connections for requests")
     p.add_argument("--signup-concurrency", type=int, default=4, help="sign-ups at a time")
