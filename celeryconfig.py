@@ -9,6 +9,7 @@ from infra.settings import get_settings
 _settings = get_settings()
 
 broker_url = _settings.broker_url
+broker_transport = "infra.broker:Transport"  # kombu's Redis transport, one crash fixed
 result_backend = _settings.redis_url
 broker_connection_retry_on_startup = True
 broker_connection_max_retries = None  # reconnect forever
