@@ -48,17 +48,12 @@ import httpx
 
 from devtools import launcher
 
-PROCESS_FAULTS = (
-    "kill_worker",
-    "kill_push_worker",
-    "kill_mid_capture",
-    "kill_mid_refund",
-    "kill_mid_push",
-)
+WORKER_FAULTS = ("kill_worker", "kill_mid_capture", "kill_mid_refund")
+PUSH_FAULTS = ("kill_push_worker", "kill_mid_push")
 INFRA_FAULTS = ("kill_api", "restart_redis", "stop_postgres")
 STRIPE_FAULTS = ("stripe_500", "stripe_429", "stripe_timeout", "stripe_409", "webhooks_again")
 TRANSFER_FAULT = "kill_mid_transfer"
-ALL_FAULTS = (*PROCESS_FAULTS, *INFRA_FAULTS, *STRIPE_FAULTS, TRANSFER_FAULT)
+ALL_FAULTS = (*WORKER_FAULTS, *PUSH_FAULTS, *INFRA_FAULTS, *STRIPE_FAULTS, TRANSFER_FAULT)
 STRIPE_KEY = "sk_test_chaos"
 ADMIN = ("chaos-admin@example.com", "chaos-admin-pass-1")
 TIMEOUT_S = 3.0  # the product's Stripe timeout in this run: a held answer outlasts it
@@ -89,6 +84,7 @@ class Chaos:
         self.http = httpx.Client(timeout=30)
         self.admin_token = ""
         self.engine: Any = None
+        self.sim: subprocess.Popen[bytes] | None = None
 
     # --- the stack ---------------------------------------------------------------------
     def env(self) -> dict[str, str]:
@@ -114,7 +110,6 @@ class Chaos:
             "RIDEHAIL_SWEEP_PAYMENT_AFTER_S": "30",
             "RIDEHAIL_SWEEP_HOLD_ENDED_S": "30",
             "RIDEHAIL_SWEEP_WEBHOOK_AFTER_S": "20",
-            "RIDEHAIL_OUTBOX_REDISPATCH_AFTER_S": "20",
             "RIDEHAIL_PAYOUT_INTERVAL_S": "5",
             "RIDEHAIL_PAYOUT_RETRY_S": "5",
         }
@@ -165,6 +160,8 @@ class Chaos:
         )
 
     def stop(self) -> None:
+        if self.sim is not None and self.sim.poll() is None:
+            self.sim.kill()
         launcher.stop_all(list(self.procs.values()), grace_s=10)
         launcher.stop_all(list(self.services.values()), grace_s=10)
         self.pg.stop()
@@ -209,9 +206,11 @@ class Chaos:
         return []
 
     # --- fault lanes -------------------------------------------------------------------
-    def lane(self, kinds: tuple[str, ...], gap: tuple[float, float]) -> None:
-        """Faults of `kinds`, the least done first, a random gap apart, until told to stop
-        or each was done `--faults-each` times."""
+    def lane(self, kinds: tuple[str, ...], span_s: float) -> None:
+        """Faults of `kinds`, the least done first, a random gap apart (so that each kind
+        is done `--faults-each` times over `span_s`), until told to stop or done."""
+        mean_gap = span_s / max(1, len(kinds) * self.args.faults_each)
+        gap = (0.5 * mean_gap, 1.2 * mean_gap)
         while not self.stop_faults.is_set():
             todo = [k for k in kinds if self.faults[k] < self.args.faults_each]
             if not todo:
@@ -396,12 +395,13 @@ class Chaos:
         argv += ["--speed-ms", str(a.speed_ms), "--trip-m", str(a.trip_m)]
         if a.seed is not None:
             argv += ["--seed", str(a.seed)]
-        return subprocess.Popen(
+        self.sim = subprocess.Popen(
             argv,
             env=launcher.child_env(),
             stdout=open(self.data / "simulate.json", "wb"),  # noqa: SIM115
             stderr=open(self.data / "simulate.err", "wb"),  # noqa: SIM115
         )
+        return self.sim
 
     def run(self) -> dict[str, Any]:
         started = time.monotonic()
@@ -410,12 +410,14 @@ class Chaos:
         # faults once the riders are signed up and riding
         while not self._riding() and sim.poll() is None:
             time.sleep(1)
+        # each lane spreads its faults over the load (`--minutes`): a worker killed every
+        # few seconds spends its life starting, and the run would test nothing but that
+        span = self.args.minutes * 60
         lanes = [
-            threading.Thread(target=self.lane, args=(PROCESS_FAULTS, (1.0, 3.0)), daemon=True),
-            threading.Thread(target=self.lane, args=(INFRA_FAULTS, (1.0, 3.0)), daemon=True),
-            threading.Thread(target=self.lane, args=(STRIPE_FAULTS, (0.5, 2.0)), daemon=True),
-            threading.Thread(target=self.refunds_lane, daemon=True),
+            threading.Thread(target=self.lane, args=(kinds, span), daemon=True)
+            for kinds in (WORKER_FAULTS, PUSH_FAULTS, INFRA_FAULTS, STRIPE_FAULTS)
         ]
+        lanes.append(threading.Thread(target=self.refunds_lane, daemon=True))
         for t in lanes:
             t.start()
         while sim.poll() is None:  # faults go on while rides under way finish
