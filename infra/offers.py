@@ -13,6 +13,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -119,6 +120,26 @@ class SqlOffers:
             .limit(limit)
         ).all()
         return list(rows)
+
+    def claim_due_rides(self, now: datetime, lease_s: float, limit: int = 200) -> list[uuid.UUID]:
+        """The rides due to move on, each claimed for `lease_s`: their deadline is pushed
+        that far, so the next sweeps leave them to the job sent now, and send another only
+        if it has not run by then (a busy or restarting worker). Without this, a sweep
+        every second queued one more job per due ride per second behind a slow worker."""
+        due = self.due_rides(now, limit)
+        if not due:
+            return []
+        rows = self.session.execute(
+            update(Ride)
+            .where(
+                col(Ride.id).in_(due),
+                col(Ride.status) == RideStatus.REQUESTED,
+                col(Ride.dispatch_deadline) <= now,
+            )
+            .values(dispatch_deadline=now + timedelta(seconds=lease_s))
+            .returning(col(Ride.id))
+        ).all()
+        return [r[0] for r in rows]
 
 
 class SqlOfferBook:

@@ -84,10 +84,13 @@ def advance(session: Session, ride_id: str) -> str:
     return f"wave {wave}: {len(made)} offers"
 
 
+SWEEP_LEASE_S = 10.0  # a ride's move sent by the sweep is sent again after this at most
+
+
 @transactional_task("dispatch.sweep", max_retries=0)
 def sweep(session: Session) -> int:
     """Beat job: move on every ride whose wave deadline has passed."""
-    due = SqlOffers(session).due_rides(utcnow())
+    due = SqlOffers(session).claim_due_rides(utcnow(), lease_s=SWEEP_LEASE_S)
     for ride_id in due:
         jobs.enqueue(session, "dispatch.advance", ride_id=str(ride_id))
     return len(due)

@@ -429,3 +429,45 @@ def test_fraud_basics_velocity_and_amount_cap(client: TestClient, settings, monk
     r = client.post("/api/v1/payments/setup-intent", headers=other.headers)
     assert r.status_code == 429
     assert r.json()["code"] == "too_many_cards"
+
+
+def test_the_dispatch_sweep_sends_a_due_ride_on_once_per_lease(client: TestClient) -> None:
+    """Beat's sweep runs every second; behind a slow or restarting worker it must not
+    queue one more move per ride per second (the chaos run saw hundreds pile up)."""
+    import uuid
+    from datetime import timedelta
+
+    from sqlmodel import col, select
+
+    from infra.db import unit_of_work, utcnow
+    from infra.models import OutboxMessage, Ride
+    from workers.dispatch import SWEEP_LEASE_S, sweep
+
+    p = register(client, "passenger")
+    ride_id = uuid.UUID(request_ride(client, p)["id"])
+    with unit_of_work() as session:
+        ride = session.get(Ride, ride_id)
+        assert ride is not None
+        ride.dispatch_deadline = utcnow() - timedelta(seconds=1)  # due now
+        session.add(ride)
+
+    def moves() -> int:
+        with unit_of_work() as session:
+            rows = session.exec(
+                select(OutboxMessage).where(col(OutboxMessage.task) == "dispatch.advance")
+            ).all()
+            return sum(1 for m in rows if m.task_kwargs.get("ride_id") == str(ride_id))
+
+    before = moves()
+    for _ in range(5):  # five sweeps before any worker ran the move
+        sweep.run()
+    assert moves() == before + 1
+    with unit_of_work() as session:
+        ride = session.get(Ride, ride_id)
+        assert ride is not None
+        assert ride.dispatch_deadline is not None
+        assert ride.dispatch_deadline > utcnow() + timedelta(seconds=SWEEP_LEASE_S - 2)
+        ride.dispatch_deadline = utcnow() - timedelta(seconds=1)  # the lease ran out
+        session.add(ride)
+    sweep.run()
+    assert moves() == before + 2
