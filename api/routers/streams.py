@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -30,8 +31,11 @@ from domain.rides import TERMINAL
 from infra.events import Event, id_key, read_after
 from infra.live import ADMIN_STREAM, driver_stream, ride_stream
 from infra.metrics import SSE_CLIENTS, SSE_CONNECTIONS
+from infra.outages import OUTAGES
 from infra.security import issue_token
 from infra.settings import Settings
+
+log = logging.getLogger("ridehail.streams")
 
 router = APIRouter(
     prefix="/api/v1", tags=["following a ride"], responses=error_responses(400, 401, 403, 404)
@@ -161,7 +165,12 @@ async def _sse(
     """Subscribe first, then read the backlog, then follow live, skipping what was sent:
     no gap and no duplicate between the stored and the live part."""
     events_hub = hub(request)
-    sub = await events_hub.subscribe(stream)
+    try:
+        sub = await events_hub.subscribe(stream)
+    except OUTAGES as exc:  # Redis out of reach: the client comes back in 2 s
+        log.warning("stream %s not opened: %s", stream, type(exc).__name__)
+        yield "retry: 2000\n\n"
+        return
     kind = stream.partition(":")[0]  # ride, drv, admin
     SSE_CONNECTIONS.labels(kind).inc()
     connected = SSE_CLIENTS.labels(kind)
@@ -192,6 +201,8 @@ async def _sse(
             last = live_event.id
             if _ends(live_event):
                 return
+    except OUTAGES as exc:  # the stream ends cleanly; the client resumes from its last id
+        log.warning("stream %s ended: %s", stream, type(exc).__name__)
     finally:
         connected.dec()
         await events_hub.unsubscribe(sub)

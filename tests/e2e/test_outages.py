@@ -42,6 +42,11 @@ def test_an_outage_of_redis_is_a_503_to_try_again(db: None, tmp_path: Path) -> N
                 headers=auth,
             )
             assert near.status_code in (403, 503), near.text  # a driver: 403 comes first
+            # a stream opened meanwhile ends cleanly (the client comes back), never a reset
+            stream = httpx.get(f"{api}/api/v1/drivers/me/events", headers=auth, timeout=10)
+            assert stream.status_code in (200, 503), stream.text
+            if stream.status_code == 200:
+                assert stream.text.startswith("retry: 2000")
 
             server = launcher.start_redis(port, data_dir=tmp_path, persist=True)
             again = httpx.post(f"{api}/api/v1/drivers/me/location", json=ping, headers=auth)
