@@ -1,7 +1,8 @@
 """What a passing outage of a service we depend on looks like (the database or Redis
 unreachable, a connection cut): the API answers 503 with `Retry-After` rather than 500,
-and the client tries again; Celery tasks retry. Nothing was accepted by a request that
-failed this way (its transaction did not commit), so trying again is safe."""
+and the client tries again; Celery tasks retry. Trying again is safe: a request that
+failed so did not commit, or it did and its repeat is recognised (a ride request by its
+Idempotency-Key, a ping by its id or time, a step by the ride's state)."""
 
 from __future__ import annotations
 
