@@ -207,14 +207,18 @@ class Chaos:
 
     # --- fault lanes -------------------------------------------------------------------
     def lane(self, kinds: tuple[str, ...], span_s: float) -> None:
-        """Faults of `kinds`, the least done first, a random gap apart (so that each kind
-        is done `--faults-each` times over `span_s`), until told to stop or done."""
-        mean_gap = span_s / max(1, len(kinds) * self.args.faults_each)
-        gap = (0.5 * mean_gap, 1.2 * mean_gap)
+        """Faults of `kinds`, the least done first, a random gap apart, until told to stop
+        or each was done `--faults-each` times. The gap is what is left of `span_s` shared
+        among the faults still to do, so a lane whose faults take long (waiting for a
+        capture to interrupt) keeps to the load instead of running past it."""
+        deadline = time.monotonic() + span_s
         while not self.stop_faults.is_set():
             todo = [k for k in kinds if self.faults[k] < self.args.faults_each]
             if not todo:
                 return
+            left = sum(self.args.faults_each - self.faults[k] for k in todo)
+            mean_gap = max(0.2, (deadline - time.monotonic()) / left)
+            gap = (0.5 * mean_gap, 1.2 * mean_gap)
             kind = min(todo, key=lambda k: (self.faults[k], self.rng.random()))
             try:
                 if getattr(self, kind)():
@@ -412,7 +416,7 @@ class Chaos:
             time.sleep(1)
         # each lane spreads its faults over the load (`--minutes`): a worker killed every
         # few seconds spends its life starting, and the run would test nothing but that
-        span = self.args.minutes * 60
+        span = self.args.minutes * 60 * 0.9
         lanes = [
             threading.Thread(target=self.lane, args=(kinds, span), daemon=True)
             for kinds in (WORKER_FAULTS, PUSH_FAULTS, INFRA_FAULTS, STRIPE_FAULTS)

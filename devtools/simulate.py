@@ -101,7 +101,8 @@ class Stats:
     request_to_offer: list[float] = field(default_factory=list)
     ping_to_sse: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
-    card_rides: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # id, headers
+    card_rides: list[tuple[str, User]] = field(default_factory=list)  # id, passenger
+    relogins: int = 0  # a refresh refused (its answer lost to an outage): signed in again
     cash_settled: int = 0
     cash_rides: int = 0
     requested_at: dict[str, float] = field(default_factory=dict)
@@ -179,8 +180,8 @@ class Sim:
                     return None
                 await asyncio.sleep(min(0.5 * attempt, 3.0))
                 continue
-            if r.status_code == 401 and user is not None and attempt == 1:
-                await self.refresh(user)
+            if r.status_code == 401 and user is not None and not self._give_up(attempt, until):
+                await self.refresh(user)  # expired: a new pair (or a new sign-in), and again
                 headers.update(user.headers)
                 continue
             if r.status_code == 429:
@@ -224,12 +225,30 @@ class Sim:
             await self._refresh(user)
 
     async def _refresh(self, user: User) -> None:
-        try:
-            r = await self.http.post(
-                f"{self.api}/auth/refresh", json={"refresh_token": user.refresh}
+        until = time.monotonic() + max(self.args.retry_s, 1.0)
+        while True:
+            try:
+                r = await self.http.post(
+                    f"{self.api}/auth/refresh", json={"refresh_token": user.refresh}
+                )
+            except httpx.HTTPError as exc:
+                self.stats.errors[f"network:{type(exc).__name__}"] += 1
+                r = None
+            if r is not None and r.status_code < 500:
+                break
+            if time.monotonic() >= until:
+                return
+            await asyncio.sleep(1)
+        if r.status_code == 401:
+            # refresh tokens are single-use: one whose answer was lost (the server went
+            # down after spending it) is refused; the app asks the user to sign in again
+            t = await self.call(
+                "POST", "/auth/token", data={"username": user.email, "password": PASSWORD}
             )
-        except httpx.HTTPError as exc:
-            self.stats.errors[f"network:{type(exc).__name__}"] += 1
+            if t is not None and t.status_code == 200:
+                self.stats.relogins += 1
+                pair = t.json()
+                user.token, user.refresh = pair["access_token"], pair["refresh_token"]
             return
         if r.status_code == 200:
             pair = r.json()
@@ -377,7 +396,7 @@ class Sim:
         self.stats.ride_payment[ride_id] = payment
         self.stats.requested_at[ride_id] = sent
         if payment == "card":
-            self.stats.card_rides.append((ride_id, user.headers))
+            self.stats.card_rides.append((ride_id, user))
         will_cancel = self.rng.random() < self.args.cancel_share
         seen = {"status": "requested"}
         follow = asyncio.create_task(self.follow(ride_id, user, seen, will_cancel))
@@ -506,12 +525,10 @@ class Sim:
         """Wait (up to --settle-s) for every card ride's payments to be final."""
         out: Counter[str] = Counter()
         until = time.monotonic() + self.args.settle_s
-        for ride_id, headers in self.stats.card_rides:
+        for ride_id, user in self.stats.card_rides:
             while True:
-                r = await self.http.get(
-                    f"{self.api}/payments", params={"ride_id": ride_id}, headers=headers
-                )
-                items = r.json().get("items", []) if r.status_code == 200 else []
+                r = await self.call("GET", "/payments", user, params={"ride_id": ride_id})
+                items = r.json().get("items", []) if r is not None and r.status_code == 200 else []
                 auth = next((p for p in items if p["kind"] == "authorization"), None)
                 final = auth is not None and auth["status"] in ("succeeded", "canceled", "failed")
                 if final or time.monotonic() > until:
@@ -543,6 +560,7 @@ class Sim:
             },
             "pings": {"sent": s.pings_sent, "accepted": s.pings_accepted},
             "payout_accounts": s.payout_accounts,
+            "relogins": s.relogins,
             "latency_ms": {
                 "request_to_offer_p50": _ms(pct(s.request_to_offer, 0.5)),
                 "request_to_offer_p99": _ms(pct(s.request_to_offer, 0.99)),

@@ -126,6 +126,7 @@ def _script(template: str) -> str:
         "@CHANNEL_PREFIX@": Keys.CHANNEL.partition("{}")[0],
         "@ACTIVE@": _lua_in("ride_status", DRIVER_ACTIVE),
         "@IN_PROGRESS@": RideStatus.IN_PROGRESS,
+        "@ARRIVED@": RideStatus.ARRIVED,
         "@MAX_GEO_LAT@": repr(MAX_GEO_LAT),
     }
     for name, value in subs.items():
@@ -167,7 +168,10 @@ local st = redis.call('HMGET', state_key, 'status', 'ride_id', 'ride_status')
 local status, ride_id, ride_status = st[1] or 'offline', st[2], st[3]
 local last = redis.call('HMGET', pos_key, 'lat', 'lng', 'ts')
 local llat, llng, lts = tonumber(last[1]), tonumber(last[2]), tonumber(last[3])
-local on_trip = ride_id and ride_status == '@IN_PROGRESS@'
+-- the trip's path is kept from the pickup on (arrived too), each fix with the time it
+-- arrived: a start whose publish to Redis was delayed (Redis restarting) must not lose
+-- the trip's first fixes; RedisTripPaths keeps those that arrived after the start
+local on_trip = ride_id and (ride_status == '@IN_PROGRESS@' or ride_status == '@ARRIVED@')
 
 local function dist(lat1, lng1, lat2, lng2)
   local r = math.pi / 180
@@ -180,6 +184,8 @@ end
 
 local codes = {}
 local newest = nil
+local clock = redis.call('TIME')  -- when the fixes arrived, by the server's clock
+local received = clock[1] .. '.' .. string.format('%06d', clock[2])
 for i = 0, n - 1 do
   local b = first + i * FIELDS
   local lat, lng, ts = tonumber(ARGV[b]), tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
@@ -202,7 +208,7 @@ for i = 0, n - 1 do
     if uuid ~= '' then redis.call('ZADD', uuid_key, ts, uuid) end
     if on_trip then
       redis.call('RPUSH', @RIDE_PATH@,
-        ts .. ',' .. lat .. ',' .. lng .. ',' .. ARGV[b + 5])
+        ts .. ',' .. lat .. ',' .. lng .. ',' .. ARGV[b + 5] .. ',' .. received)
     end
     if not lts or ts > lts then
       llat, llng, lts = lat, lng, ts

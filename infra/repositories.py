@@ -224,15 +224,24 @@ class RedisTripPaths:
     def __init__(self, rules: PingRules) -> None:
         self.rules = rules
 
-    def points(self, ride_id: UUID) -> list[PathPoint]:
+    def points(self, ride_id: UUID, since: datetime | None = None) -> list[PathPoint]:
+        """The ride's recorded fixes that arrived from `since` (its start) on. The hot path
+        records from the pickup on, with each fix's arrival time by the server's clock, so
+        that a start it learns of late (a Redis restart delaying the publish) loses
+        nothing, and fixes sent while waiting at the pickup are left out here."""
         out = []
+        start = since.timestamp() if since is not None else None
         for raw in LiveSync(get_sync_redis()).trip_path(str(ride_id)):
-            t, lat, lng, acc = raw.split(",")
+            t, lat, lng, acc, *arrived = raw.split(",")
+            if start is not None and arrived and float(arrived[0]) < start:
+                continue
             out.append(PathPoint(float(t), float(lat), float(lng), float(acc) if acc else None))
         return out
 
-    def travelled_m(self, ride_id: UUID) -> int | None:
-        return travelled_distance_m(self.points(ride_id), max_speed_ms=self.rules.max_speed_ms)
+    def travelled_m(self, ride_id: UUID, since: datetime | None = None) -> int | None:
+        return travelled_distance_m(
+            self.points(ride_id, since), max_speed_ms=self.rules.max_speed_ms
+        )
 
 
 def driver_day_lines(

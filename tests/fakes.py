@@ -184,7 +184,7 @@ class MemoryVelocity:
 
 
 class NoPaths:
-    def travelled_m(self, ride_id: uuid.UUID) -> int | None:
+    def travelled_m(self, ride_id: uuid.UUID, since: datetime | None = None) -> int | None:
         return None
 
 

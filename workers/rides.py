@@ -27,7 +27,7 @@ def store_trip(session: Session, ride_id: str) -> str:
         return "not completed"
     if ride.route_polyline is not None:
         return "already stored"
-    points = RedisTripPaths(get_settings().fixes).points(ride.id)
+    points = RedisTripPaths(get_settings().fixes).points(ride.id, since=ride.started_at)
     points.sort(key=lambda p: p.t)
     ride.route_polyline = encode_polyline((p.lat, p.lng) for p in points)
     ride.path_points = len(points)

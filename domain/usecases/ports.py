@@ -151,7 +151,9 @@ class Velocity(Protocol):
 
 
 class TripPaths(Protocol):
-    def travelled_m(self, ride_id: UUID) -> int | None: ...
+    def travelled_m(self, ride_id: UUID, since: datetime | None = None) -> int | None:
+        """Metres travelled along the ride's recorded path, from `since` (its start)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -222,7 +222,9 @@ def driver_step(
         ride.start(caller.id, ctx.now)
     elif step is DriverStep.COMPLETE:
         travelled = (
-            uow.paths.travelled_m(state.id) if state.status == RideStatus.IN_PROGRESS else None
+            uow.paths.travelled_m(state.id, since=state.started_at)
+            if state.status == RideStatus.IN_PROGRESS
+            else None
         )
         ride.complete(caller.id, ctx.now, ctx.fares, travelled_m=travelled)
     else:
@@ -287,7 +289,12 @@ def end_stuck(
         seen = max(d for d in (last_seen, state.started_at) if d is not None)
         if seen >= silent_before:
             return None
-        ride.close_silent(ctx.now, seen, ctx.fares, travelled_m=uow.paths.travelled_m(state.id))
+        ride.close_silent(
+            ctx.now,
+            seen,
+            ctx.fares,
+            travelled_m=uow.paths.travelled_m(state.id, since=state.started_at),
+        )
     else:
         return None
     record(uow, ride)

@@ -85,3 +85,33 @@ def test_without_a_path_the_estimate_is_used(client: TestClient) -> None:
     assert done["distance_m"] == ride["distance_m"]
     row = until(lambda: (r := _ride_row(ride["id"])).path_points is not None and r)
     assert row.path_points == 0
+
+
+def test_a_start_the_hot_path_learns_of_late_loses_no_fix(client: TestClient) -> None:
+    """Redis restarting when the start commits delays its publish (the outbox repeats it
+    later); meanwhile the hot path still believes the driver waits at the pickup. The
+    chaos run found the trip's first fixes missing from its path then, and the fare
+    short. Now fixes are kept from the pickup on, and the trip counts those that arrived
+    after its start."""
+    from infra.redis import get_sync_redis
+
+    p = register(client, "passenger")
+    d = register(client, "driver")
+    ride = request_ride(client, p)
+    advance(client, ride["id"], d, "accept", "arrive")
+    t0 = time.time() - 300
+    waiting = {"lat": LAT - STEP, "lng": LNG, "recorded_at": t0 - 20}  # at the pickup
+    client.post("/api/v1/drivers/me/location", json=waiting, headers=d.headers)
+    advance(client, ride["id"], d, "start")
+    # the start's publish lost: Redis still says the driver is at the pickup
+    get_sync_redis().hset(f"drv:{d.id}:state", "ride_status", "arrived")
+    records = [
+        {"lat": LAT + i * STEP, "lng": LNG, "recorded_at": t0 + 10 * i, "accuracy": 5}
+        for i in range(11)
+    ]
+    r = client.post("/api/v1/drivers/me/locations", json={"pings": records}, headers=d.headers)
+    assert r.json()["accepted"] == len(records), r.json()
+    done = advance(client, ride["id"], d, "complete")
+    assert 990 <= done["distance_m"] <= 1010, done["distance_m"]  # the pickup fix left out
+    row = until(lambda: (r := _ride_row(ride["id"])).route_polyline and r)
+    assert row.path_points == len(records)
