@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import Any
 
 import firebase_admin
+import google.auth.transport.requests
 import requests
 from firebase_admin import credentials, exceptions, messaging
 from google.auth import exceptions as google_auth_errors
@@ -119,6 +120,21 @@ def firebase_app() -> firebase_admin.App:
         for prefix in ("http://", "https://"):
             service._client.session.mount(prefix, no_retries)
         return app
+
+
+def ready() -> bool:
+    """Make the app and a valid access token now, before a delivery is claimed: a fresh
+    process's first send would otherwise do the OAuth exchange (a signed JWT and a round
+    trip) between the claim and the push, and a process killed then leaves the push
+    claimed and never sent (the chaos run found these). False: FCM's token endpoint is out
+    of reach, claim nothing and come back."""
+    try:
+        cred = firebase_app().credential.get_credential()
+        if not cred.valid:
+            cred.refresh(google.auth.transport.requests.Request())
+    except (requests.ConnectionError, requests.Timeout, google_auth_errors.GoogleAuthError):
+        return False
+    return True
 
 
 def _message(token: str, push: Push) -> messaging.Message:

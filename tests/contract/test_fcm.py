@@ -174,3 +174,22 @@ def test_a_slow_answer_is_a_push_fcm_took_while_the_sender_waited(fcm: str) -> N
     [seen] = _seen(fcm)
     assert (seen["message"]["token"], seen["status"]) == ("device-4", 200)
     assert httpx.get(f"{fcm}/_faults").json() == []
+
+
+def test_ready_fetches_the_access_token_so_the_send_itself_is_one_request(fcm: str) -> None:
+    """A delivery is claimed only once the process can send at once: its first push must
+    not start with the OAuth exchange (a process killed there would leave the push
+    claimed and never sent)."""
+    assert httpx.get(f"{fcm}/_tokens").json() == []
+    assert push.ready() is True
+    assert len(httpx.get(f"{fcm}/_tokens").json()) == 1
+    assert push.ready() is True  # still valid: no second exchange
+    assert push.send("device-5", push.Push("t", "b")).outcome is push.PushOutcome.SENT
+    assert len(httpx.get(f"{fcm}/_tokens").json()) == 1
+
+
+def test_ready_is_false_when_fcm_is_out_of_reach(
+    fcm: str, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "fcm_endpoint", f"http://127.0.0.1:{free_port()}")
+    assert push.ready() is False
