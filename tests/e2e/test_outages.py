@@ -3,6 +3,7 @@ the same ping once Redis is back. (PostgreSQL stopped is the chaos run's.)"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -25,7 +26,8 @@ def test_an_outage_of_redis_is_a_503_to_try_again(db: None, tmp_path: Path) -> N
                 f"{api}/api/v1/auth/token", data={"username": email, "password": PASSWORD}
             ).json()["access_token"]
             auth = {"Authorization": f"Bearer {token}"}
-            ping = {"lat": 52.52, "lng": 13.405, "recorded_at": "2026-12-02T10:00:00Z"}
+            now = datetime.now(UTC).isoformat()
+            ping = {"lat": 52.52, "lng": 13.405, "recorded_at": now}
             online = httpx.post(
                 f"{api}/api/v1/drivers/me/status", json={"status": "online"}, headers=auth
             )
