@@ -3,11 +3,18 @@
 It speaks what firebase-admin speaks:
 - `POST /token`: the OAuth 2.0 exchange google-auth performs for a service account (a
   signed JWT assertion, `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`) ->
-  `{access_token, expires_in, token_type}`. The assertion's claims are checked (issuer,
-  audience, expiry) and recorded; its signature is not (the stand-in does not hold the
-  service account's public key).
+  `{access_token, expires_in, token_type}`. The assertion's claims are checked as Google
+  checks them (issuer, audience, a lifetime of at most an hour, not expired) and recorded;
+  a refusal is `{"error": "invalid_grant", "error_description": ...}`. Its signature is
+  not checked (the stand-in does not hold the service account's public key).
 - `POST /v1/projects/{project}/messages:send` with `Authorization: Bearer <token>` from
   that exchange -> `{"name": "projects/{project}/messages/{id}"}`, or FCM's error body.
+  As FCM does, it refuses (403) a token without the messaging scope and a send to a
+  project other than the service account's, and (400 INVALID_ARGUMENT) a body that is
+  not JSON, unknown fields, a token that is not token-shaped (a field violation on
+  `message.token`: the only INVALID_ARGUMENT that blames the token), a reserved data key
+  (`from`, `message_type`, `google.*`, `gcm.*`), a message over 4,096 bytes, a bad TTL.
+  `validate_only` validates and answers with FCM's fake message name, sending nothing.
 
 FCM's error answers, on demand:
 - a device token starting with `unregistered-` -> 404 `UNREGISTERED`; `invalid-` -> 400
@@ -15,7 +22,8 @@ FCM's error answers, on demand:
 - `POST /_faults {"errors": ["UNAVAILABLE", ...], "token": optional, "retry_after": s}`
   queues answers for the next sends (to that token only, if given): `UNAVAILABLE` (503,
   with `Retry-After`), `QUOTA_EXCEEDED` (429, with `Retry-After`), `INTERNAL` (500),
-  `UNREGISTERED`, `INVALID_ARGUMENT`. `{"delay_s": 3, "count": 1}` instead: the next
+  `UNREGISTERED`,   `INVALID_ARGUMENT`, `THIRD_PARTY_AUTH_ERROR` (401: APNs or web push refused our
+  credentials). `{"delay_s": 3, "count": 1}` instead: the next
   sends are taken (and recorded) but answered `delay_s` late, as when the connection is
   slow or the sender dies waiting. `GET /_faults` lists those still queued,
   `DELETE /_faults` clears them.
@@ -30,6 +38,7 @@ import argparse
 import asyncio
 import base64
 import json
+import re
 import secrets
 import time
 import uuid
@@ -43,8 +52,10 @@ app = FastAPI(title="FCM stand-in", docs_url=None, redoc_url=None)
 
 _sent: list[dict[str, Any]] = []
 _exchanges: list[dict[str, Any]] = []
-_tokens: dict[str, float] = {}  # access token -> expiry (unix s)
+# access token -> (expiry in unix s, the service account's project, its scopes)
+_tokens: dict[str, tuple[float, str, tuple[str, ...]]] = {}
 _faults: deque[dict[str, Any]] = deque()
+_served: list[dict[str, Any]] = []  # each send a fault struck: what was served, not armed
 
 #: FCM's answer for each error code: HTTP status, canonical status, and Retry-After
 _ERRORS: dict[str, tuple[int, str, bool]] = {
@@ -54,6 +65,7 @@ _ERRORS: dict[str, tuple[int, str, bool]] = {
     "QUOTA_EXCEEDED": (429, "RESOURCE_EXHAUSTED", True),
     "INTERNAL": (500, "INTERNAL", False),
     "SENDER_ID_MISMATCH": (403, "PERMISSION_DENIED", False),
+    "THIRD_PARTY_AUTH_ERROR": (401, "UNAUTHENTICATED", False),
 }
 _MESSAGES = {
     "UNREGISTERED": "Requested entity was not found.",
@@ -62,19 +74,46 @@ _MESSAGES = {
     "QUOTA_EXCEEDED": "Quota exceeded for quota metric 'Messages'.",
     "INTERNAL": "Internal error encountered.",
     "SENDER_ID_MISMATCH": "SenderId mismatch",
+    "THIRD_PARTY_AUTH_ERROR": "Auth error from APNS or Web Push Service",
 }
+_SCOPES = (
+    "https://www.googleapis.com/auth/firebase.messaging",
+    "https://www.googleapis.com/auth/cloud-platform",
+)
+_MESSAGE_FIELDS = {
+    "name", "data", "notification", "android", "webpush", "apns", "fcm_options", "token",
+    "topic", "condition",
+}  # fmt: skip
+_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_\-:.]{8,4096}$")
+_RESERVED_DATA = re.compile(r"^(from|message_type|notification|google(\..*)?|gcm(\..*)?)$")
+_TTL = re.compile(r"^\d+(\.\d{1,9})?s$")
+_MAX_TTL_S = 28 * 24 * 3600
+_MAX_BYTES = 4096
 
 
-def fcm_error(code: str, retry_after: int | None = None) -> JSONResponse:
+def fcm_error(
+    code: str,
+    retry_after: int | None = None,
+    message: str | None = None,
+    field: str | None = None,
+) -> JSONResponse:
     status, canonical, retryable = _ERRORS[code]
+    details: list[dict[str, Any]] = [
+        {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": code}
+    ]
+    if field is not None:
+        details.append(
+            {
+                "@type": "type.googleapis.com/google.rpc.BadRequest",
+                "fieldViolations": [{"field": field, "description": message}],
+            }
+        )
     body = {
         "error": {
             "code": status,
-            "message": _MESSAGES[code],
+            "message": message or _MESSAGES[code],
             "status": canonical,
-            "details": [
-                {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": code}
-            ],
+            "details": details,
         }
     }
     headers = {"Retry-After": str(retry_after or 1)} if retryable else None
@@ -88,22 +127,39 @@ def _claims(assertion: str) -> dict[str, Any]:
     return claims
 
 
+def _refused(error: str, description: str) -> JSONResponse:
+    return JSONResponse({"error": error, "error_description": description}, status_code=400)
+
+
 @app.post("/token")
 async def token(request: Request) -> JSONResponse:
     form = await request.form()
     grant, assertion = form.get("grant_type"), form.get("assertion")
-    if grant != "urn:ietf:params:oauth:grant-type:jwt-bearer" or not isinstance(assertion, str):
-        return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
+    if grant != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+        return _refused("unsupported_grant_type", "Invalid grant_type: " + str(grant or ""))
+    if not isinstance(assertion, str):
+        return _refused("invalid_request", "Missing required parameter: assertion")
     try:
         claims = _claims(assertion)
     except (ValueError, IndexError):
-        return JSONResponse({"error": "invalid_grant"}, status_code=400)
-    audience_ok = str(claims.get("aud", "")).endswith("/token")
-    if not claims.get("iss") or not audience_ok or claims.get("exp", 0) < time.time():
-        return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        return _refused("invalid_grant", "Invalid JWT: could not be decoded.")
+    now = time.time()
+    iat, exp = float(claims.get("iat", 0)), float(claims.get("exp", 0))
+    if not claims.get("iss"):
+        return _refused("invalid_grant", "Invalid JWT: no issuer.")
+    if not str(claims.get("aud", "")).endswith("/token"):
+        return _refused("invalid_grant", "Invalid JWT: Failed audience check.")
+    if exp - iat > 3600 or exp < now or iat > now + 300:
+        return _refused(
+            "invalid_grant",
+            "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable "
+            "timeframe. Check your iat and exp values in the JWT claim.",
+        )
     access = "standin-" + secrets.token_urlsafe(24)
-    _tokens[access] = time.time() + 3600
-    _exchanges.append({"iss": claims["iss"], "scope": claims.get("scope"), "at": time.time()})
+    project = str(claims["iss"]).partition("@")[2].removesuffix(".iam.gserviceaccount.com")
+    scopes = tuple(str(claims.get("scope", "")).split())
+    _tokens[access] = (now + 3600, project, scopes)
+    _exchanges.append({"iss": claims["iss"], "scope": claims.get("scope"), "at": now})
     return JSONResponse({"access_token": access, "expires_in": 3600, "token_type": "Bearer"})
 
 
@@ -115,27 +171,114 @@ def _fault_for(device: str) -> dict[str, Any] | None:
     return None
 
 
+def _google_error(status: int, canonical: str, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": status, "message": message, "status": canonical}}, status_code=status
+    )
+
+
+def _invalid(message: str, field: str) -> JSONResponse:
+    return fcm_error("INVALID_ARGUMENT", message=message, field=field)
+
+
+def _validate(message: Any, raw_size: int) -> JSONResponse | None:
+    """FCM's own checks on a message, as FCM answers them (None: valid)."""
+    if not isinstance(message, dict):
+        return _invalid("Invalid JSON payload received. 'message' must be an object.", "message")
+    for name in message:
+        if name not in _MESSAGE_FIELDS:
+            return _invalid(
+                f"Invalid JSON payload received. Unknown name \"{name}\" at 'message': "
+                "Cannot find field.",
+                "message",
+            )
+    targets = [k for k in ("token", "topic", "condition") if message.get(k)]
+    if len(targets) != 1:
+        return _invalid("Exactly one of token, topic or condition must be given.", "message")
+    device = message.get("token")
+    if device is not None and not (isinstance(device, str) and _TOKEN_SHAPE.match(device)):
+        return _invalid(
+            "The registration token is not a valid FCM registration token", "message.token"
+        )
+    data = message.get("data") or {}
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        return _invalid("Invalid value at 'message.data': values must be strings.", "message.data")
+    for i, key in enumerate(data):
+        if _RESERVED_DATA.match(key):
+            return _invalid(
+                f"Invalid value at 'message.data[{i}].key' (TYPE_STRING), \"{key}\"",
+                f"message.data[{i}].key",
+            )
+    ttl = (message.get("android") or {}).get("ttl")
+    if ttl is not None and (
+        not isinstance(ttl, str) or not _TTL.match(ttl) or float(ttl[:-1]) > _MAX_TTL_S
+    ):
+        return _invalid(f"Invalid value at 'message.android.ttl', \"{ttl}\"", "message.android.ttl")
+    if raw_size > _MAX_BYTES:
+        return _invalid("Message is too big", "message")
+    return None
+
+
 @app.post("/v1/projects/{project}/messages:send")
 async def send(project: str, request: Request) -> JSONResponse:
     auth = request.headers.get("authorization", "")
     bearer = auth.removeprefix("Bearer ").strip()
-    if _tokens.get(bearer, 0) < time.time():
-        return JSONResponse(
-            {"error": {"code": 401, "message": "invalid credentials", "status": "UNAUTHENTICATED"}},
-            status_code=401,
+    expires, owner, scopes = _tokens.get(bearer, (0.0, "", ()))
+    if expires < time.time():
+        return _google_error(
+            401,
+            "UNAUTHENTICATED",
+            "Request had invalid authentication credentials. Expected OAuth 2 access token, "
+            "login cookie or other valid authentication credential.",
         )
-    body = await request.json()
-    message = body.get("message", {})
-    device = str(message.get("token", ""))
+    if not any(s in scopes for s in _SCOPES):
+        return _google_error(
+            403, "PERMISSION_DENIED", "Request had insufficient authentication scopes."
+        )
+    if owner != project:
+        return _google_error(
+            403,
+            "PERMISSION_DENIED",
+            f"Permission 'cloudmessaging.messages.create' denied on resource "
+            f"'//cloudresourcemanager.googleapis.com/projects/{project}' (or it may not exist).",
+        )
+    raw = await request.body()
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return _invalid("Invalid JSON payload received. Unexpected token.", "")
+    if not isinstance(body, dict) or set(body) - {"message", "validate_only"}:
+        return _invalid("Invalid JSON payload received. Unknown name at '': Cannot find field.", "")
+    message = body.get("message")
+    invalid = _validate(message, len(json.dumps(message, separators=(",", ":")).encode()))
+    device = str(message.get("token", "")) if isinstance(message, dict) else ""
+    if invalid is not None:
+        _sent.append(
+            {
+                "project": project,
+                "message": message,
+                "validate_only": bool(body.get("validate_only")),
+                "status": invalid.status_code,
+                "at": time.time(),
+            }
+        )
+        return invalid
+    assert isinstance(message, dict)
+    if body.get("validate_only"):  # checked, never sent: FCM's fake name
+        return JSONResponse({"name": f"projects/{project}/messages/fake_message_id"})
     fault = _fault_for(device)
+    if fault is not None:
+        _served.append({**fault, "device": device, "at": time.time()})
     # a slow answer: FCM takes the message, and the sender hears of it `delay_s` later
     hold = float(fault.get("delay_s") or 0) if fault is not None else 0.0
     if fault is not None and not hold:
         answer = fcm_error(fault["error"], fault.get("retry_after"))
     elif device.startswith("unregistered-"):
         answer = fcm_error("UNREGISTERED")
-    elif device.startswith("invalid-") or not device:
-        answer = fcm_error("INVALID_ARGUMENT")
+    elif device.startswith("invalid-"):
+        answer = _invalid(
+            "The registration token is not a valid FCM registration token", "message.token"
+        )
     else:
         answer = JSONResponse({"name": f"projects/{project}/messages/{uuid.uuid4().hex}"})
     _sent.append(
@@ -158,12 +301,20 @@ async def add_faults(request: Request) -> JSONResponse:
     unknown = [c for c in spec.get("errors", []) if c not in _ERRORS]
     if unknown:
         return JSONResponse({"error": f"unknown error codes {unknown}"}, status_code=400)
+    label = spec.get("label")
     if spec.get("delay_s"):
         for _ in range(int(spec.get("count", 1))):
-            _faults.append({"delay_s": float(spec["delay_s"]), "token": spec.get("token")})
+            _faults.append(
+                {"delay_s": float(spec["delay_s"]), "token": spec.get("token"), "label": label}
+            )
     for code in spec.get("errors", []):
         _faults.append(
-            {"error": code, "token": spec.get("token"), "retry_after": spec.get("retry_after")}
+            {
+                "error": code,
+                "token": spec.get("token"),
+                "retry_after": spec.get("retry_after"),
+                "label": label,
+            }
         )
     return JSONResponse({"queued": len(_faults)})
 
@@ -171,6 +322,11 @@ async def add_faults(request: Request) -> JSONResponse:
 @app.get("/_faults")
 async def list_faults() -> list[dict[str, Any]]:
     return list(_faults)
+
+
+@app.get("/_faults/served")
+async def faults_served() -> list[dict[str, Any]]:
+    return _served
 
 
 @app.delete("/_faults")

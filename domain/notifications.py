@@ -2,10 +2,11 @@
 notification log and another delivers them (one message per device).
 
 Every push carries a data payload the app routes on when tapped: `type` (the kind),
-`ride_id`, and the `screen` to open. A ride's pushes of one kind share a collapse key,
-so a newer one replaces an older one still on the screen (pushes of different steps may
-arrive out of order, so they never replace each other), and a TTL, so a stale
-time-critical push is dropped rather than shown late.
+`ride_id`, and the `screen` to open. A ride's pushes to one user share one collapse key
+(`ride-{id}`): a device that was offline gets only the newest step, not the whole ride
+replayed, and a device never holds more than one collapse key per ride (FCM keeps at most
+four per device; the rest are dropped). Each push has a TTL, so a stale time-critical
+push is dropped rather than shown late.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class NotificationStatus(StrEnum):
     QUEUED = "queued"
     SENT = "sent"  # delivered to FCM for at least one of the user's devices
     FAILED = "failed"  # no device took it (none registered, or all refused)
+    # FCM's answer never came for any device (a timeout after the send): maybe delivered,
+    # never sent again (at most once)
+    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,11 @@ def money_text(amount: int, currency: str) -> str:
     return f"{amount // 100}.{amount % 100:02d} {currency.upper()}"
 
 
+def ride_collapse_key(ride_id: UUID) -> str:
+    """One per ride: its steps replace each other, and a device holds one key per ride."""
+    return f"ride-{ride_id}"
+
+
 def ride_pushes(status: RideStatus, ride: RideFacts) -> list[PlannedPush]:
     """What `status` tells the ride's passenger and driver."""
 
@@ -110,9 +119,7 @@ def ride_pushes(status: RideStatus, ride: RideFacts) -> list[PlannedPush]:
                 ride_id=ride.id,
                 data=data,
                 high_priority=urgent,
-                # per kind: a newer push of the same kind replaces the older one, and
-                # pushes of different steps, which may arrive out of order, never do
-                collapse_key=f"ride-{ride.id}-{kind}",
+                collapse_key=ride_collapse_key(ride.id),
                 ttl_s=ttl_s,
             )
         ]
@@ -309,6 +316,6 @@ def arriving_push(ride: RideFacts) -> PlannedPush:
         ride_id=ride.id,
         data={"type": str(kind), "ride_id": str(ride.id), "screen": "ride"},
         high_priority=True,
-        collapse_key=f"ride-{ride.id}-{kind}",
+        collapse_key=ride_collapse_key(ride.id),
         ttl_s=120,
     )

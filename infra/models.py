@@ -395,7 +395,8 @@ class Delivery(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     notification_id: uuid.UUID = Field(foreign_key="notifications.id", index=True)
     token: str = Field(sa_column=Column(String(4096), nullable=False))
-    status: str = Field(default="pending", max_length=16)  # pending|sent|gone|failed
+    # pending|sending|sent|gone|failed|unknown (the answer never came: not sent again)
+    status: str = Field(default="pending", max_length=16)
     attempts: int = 0
     message_id: str | None = Field(default=None, max_length=200)
     error: str | None = Field(default=None, max_length=200)

@@ -161,7 +161,8 @@ def deliver(notification_id: uuid.UUID) -> float | None | bool:
     twice, or retried after a partial failure, never sends a device the same notification
     twice; a crash between the two leaves the delivery claimed, not repeated (at most
     once). A token FCM calls dead is forgotten; an answer to come back puts the delivery
-    back to `pending` (FCM took nothing)."""
+    back to `pending` (FCM took nothing); a send whose answer never came is `unknown`
+    and never sent again (FCM may have delivered it)."""
     with unit_of_work() as session:
         note = session.get(Notification, notification_id)
         if note is None:
@@ -216,6 +217,8 @@ def _record(delivery_id: uuid.UUID, token: str, result: PushResult) -> None:
             session.execute(delete(Device).where(col(Device.token) == token))
         elif result.outcome is PushOutcome.FAILED:
             row.status = "failed"
+        elif result.outcome is PushOutcome.UNKNOWN:
+            row.status = "unknown"  # maybe delivered: at most once, so never again
         else:
             row.status = "pending"  # FCM took nothing: a later attempt sends it
         session.add(row)
@@ -255,6 +258,9 @@ def _settle(notification_id: uuid.UUID, *, waiting: bool) -> None:
         ).all()
         if "sent" in statuses:
             note.status, note.sent_at = NotificationStatus.SENT, note.sent_at or utcnow()
+        elif not waiting and "unknown" in statuses:
+            note.status = NotificationStatus.UNKNOWN
+            note.error = "FCM's answer never came: maybe delivered, not sent again"
         elif not waiting:
             note.status = NotificationStatus.FAILED
             note.error = "no device took it" if statuses else "no registered device"

@@ -10,16 +10,25 @@ could manage, keeping its real auth flow:
 - `messaging._MessagingService.FCM_URL` (a private name of the SDK) is set to the
   stand-in's `messages:send` URL before the messaging service is created.
 In both modes the SDK's own HTTP retries are turned off on the messaging session
-(`_MessagingService._client`, the second private name): a retryable answer (UNAVAILABLE,
-QUOTA_EXCEEDED, INTERNAL) comes back to the Celery task, which retries with backoff and
-honours Retry-After instead of sleeping inside a worker. `tests/contract/test_fcm.py`
-pins both names.
+(`_MessagingService._client`, the second private name), on every prefix the SDK mounted
+(it mounts a retrying adapter for `https://fcm.googleapis.com`, which would win over one
+for `https://`): a retryable answer (UNAVAILABLE, QUOTA_EXCEEDED, INTERNAL) comes back to
+the Celery task, which retries with backoff and honours Retry-After instead of sleeping
+inside a worker, and a send whose answer is late is never sent again by the SDK.
+`tests/contract/test_fcm.py` pins both names and the adapter used for the real FCM URL.
+
+At most once: a send whose answer never came (read timeout, connection dropped after the
+request went out) may have been delivered, so its outcome is `UNKNOWN` and it is never
+sent again. Only a send that provably never left (the connection could not be made) is
+retried.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -30,19 +39,22 @@ import google.auth.transport.requests
 import requests
 from firebase_admin import credentials, exceptions, messaging
 from google.auth import exceptions as google_auth_errors
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from infra.settings import Settings, get_settings
 
 OFFLINE_PROJECT = "ridehail-offline"
 APP_NAME = "ridehail"
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 
 
 class PushOutcome(StrEnum):
     SENT = "sent"
-    GONE = "gone"  # the token is dead (unregistered, invalid): forget it
-    RETRY = "retry"  # FCM is busy or failing: try again, after `retry_after` if given
-    FAILED = "failed"  # refused for good (e.g. a sender mismatch)
+    GONE = "gone"  # FCM says the token itself is dead or invalid: forget it
+    RETRY = "retry"  # FCM took nothing (busy, failing, out of reach): try again later
+    FAILED = "failed"  # refused for good (a sender mismatch, a payload FCM rejects)
+    UNKNOWN = "unknown"  # the request went out and no answer came: maybe delivered
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,11 +126,15 @@ def firebase_app() -> firebase_admin.App:
                 f"{settings.fcm_endpoint}/v1/projects/{{0}}/messages:send"
             )
             cred = credentials.Certificate(_offline_account(settings))
-        app = firebase_admin.initialize_app(cred, {"httpTimeout": 10}, name=APP_NAME)
+        app = firebase_admin.initialize_app(
+            cred, {"httpTimeout": settings.fcm_timeout_s}, name=APP_NAME
+        )
         service = messaging._get_messaging_service(app)
-        no_retries = requests.adapters.HTTPAdapter(max_retries=0)
-        for prefix in ("http://", "https://"):
-            service._client.session.mount(prefix, no_retries)
+        session = service._client.session
+        # every prefix the SDK mounted, its own `https://fcm.googleapis.com` one included
+        # (requests picks the longest matching prefix)
+        for prefix in {"http://", "https://", *session.adapters}:
+            session.mount(prefix, requests.adapters.HTTPAdapter(max_retries=0))
         return app
 
 
@@ -140,8 +156,11 @@ def ready() -> bool:
 def _message(token: str, push: Push) -> messaging.Message:
     ttl = timedelta(seconds=push.ttl_s)
     apns_headers = {
-        "apns-priority": "10" if push.high_priority else "5",
+        # Apple requires 5 for a background (data-only) push and refuses 10 there
+        "apns-priority": "10" if push.high_priority and not push.data_only else "5",
         "apns-push-type": "background" if push.data_only else "alert",
+        # the TTL on iOS too (else APNs keeps it up to 30 days): an absolute UNIX time
+        "apns-expiration": str(int(time.time()) + push.ttl_s),
     }
     if push.collapse_key:
         apns_headers["apns-collapse-id"] = push.collapse_key
@@ -172,26 +191,69 @@ def _retry_after(exc: exceptions.FirebaseError) -> float | None:
         return None
 
 
+def _never_left(cause: BaseException | None) -> bool:
+    """True when the request provably never reached FCM: the connection could not be made
+    (refused, unresolvable, connect timeout). A read timeout or a connection dropped after
+    the request was written may have been delivered."""
+    if isinstance(cause, requests.ConnectTimeout):
+        return True
+    if not isinstance(cause, requests.ConnectionError) or isinstance(cause, requests.Timeout):
+        return False
+    reason = cause.args[0] if cause.args else None
+    inner = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
+    return isinstance(inner, NewConnectionError | NameResolutionError | ConnectTimeoutError)
+
+
+def _token_is_invalid(exc: exceptions.InvalidArgumentError) -> bool:
+    """FCM's INVALID_ARGUMENT also means a bad payload (too big, a reserved data key, a bad
+    TTL): the token is to blame only when FCM names it, by a field violation on
+    `message.token` or by its invalid-token message (Firebase's token-management guide)."""
+    if "registration token" in str(exc).lower():
+        return True
+    response = getattr(exc, "http_response", None)
+    try:
+        details = response.json()["error"].get("details", []) if response is not None else []
+    except (ValueError, KeyError, AttributeError):
+        return False
+    return any(
+        v.get("field") == "message.token"
+        for d in details
+        if isinstance(d, dict)
+        for v in d.get("fieldViolations", [])
+        if isinstance(v, dict)
+    )
+
+
 def send(token: str, push: Push) -> PushResult:
     """Send `push` to one device token; FCM's answer as an outcome."""
     try:
         name = messaging.send(_message(token, push), app=firebase_app())
-    except (messaging.UnregisteredError, messaging.SenderIdMismatchError) as exc:
-        if isinstance(exc, messaging.SenderIdMismatchError):
-            return PushResult(PushOutcome.FAILED, error="SENDER_ID_MISMATCH")
+    except messaging.UnregisteredError:
         return PushResult(PushOutcome.GONE, error="UNREGISTERED")
-    except exceptions.InvalidArgumentError:
-        return PushResult(PushOutcome.GONE, error="INVALID_ARGUMENT")
-    except (
-        exceptions.UnavailableError,
-        exceptions.ResourceExhaustedError,
-        exceptions.InternalError,
-        exceptions.DeadlineExceededError,
-    ) as exc:
+    except messaging.SenderIdMismatchError:
+        return PushResult(PushOutcome.FAILED, error="SENDER_ID_MISMATCH")
+    except messaging.ThirdPartyAuthError as exc:
+        log.error("ALERT: APNs or web push refused our credentials (FCM): %s", exc)
+        return PushResult(PushOutcome.FAILED, error="THIRD_PARTY_AUTH_ERROR")
+    except exceptions.InvalidArgumentError as exc:
+        if _token_is_invalid(exc):
+            return PushResult(PushOutcome.GONE, error="INVALID_ARGUMENT")
+        log.error("ALERT: FCM refused a push's payload (the token is kept): %s", exc)
+        return PushResult(PushOutcome.FAILED, error="INVALID_PAYLOAD")
+    except (exceptions.UnavailableError, exceptions.DeadlineExceededError) as exc:
+        if getattr(exc, "http_response", None) is not None or _never_left(exc.cause):
+            # FCM answered "unavailable" (it took nothing), or it was never reached
+            return PushResult(PushOutcome.RETRY, retry_after=_retry_after(exc), error=exc.code)
+        return PushResult(PushOutcome.UNKNOWN, error=exc.code)
+    except (exceptions.ResourceExhaustedError, exceptions.InternalError) as exc:
         return PushResult(PushOutcome.RETRY, retry_after=_retry_after(exc), error=exc.code)
     except exceptions.FirebaseError as exc:
         return PushResult(PushOutcome.FAILED, error=exc.code)
-    except (requests.ConnectionError, requests.Timeout, google_auth_errors.GoogleAuthError) as exc:
-        # FCM or the token endpoint out of reach: nothing was delivered, try again
+    except google_auth_errors.GoogleAuthError as exc:
+        # the token endpoint out of reach or refusing: nothing was sent to FCM
         return PushResult(PushOutcome.RETRY, error=type(exc).__name__)
+    except requests.RequestException as exc:
+        if _never_left(exc):
+            return PushResult(PushOutcome.RETRY, error=type(exc).__name__)
+        return PushResult(PushOutcome.UNKNOWN, error=type(exc).__name__)
     return PushResult(PushOutcome.SENT, message_id=name)

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     stripe_timeout_s: float = 20.0  # one Stripe call, before it is retried with its key
     fcm_credentials: str = ""
     fcm_endpoint: str = "http://127.0.0.1:8421"
+    # one FCM send: past it the push's outcome is unknown (maybe delivered), never resent
+    fcm_timeout_s: float = Field(default=10.0, gt=0)
 
     # settlement and payouts (beat): statements are closed hourly (once per driver-day),
     # payouts tried every `payout_interval_s`, a refused one again after `payout_retry_s`

@@ -5,6 +5,8 @@ this file, not production)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,7 +41,12 @@ def fcm(
     monkeypatch.setattr(settings, "data_dir", tmp_path)
     httpx.delete(f"{standin}/_requests")
     httpx.delete(f"{standin}/_faults")
+    _forget_app()  # one made earlier in this process (the suite's worker) points elsewhere
     yield standin
+    _forget_app()
+
+
+def _forget_app() -> None:
     try:
         firebase_admin.delete_app(firebase_admin.get_app(push.APP_NAME))
     except ValueError:
@@ -93,6 +100,8 @@ def test_a_push_reaches_fcm_through_the_sdks_own_oauth_exchange(fcm: str) -> Non
         "ttl": "600s",
         "collapse_key": f"ride-{ride}-status",
     }
+    expires = int(message["apns"]["headers"].pop("apns-expiration"))
+    assert time.time() + 590 <= expires <= time.time() + 600  # the TTL, on iOS too
     assert message["apns"]["headers"] == {
         "apns-priority": "5",
         "apns-push-type": "alert",
@@ -116,7 +125,8 @@ def test_a_data_only_high_priority_push_for_an_app_in_the_background(fcm: str) -
     message = _seen(fcm)[0]["message"]
     assert "notification" not in message
     assert message["android"] == {"priority": "high", "ttl": "15s"}
-    assert message["apns"]["headers"]["apns-priority"] == "10"
+    # Apple refuses priority 10 for a background push: 5, whatever Android gets
+    assert message["apns"]["headers"]["apns-priority"] == "5"
     assert message["apns"]["headers"]["apns-push-type"] == "background"
     assert message["apns"]["payload"]["aps"]["content-available"] == 1
 
@@ -167,13 +177,57 @@ def test_the_standin_refuses_a_send_without_a_token_from_its_exchange(standin: s
 def test_a_slow_answer_is_a_push_fcm_took_while_the_sender_waited(fcm: str) -> None:
     r = httpx.post(f"{fcm}/_faults", json={"delay_s": 0.6, "count": 1})
     assert r.status_code == 200
-    assert httpx.get(f"{fcm}/_faults").json() == [{"delay_s": 0.6, "token": None}]
+    assert httpx.get(f"{fcm}/_faults").json() == [{"delay_s": 0.6, "token": None, "label": None}]
     started = time.monotonic()
     assert push.send("device-4", push.Push("t", "b")).outcome is push.PushOutcome.SENT
     assert time.monotonic() - started >= 0.6
     [seen] = _seen(fcm)
     assert (seen["message"]["token"], seen["status"]) == ("device-4", 200)
     assert httpx.get(f"{fcm}/_faults").json() == []
+
+
+def test_an_answer_that_never_comes_is_unknown_and_never_sent_again(
+    fcm: str, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At most once: FCM took the push and answers after our timeout. The outcome is
+    `unknown` (maybe delivered), and neither the SDK nor we send it a second time."""
+    monkeypatch.setattr(settings, "fcm_timeout_s", 0.5)
+    httpx.post(f"{fcm}/_faults", json={"delay_s": 2, "count": 1}).raise_for_status()
+    result = push.send("device-6", push.Push("t", "b"))
+    assert result.outcome is push.PushOutcome.UNKNOWN
+    time.sleep(2.5)  # the late answer has come and gone: nothing was sent again meanwhile
+    assert [(s["message"]["token"], s["status"]) for s in _seen(fcm)] == [("device-6", 200)]
+
+
+def test_a_payload_fcm_refuses_keeps_the_token(fcm: str) -> None:
+    """FCM says INVALID_ARGUMENT for a bad payload too (here a reserved data key): the
+    token is not to blame and must not be forgotten."""
+    result = push.send("device-7", push.Push("t", "b", data={"from": "us"}))
+    assert (result.outcome, result.error) == (push.PushOutcome.FAILED, "INVALID_PAYLOAD")
+    assert [s["status"] for s in _seen(fcm)] == [400]
+
+
+def test_no_adapter_of_the_sdk_retries_on_the_real_fcm_url(
+    fcm: str, settings: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Against Google the SDK mounts a retrying adapter for `https://fcm.googleapis.com`
+    (500/503 up to 4 times, read errors once): a more specific prefix than `https://`. The
+    session used for the real FCM URL must retry nothing."""
+    account = push._offline_account(settings)  # any service account: nothing is sent
+    key = tmp_path / "service-account.json"
+    key.write_text(json.dumps(account))
+    monkeypatch.setattr(settings, "fcm_credentials", str(key))
+    monkeypatch.setattr(
+        messaging._MessagingService,
+        "FCM_URL",
+        "https://fcm.googleapis.com/v1/projects/{0}/messages:send",
+    )
+    service = messaging._get_messaging_service(push.firebase_app())
+    url = service._fcm_url
+    assert url.startswith("https://fcm.googleapis.com/")
+    adapter = service._client.session.get_adapter(url)
+    assert adapter.max_retries.total == 0
+    assert not adapter.max_retries.status_forcelist
 
 
 def test_ready_fetches_the_access_token_so_the_send_itself_is_one_request(fcm: str) -> None:
@@ -193,3 +247,100 @@ def test_ready_is_false_when_fcm_is_out_of_reach(
 ) -> None:
     monkeypatch.setattr(settings, "fcm_endpoint", f"http://127.0.0.1:{free_port()}")
     assert push.ready() is False
+
+
+# --- the stand-in answers as FCM does (each of these is Google's documented behaviour) ---
+
+SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
+
+
+def _assertion(iss: str, scope: str = SCOPE, lifetime: int = 3600, aud: str = "") -> str:
+    def part(obj: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+    now = int(time.time())
+    claims = {"iss": iss, "scope": scope, "aud": aud, "iat": now, "exp": now + lifetime}
+    return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+def _exchange(standin: str, **claims: Any) -> httpx.Response:
+    iss = claims.pop("iss", "sa@proj-a.iam.gserviceaccount.com")
+    assertion = _assertion(iss, aud=f"{standin}/token", **claims)
+    return httpx.post(
+        f"{standin}/token",
+        data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion},
+    )
+
+
+def _send(standin: str, body: Any, project: str = "proj-a", **claims: Any) -> httpx.Response:
+    token = _exchange(standin, **claims).json()["access_token"]
+    url = f"{standin}/v1/projects/{project}/messages:send"
+    headers = {"Authorization": f"Bearer {token}"}
+    if isinstance(body, bytes):
+        return httpx.post(url, content=body, headers=headers)
+    return httpx.post(url, json=body, headers=headers)
+
+
+def test_the_token_endpoint_refuses_a_long_lived_assertion_and_says_why(standin: str) -> None:
+    r = _exchange(standin, lifetime=7200)
+    assert r.status_code == 400
+    assert r.json()["error"] == "invalid_grant"
+    assert "short-lived" in r.json()["error_description"]
+    assert _exchange(standin).status_code == 200
+
+
+def test_a_token_without_the_messaging_scope_cannot_send(standin: str) -> None:
+    r = _send(standin, {"message": {"token": "device-token-a"}}, scope="openid")
+    assert (r.status_code, r.json()["error"]["status"]) == (403, "PERMISSION_DENIED")
+
+
+def test_a_send_to_another_project_is_refused(standin: str) -> None:
+    r = _send(standin, {"message": {"token": "device-token-a"}}, project="proj-b")
+    assert (r.status_code, r.json()["error"]["status"]) == (403, "PERMISSION_DENIED")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b"not json", ""),
+        ({"message": {"token": "device-token-a", "colour": "red"}}, "message"),
+        ({"message": {"token": "no spaces in a token"}}, "message.token"),
+        ({"message": {"token": "device-token-a", "data": {"from": "x"}}}, "message.data[0].key"),
+        ({"message": {"token": "device-token-a", "data": {"gcm.x": "1"}}}, "message.data[0].key"),
+        ({"message": {"token": "device-token-a", "data": {"k": "v" * 4100}}}, "message"),
+        (
+            {"message": {"token": "device-token-a", "android": {"ttl": "ten"}}},
+            "message.android.ttl",
+        ),
+    ],
+)
+def test_a_malformed_message_is_invalid_argument_naming_the_field(
+    standin: str, body: Any, field: str
+) -> None:
+    r = _send(standin, body)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert error["status"] == "INVALID_ARGUMENT"
+    violations = [
+        v["field"] for d in error.get("details", []) for v in d.get("fieldViolations", [])
+    ]
+    assert violations == [field]
+
+
+def test_validate_only_checks_and_sends_nothing(standin: str) -> None:
+    httpx.delete(f"{standin}/_requests")
+    r = _send(standin, {"message": {"token": "device-token-a"}, "validate_only": True})
+    assert r.json() == {"name": "projects/proj-a/messages/fake_message_id"}
+    assert httpx.get(f"{standin}/_requests").json() == []
+    bad = _send(standin, {"message": {"token": "x y"}, "validate_only": True})
+    assert bad.status_code == 400
+
+
+def test_third_party_auth_error_is_a_failure_not_a_dead_token(fcm: str) -> None:
+    """APNs refused our credentials (401). google-auth takes any 401 for an expired access
+    token: it fetches a new one and sends again, twice at most (safe: FCM took nothing),
+    and FCM answers the same each time."""
+    _faults(fcm, *["THIRD_PARTY_AUTH_ERROR"] * 3)
+    result = push.send("device-token-8", push.Push("t", "b"))
+    assert (result.outcome, result.error) == (push.PushOutcome.FAILED, "THIRD_PARTY_AUTH_ERROR")
+    assert [s["status"] for s in _seen(fcm)] == [401, 401, 401]

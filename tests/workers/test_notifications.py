@@ -4,6 +4,7 @@ pruned, nothing sent twice, and the log of what each user was told."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 from typing import Any
@@ -63,12 +64,23 @@ def test_every_step_of_a_ride_reaches_each_device_once(client: TestClient, setti
     for token in (f"p-phone-{p.id}", f"p-tablet-{p.id}"):
         assert {k: per_device[(token, k)] for k in kinds} == dict.fromkeys(kinds, 1)
     assert per_device[(f"d-phone-{d.id}", "trip_completed")] == 1
+    # FCM keeps at most 4 collapse keys per device: a ride uses one on each device
+    for token in (f"p-phone-{p.id}", f"p-tablet-{p.id}", f"d-phone-{d.id}"):
+        keys = {
+            s["message"].get("android", {}).get("collapse_key")
+            for s in sent
+            if s["message"]["token"] == token
+        }
+        assert keys - {None} == {f"ride-{ride['id']}"}, keys
     offer = next(s["message"] for s in sent if s["message"]["data"]["type"] == "offer")
     assert offer["token"] == f"d-phone-{d.id}"
     assert "notification" not in offer  # data-only: the driver app rings itself
     assert offer["android"]["priority"] == "high"
     assert offer["android"]["ttl"] == "60s"  # no longer than the offer
-    assert offer["apns"]["headers"]["apns-priority"] == "10"
+    # a background push on iOS: Apple refuses priority 10 there
+    assert offer["apns"]["headers"]["apns-priority"] == "5"
+    assert offer["apns"]["headers"]["apns-push-type"] == "background"
+    assert int(offer["apns"]["headers"]["apns-expiration"]) <= time.time() + 60
     assert set(offer["data"]) == {
         "type",
         "ride_id",
@@ -86,7 +98,8 @@ def test_every_step_of_a_ride_reaches_each_device_once(client: TestClient, setti
     }
     uuid.UUID(assigned["data"]["notification_id"])
     assert assigned["android"]["priority"] == "high"
-    assert assigned["android"]["collapse_key"] == f"ride-{ride['id']}-driver_assigned"
+    assert assigned["android"]["collapse_key"] == f"ride-{ride['id']}"
+    assert assigned["apns"]["headers"]["apns-priority"] == "10"
     assert assigned["android"]["ttl"] == "300s"
     done = next(s["message"] for s in sent if s["message"]["data"]["type"] == "trip_completed")
     passenger_done = next(
