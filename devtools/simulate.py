@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
 import random
+import signal
 import sys
 import time
 import uuid
@@ -101,6 +103,9 @@ class Stats:
     request_to_offer: list[float] = field(default_factory=list)
     ping_to_sse: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
+    # each error with when it happened (unix s): a checker tells those inside an outage it
+    # caused from the rest
+    error_log: list[tuple[float, str]] = field(default_factory=list)
     card_rides: list[tuple[str, User]] = field(default_factory=list)  # id, passenger
     relogins: int = 0  # a refresh refused (its answer lost to an outage): signed in again
     cash_settled: int = 0
@@ -150,6 +155,18 @@ class Sim:
         self.signed_up = 0
 
     # --- plumbing --------------------------------------------------------------------------
+    def error(self, kind: str) -> None:
+        self.stats.errors[kind] += 1
+        self.stats.error_log.append((time.time(), kind))
+
+    def end_load(self) -> None:
+        """No new rides from now on; rides under way finish within the grace (SIGUSR1:
+        the caller, e.g. the chaos run, decides when the load has done what it needs)."""
+        now = time.monotonic()
+        if now < self.deadline:
+            self.deadline = now
+            self.hard = now + self.args.grace_s
+
     def over(self) -> bool:
         """No new work past the deadline (rides under way finish)."""
         return self.stopping or time.monotonic() >= self.deadline
@@ -175,7 +192,7 @@ class Sim:
             try:
                 r = await self.http.request(method, url, headers=headers, **kw)
             except httpx.HTTPError as exc:
-                self.stats.errors[f"network:{type(exc).__name__}"] += 1
+                self.error(f"network:{type(exc).__name__}")
                 if self._give_up(attempt, until):
                     return None
                 await asyncio.sleep(min(0.5 * attempt, 3.0))
@@ -185,13 +202,13 @@ class Sim:
                 headers.update(user.headers)
                 continue
             if r.status_code == 429:
-                self.stats.errors["http:429"] += 1
+                self.error("http:429")
                 if self._give_up(attempt, until):
                     return None
                 await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
                 continue
             if r.status_code >= 500:
-                self.stats.errors[f"http:{r.status_code}"] += 1
+                self.error(f"http:{r.status_code}")
                 if r.status_code in (502, 503, 504) and not self._give_up(attempt, until):
                     await asyncio.sleep(min(0.5 * attempt, 3.0))
                     continue
@@ -204,7 +221,7 @@ class Sim:
 
     def expect(self, r: httpx.Response | None, *ok: int, what: str) -> bool:
         if r is None:
-            self.stats.errors[f"{what}:no_answer"] += 1
+            self.error(f"{what}:no_answer")
             return False
         if r.status_code in ok:
             return True
@@ -212,7 +229,7 @@ class Sim:
             code = r.json().get("code", r.status_code)
         except ValueError:
             code = r.status_code
-        self.stats.errors[f"{what}:{code}"] += 1
+        self.error(f"{what}:{code}")
         return False
 
     async def refresh(self, user: User) -> None:
@@ -232,7 +249,7 @@ class Sim:
                     f"{self.api}/auth/refresh", json={"refresh_token": user.refresh}
                 )
             except httpx.HTTPError as exc:
-                self.stats.errors[f"network:{type(exc).__name__}"] += 1
+                self.error(f"network:{type(exc).__name__}")
                 r = None
             if r is not None and r.status_code < 500:
                 break
@@ -306,11 +323,11 @@ class Sim:
                         await self.refresh(user)
                         continue
                     if r.status_code >= 500:  # an outage: the app tries again shortly
-                        self.stats.errors[f"sse:{r.status_code}"] += 1
+                        self.error(f"sse:{r.status_code}")
                         await asyncio.sleep(1)
                         continue
                     if r.status_code != 200:
-                        self.stats.errors[f"sse:{r.status_code}"] += 1
+                        self.error(f"sse:{r.status_code}")
                         return
                     event, data = "message", ""
                     async for line in r.aiter_lines():
@@ -325,7 +342,7 @@ class Sim:
                                 try:
                                     yield event, json.loads(data)
                                 except ValueError:
-                                    self.stats.errors["sse:bad_json"] += 1
+                                    self.error("sse:bad_json")
                             event, data = "message", ""
                         if self.hard_over():
                             return
@@ -335,7 +352,7 @@ class Sim:
             except httpx.HTTPError as exc:
                 if self.hard_over():
                     return
-                self.stats.errors[f"sse:{type(exc).__name__}"] += 1
+                self.error(f"sse:{type(exc).__name__}")
                 await asyncio.sleep(1)
 
     # --- drivers -------------------------------------------------------------------------------
@@ -487,6 +504,8 @@ class Sim:
         self.deadline = time.monotonic() + self.args.minutes * 60
         self.hard = self.deadline + self.args.grace_s
         self.stats.started = time.monotonic()
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not on every platform
+            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self.end_load)
         jobs = [self.driver(i, u) for i, u in enumerate(drivers) if u]
         jobs += [self.passenger(i, u, tags) for i, u in enumerate(passengers) if u]
         progress = asyncio.create_task(self.progress())
@@ -921,7 +940,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     if args.record:
         with open(args.record, "w") as out:
-            json.dump({"rides": sim.stats.ride_payment, "trip_pings": sim.stats.trip_pings}, out)
+            json.dump(
+                {
+                    "rides": sim.stats.ride_payment,
+                    "trip_pings": sim.stats.trip_pings,
+                    "errors": sim.stats.error_log,
+                },
+                out,
+            )
     print(json.dumps(summary, indent=2) if args.json else render(summary))
     unsettled = summary["payments"]["card_unsettled"] + (
         summary["payments"]["cash_rides"] - summary["payments"]["cash_settled"]

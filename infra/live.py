@@ -138,7 +138,10 @@ def _script(template: str) -> str:
 # Apply a time-sorted batch of one driver's pings atomically, in one round trip:
 # rate limit, dedupe by uuid and timestamp, reject impossible jumps against the last
 # fix, keep the newest position, index it for search when online, append to the
-# trip path, and publish one location event for the newest fix.
+# trip path, and publish every accepted fix of an active ride to its stream, in time
+# order (`live`: the fix became the driver's position; a late fix from a backlog the
+# driver has moved past is `live: false`, for the trail only). The admin stream gets the
+# newest fix only.
 _APPLY = _script("""
 local pos_key, state_key, uuid_key, geo_key, seen_key, rl_key, admin_stream =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -184,6 +187,7 @@ end
 
 local codes = {}
 local newest = nil
+local published = {}  -- {argv index, live} of each accepted fix, in time order
 local clock = redis.call('TIME')  -- when the fixes arrived, by the server's clock
 local received = clock[1] .. '.' .. string.format('%06d', clock[2])
 for i = 0, n - 1 do
@@ -210,15 +214,33 @@ for i = 0, n - 1 do
       redis.call('RPUSH', @RIDE_PATH@,
         ts .. ',' .. lat .. ',' .. lng .. ',' .. ARGV[b + 5] .. ',' .. received)
     end
-    if not lts or ts > lts then
+    local live = not lts or ts > lts
+    if live then
       llat, llng, lts = lat, lng, ts
       newest = b
     end
+    published[#published + 1] = {b, live}
   end
   codes[#codes + 1] = code
 end
 
+local function num(v) if v == '' then return cjson.null end return tonumber(v) end
+local function fix_json(b, live)
+  return cjson.encode({driver_id = driver, lat = tonumber(ARGV[b]),
+    lng = tonumber(ARGV[b + 1]), heading = num(ARGV[b + 3]), speed = num(ARGV[b + 4]),
+    accuracy = num(ARGV[b + 5]), recorded_at = ARGV[b + 7], live = live})
+end
+
 local event_id = ''
+if ride_id and @ACTIVE@ then
+  local stream = @RIDE_EVENTS@
+  for _, fix in ipairs(published) do
+    local data = fix_json(fix[1], fix[2])
+    local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', 'location', 'd', data)
+    redis.call('PUBLISH', '@CHANNEL_PREFIX@' .. stream, id .. '\\31' .. 'location' .. '\\31' .. data)
+    if fix[1] == newest then event_id = id end
+  end
+end
 if newest then
   local b = newest
   redis.call('HSET', pos_key, 'lat', ARGV[b], 'lng', ARGV[b + 1], 'ts', ARGV[b + 2],
@@ -227,16 +249,7 @@ if newest then
     redis.call('GEOADD', geo_key, ARGV[b + 1], ARGV[b], driver)
     redis.call('ZADD', seen_key, ARGV[b + 2], driver)
   end
-  local function num(v) if v == '' then return cjson.null end return tonumber(v) end
-  local data = cjson.encode({driver_id = driver, lat = tonumber(ARGV[b]),
-    lng = tonumber(ARGV[b + 1]), heading = num(ARGV[b + 3]), speed = num(ARGV[b + 4]),
-    accuracy = num(ARGV[b + 5]), recorded_at = ARGV[b + 7]})
-  if ride_id and @ACTIVE@ then
-    local stream = @RIDE_EVENTS@
-    event_id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', 'location', 'd', data)
-    redis.call('PUBLISH', '@CHANNEL_PREFIX@' .. stream,
-      event_id .. '\\31' .. 'location' .. '\\31' .. data)
-  end
+  local data = fix_json(b, true)
   local aid = redis.call('XADD', admin_stream, 'MAXLEN', '~', admin_maxlen, '*',
     'e', 'location', 'd', data)
   redis.call('PUBLISH', '@CHANNEL_PREFIX@' .. admin_stream,

@@ -99,6 +99,7 @@ _FAULT_KEYS = {
     "count",
     "error",
     "should_retry",
+    "label",
 }
 
 
@@ -121,6 +122,7 @@ async def add_fault(request: web.Request) -> web.Response:
             should_retry=(
                 _truthy(data["should_retry"]) if data.get("should_retry") is not None else None
             ),
+            label=str(data["label"]) if data.get("label") else None,
         )
     except (TypeError, ValueError) as exc:
         raise invalid(f"Invalid fault: {exc}") from exc
@@ -140,6 +142,14 @@ def _truthy(value: Any) -> bool:
 
 async def list_faults(request: web.Request) -> web.Response:
     return json_response([f.describe() for f in _state(request).faults])
+
+
+async def faults_served(request: web.Request) -> web.Response:
+    """Each request a fault struck (kept when the fault itself is deleted or cleared):
+    `{fault, label, method, path, status, delay_s, at}`; `?label=` narrows it."""
+    label = request.query.get("label")
+    served = _state(request).faults_served
+    return json_response([f for f in served if label is None or f["label"] == label])
 
 
 async def clear_faults(request: web.Request) -> web.Response:
@@ -164,10 +174,11 @@ async def resend_events(request: web.Request) -> web.Response:
         raise invalid("`times` must be a number.", param="times") from exc
     if not 1 <= times <= 10:
         raise invalid("`times` must be between 1 and 10.", param="times")
+    label = data.get("label")
     events = [state.get(ident, "event", param="events", status=400) for ident in ids]
     for _ in range(times):
         for event in events:
-            state.deliverer.schedule(event)
+            state.deliverer.schedule(event, label=str(label) if label else None)
     return json_response({"scheduled": len(events) * times})
 
 
@@ -193,13 +204,16 @@ async def list_requests(request: web.Request) -> web.Response:
         if (prefix is None or r["path"].startswith(prefix))
         and (method is None or r["method"] == method.upper())
     ]
-    return json_response(out)
+    # how many of the oldest records were let go past the cap: a checker reading this
+    # record as evidence must fail when it is not whole
+    return json_response(out, headers={"Records-Dropped": str(_state(request).requests_dropped)})
 
 
 async def clear_requests(request: web.Request) -> web.Response:
     requests = _state(request).requests
     count = len(requests)
     requests.clear()
+    _state(request).requests_dropped = 0
     return json_response({"cleared": count})
 
 
@@ -351,6 +365,7 @@ def add_routes(app: web.Application) -> None:
     r.add_delete("/_config/webhook_deliveries", clear_deliveries)
     r.add_post("/_config/faults", add_fault)
     r.add_get("/_config/faults", list_faults)
+    r.add_get("/_config/faults/served", faults_served)
     r.add_delete("/_config/faults", clear_faults)
     r.add_delete("/_config/faults/{id}", delete_fault)
     r.add_post("/_config/events/resend", resend_events)

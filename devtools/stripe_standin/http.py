@@ -38,7 +38,7 @@ from devtools.stripe_standin.state import (
 log = logging.getLogger("stripe_standin")
 
 STATE = web.AppKey("stripe_standin_state", State)
-_MAX_RECORDED = 5000
+_MAX_RECORDED = 200_000  # past it the oldest go, and `requests_dropped` says how many
 _KEY_TTL_S = 24 * 3600  # Stripe prunes idempotency keys after at least 24 hours
 _MAX_KEYS = 20000
 
@@ -222,7 +222,9 @@ async def outer_middleware(
                 "fault": info.fault,
             }
         )
-        del state.requests[:-_MAX_RECORDED]
+        if len(state.requests) > _MAX_RECORDED:
+            state.requests_dropped += len(state.requests) - _MAX_RECORDED
+            del state.requests[:-_MAX_RECORDED]
     return response
 
 
@@ -244,6 +246,17 @@ async def fault_middleware(
     fault.hits += 1
     info = request[INFO]
     info.fault = fault.id
+    state.faults_served.append(
+        {
+            "fault": fault.id,
+            "label": fault.label,
+            "method": request.method,
+            "path": request.path,
+            "status": fault.status,
+            "delay_s": fault.delay_s,
+            "at": time.time(),
+        }
+    )
     if fault.status is None:
         if fault.delay_s and not fault.after:
             info.hold_s = fault.delay_s

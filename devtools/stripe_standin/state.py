@@ -81,6 +81,7 @@ class Fault:
     error: dict[str, Any] | None = None
     should_retry: bool | None = None  # Stripe-Should-Retry header
     path_suffix: str | None = None  # e.g. "/capture": one action on any object
+    label: str | None = None  # the caller's name for it, kept in the record of faults served
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -105,6 +106,7 @@ class Fault:
             "hits": self.hits,
             "error": self.error,
             "should_retry": self.should_retry,
+            "label": self.label,
         }
 
 
@@ -129,7 +131,11 @@ class State:
         self.idempotency: dict[tuple[str, str, str], Saved] = {}
         self.inflight: set[tuple[str, str, str]] = set()
         self.requests: list[dict[str, Any]] = []
+        self.requests_dropped = 0  # the oldest records let go past the cap: evidence lost
         self.faults: list[Fault] = []
+        # every request a fault struck, kept when the fault is removed: what was served,
+        # not what was armed
+        self.faults_served: list[dict[str, Any]] = []
         self.endpoints: dict[str, Endpoint] = {}
         self.deliverer = Deliverer(self.settings, self.endpoints)
         self.platform_account_id = "acct_" + "standinplatform0"
@@ -283,7 +289,9 @@ class State:
         self.idempotency.clear()
         self.inflight.clear()
         self.requests.clear()
+        self.requests_dropped = 0
         self.faults.clear()
+        self.faults_served.clear()
         self.deliverer.deliveries.clear()
         if webhooks:
             self.endpoints.clear()

@@ -78,7 +78,7 @@ class Deliverer:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _session: aiohttp.ClientSession | None = None
 
-    def schedule(self, event: dict[str, Any]) -> None:
+    def schedule(self, event: dict[str, Any], label: str | None = None) -> None:
         """Start delivering `event` to every endpoint that wants it, in the background.
 
         `pending_webhooks` is set to the number of endpoints and counts down as they
@@ -91,11 +91,13 @@ class Deliverer:
         payload = json.dumps(event, indent=2).encode()
         loop = asyncio.get_running_loop()
         for endpoint in targets:
-            task = loop.create_task(self._deliver(event, endpoint, payload))
+            task = loop.create_task(self._deliver(event, endpoint, payload, label))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, event: dict[str, Any], endpoint: Endpoint, payload: bytes) -> None:
+    async def _deliver(
+        self, event: dict[str, Any], endpoint: Endpoint, payload: bytes, label: str | None
+    ) -> None:
         s = self.settings
         for attempt in range(1, max(1, s.webhook_attempts) + 1):
             if attempt > 1:
@@ -133,6 +135,7 @@ class Deliverer:
                     "error": error,
                     "delivered": delivered,
                     "at": time.time(),
+                    "label": label,  # a delivery asked for again (resend) carries its label
                 }
             )
             if delivered:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +19,16 @@ LAT, LNG = 52.5200, 13.4050
 
 def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class _FROM_NOW:  # noqa: N801 - reads as a value in the parameter table
+    """A timestamp `seconds` from the moment the test runs."""
+
+    seconds: float
+
+    def at(self) -> str:
+        return iso(time.time() + self.seconds)
 
 
 def native(ts: float | None = None, **over: Any) -> dict[str, Any]:
@@ -94,8 +106,9 @@ def test_a_single_ping_moves_the_driver(client: TestClient) -> None:
         ({"accuracy": -1}, "negative_accuracy"),
         ({"heading": 400}, "invalid_heading"),
         ({"recorded_at": "yesterday-ish"}, "invalid_time"),
-        ({"recorded_at": iso(time.time() + 3600)}, "timestamp_in_future"),
-        ({"recorded_at": iso(time.time() - 7 * 86400)}, "timestamp_too_old"),
+        # seconds from now, read when the test runs (not when it is collected)
+        ({"recorded_at": _FROM_NOW(3600)}, "timestamp_in_future"),
+        ({"recorded_at": _FROM_NOW(-7 * 86400)}, "timestamp_too_old"),
         ({"lat": None}, "missing_field"),
         ({"lat": "north"}, "invalid_number"),
     ],
@@ -104,6 +117,7 @@ def test_impossible_single_pings_are_422_with_the_reason(
     client: TestClient, override: dict[str, Any], code: str
 ) -> None:
     d = register(client, "driver")
+    override = {k: v.at() if isinstance(v, _FROM_NOW) else v for k, v in override.items()}
     r = client.post("/api/v1/drivers/me/location", json=native(**override), headers=d.headers)
     assert r.status_code == 422
     assert r.json()["code"] == code
@@ -455,3 +469,46 @@ def test_device_key_survives_a_cold_redis(client: TestClient) -> None:
     )
     assert r.status_code == 200
     assert r.json()["accepted"] == 1
+
+
+def test_every_accepted_fix_of_a_batch_reaches_the_rides_stream_in_order(
+    client: TestClient,
+) -> None:
+    """A batch after a tunnel is the driver's route: followers get each accepted fix, not
+    only the newest. A late fix from before the driver's position is there too, marked
+    `live: false` (for the trail, not the marker); a duplicate or refused fix is not."""
+    p, d = register(client, "passenger"), register(client, "driver")
+    ride = request_ride(client, p)
+    advance(client, ride["id"], d, "accept")
+    now = time.time()
+    stream = f"ride:{ride['id']}:events"
+
+    def fixes_seen() -> list[tuple[str, bool]]:
+        entries = get_sync_redis().xrange(stream)
+        out = []
+        for _, fields in entries:  # type: ignore[union-attr]
+            if fields["e"] == "location":
+                data = json.loads(fields["d"])
+                out.append((data["recorded_at"], data["live"]))
+        return out
+
+    r = client.post(
+        "/api/v1/drivers/me/locations",
+        json={
+            "location": [bg(now - 30 + i * 5, f"tunnel-{i}", lat=LAT + i * 1e-4) for i in range(4)]
+        },
+        headers=d.headers,
+    )
+    assert r.status_code == 202, r.text
+    assert r.json()["accepted"] == 4
+    assert fixes_seen() == [(iso(now - 30 + i * 5), True) for i in range(4)]
+    # the same batch again (the SDK's retry) publishes nothing; a late fix is the trail's
+    late = bg(now - 40, "late-one", lat=LAT - 1e-4)
+    again = [bg(now - 30 + i * 5, f"tunnel-{i}", lat=LAT + i * 1e-4) for i in range(4)]
+    r = client.post(
+        "/api/v1/drivers/me/locations", json={"location": [*again, late]}, headers=d.headers
+    )
+    assert r.json()["accepted"] == 1
+    assert fixes_seen()[4:] == [(iso(now - 40), False)]
+    # the driver's position is still the newest fix
+    assert float(pos(d.id)["lat"]) == pytest.approx(LAT + 3e-4)

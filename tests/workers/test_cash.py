@@ -95,7 +95,6 @@ def test_cash_collected_and_earnings(client: TestClient, settings) -> None:  # t
 
 
 def test_the_day_is_settled_once_per_driver(client: TestClient, settings) -> None:  # type: ignore[no-untyped-def]
-    from infra.db import utcnow
     from infra.queue import celery_app
 
     p = register(client, "passenger")
@@ -108,7 +107,15 @@ def test_the_day_is_settled_once_per_driver(client: TestClient, settings) -> Non
         headers=d.headers,
     )
     until(lambda: _ledger_total()[1] == 5)
-    today = utcnow().date().isoformat()
+    # the ride's entries are moved to a fixed past day: the day they fall on must not
+    # depend on when the suite runs (a ride at 23:59:59 UTC has entries on two days)
+    today = "2026-03-10"
+    with get_engine().begin() as conn:
+        moved = conn.execute(
+            text("UPDATE journal_entries SET created_at = :at WHERE ride_id = :ride"),
+            {"at": "2026-03-10 12:00:00+00", "ride": ride["id"]},
+        ).rowcount
+    assert moved == 2  # the fare and the cash collected
     made = celery_app.send_task("payments.settle_day", kwargs={"period": today}).get(timeout=15)
     assert made == 1
     again = celery_app.send_task("payments.settle_day", kwargs={"period": today}).get(timeout=15)
