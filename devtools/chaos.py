@@ -68,7 +68,9 @@ class Chaos:
         self.args = args
         self.rng = random.Random(args.seed)
         self.data = Path(tempfile.mkdtemp(prefix="ridehail-chaos-"))
-        self.ports = {n: launcher.free_port() for n in ("api", "redis", "stripe", "fcm", "flower")}
+        self.ports = {
+            n: launcher.free_port() for n in ("api", "redis", "stripe", "fcm", "flower", "metrics")
+        }
         self.api = f"http://127.0.0.1:{self.ports['api']}"
         self.stripe = f"http://127.0.0.1:{self.ports['stripe']}"
         self.fcm = f"http://127.0.0.1:{self.ports['fcm']}"
@@ -105,6 +107,7 @@ class Chaos:
             "RIDEHAIL_API_HOST": "127.0.0.1",
             "RIDEHAIL_API_PORT": str(self.ports["api"]),
             "RIDEHAIL_FLOWER_PORT": str(self.ports["flower"]),
+            "RIDEHAIL_METRICS_PORT": str(self.ports["metrics"]),
             "RIDEHAIL_PUBLIC_URL": self.api,
             "RIDEHAIL_STRIPE_WEBHOOK_SECRET": "whsec_chaos",
             "RIDEHAIL_STRIPE_TIMEOUT_S": str(TIMEOUT_S),

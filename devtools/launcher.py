@@ -331,6 +331,13 @@ def start_beat(
     return start(argv, env=env, log=log, quiet=quiet)
 
 
+def start_metrics(
+    *, env: dict[str, str] | None = None, log: Path | None = None, quiet: bool = True
+) -> Proc:
+    """`ridehail metrics`: the host's Prometheus scrape on its internal port (settings)."""
+    return start([str(BIN / "ridehail"), "metrics"], env=env, log=log, quiet=quiet)
+
+
 def start_flower(
     port: int,
     *,

@@ -111,6 +111,7 @@ class Stack:
                 log=log("push-worker"),
             ),
             "beat": lambda: launcher.start_beat(quiet=False, log=log("beat")),
+            "metrics": lambda: launcher.start_metrics(log=log("metrics")),
             "flower": lambda: launcher.start_flower(
                 s.flower_port,
                 basic_auth=f"{s.flower_user}:{s.flower_password}",

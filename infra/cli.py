@@ -59,6 +59,15 @@ def _dev(module: str, command: str, argv: list[str]) -> int:
     os.execv(sys.executable, [sys.executable, "-m", f"devtools.{module}", *argv])
 
 
+def _metrics(_args: argparse.Namespace) -> int:
+    from infra.metrics import serve
+    from infra.settings import get_settings
+
+    settings = get_settings()
+    serve(settings.metrics_host, settings.metrics_port)
+    return 0
+
+
 def _run(_args: argparse.Namespace) -> int:
     return _dev("stack", "run", [])
 
@@ -76,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     admin.add_argument("--name", default="Admin")
     admin.set_defaults(fn=_create_admin)
     sub.add_parser("run", help="run the whole stack until Ctrl-C").set_defaults(fn=_run)
+    sub.add_parser(
+        "metrics", help="serve Prometheus's scrape of this host on RIDEHAIL_METRICS_PORT"
+    ).set_defaults(fn=_metrics)
     sub.add_parser(
         "simulate",
         help="a fleet of drivers and passengers against a running stack (--help for options)",

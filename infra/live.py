@@ -237,7 +237,8 @@ if ride_id and @ACTIVE@ then
   for _, fix in ipairs(published) do
     local data = fix_json(fix[1], fix[2])
     local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', 'location', 'd', data)
-    redis.call('PUBLISH', '@CHANNEL_PREFIX@' .. stream, id .. '\\31' .. 'location' .. '\\31' .. data)
+    redis.call('PUBLISH', '@CHANNEL_PREFIX@' .. stream,
+      id .. '\\31' .. 'location' .. '\\31' .. data)
     if fix[1] == newest then event_id = id end
   end
 end

@@ -4,7 +4,9 @@ Several API processes and Celery workers (prefork children included) each count 
 their own process. With `PROMETHEUS_MULTIPROC_DIR` set (as `ridehail run` does, and as
 production must: one empty directory shared by the API processes and workers of a host,
 wiped at start), prometheus-client keeps each process's figures in files there and a
-scrape of any API process adds them up. Without it, a process reports its own.
+scrape adds them up. `ridehail metrics` (one per host, started by `ridehail run`) serves
+it on an internal address (`RIDEHAIL_METRICS_HOST`:`RIDEHAIL_METRICS_PORT`); the public
+API does not. Without the directory, a process reports its own.
 
 What is counted where:
 - HTTP requests and latency by route: `api.middleware.Edge`.
@@ -158,6 +160,34 @@ def payments_by_status() -> Iterator[GaugeMetricFamily]:
     for kind, status, count in rows:
         family.add_metric([kind, status], float(count))
     yield family
+
+
+def serve(host: str, port: int) -> None:
+    """`GET /metrics` on `host:port` until stopped: the scrape of every process of the
+    host. Anything else is a 404."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+            if self.path.split("?")[0] != "/metrics":
+                self.send_error(404)
+                return
+            body, content_type = scrape()
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            log.debug("metrics: " + format, *args)
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    log.info("metrics on http://%s:%d/metrics", host, port)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
 
 
 def scrape() -> tuple[bytes, str]:

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     flower_port: int = 5555
+    # Prometheus scrapes `ridehail metrics` here: an internal address, never the public API
+    # (the figures are traffic by route, payments by status, queue depths)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9464
     flower_user: str = "admin"
     flower_password: str = DEV_FLOWER_PASSWORD  # basic auth of Flower's pages
     jwt_secret: str = DEV_JWT_SECRET

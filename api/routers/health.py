@@ -3,11 +3,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from infra.db import ping_database
-from infra.metrics import scrape
 from infra.redis import ping_broker
 from infra.settings import get_settings
 
@@ -45,10 +44,3 @@ async def readyz(request: Request) -> JSONResponse:
         {"status": "ready" if ready else "not_ready", "checks": results},
         status_code=200 if ready else 503,
     )
-
-
-@router.get("/metrics", include_in_schema=False)
-def metrics() -> Response:
-    """Prometheus: every process's figures (API processes and workers) and the queues'."""
-    body, content_type = scrape()
-    return Response(body, media_type=content_type)

@@ -36,12 +36,13 @@ def _open(port: int) -> bool:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     data = tmp_path_factory.mktemp("stack")
-    ports = {name: free_port() for name in ("api", "flower", "redis", "stripe", "fcm")}
+    ports = {name: free_port() for name in ("api", "flower", "redis", "stripe", "fcm", "metrics")}
     env = {k: v for k, v in os.environ.items() if not k.startswith("RIDEHAIL_")}
     env.update(
         RIDEHAIL_DATA_DIR=str(data),
         RIDEHAIL_API_PORT=str(ports["api"]),
         RIDEHAIL_FLOWER_PORT=str(ports["flower"]),
+        RIDEHAIL_METRICS_PORT=str(ports["metrics"]),
         RIDEHAIL_REDIS_URL=f"redis://127.0.0.1:{ports['redis']}/0",
         RIDEHAIL_STRIPE_API_BASE=f"http://127.0.0.1:{ports['stripe']}",
         RIDEHAIL_FCM_ENDPOINT=f"http://127.0.0.1:{ports['fcm']}",
@@ -60,6 +61,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "env": env,
             "data": data,
             "base": f"http://127.0.0.1:{ports['api']}",
+            "metrics": f"http://127.0.0.1:{ports['metrics']}",
             "ready_s": time.monotonic() - started,
         }
     finally:
@@ -263,9 +265,10 @@ def test_a_card_ride_with_a_card_saved_through_the_setup_intent(stack: dict[str,
         assert paid["amount_received"] == fare["amount"]
 
 
-def _families(base: str) -> dict[str, float]:
-    """Each family's samples summed (every process's, through the multi-process files)."""
-    text = httpx.get(f"{base}/metrics", timeout=10).text
+def _families(metrics: str) -> dict[str, float]:
+    """Each family's samples summed (every process's, through the multi-process files),
+    from `ridehail metrics` on its internal port."""
+    text = httpx.get(f"{metrics}/metrics", timeout=10).text
     out: dict[str, float] = {}
     for line in text.splitlines():
         if line.startswith("ridehail_"):
@@ -287,7 +290,7 @@ def test_the_simulator_drives_the_stack_and_metrics_count_every_family(
     cmd += ["--stripe-base", f"http://127.0.0.1:{ports['stripe']}"]
     sim = subprocess.Popen(cmd, env=stack["env"], stdout=subprocess.PIPE, text=True)
     # while it runs: the apps' streams are open
-    until(lambda: _families(stack["base"]).get("ridehail_sse_clients", 0) > 0, timeout=60)
+    until(lambda: _families(stack["metrics"]).get("ridehail_sse_clients", 0) > 0, timeout=60)
     out, _ = sim.communicate(timeout=300)
     summary = json.loads(out)
     assert sim.returncode == 0, summary
@@ -301,7 +304,7 @@ def test_the_simulator_drives_the_stack_and_metrics_count_every_family(
     assert summary["latency_ms"]["request_to_offer_p50"] is not None
     assert summary["latency_ms"]["ping_to_sse_p50"] is not None
     assert not summary["errors"]
-    families = _families(stack["base"])
+    families = _families(stack["metrics"])
     for family in (
         "ridehail_http_request_seconds",
         "ridehail_http_requests_total",
@@ -316,7 +319,9 @@ def test_the_simulator_drives_the_stack_and_metrics_count_every_family(
     ):
         assert families.get(family, 0) > 0, family
     # gauges of the moment: present for every queue (empty now: the workers kept up)
-    text = httpx.get(f"{stack['base']}/metrics", timeout=10).text
+    text = httpx.get(f"{stack['metrics']}/metrics", timeout=10).text
+    # the public API port does not serve them (traffic by route, payments, queues)
+    assert httpx.get(f"{stack['base']}/metrics", timeout=10).status_code == 404
     for queue in ("payments", "notifications", "promotions", "default"):
         assert f'ridehail_queue_depth{{queue="{queue}"}}' in text
 
