@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from types import SimpleNamespace
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx
@@ -107,3 +108,41 @@ def test_an_error_answer_leaves_the_keep_alive_connection_usable(db: None) -> No
         conn.close()
     finally:
         stop(proc)
+
+
+def test_an_unexpected_error_is_a_500_in_the_one_shape_and_the_connection_lives(
+    db: None, services: Any
+) -> None:
+    """The last boundary: a failure that is no outage and no bad input (here a database
+    without our tables: a programming error) is a 500 in the one error shape, logged,
+    and the connection goes on serving."""
+    from sqlalchemy import create_engine, text
+
+    name = f"empty_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(services.database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    empty = services.database_url.rsplit("/", 1)[0] + f"/{name}"
+    proc, base = start_api({"RIDEHAIL_DATABASE_URL": empty})
+    try:
+        url = urlparse(base)
+        conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
+        body = json.dumps(
+            {"email": "b@example.com", "password": "password1", "name": "B", "role": "passenger"}
+        )
+        conn.request("POST", "/api/v1/auth/register", body, {"Content-Type": "application/json"})
+        first = conn.getresponse()
+        answer = json.loads(first.read())
+        assert first.status == 500
+        assert answer["code"] == "internal_error"
+        assert first.getheader("X-Request-ID")
+        assert "users" not in json.dumps(answer)  # nothing of the cause leaks out
+        conn.request("GET", "/healthz")  # the same connection
+        second = conn.getresponse()
+        assert (second.status, json.loads(second.read())) == (200, {"status": "ok"})
+        conn.close()
+    finally:
+        stop(proc)
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

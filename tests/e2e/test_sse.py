@@ -177,7 +177,9 @@ def test_stream_tokens_for_eventsource(http: httpx.Client, apis: tuple[str, str]
         http.post(f"/api/v1/rides/{ride['id']}/stream-token", headers=stranger.headers).status_code
         == 404
     )
-    assert d.id  # the driver gets one once assigned
+    # the driver gets one once assigned, and not before
+    mint = f"/api/v1/rides/{ride['id']}/stream-token"
+    assert http.post(mint, headers=d.headers).status_code == 404
     advance(http, ride["id"], d, "accept")  # type: ignore[arg-type]
     assert (
         http.post(f"/api/v1/rides/{ride['id']}/stream-token", headers=d.headers).status_code == 200

@@ -275,3 +275,82 @@ def test_a_device_key_moves_its_own_driver_only(world: World) -> None:
     assert seen["driver_id"] == driver.id
     # a device key is not a bearer token
     assert c.get("/api/v1/users/me", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+
+
+# objects named in the query or the body rather than the path: (method, path, the object,
+# how it is named, owners, what an owner may get)
+NAMED = [
+    ("GET", "/api/v1/payments", RIDE, "query", ("passenger", "driver", "admin"), (200,)),
+    ("POST", "/api/v1/payments/intent", RIDE, "body", ("passenger",), (200, 409)),
+    # a rating of a ride not yet over is refused (409): reached all the same
+    ("POST", "/api/v1/ratings", RIDE, "body", ("passenger", "driver"), (201, 409, 422)),
+]
+
+
+def test_objects_named_in_the_query_or_body_are_reached_by_their_owners_only(
+    world: World,
+) -> None:
+    w = world
+    failures = []
+    for method, path, param, where, owners, reached in NAMED:
+        named: dict[str, Any] = {"ride_id": w.ids[param]}
+        for actor, role in ROLE.items():
+            who = w.actors[actor]
+            headers = who.headers if who else {}
+            body = {**named, "stars": 5} if path.endswith("/ratings") else named
+            r = w.client.request(
+                method,
+                path,
+                headers=headers,
+                params=named if where == "query" else None,
+                json=body if where == "body" else None,
+            )
+            if actor in owners:
+                expected: tuple[int, ...] = reached
+            elif actor == "anonymous":
+                expected = (401,)
+            elif any(ROLE[o] == role for o in owners):
+                expected = (404,)  # not theirs: it does not exist for them
+            else:
+                expected = (403, 404)
+            if r.status_code not in expected:
+                failures.append((actor, method, path, r.status_code, expected))
+    assert not failures, failures
+
+
+def test_admin_routes_without_an_id_are_for_admins_only(world: World) -> None:
+    w = world
+    spec = w.client.get("/openapi.json").json()
+    routes = [
+        (m.upper(), p)
+        for p, ops in spec["paths"].items()
+        if p.startswith("/api/v1/admin/") and "{" not in p
+        for m in ops
+    ]
+    assert len(routes) >= 4, routes
+    failures = []
+    for method, path in routes:
+        for actor in ("passenger", "driver", "stranger_driver", "anonymous"):
+            who = w.actors[actor]
+            r = w.client.request(method, path, headers=who.headers if who else {}, json={})
+            expected = 401 if who is None else 403
+            if r.status_code != expected:
+                failures.append((actor, method, path, r.status_code, expected))
+    assert not failures, failures
+
+
+def test_routes_outside_the_schema_give_nothing_away(world: World) -> None:
+    """`/ops` is a page that signs the admin in itself (no data in it), the onboarding
+    return page tells nothing about any account, and the Prometheus figures are not on the
+    public port at all."""
+    w = world
+    for actor in ROLE:
+        who = w.actors[actor]
+        headers = who.headers if who else {}
+        ops = w.client.get("/ops", headers=headers)
+        assert ops.status_code == 200
+        assert w.ids[RIDE] not in ops.text and "@example.com" not in ops.text
+        back = w.client.get("/api/v1/payouts/onboarding", headers=headers)
+        assert back.status_code == 200
+        assert "acct_" not in back.text
+        assert w.client.get("/metrics", headers=headers).status_code == 404
