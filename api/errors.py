@@ -42,7 +42,7 @@ _DEFAULT_CODES = {
 
 
 _DESCRIPTIONS = {
-    400: "Bad request (a malformed header, cursor or id)",
+    400: "Bad request (a body that is not valid JSON, a malformed header, cursor or id)",
     401: "Not authenticated: no token, or an invalid or expired one",
     403: "Authenticated, but this needs another role",
     404: "Not found, or not yours (the API does not say which)",
@@ -101,8 +101,9 @@ def _clean_validation(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def document_errors(app: FastAPI) -> None:
     """Make the OpenAPI document say what the API answers: every validation error in the
-    one error shape (FastAPI's default 422 schema is not what we send), and a 401 on every
-    operation that takes a token."""
+    one error shape (FastAPI's default 422 schema is not what we send), a 400 on every
+    operation with a body (one that cannot be parsed), and a 401 on every operation that
+    takes a token."""
     from fastapi.openapi.utils import get_openapi
 
     from api.schemas import ErrorOut
@@ -131,6 +132,8 @@ def document_errors(app: FastAPI) -> None:
                 responses = op.setdefault("responses", {})
                 if "422" in responses:
                     responses["422"] = {"description": _DESCRIPTIONS[422], **error}
+                if "requestBody" in op:  # a body that cannot be parsed at all
+                    responses.setdefault("400", {"description": _DESCRIPTIONS[400], **error})
                 if op.get("security") and "401" not in responses:
                     responses["401"] = {"description": _DESCRIPTIONS[401], **error}
                 # the database or Redis briefly out of reach (api.middleware.Edge)

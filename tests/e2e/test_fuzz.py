@@ -1,17 +1,21 @@
 """Schemathesis against the app's own OpenAPI document, over HTTP to a real uvicorn
-process, signed in as each role: no 5xx, and every answer as documented (status, content
-type, body schema). A bounded number of examples here; `bench/fuzz.py` runs the long one."""
+process: valid input as each role (no 5xx, every answer as documented, authentication
+enforced where declared), the object routes on a real ride, invalid input (refused with a
+documented 4xx), and anonymous callers. A bounded number of examples here;
+`bench/fuzz.py` runs the long one."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from schemathesis import checks
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode, checks
 
 from infra.db import unit_of_work
 from infra.users import create_user
@@ -53,21 +57,65 @@ def _headers(api: str, role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+@dataclass
+class World:
+    """Each role signed in, and real objects of theirs: a ride the passenger requested and
+    the driver accepted, so object routes are fuzzed on paths that reach their code, not
+    only on random ids that end in a 404."""
+
+    headers: dict[str, dict[str, str]]
+    ids: dict[str, str] = field(default_factory=dict)
+
+
 @pytest.fixture
-def signed_in(db: None, api: str) -> dict[str, dict[str, str]]:
-    return {role: _headers(api, role) for role in ("passenger", "driver", "admin")}
+def world(db: None, api: str) -> World:
+    import httpx
+
+    from tests.factories import grant_offer
+
+    w = World({role: _headers(api, role) for role in ("passenger", "driver", "admin")})
+    ride = httpx.post(
+        f"{api}/api/v1/rides",
+        json={
+            "pickup": {"lat": 52.52, "lng": 13.405},
+            "dropoff": {"lat": 52.5, "lng": 13.45},
+            "payment": "cash",
+        },
+        headers=w.headers["passenger"],
+    )
+    assert ride.status_code == 201, ride.text
+    me = httpx.get(f"{api}/api/v1/users/me", headers=w.headers["driver"]).json()
+    grant_offer(ride.json()["id"], me["id"])
+    accepted = httpx.post(
+        f"{api}/api/v1/rides/{ride.json()['id']}/accept", headers=w.headers["driver"]
+    )
+    assert accepted.status_code == 200, accepted.text
+    w.ids = {"ride_id": ride.json()["id"], "driver_id": me["id"], "user_id": me["id"]}
+    return w
 
 
-def test_every_operation_as_every_role(api: str, signed_in: dict[str, dict[str, str]]) -> None:
+def _operations(api: str) -> list[Any]:
     schema = schemathesis.openapi.from_url(f"{api}/openapi.json")
-    failures: list[tuple[str, str]] = []
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) > 40
-    for operation in operations:
-        if operation.path.endswith("/events"):
-            continue  # event streams never end by themselves: tested in test_sse.py
+    # event streams never end by themselves: tested in test_sse.py
+    return [op for op in operations if not op.path.endswith("/events")]
 
-        @given(case=operation.as_strategy())
+
+def _fuzz(
+    operations: list[Any],
+    callers: list[dict[str, str]],
+    checks_: list[Any],
+    mode: GenerationMode = GenerationMode.POSITIVE,
+    ids: dict[str, str] | None = None,
+) -> list[tuple[str, str]]:
+    failures: list[tuple[str, str]] = []
+    for operation in operations:
+        fixed = {k: v for k, v in (ids or {}).items() if "{" + k + "}" in operation.path}
+        if ids is not None and not fixed:
+            continue  # this run is about object routes on real objects
+
+        @given(case=operation.as_strategy(mode, path_parameters=fixed or None))
         @settings(
             max_examples=EXAMPLES,
             deadline=None,
@@ -75,11 +123,49 @@ def test_every_operation_as_every_role(api: str, signed_in: dict[str, dict[str, 
             database=None,
         )
         def run(case: Any) -> None:
-            for headers in signed_in.values():
-                case.call_and_validate(headers=headers, checks=CHECKS, timeout=10)
+            for headers in callers:
+                case.call_and_validate(headers=headers, checks=checks_, timeout=10)
 
         try:
             run()
+        except Unsatisfiable:
+            # nothing of it can be made invalid (no parameters, no body): nothing to send
+            assert mode is GenerationMode.NEGATIVE, operation.label
         except (Exception, BaseExceptionGroup) as exc:  # every operation's failure is kept
-            failures.append((operation.label, str(exc)[:2000]))
-    assert not failures, "\n\n".join(f"{label}: {text}" for label, text in failures)
+            failures.append((f"{operation.label} ({mode.value})", str(exc)[:2000]))
+    return failures
+
+
+def _report(failures: list[tuple[str, str]]) -> str:
+    return "\n\n".join(f"{label}: {text}" for label, text in failures)
+
+
+def test_every_operation_as_every_role(api: str, world: World) -> None:
+    """Valid input, every role, random ids: no 5xx, every answer as documented, and no
+    operation that declares authentication works without it."""
+    failures = _fuzz(_operations(api), list(world.headers.values()), [*CHECKS, checks.ignored_auth])
+    assert not failures, _report(failures)
+
+
+def test_object_routes_on_real_objects(api: str, world: World) -> None:
+    """The same on the paths of a real ride (and its driver): the handlers' own code runs,
+    not only the 404 of an unknown id."""
+    failures = _fuzz(_operations(api), list(world.headers.values()), CHECKS, ids=world.ids)
+    assert not failures, _report(failures)
+
+
+def test_invalid_input_is_refused_with_a_4xx(api: str, world: World) -> None:
+    """Input outside the document (wrong types, missing fields, out of range) is refused
+    with a documented 4xx, never accepted and never a 5xx."""
+    failures = _fuzz(
+        _operations(api),
+        [world.headers["passenger"], world.headers["admin"]],
+        [*CHECKS, checks.negative_data_rejection],
+        GenerationMode.NEGATIVE,
+    )
+    assert not failures, _report(failures)
+
+
+def test_anonymous_callers_get_401_never_a_5xx(api: str, world: World) -> None:
+    failures = _fuzz(_operations(api), [{}], [*CHECKS, checks.ignored_auth])
+    assert not failures, _report(failures)
