@@ -77,8 +77,9 @@ def test_a_ping_on_one_instance_reaches_a_client_of_the_other(
         "speed",
         "accuracy",
         "recorded_at",
+        "live",
     }
-    assert loc.id
+    assert loc.data["live"] is True  # the driver's position now (not a late fix)
     assert "-" in loc.id
     eta = sse.next(kind="eta")
     assert eta.data["ride_id"] == ride["id"]
