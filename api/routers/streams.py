@@ -55,7 +55,10 @@ def _event_schema(events: dict[str, str]) -> dict[str, Any]:
 
 
 _RIDE_EVENTS = {
-    "location": "`{driver_id, lat, lng, heading, speed, accuracy, recorded_at}`",
+    "location": (
+        "`{driver_id, lat, lng, heading, speed, accuracy, recorded_at, live}`: one per "
+        "accepted fix, in time order"
+    ),
     "status": "`{ride_id, status, at}`",
     "eta": "`{ride_id, seconds, distance_m, target, at}`",
 }
