@@ -98,7 +98,7 @@ def main() -> int:
                 log=data / "stripe.log",
             )
         )
-        procs.append(launcher.start_fcm_standin(ports["fcm"], log=data / "fcm.log"))
+        procs.append(launcher.start_fcm_standin(ports["fcm"], trust=data, log=data / "fcm.log"))
         launcher.run_migrations(env)
         api = launcher.start_api(ports["api"], env=env, log=data / "api.log")
         worker = launcher.start_worker(env=env, log=data / "worker.log", concurrency=2)

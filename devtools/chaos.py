@@ -140,7 +140,7 @@ class Chaos:
             log=self.data / "stripe-standin.log",
         )
         self.services["fcm"] = launcher.start_fcm_standin(
-            self.ports["fcm"], log=self.data / "fcm-standin.log"
+            self.ports["fcm"], trust=self.data, log=self.data / "fcm-standin.log"
         )
         launcher.run_migrations(dict(os.environ))
         from devtools.stack import Stack

@@ -5,8 +5,10 @@ It speaks what firebase-admin speaks:
   signed JWT assertion, `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`) ->
   `{access_token, expires_in, token_type}`. The assertion's claims are checked as Google
   checks them (issuer, audience, a lifetime of at most an hour, not expired) and recorded;
-  a refusal is `{"error": "invalid_grant", "error_description": ...}`. Its signature is
-  not checked (the stand-in does not hold the service account's public key).
+  a refusal is `{"error": "invalid_grant", "error_description": ...}`. Its RS256 signature
+  is verified against the service account's key, read from the service-account JSON files
+  in the folders given by `--trust` (the data folder, where the product keeps its offline
+  account): an assertion no trusted key signed is refused, as Google refuses it.
 - `POST /v1/projects/{project}/messages:send` with `Authorization: Bearer <token>` from
   that exchange -> `{"name": "projects/{project}/messages/{id}"}`, or FCM's error body.
   As FCM does, it refuses (403) a token without the messaging scope and a send to a
@@ -43,6 +45,7 @@ import secrets
 import time
 import uuid
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -55,6 +58,7 @@ _exchanges: list[dict[str, Any]] = []
 # access token -> (expiry in unix s, the service account's project, its scopes)
 _tokens: dict[str, tuple[float, str, tuple[str, ...]]] = {}
 _faults: deque[dict[str, Any]] = deque()
+_trusted: list[Path] = []  # folders of service-account JSON files whose keys sign assertions
 _served: list[dict[str, Any]] = []  # each send a fault struck: what was served, not armed
 
 #: FCM's answer for each error code: HTTP status, canonical status, and Retry-After
@@ -120,11 +124,47 @@ def fcm_error(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def _b64(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
 def _claims(assertion: str) -> dict[str, Any]:
-    payload = assertion.split(".")[1]
-    padded = payload + "=" * (-len(payload) % 4)
-    claims: dict[str, Any] = json.loads(base64.urlsafe_b64decode(padded))
+    claims: dict[str, Any] = json.loads(_b64(assertion.split(".")[1]))
     return claims
+
+
+def _signed_by_a_trusted_key(assertion: str, issuer: str) -> bool:
+    """The assertion's RS256 signature, checked with the key of the service account named
+    `issuer` (its `client_email`) in the trusted folders."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    head, payload, signature = assertion.split(".")
+    if json.loads(_b64(head)).get("alg") != "RS256":
+        return False
+    for folder in _trusted:
+        for path in folder.glob("*.json"):
+            try:
+                account = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if not isinstance(account, dict) or account.get("client_email") != issuer:
+                continue
+            key = serialization.load_pem_private_key(account["private_key"].encode(), None)
+            if not isinstance(key, rsa.RSAPrivateKey):
+                continue
+            try:
+                key.public_key().verify(
+                    _b64(signature),
+                    f"{head}.{payload}".encode(),
+                    padding.PKCS1v15(),
+                    hashes.SHA256(),
+                )
+            except InvalidSignature:
+                continue
+            return True
+    return False
 
 
 def _refused(error: str, description: str) -> JSONResponse:
@@ -149,6 +189,12 @@ async def token(request: Request) -> JSONResponse:
         return _refused("invalid_grant", "Invalid JWT: no issuer.")
     if not str(claims.get("aud", "")).endswith("/token"):
         return _refused("invalid_grant", "Invalid JWT: Failed audience check.")
+    try:
+        signed = _signed_by_a_trusted_key(assertion, str(claims["iss"]))
+    except (ValueError, KeyError, TypeError):
+        signed = False
+    if not signed:
+        return _refused("invalid_grant", "Invalid JWT Signature.")
     if exp - iat > 3600 or exp < now or iat > now + 300:
         return _refused(
             "invalid_grant",
@@ -365,7 +411,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8421)
+    parser.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        help="a folder of service-account JSON files whose keys may sign assertions",
+    )
     args = parser.parse_args(argv)
+    _trusted.extend(Path(p) for p in args.trust)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 

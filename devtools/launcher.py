@@ -265,9 +265,13 @@ def start_stripe_standin(
     return proc
 
 
-def start_fcm_standin(port: int, *, host: str = "127.0.0.1", log: Path | None = None) -> Proc:
-    """The offline FCM (`devtools/fcm_standin`)."""
+def start_fcm_standin(
+    port: int, *, trust: Path, host: str = "127.0.0.1", log: Path | None = None
+) -> Proc:
+    """The offline FCM (`devtools/fcm_standin`), trusting the service accounts in `trust`
+    (the data folder, where the product keeps its offline account)."""
     argv = [sys.executable, "-m", "devtools.fcm_standin", "--host", host, "--port", str(port)]
+    argv += ["--trust", str(trust)]
     proc = start(argv, log=log)
     wait_port(port, host, proc=proc)
     return proc

@@ -80,7 +80,7 @@ class Stack:
                 s.fcm_endpoint,
                 8421,
                 lambda host, port: launcher.start_fcm_standin(
-                    port, host=host, log=self.logs / "fcm-standin.log"
+                    port, host=host, trust=s.data_dir, log=self.logs / "fcm-standin.log"
                 ),
             )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,10 +22,11 @@ _services = Services()
 def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
         return
+    data_dir = tempfile.mkdtemp(prefix="ridehail-test-")
     _services.start_postgres()
     _services.start_redis()
     _services.start_stripe()
-    _services.start_fcm()
+    _services.start_fcm(trust=Path(data_dir))  # the offline FCM account is made there
     os.environ.update(
         RIDEHAIL_ENVIRONMENT="test",
         RIDEHAIL_DATABASE_URL=_services.database_url,
@@ -32,7 +34,7 @@ def pytest_configure(config: pytest.Config) -> None:
         # the broker in its own Redis database, so tests can flush the app's without
         # dropping the queues' bindings
         RIDEHAIL_BROKER_URL=_services.redis_url.rsplit("/", 1)[0] + "/1",
-        RIDEHAIL_DATA_DIR=tempfile.mkdtemp(prefix="ridehail-test-"),
+        RIDEHAIL_DATA_DIR=data_dir,
         RIDEHAIL_JWT_SECRET="test-secret-0123456789abcdef0123456789abcdef",
         RIDEHAIL_LOGIN_ATTEMPTS_PER_MINUTE="1000",
         RIDEHAIL_STRIPE_API_BASE=_services.stripe_api_base,

@@ -40,10 +40,11 @@ class Services:
         self.procs.append(launcher.start_stripe_standin(port))
         self.stripe_api_base = f"http://127.0.0.1:{port}"
 
-    def start_fcm(self) -> None:
-        """The offline FCM stand-in, as `make run` starts it."""
+    def start_fcm(self, trust: Path) -> None:
+        """The offline FCM stand-in, as `make run` starts it, trusting the service accounts
+        in `trust` (the data folder, where the product makes its offline account)."""
         port = free_port()
-        self.procs.append(launcher.start_fcm_standin(port))
+        self.procs.append(launcher.start_fcm_standin(port, trust=trust))
         self.fcm_endpoint = f"http://127.0.0.1:{port}"
 
     def stop(self) -> None:

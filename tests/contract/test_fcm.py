@@ -15,6 +15,8 @@ from typing import Any
 import firebase_admin
 import httpx
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from firebase_admin import messaging
 
 from devtools import launcher
@@ -23,9 +25,19 @@ from tests.services import free_port
 
 
 @pytest.fixture(scope="module")
-def standin() -> Iterator[str]:
+def trusted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder whose service accounts the stand-in trusts (as the data folder is for
+    `make run`): the product's offline account is made here, and a second one for the
+    raw protocol tests below."""
+    folder = tmp_path_factory.mktemp("fcm-trust")
+    (folder / "raw-account.json").write_text(json.dumps(RAW_ACCOUNT))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def standin(trusted: Path) -> Iterator[str]:
     port = free_port()
-    proc = launcher.start_fcm_standin(port)
+    proc = launcher.start_fcm_standin(port, trust=trusted)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -34,11 +46,11 @@ def standin() -> Iterator[str]:
 
 @pytest.fixture
 def fcm(
-    standin: str, settings: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    standin: str, settings: Any, monkeypatch: pytest.MonkeyPatch, trusted: Path
 ) -> Iterator[str]:
     monkeypatch.setattr(settings, "fcm_endpoint", standin)
     monkeypatch.setattr(settings, "fcm_credentials", "")
-    monkeypatch.setattr(settings, "data_dir", tmp_path)
+    monkeypatch.setattr(settings, "data_dir", trusted)
     httpx.delete(f"{standin}/_requests")
     httpx.delete(f"{standin}/_faults")
     _forget_app()  # one made earlier in this process (the suite's worker) points elsewhere
@@ -252,19 +264,39 @@ def test_ready_is_false_when_fcm_is_out_of_reach(
 # --- the stand-in answers as FCM does (each of these is Google's documented behaviour) ---
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
+RAW_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+RAW_ACCOUNT = {
+    "type": "service_account",
+    "project_id": "proj-a",
+    "private_key_id": "raw",
+    "private_key": RAW_KEY.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode(),
+    "client_email": "sa@proj-a.iam.gserviceaccount.com",
+}
 
 
-def _assertion(iss: str, scope: str = SCOPE, lifetime: int = 3600, aud: str = "") -> str:
-    def part(obj: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+def _assertion(
+    iss: str, scope: str = SCOPE, lifetime: int = 3600, aud: str = "", key: Any = None
+) -> str:
+    """A service account's assertion, signed RS256 as google-auth signs it."""
+
+    def part(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     now = int(time.time())
     claims = {"iss": iss, "scope": scope, "aud": aud, "iat": now, "exp": now + lifetime}
-    return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
+    head = part(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "raw"}).encode())
+    body = part(json.dumps(claims).encode())
+    signer = key or RAW_KEY
+    signature = signer.sign(f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{head}.{body}.{part(signature)}"
 
 
 def _exchange(standin: str, **claims: Any) -> httpx.Response:
-    iss = claims.pop("iss", "sa@proj-a.iam.gserviceaccount.com")
+    iss = claims.pop("iss", RAW_ACCOUNT["client_email"])
     assertion = _assertion(iss, aud=f"{standin}/token", **claims)
     return httpx.post(
         f"{standin}/token",
@@ -279,6 +311,15 @@ def _send(standin: str, body: Any, project: str = "proj-a", **claims: Any) -> ht
     if isinstance(body, bytes):
         return httpx.post(url, content=body, headers=headers)
     return httpx.post(url, json=body, headers=headers)
+
+
+def test_the_token_endpoint_refuses_an_assertion_no_trusted_key_signed(standin: str) -> None:
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    r = _exchange(standin, key=stranger)
+    assert r.status_code == 400
+    assert r.json() == {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
+    unknown = _exchange(standin, iss="nobody@proj-a.iam.gserviceaccount.com")
+    assert unknown.status_code == 400
 
 
 def test_the_token_endpoint_refuses_a_long_lived_assertion_and_says_why(standin: str) -> None:
