@@ -7,8 +7,10 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from infra.db import get_engine
 from tests.factories import DROPOFF, PICKUP, Account, grant_offer, register, request_ride
@@ -53,16 +55,26 @@ def test_of_drivers_accepting_one_ride_at_once_exactly_one_wins(client: TestClie
         )
 
 
-def test_one_driver_accepting_two_rides_at_once_gets_one(client: TestClient) -> None:
+def test_one_driver_never_holds_two_rides(client: TestClient) -> None:
+    """Two guards, each tested: a driver holds one open offer at a time (a second cannot
+    be made), so accepting several rides at once reaches one; and the database itself
+    refuses a second active ride for a driver, whatever code path would try."""
     driver = register(client, "driver")
     rides = [request_ride(client, register(client, "passenger")) for _ in range(4)]
-    grant_offer(rides[0]["id"], driver.id)  # one open offer at a time
+    grant_offer(rides[0]["id"], driver.id)
+    with pytest.raises(AssertionError, match="another open offer"):
+        grant_offer(rides[1]["id"], driver.id)
     answers = _race(
         len(rides),
         lambda i: client.post(f"/api/v1/rides/{rides[i]['id']}/accept", headers=driver.headers),
     )
     # the rides never offered to this driver do not exist for them
     assert Counter(r.status_code for r in answers) == {200: 1, 404: 3}
+    with pytest.raises(IntegrityError), get_engine().begin() as conn:
+        conn.execute(
+            text("UPDATE rides SET driver_id = :d, status = 'accepted' WHERE id = :r"),
+            {"d": driver.id, "r": rides[1]["id"]},
+        )
     with get_engine().connect() as conn:
         held = conn.execute(
             text("SELECT count(*) FROM rides WHERE driver_id = :d"), {"d": driver.id}
