@@ -87,6 +87,8 @@ class Stack:
     def starters(self) -> dict[str, Callable[[], launcher.Proc]]:
         """How each of the product's processes starts, by name (`ridehail run` starts them
         all; the chaos run also starts one again after killing it)."""
+        from infra.queue import PUSH_QUEUES  # (the Celery app: not before it is needed)
+
         s = self.settings
 
         def log(name: str) -> Path | None:
@@ -104,7 +106,7 @@ class Stack:
             ),
             # pushes on a worker of their own: a burst of them never delays the payments queue
             "push-worker": lambda: launcher.start_worker(
-                queues="notifications,promotions",  # in that order: see celeryconfig
+                queues=",".join(PUSH_QUEUES),
                 name="push@%h",
                 quiet=False,
                 extra=["-E", "--loglevel", "INFO"],

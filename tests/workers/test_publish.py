@@ -130,8 +130,6 @@ def test_a_publish_lost_to_redis_is_repaired_by_the_outbox_sweep(
     from fastapi.testclient import TestClient
 
     from api.main import app
-    from infra import jobs
-    from infra.db import unit_of_work
     from tests.factories import register, request_ride
     from tests.wait import until
 
@@ -145,8 +143,15 @@ def test_a_publish_lost_to_redis_is_repaired_by_the_outbox_sweep(
         monkeypatch.undo()
     assert _publish_rows(ride["id"]) == [("requested", False)]
     assert get_sync_redis().exists(f"ride:{ride['id']}:meta") == 0
-    with unit_of_work() as session:  # the beat job's sweep, with no waiting period
-        assert jobs.redispatch_stale(session, older_than_s=0) >= 1
+    # the job beat runs (every 15 s, see celeryconfig), here with no waiting period
+    import celeryconfig
+    from infra.queue import celery_app
+    from infra.settings import get_settings
+
+    assert celeryconfig.beat_schedule["outbox-redispatch"]["task"] == "outbox.redispatch"
+    monkeypatch.setattr(get_settings(), "outbox_redispatch_after_s", 0.0)
+    sent = celery_app.send_task("outbox.redispatch").get(timeout=30)
+    assert sent >= 1
     until(lambda: _publish_rows(ride["id"]) == [("requested", True)])
     assert _statuses(f"ride:{ride['id']}:events") == ["requested"]
     assert get_sync_redis().hget(f"ride:{ride['id']}:meta", "status") == "requested"
