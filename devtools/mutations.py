@@ -1,0 +1,247 @@
+"""Each promise of `docs/guarantees.md` broken once: a one-line change to the mechanism
+that keeps it, applied in a scratch worktree of HEAD, and the test that proves the promise
+run against it. Every row must fail; a promise whose test survives its mutation needs a
+better test.
+
+    .venv/bin/python -m devtools.mutations [ROW ...]
+
+Prints one line per row (failed or SURVIVED) and the table in Markdown; exits 1 if a
+mutation survived or no longer applies (the code moved: update the row). Takes about
+ten minutes for every row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Mutant(NamedTuple):
+    promise: str
+    path: str
+    old: str
+    new: str
+    tests: str
+
+
+MUTANTS: list[Mutant] = [
+    Mutant(
+        "card captured once at its fare (idempotency keys)",
+        "infra/stripe_gateway.py",
+        'options={"idempotency_key": f"ride-{ride_id}-capture"},',
+        'options={"idempotency_key": f"ride-{ride_id}-capture-{__import__(\'uuid\').uuid4()}"},',
+        "tests/workers/test_crash.py",
+    ),
+    Mutant(
+        "a worker killed mid-capture captures once (acks_late, reject on worker lost)",
+        "celeryconfig.py",
+        "task_reject_on_worker_lost = True",
+        "task_reject_on_worker_lost = False",
+        "tests/workers/test_crash.py",
+    ),
+    Mutant(
+        "a refund never exceeds the capture",
+        "domain/payments.py",
+        "    if amount <= 0 or amount > left:",
+        "    if amount <= 0:",
+        "tests/workers/test_card_rides.py::test_partial_and_full_refunds_never_more_than_captured",
+    ),
+    Mutant(
+        "webhooks twice/late/out of order change nothing (Stripe's current state is read)",
+        "workers/payments.py",
+        'apply_intent(payment, _gateway().intent(obj["id"]))',
+        'apply_intent(payment, __import__("stripe").PaymentIntent.construct_from(obj, ""))',
+        "tests/workers/test_webhooks.py::test_replays_and_disorder_end_in_stripes_current_state",
+    ),
+    Mutant(
+        "the ledger balances",
+        "domain/ledger.py",
+        "unbalanced = {c: t for c, t in totals.items() if t != 0}",
+        "unbalanced: dict[str, int] = {}",
+        "tests/domain/test_ledger_and_geo.py",
+    ),
+    Mutant(
+        "statements and payouts match the ledger however often the jobs run",
+        "domain/payouts.py",
+        'return f"payout-{statement_id}-{attempt}"',
+        "return f\"payout-{statement_id}-{attempt}-{__import__('uuid').uuid4()}\"",
+        "tests/workers/test_payouts.py",
+    ),
+    Mutant(
+        "what is stuck gets repaired (sweeps)",
+        "workers/reconciliation.py",
+        '    out = {"reread": 0, "resent": 0, "refunds_reread": 0, "refunds_resent": 0}\n',
+        '    out = {"reread": 0, "resent": 0, "refunds_reread": 0, "refunds_resent": 0}\n'
+        "    return out\n",
+        "tests/workers/test_sweeps.py",
+    ),
+    Mutant(
+        "a push at most once per notification and device (the claim)",
+        "infra/notifications.py",
+        '        if row.status != "pending":\n            return None',
+        "        if False:\n            return None",
+        "tests/workers/test_notifications.py::test_a_delivery_task_run_twice_sends_nothing_twice",
+    ),
+    Mutant(
+        "a push whose answer never came is not sent again",
+        "infra/push.py",
+        "        return PushResult(PushOutcome.UNKNOWN, error=exc.code)",
+        "        return PushResult(PushOutcome.RETRY, error=exc.code)",
+        "tests/contract/test_fcm.py::test_an_answer_that_never_comes_is_unknown_and_never_sent_again",
+    ),
+    Mutant(
+        "no SDK adapter retries on the real FCM URL",
+        "infra/push.py",
+        'for prefix in {"http://", "https://", *session.adapters}:',
+        'for prefix in ("http://", "https://"):',
+        "tests/contract/test_fcm.py::test_no_adapter_of_the_sdk_retries_on_the_real_fcm_url",
+    ),
+    Mutant(
+        "a payload FCM refuses never deletes a device",
+        "infra/push.py",
+        "def _token_is_invalid(exc: exceptions.InvalidArgumentError) -> bool:\n",
+        "def _token_is_invalid(exc: exceptions.InvalidArgumentError) -> bool:\n    return True\n",
+        "tests/contract/test_fcm.py::test_a_payload_fcm_refuses_keeps_the_token",
+    ),
+    Mutant(
+        "every ride event that tells someone is logged and delivered",
+        "domain/notifications.py",
+        "    if status is RideStatus.ACCEPTED:\n        return to(",
+        "    if status is RideStatus.ACCEPTED:\n        return [] and to(",
+        "tests/workers/test_notifications.py::test_every_step_of_a_ride_reaches_each_device_once",
+    ),
+    Mutant(
+        "promotions never delay a ride's push",
+        "infra/queue.py",
+        'PUSH_QUEUES = ("notifications", "promotions")',
+        'PUSH_QUEUES = ("promotions", "notifications")',
+        "tests/workers/test_notifications.py::test_a_broadcast_never_delays_a_rides_push",
+    ),
+    Mutant(
+        "a 202 means the fix is in Redis",
+        "infra/live.py",
+        "redis.call('HSET', pos_key, 'lat'",
+        "redis.call('HSET', pos_key .. 'x', 'lat'",
+        "tests/api/test_location.py::test_a_single_ping_moves_the_driver",
+    ),
+    Mutant(
+        "every accepted fix of an active ride reaches its followers (batches too)",
+        "infra/live.py",
+        "  for _, fix in ipairs(published) do",
+        "  for _, fix in ipairs({published[#published]}) do",
+        "tests/api/test_location.py::test_every_accepted_fix_of_a_batch_reaches_the_rides_stream_in_order",
+    ),
+    Mutant(
+        "a ride change reaches Redis even if the process dies after the commit (outbox sweep)",
+        "workers/outbox.py",
+        "    return jobs.redispatch_stale(session, get_settings().outbox_redispatch_after_s)",
+        "    return 0",
+        "tests/workers/test_publish.py::test_a_publish_lost_to_redis_is_repaired_by_the_outbox_sweep",
+    ),
+    Mutant(
+        "only an object's owners (and admins) reach it",
+        "domain/access.py",
+        "        return Access.PARTICIPANT if str(passenger_id) == me else Access.NONE",
+        "        return Access.PARTICIPANT",
+        "tests/workers/test_access_matrix.py",
+    ),
+    Mutant(
+        "tokens cannot be forged",
+        "infra/security.py",
+        'options={"require": ["exp", "sub", "typ"], "verify_exp": False},',
+        'options={"require": ["exp", "sub", "typ"], "verify_exp": False, '
+        '"verify_signature": False},',
+        "tests/api/test_security.py",
+    ),
+    Mutant(
+        "races are decided by the database (the ride's row lock)",
+        "infra/repositories.py",
+        "        if for_update:\n            stmt = stmt.with_for_update()",
+        "        if False:\n            stmt = stmt.with_for_update()",
+        "tests/api/test_concurrency.py",
+    ),
+    Mutant(
+        "no 500 for bad input (text the database cannot hold is a 422)",
+        "infra/db.py",
+        "        if _unstorable_text(exc):",
+        "        if False:",
+        "tests/api/test_text.py",
+    ),
+    Mutant(
+        "an unexpected error is a 500 in the one shape, the connection lives (Edge)",
+        "api/middleware.py",
+        'await _send_error(tracker, 500, "internal error", "internal_error")',
+        "raise",
+        "tests/e2e/test_resilience.py::test_an_unexpected_error_is_a_500_in_the_one_shape_and_the_connection_lives",
+    ),
+]
+
+
+def run(rows: list[int]) -> int:
+    scratch = Path(tempfile.mkdtemp(prefix="ridehail-mutations-")) / "tree"
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "-q", "--detach", str(scratch), "HEAD"],
+        check=True,
+    )
+    (scratch / ".venv").symlink_to(ROOT / ".venv")
+    table = ["| promise | mutation | test | failed |", "|---|---|---|---|"]
+    bad = 0
+    try:
+        for i in rows:
+            m = MUTANTS[i]
+            subprocess.run(["git", "-C", str(scratch), "checkout", "-q", "--", "."], check=True)
+            target = scratch / m.path
+            text = target.read_text()
+            if text.count(m.old) != 1:
+                print(f"{i:2} NOT APPLIED  {m.promise} ({m.path}: the code moved)", flush=True)
+                table.append(f"| {m.promise} | {m.path}: not applied | {m.tests} | ? |")
+                bad += 1
+                continue
+            target.write_text(text.replace(m.old, m.new))
+            started = time.monotonic()
+            result = subprocess.run(
+                [str(ROOT / ".venv/bin/pytest"), "-q", "-x", "-p", "no:cacheprovider"]
+                + m.tests.split(),
+                cwd=scratch,
+                env={**os.environ, "PYTHONPATH": str(scratch)},
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
+            failed = result.returncode != 0
+            bad += not failed
+            took = time.monotonic() - started
+            print(
+                f"{i:2} {'failed  ' if failed else 'SURVIVED'} {m.promise} ({took:.0f} s)",
+                flush=True,
+            )
+            change = m.new.strip().replace("\n", " ").replace("|", "\\|")
+            table.append(
+                f"| {m.promise} | `{m.path}`: `{change[:70]}` | `{m.tests}` | "
+                f"{'yes' if failed else '**no**'} |"
+            )
+    finally:
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(scratch)], check=False
+        )
+    print("\n".join(table))
+    return 1 if bad else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("rows", nargs="*", type=int, help="row numbers (default: all)")
+    args = p.parse_args(argv)
+    return run(args.rows or list(range(len(MUTANTS))))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
