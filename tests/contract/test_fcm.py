@@ -1,14 +1,24 @@
 """Push through firebase-admin against the FCM stand-in: the SDK's real OAuth exchange,
 the message as FCM receives it, FCM's error answers mapped to outcomes, and the two
 private names of the SDK we rely on (pinned here: an SDK upgrade that moves them fails
-this file, not production)."""
+this file, not production). The protocol tests at the end speak to the token endpoint
+and `messages:send` directly, with what Google documents as its answers.
+
+With `RIDEHAIL_FCM_CREDENTIALS` (a service account JSON file of a test project) and
+`RIDEHAIL_FCM_TEST_TOKEN` (a registration token of a device of that project) set, the
+protocol tests and `test_a_push_is_sent` run against Google instead, and those that need
+the stand-in's records or faults (`standin_only`) are skipped: that keeps the stand-in
+honest.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +32,16 @@ from firebase_admin import messaging
 from devtools import launcher
 from infra import push
 from tests.services import free_port
+
+REAL_ACCOUNT_FILE = os.environ.get("RIDEHAIL_FCM_CREDENTIALS", "")
+REAL_DEVICE = os.environ.get("RIDEHAIL_FCM_TEST_TOKEN", "")
+REAL = bool(REAL_ACCOUNT_FILE and REAL_DEVICE)
+
+
+@pytest.fixture(autouse=True)
+def _only_where_it_can_run(request: pytest.FixtureRequest) -> None:
+    if REAL and request.node.get_closest_marker("standin_only"):
+        pytest.skip("needs the stand-in's records or faults")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +69,7 @@ def fcm(
     standin: str, settings: Any, monkeypatch: pytest.MonkeyPatch, trusted: Path
 ) -> Iterator[str]:
     monkeypatch.setattr(settings, "fcm_endpoint", standin)
-    monkeypatch.setattr(settings, "fcm_credentials", "")
+    monkeypatch.setattr(settings, "fcm_credentials", REAL_ACCOUNT_FILE if REAL else "")
     monkeypatch.setattr(settings, "data_dir", trusted)
     httpx.delete(f"{standin}/_requests")
     httpx.delete(f"{standin}/_faults")
@@ -79,6 +99,7 @@ def test_the_sdks_private_names_we_rely_on_are_there() -> None:
     assert hasattr(messaging, "_get_messaging_service")
 
 
+@pytest.mark.standin_only
 def test_a_push_reaches_fcm_through_the_sdks_own_oauth_exchange(fcm: str) -> None:
     ride = "d48eb6b9-0000-4000-8000-000000000001"
     result = push.send(
@@ -124,6 +145,7 @@ def test_a_push_reaches_fcm_through_the_sdks_own_oauth_exchange(fcm: str) -> Non
     assert len(httpx.get(f"{fcm}/_tokens").json()) == 1
 
 
+@pytest.mark.standin_only
 def test_a_data_only_high_priority_push_for_an_app_in_the_background(fcm: str) -> None:
     offer = push.Push(
         title="New ride offer",
@@ -143,6 +165,7 @@ def test_a_data_only_high_priority_push_for_an_app_in_the_background(fcm: str) -
     assert message["apns"]["payload"]["aps"]["content-available"] == 1
 
 
+@pytest.mark.standin_only
 @pytest.mark.parametrize(
     ("token", "fault", "outcome", "error"),
     [
@@ -169,6 +192,7 @@ def test_fcms_answers_become_outcomes_without_retries_inside_the_sdk(
         assert push.send(token, push.Push("t", "b")).outcome is push.PushOutcome.SENT
 
 
+@pytest.mark.standin_only
 def test_fcm_out_of_reach_is_a_retry(
     fcm: str, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -177,6 +201,7 @@ def test_fcm_out_of_reach_is_a_retry(
     assert result.outcome is push.PushOutcome.RETRY
 
 
+@pytest.mark.standin_only
 def test_the_standin_refuses_a_send_without_a_token_from_its_exchange(standin: str) -> None:
     r = httpx.post(
         f"{standin}/v1/projects/p/messages:send",
@@ -186,6 +211,7 @@ def test_the_standin_refuses_a_send_without_a_token_from_its_exchange(standin: s
     assert r.status_code == 401
 
 
+@pytest.mark.standin_only
 def test_a_slow_answer_is_a_push_fcm_took_while_the_sender_waited(fcm: str) -> None:
     r = httpx.post(f"{fcm}/_faults", json={"delay_s": 0.6, "count": 1})
     assert r.status_code == 200
@@ -198,6 +224,7 @@ def test_a_slow_answer_is_a_push_fcm_took_while_the_sender_waited(fcm: str) -> N
     assert httpx.get(f"{fcm}/_faults").json() == []
 
 
+@pytest.mark.standin_only
 def test_an_answer_that_never_comes_is_unknown_and_never_sent_again(
     fcm: str, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -211,6 +238,7 @@ def test_an_answer_that_never_comes_is_unknown_and_never_sent_again(
     assert [(s["message"]["token"], s["status"]) for s in _seen(fcm)] == [("device-6", 200)]
 
 
+@pytest.mark.standin_only
 def test_a_payload_fcm_refuses_keeps_the_token(fcm: str) -> None:
     """FCM says INVALID_ARGUMENT for a bad payload too (here a reserved data key): the
     token is not to blame and must not be forgotten."""
@@ -242,6 +270,7 @@ def test_no_adapter_of_the_sdk_retries_on_the_real_fcm_url(
     assert not adapter.max_retries.status_forcelist
 
 
+@pytest.mark.standin_only
 def test_ready_fetches_the_access_token_so_the_send_itself_is_one_request(fcm: str) -> None:
     """A delivery is claimed only once the process can send at once: its first push must
     not start with the OAuth exchange (a process killed there would leave the push
@@ -254,6 +283,7 @@ def test_ready_fetches_the_access_token_so_the_send_itself_is_one_request(fcm: s
     assert len(httpx.get(f"{fcm}/_tokens").json()) == 1
 
 
+@pytest.mark.standin_only
 def test_ready_is_false_when_fcm_is_out_of_reach(
     fcm: str, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -278,6 +308,33 @@ RAW_ACCOUNT = {
 }
 
 
+@dataclass(frozen=True)
+class Google:
+    """Where the protocol tests speak: the stand-in, or Google with a real account."""
+
+    token_uri: str
+    send_url: str  # with {project}
+    account: dict[str, Any]
+    key: Any
+    device: str
+
+    @property
+    def project(self) -> str:
+        return str(self.account["project_id"])
+
+
+@pytest.fixture
+def google(standin: str) -> Google:
+    if REAL:
+        with open(REAL_ACCOUNT_FILE) as f:
+            account = json.load(f)
+        key = serialization.load_pem_private_key(account["private_key"].encode(), None)
+        send = "https://fcm.googleapis.com/v1/projects/{project}/messages:send"
+        return Google(account["token_uri"], send, account, key, REAL_DEVICE)
+    send = f"{standin}/v1/projects/{{project}}/messages:send"
+    return Google(f"{standin}/token", send, RAW_ACCOUNT, RAW_KEY, "device-token-a")
+
+
 def _assertion(
     iss: str, scope: str = SCOPE, lifetime: int = 3600, aud: str = "", key: Any = None
 ) -> str:
@@ -295,48 +352,53 @@ def _assertion(
     return f"{head}.{body}.{part(signature)}"
 
 
-def _exchange(standin: str, **claims: Any) -> httpx.Response:
-    iss = claims.pop("iss", RAW_ACCOUNT["client_email"])
-    assertion = _assertion(iss, aud=f"{standin}/token", **claims)
+def _exchange(g: Google, **claims: Any) -> httpx.Response:
+    iss = claims.pop("iss", g.account["client_email"])
+    claims.setdefault("key", g.key)
+    assertion = _assertion(iss, aud=g.token_uri, **claims)
     return httpx.post(
-        f"{standin}/token",
+        g.token_uri,
         data={"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion},
     )
 
 
-def _send(standin: str, body: Any, project: str = "proj-a", **claims: Any) -> httpx.Response:
-    token = _exchange(standin, **claims).json()["access_token"]
-    url = f"{standin}/v1/projects/{project}/messages:send"
+def _send(g: Google, body: Any, project: str | None = None, **claims: Any) -> httpx.Response:
+    """POST `body` to messages:send; the word DEVICE in it stands for the test device."""
+    token = _exchange(g, **claims).json()["access_token"]
+    url = g.send_url.format(project=project or g.project)
     headers = {"Authorization": f"Bearer {token}"}
     if isinstance(body, bytes):
         return httpx.post(url, content=body, headers=headers)
-    return httpx.post(url, json=body, headers=headers)
+    raw = json.dumps(body).replace("DEVICE", g.device)
+    return httpx.post(url, content=raw, headers={**headers, "Content-Type": "application/json"})
 
 
-def test_the_token_endpoint_refuses_an_assertion_no_trusted_key_signed(standin: str) -> None:
+def test_the_token_endpoint_refuses_an_assertion_no_trusted_key_signed(google: Google) -> None:
     stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    r = _exchange(standin, key=stranger)
+    r = _exchange(google, key=stranger)
     assert r.status_code == 400
     assert r.json() == {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
-    unknown = _exchange(standin, iss="nobody@proj-a.iam.gserviceaccount.com")
+    unknown = _exchange(
+        google, iss=f"nobody-{os.getpid()}@{google.project}.iam.gserviceaccount.com"
+    )
     assert unknown.status_code == 400
 
 
-def test_the_token_endpoint_refuses_a_long_lived_assertion_and_says_why(standin: str) -> None:
-    r = _exchange(standin, lifetime=7200)
+def test_the_token_endpoint_refuses_a_long_lived_assertion_and_says_why(google: Google) -> None:
+    r = _exchange(google, lifetime=7200)
     assert r.status_code == 400
     assert r.json()["error"] == "invalid_grant"
     assert "short-lived" in r.json()["error_description"]
-    assert _exchange(standin).status_code == 200
+    assert _exchange(google).status_code == 200
 
 
-def test_a_token_without_the_messaging_scope_cannot_send(standin: str) -> None:
-    r = _send(standin, {"message": {"token": "device-token-a"}}, scope="openid")
+def test_a_token_without_the_messaging_scope_cannot_send(google: Google) -> None:
+    r = _send(google, {"message": {"token": "DEVICE"}}, scope="openid")
     assert (r.status_code, r.json()["error"]["status"]) == (403, "PERMISSION_DENIED")
 
 
-def test_a_send_to_another_project_is_refused(standin: str) -> None:
-    r = _send(standin, {"message": {"token": "device-token-a"}}, project="proj-b")
+def test_a_send_to_another_project_is_refused(google: Google) -> None:
+    r = _send(google, {"message": {"token": "DEVICE"}}, project=f"{google.project}-not-ours")
     assert (r.status_code, r.json()["error"]["status"]) == (403, "PERMISSION_DENIED")
 
 
@@ -344,21 +406,21 @@ def test_a_send_to_another_project_is_refused(standin: str) -> None:
     ("body", "field"),
     [
         (b"not json", ""),
-        ({"message": {"token": "device-token-a", "colour": "red"}}, "message"),
+        ({"message": {"token": "DEVICE", "colour": "red"}}, "message"),
         ({"message": {"token": "no spaces in a token"}}, "message.token"),
-        ({"message": {"token": "device-token-a", "data": {"from": "x"}}}, "message.data[0].key"),
-        ({"message": {"token": "device-token-a", "data": {"gcm.x": "1"}}}, "message.data[0].key"),
-        ({"message": {"token": "device-token-a", "data": {"k": "v" * 4100}}}, "message"),
+        ({"message": {"token": "DEVICE", "data": {"from": "x"}}}, "message.data[0].key"),
+        ({"message": {"token": "DEVICE", "data": {"gcm.x": "1"}}}, "message.data[0].key"),
+        ({"message": {"token": "DEVICE", "data": {"k": "v" * 4100}}}, "message"),
         (
-            {"message": {"token": "device-token-a", "android": {"ttl": "ten"}}},
+            {"message": {"token": "DEVICE", "android": {"ttl": "ten"}}},
             "message.android.ttl",
         ),
     ],
 )
 def test_a_malformed_message_is_invalid_argument_naming_the_field(
-    standin: str, body: Any, field: str
+    google: Google, body: Any, field: str
 ) -> None:
-    r = _send(standin, body)
+    r = _send(google, body)
     assert r.status_code == 400, r.text
     error = r.json()["error"]
     assert error["status"] == "INVALID_ARGUMENT"
@@ -368,15 +430,27 @@ def test_a_malformed_message_is_invalid_argument_naming_the_field(
     assert violations == [field]
 
 
-def test_validate_only_checks_and_sends_nothing(standin: str) -> None:
+def test_validate_only_checks_and_sends_nothing(google: Google, standin: str) -> None:
     httpx.delete(f"{standin}/_requests")
-    r = _send(standin, {"message": {"token": "device-token-a"}, "validate_only": True})
-    assert r.json() == {"name": "projects/proj-a/messages/fake_message_id"}
-    assert httpx.get(f"{standin}/_requests").json() == []
-    bad = _send(standin, {"message": {"token": "x y"}, "validate_only": True})
+    r = _send(google, {"message": {"token": "DEVICE"}, "validate_only": True})
+    assert r.json() == {"name": f"projects/{google.project}/messages/fake_message_id"}
+    if not REAL:
+        assert httpx.get(f"{standin}/_requests").json() == []
+    bad = _send(google, {"message": {"token": "x y"}, "validate_only": True})
     assert bad.status_code == 400
 
 
+def test_a_push_is_sent(fcm: str) -> None:
+    """One push through the product's own code, to the test device (Google, or the
+    stand-in)."""
+    device = REAL_DEVICE or "device-token-9"
+    result = push.send(device, push.Push("ridehail contract test", "ignore me", ttl_s=60))
+    assert result.outcome is push.PushOutcome.SENT, result
+    assert result.message_id is not None
+    assert result.message_id.startswith("projects/")
+
+
+@pytest.mark.standin_only
 def test_third_party_auth_error_is_a_failure_not_a_dead_token(fcm: str) -> None:
     """APNs refused our credentials (401). google-auth takes any 401 for an expired access
     token: it fetches a new one and sends again, twice at most (safe: FCM took nothing),
