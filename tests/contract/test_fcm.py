@@ -70,6 +70,9 @@ def fcm(
 ) -> Iterator[str]:
     monkeypatch.setattr(settings, "fcm_endpoint", standin)
     monkeypatch.setattr(settings, "fcm_credentials", REAL_ACCOUNT_FILE if REAL else "")
+    if REAL:  # an offline app made earlier in this process pointed the SDK elsewhere
+        real_url = "https://fcm.googleapis.com/v1/projects/{0}/messages:send"
+        monkeypatch.setattr(messaging._MessagingService, "FCM_URL", real_url)
     monkeypatch.setattr(settings, "data_dir", trusted)
     httpx.delete(f"{standin}/_requests")
     httpx.delete(f"{standin}/_faults")
