@@ -329,8 +329,10 @@ class Chaos:
         self.restart("worker")
         return True
 
-    def kill_mid_push(self) -> bool:
-        fault = {"delay_s": 8, "count": 1, "label": "kill_mid_push"}
+    def _fcm_slow_answer(self, delay_s: float, label: str) -> bool:
+        """Arm FCM to take the next push and answer `delay_s` late; True once a push was
+        taken so (else the fault is cleared)."""
+        fault = {"delay_s": delay_s, "count": 1, "label": label}
         self.http.post(f"{self.fcm}/_faults", json=fault).raise_for_status()
         deadline = time.monotonic() + 30
         while self.http.get(f"{self.fcm}/_faults").json():
@@ -338,6 +340,11 @@ class Chaos:
                 self.http.delete(f"{self.fcm}/_faults")
                 return False
             time.sleep(0.05)
+        return True
+
+    def kill_mid_push(self) -> bool:
+        if not self._fcm_slow_answer(8, "kill_mid_push"):
+            return False
         time.sleep(self.rng.uniform(0, 0.5))  # FCM took it; the worker waits for the answer
         self.restart("push-worker")
         return True
@@ -345,15 +352,7 @@ class Chaos:
     def fcm_timeout(self) -> bool:
         """FCM takes a push and answers after the worker gave up: the push is `unknown`,
         never sent again (the check finds no device that got it twice)."""
-        fault = {"delay_s": TIMEOUT_S + 2, "count": 1, "label": "fcm_timeout"}
-        self.http.post(f"{self.fcm}/_faults", json=fault).raise_for_status()
-        deadline = time.monotonic() + 30
-        while self.http.get(f"{self.fcm}/_faults").json():
-            if time.monotonic() > deadline or self.stop_faults.is_set():
-                self.http.delete(f"{self.fcm}/_faults")
-                return False
-            time.sleep(0.05)
-        return True
+        return self._fcm_slow_answer(TIMEOUT_S + 2, "fcm_timeout")
 
     def stripe_500(self) -> bool:
         return self._served(status=500, count=self.rng.randint(1, 3), label="stripe_500")

@@ -85,27 +85,33 @@ def test_a_reconnect_storm_gets_no_5xx(db: None, api: str) -> None:
     )
 
 
+def _register_then_healthz(base: str) -> tuple[http.client.HTTPResponse, dict[str, Any]]:
+    """A sign-up that fails, then `/healthz` on the same keep-alive connection, which must
+    still be served (the server does not reset it). The failed answer and its body."""
+    url = urlparse(base)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
+    body = json.dumps(
+        {"email": "a@example.com", "password": "password1", "name": "A", "role": "passenger"}
+    )
+    conn.request("POST", "/api/v1/auth/register", body, {"Content-Type": "application/json"})
+    first = conn.getresponse()
+    answer = json.loads(first.read())
+    conn.request("GET", "/healthz")  # the same connection
+    second = conn.getresponse()
+    assert (second.status, json.loads(second.read())) == (200, {"status": "ok"})
+    conn.close()
+    return first, answer
+
+
 def test_an_error_answer_leaves_the_keep_alive_connection_usable(db: None) -> None:
     """A failure below the app (here its database out of reach: a 503 to try again, no
-    longer a 500) is answered in the one shape, and the client's next request on the
-    same connection is served (the server does not reset it)."""
+    longer a 500) is answered in the one shape, and the connection goes on serving."""
     proc, base = start_api({"RIDEHAIL_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:9/x"})
     try:
-        url = urlparse(base)
-        conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
-        body = json.dumps(
-            {"email": "a@example.com", "password": "password1", "name": "A", "role": "passenger"}
-        )
-        conn.request("POST", "/api/v1/auth/register", body, {"Content-Type": "application/json"})
-        first = conn.getresponse()
-        answer = json.loads(first.read())
+        first, answer = _register_then_healthz(base)
         assert first.status == 503
         assert answer["code"] == "unavailable"
         assert first.getheader("Retry-After") == "1"
-        conn.request("GET", "/healthz")  # the same connection
-        second = conn.getresponse()
-        assert (second.status, json.loads(second.read())) == (200, {"status": "ok"})
-        conn.close()
     finally:
         stop(proc)
 
@@ -125,22 +131,11 @@ def test_an_unexpected_error_is_a_500_in_the_one_shape_and_the_connection_lives(
     empty = services.database_url.rsplit("/", 1)[0] + f"/{name}"
     proc, base = start_api({"RIDEHAIL_DATABASE_URL": empty})
     try:
-        url = urlparse(base)
-        conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
-        body = json.dumps(
-            {"email": "b@example.com", "password": "password1", "name": "B", "role": "passenger"}
-        )
-        conn.request("POST", "/api/v1/auth/register", body, {"Content-Type": "application/json"})
-        first = conn.getresponse()
-        answer = json.loads(first.read())
+        first, answer = _register_then_healthz(base)
         assert first.status == 500
         assert answer["code"] == "internal_error"
         assert first.getheader("X-Request-ID")
         assert "users" not in json.dumps(answer)  # nothing of the cause leaks out
-        conn.request("GET", "/healthz")  # the same connection
-        second = conn.getresponse()
-        assert (second.status, json.loads(second.read())) == (200, {"status": "ok"})
-        conn.close()
     finally:
         stop(proc)
         with admin.connect() as c:
