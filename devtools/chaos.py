@@ -55,6 +55,8 @@ STRIPE_FAULTS = ("stripe_500", "stripe_429", "stripe_timeout", "stripe_409", "we
 TRANSFER_FAULT = "kill_mid_transfer"
 ALL_FAULTS = (*WORKER_FAULTS, *PUSH_FAULTS, *INFRA_FAULTS, *STRIPE_FAULTS, TRANSFER_FAULT)
 STRIPE_KEY = "sk_test_chaos"
+SIM_GRACE_S = 240  # the simulated apps' time for rides under way once the load ends
+SIM_SETTLE_S = 60  # and for card payments to be final
 ADMIN = ("chaos-admin@example.com", "chaos-admin-pass-1")
 TIMEOUT_S = 3.0  # the product's Stripe and FCM timeouts in this run: a held answer outlasts it
 
@@ -447,7 +449,8 @@ class Chaos:
         # has done what it needs (see `run`)
         argv += ["--minutes", str(self.max_minutes), "--stripe-base", self.stripe]
         argv += ["--card-share", "0.6", "--cancel-share", "0.15", "--retry-s", "90"]
-        argv += ["--payout-share", "1", "--grace-s", "240", "--settle-s", "60"]
+        argv += ["--payout-share", "1", "--grace-s", str(SIM_GRACE_S)]
+        argv += ["--settle-s", str(SIM_SETTLE_S)]
         argv += ["--record", str(self.data / "record.json"), "--json", "--no-progress"]
         argv += ["--signup-concurrency", "8", "--radius-m", str(a.radius_m)]
         argv += ["--speed-ms", str(a.speed_ms), "--trip-m", str(a.trip_m)]
@@ -508,6 +511,11 @@ class Chaos:
         # from the machine's speed or the draw. The simulator's own cap ends it otherwise,
         # and what was left undone is a violation.
         left = ["?"]
+        # once the load ends the simulated apps have their grace, their settling and their
+        # last reads; past that the simulator is stuck, which is a finding, not a wait
+        tail_s = SIM_GRACE_S + SIM_SETTLE_S + 150
+        give_up = load_from + self.max_minutes * 60 + tail_s
+        stuck = False
         while sim.poll() is None:  # faults go on while rides under way finish
             if left and time.monotonic() - load_from >= self.args.minutes * 60:
                 with contextlib.suppress(Exception):  # PostgreSQL may be stopped by a fault
@@ -515,6 +523,13 @@ class Chaos:
                 if not left:
                     log("the load did what it needs: no new rides")
                     sim.send_signal(signal.SIGUSR1)
+                    give_up = min(give_up, time.monotonic() + tail_s)
+            if time.monotonic() > give_up:
+                log("the simulator did not finish: stopped")
+                stuck = True
+                sim.kill()
+                sim.wait()
+                break
             time.sleep(1)
         left = self.load_done()
         self.stop_faults.set()
@@ -530,6 +545,8 @@ class Chaos:
             bad(f"{name} exited on its own {n} time(s)")
         if left:
             bad(f"the load reached its cap ({self.max_minutes} min) with {left} to do")
+        if stuck:
+            bad(f"the simulator had not finished {tail_s} s after the load ended")
         summary["simulator"] = json.loads((self.data / "simulate.json").read_text() or "{}")
         self.check_simulator(summary, sim.returncode)
         summary["faults"] = self.served()
@@ -663,6 +680,13 @@ class Chaos:
         out[TRANSFER_FAULT] = min(self.faults[TRANSFER_FAULT], transfers_held)
         return out
 
+    def record(self) -> dict[str, Any]:
+        """What the simulator recorded (nothing, if it had to be stopped: then the checks
+        that read it examine nothing, and say so)."""
+        path = self.data / "record.json"
+        empty: dict[str, Any] = {"rides": {}, "trip_pings": {}, "errors": []}
+        return json.loads(path.read_text()) if path.exists() else empty
+
     #: how long after an outage the run caused the apps may still meet its effects (a
     #: retry's backoff, a pool reconnecting)
     OUTAGE_TAIL_S = 15.0
@@ -680,7 +704,7 @@ class Chaos:
             bad(f"the apps saw {pay['card_unsettled']} card ride(s) never settled")
         if pay["cash_rides"] != pay["cash_settled"]:
             bad(f"the apps settled {pay['cash_settled']} of {pay['cash_rides']} cash rides")
-        record = json.loads((self.data / "record.json").read_text())
+        record = self.record()
         excused: Counter[str] = Counter()
         unexcused: Counter[str] = Counter()
         for at, kind in record["errors"]:
@@ -853,7 +877,7 @@ class Chaos:
         if sum(payouts_booked.values()) != moved:
             bad(f"payouts booked {sum(payouts_booked.values())} != transferred {moved}")
         # pings: every one the server accepted during a trip is in that trip's path
-        record = json.loads((self.data / "record.json").read_text())
+        record = self.record()
         import redis
 
         live = redis.Redis(port=self.ports["redis"], decode_responses=True)

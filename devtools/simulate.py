@@ -418,6 +418,7 @@ class Sim:
         seen = {"status": "requested"}
         follow = asyncio.create_task(self.follow(ride_id, user, seen, will_cancel))
         given_up = False
+        stranded_at: float | None = None
         while not follow.done():
             await asyncio.wait({follow}, timeout=1.0)
             if not given_up and self.over() and seen["status"] == "requested":
@@ -426,6 +427,18 @@ class Sim:
                     "POST", f"/rides/{ride_id}/cancel", user, json={"reason": "run over"}
                 )
                 self.expect(c, 200, 409, what="cancel")
+            if stranded_at is None and self.hard_over() and seen["status"] not in ENDED:
+                # the grace is over and the ride is not: a driver who never came (their
+                # app lost track of it in an outage). The passenger cancels, as one would.
+                stranded_at = time.monotonic()
+                self.error("ride_stranded")
+                c = await self.call(
+                    "POST", f"/rides/{ride_id}/cancel", user, json={"reason": "driver never came"}
+                )
+                self.expect(c, 200, 409, what="cancel")
+            if stranded_at is not None and time.monotonic() - stranded_at > 60:
+                follow.cancel()  # the stream never said so: the final read below tells
+                break
         status = seen["status"]
         if status not in ENDED:
             final = await self.call("GET", f"/rides/{ride_id}", user)  # the stream was cut
@@ -682,8 +695,11 @@ class Driver:
                 continue
             a = await sim.call("POST", f"/rides/{offer['ride_id']}/accept", self.user)
             ride = a.json() if a is not None and a.status_code == 200 else None
-            if ride is None and a is not None and a.status_code == 409:
-                ride = await self.landed(offer["ride_id"], "accepted")  # our retry's echo?
+            if ride is None and (a is None or a.status_code == 409 or a.status_code >= 500):
+                # our retry's echo, or an answer lost to an outage: the accept may have
+                # landed, and a ride left accepted by a driver who walked away strands its
+                # passenger. Find out, as a driver app asks for its ride on reconnecting.
+                ride = await self.landed(offer["ride_id"], "accepted", patient=True)
             if ride is None:
                 sim.expect(a, 200, 404, 409, what="accept")  # taken or withdrawn: normal
                 continue
@@ -772,9 +788,18 @@ class Driver:
             return await self.landed(ride_id, self.STEP_STATUS[action]) is not None
         return self.sim.expect(r, 200, what=action)
 
-    async def landed(self, ride_id: str, status: str) -> dict[str, Any] | None:
-        """The ride, if it is ours and at `status` (a step answered 409 had been done)."""
-        r = await self.sim.call("GET", f"/rides/{ride_id}", self.user)
+    async def landed(
+        self, ride_id: str, status: str, *, patient: bool = False
+    ) -> dict[str, Any] | None:
+        """The ride, if it is ours and at `status` (a step answered 409 had been done).
+        `patient`: ask again through any outage until the server answers (or the run's
+        grace is over)."""
+        while True:
+            r = await self.sim.call("GET", f"/rides/{ride_id}", self.user)
+            answered = r is not None and r.status_code < 500
+            if answered or not patient or self.sim.hard_over():
+                break
+            await asyncio.sleep(2)
         if r is None or r.status_code != 200:
             return None
         ride: dict[str, Any] = r.json()
