@@ -761,6 +761,10 @@ class Driver:
         done = r.json() if r is not None and r.status_code == 200 else None
         if done is None and r is not None and r.status_code == 409:
             done = await self.landed(ride_id, "completed")
+        if done is None and (r is None or r.status_code >= 500):  # lost to an outage
+            done = await self.landed(ride_id, "completed", patient=True)
+            if done is None and await self.step(ride_id, "complete"):
+                done = await self.landed(ride_id, "completed", patient=True)
         if done is None:
             sim.expect(r, 200, 409, what="complete")
             return
@@ -782,6 +786,15 @@ class Driver:
 
     async def step(self, ride_id: str, action: str) -> bool:
         r = await self.sim.call("POST", f"/rides/{ride_id}/{action}", self.user)
+        for _ in range(3):
+            if r is not None and r.status_code < 500:
+                break
+            # the answer was lost to an outage: did it land? if not, do it again
+            if await self.landed(ride_id, self.STEP_STATUS[action], patient=True):
+                return True
+            if self.sim.hard_over():
+                break
+            r = await self.sim.call("POST", f"/rides/{ride_id}/{action}", self.user)
         if r is not None and r.status_code == 409:
             # the passenger cancelled meanwhile (normal), or a retry of ours is told that
             # its first try landed
