@@ -920,7 +920,20 @@ class Chaos:
             if per[(token, str(nid))] == 0
         ]
         if unsent:
-            bad(f"{len(unsent)} ride event pushes never sent, e.g. {unsent[:3]}")
+            # what our side knows of each: the delivery's state (no row: never claimed;
+            # `sending`: claimed and never settled), the log entry's, when it was made
+            known = {
+                str(r[0]): r[1:]
+                for r in self.rows(
+                    "SELECT n.id, n.status, n.created_at, string_agg(coalesce(d.status, '-') "
+                    "|| '/' || coalesce(d.attempts, 0) || '/' || coalesce(d.error, ''), ' ') "
+                    "FROM notifications n LEFT JOIN deliveries d ON d.notification_id = n.id "
+                    "WHERE n.id::text = ANY(:ids) GROUP BY n.id, n.status, n.created_at",
+                    ids=[u[0] for u in unsent],
+                )
+            }
+            detail = [(nid, kind, *known.get(nid, ())) for nid, kind in unsent[:10]]
+            bad(f"{len(unsent)} ride event pushes never sent (delivery/attempts/error): {detail}")
         statuses = Counter(r[1] for r in rides.values())
         card_checked = sum(1 for r in rides.values() if r[2] == "card")
         examined = {
