@@ -81,6 +81,8 @@ class Chaos:
         self.faults: Counter[str] = Counter()
         # (start, end, kind) of each outage the run caused: what the apps saw then is excused
         self.outages: list[tuple[float, float, str]] = []
+        # (when, process) of each SIGKILL this run dealt
+        self.kills: list[tuple[float, str]] = []
         self.started_at = time.time()
         self.refunds_asked = 0
         self.stop_faults = threading.Event()
@@ -198,6 +200,7 @@ class Chaos:
     def restart(self, name: str, sig: int = signal.SIGKILL) -> None:
         with self.lock:
             began = time.time()
+            self.kills.append((began, name))
             launcher.stop(self.procs[name], grace_s=0.1, sig=sig)
             self.procs[name] = self.starters[name]()
             if name == "api":
@@ -914,11 +917,28 @@ class Chaos:
         )
         notes_checked = len(ride_notes)
         unsent = [
-            (str(nid), kind)
+            (str(nid), kind, token)
             for nid, user, kind in ride_notes
             for token in devices[str(user)]
             if per[(token, str(nid))] == 0
         ]
+        lost_mid_send = 0
+        if unsent:
+            # At most once: a push worker killed between a delivery's claim (committed) and
+            # FCM's receipt loses that push for good; its delivery stays `sending` and the
+            # log says `unknown`. Excused only for a kill of the push worker this run dealt
+            # within the send's time after the claim, and never more than one per kill.
+            claims = {
+                (str(r[0]), str(r[1])): (str(r[2]), r[3].timestamp(), str(r[4]))
+                for r in self.rows(
+                    "SELECT d.notification_id, d.token, d.status, d.updated_at, n.status "
+                    "FROM deliveries d JOIN notifications n ON n.id = d.notification_id "
+                    "WHERE d.notification_id::text = ANY(:ids)",
+                    ids=[u[0] for u in unsent],
+                )
+            }
+            push_kills = [at for at, name in self.kills if name == "push-worker"]
+            unsent, lost_mid_send = lost_to_kills(unsent, claims, push_kills)
         if unsent:
             # what our side knows of each: the delivery's state (no row: never claimed;
             # `sending`: claimed and never settled), the log entry's, when it was made
@@ -932,7 +952,7 @@ class Chaos:
                     ids=[u[0] for u in unsent],
                 )
             }
-            detail = [(nid, kind, *known.get(nid, ())) for nid, kind in unsent[:10]]
+            detail = [(nid, kind, *known.get(nid, ())) for nid, kind, _token in unsent[:10]]
             bad(f"{len(unsent)} ride event pushes never sent (delivery/attempts/error): {detail}")
         statuses = Counter(r[1] for r in rides.values())
         card_checked = sum(1 for r in rides.values() if r[2] == "card")
@@ -972,8 +992,31 @@ class Chaos:
             "journal_entries": len(per_entry),
             "trip_pings_checked": trip_pings,
             "pushes_sent": len(sent),
+            "pushes_lost_to_kills_mid_send": lost_mid_send,
             "busy_at_end": busy,
         }
+
+
+def lost_to_kills(
+    unsent: list[tuple[str, str, str]],
+    claims: dict[tuple[str, str], tuple[str, float, str]],
+    kills: list[float],
+) -> tuple[list[tuple[str, str, str]], int]:
+    """Split the pushes FCM never got (notification, kind, token) into those a kill of the
+    push worker explains and the rest. Explained: the delivery was claimed (`sending`, the
+    log entry `unknown`) at most the send's time before a kill, one push per kill."""
+    used: set[float] = set()
+    left, lost = [], 0
+    for nid, kind, token in unsent:
+        state, claimed_at, note_status = claims.get((nid, token), ("", 0.0, ""))
+        window = (claimed_at - 0.5, claimed_at + TIMEOUT_S + 2)
+        kill = next((k for k in kills if k not in used and window[0] <= k <= window[1]), None)
+        if state == "sending" and note_status == "unknown" and kill is not None:
+            used.add(kill)
+            lost += 1
+        else:
+            left.append((nid, kind, token))
+    return left, lost
 
 
 def one_int(rows: list[Any]) -> int:
@@ -992,7 +1035,8 @@ def render(s: dict[str, Any]) -> str:
         f"{s['statements']} statements ({s['statements_waiting_for_funds']} waiting for funds); "
         f"{s['journal_entries']} journal entries",
         f"  pings      {s['trip_pings_checked']} accepted trip pings checked against paths",
-        f"  pushes     {s['pushes_sent']} sent",
+        f"  pushes     {s['pushes_sent']} sent; {s['pushes_lost_to_kills_mid_send']} lost to "
+        "a kill between claim and FCM (at most once)",
         f"  left open  {s['busy_at_end']}",
         f"  app errors {s.get('app_errors')}",
         f"  examined   {s['examined']}",

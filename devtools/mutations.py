@@ -98,6 +98,20 @@ MUTANTS: list[Mutant] = [
         "tests/contract/test_fcm.py::test_an_answer_that_never_comes_is_unknown_and_never_sent_again",
     ),
     Mutant(
+        "a push in flight when the broker drops is finished and recorded",
+        "workers/app.py",
+        "        conf.worker_cancel_long_running_tasks_on_connection_loss = False",
+        "        conf.worker_cancel_long_running_tasks_on_connection_loss = True",
+        "tests/e2e/test_outages.py::test_a_push_in_flight_when_the_broker_drops_is_finished_and_recorded",
+    ),
+    Mutant(
+        "a delivery its sender left claimed is never sent again, and settles unknown",
+        "infra/notifications.py",
+        '        elif not waiting and "sending" in statuses:',
+        '        elif False:',
+        "tests/workers/test_notifications.py::test_a_delivery_its_sender_left_claimed_is_not_sent_again_and_settles_unknown",
+    ),
+    Mutant(
         "no SDK adapter retries on the real FCM URL",
         "infra/push.py",
         'for prefix in {"http://", "https://", *session.adapters}:',

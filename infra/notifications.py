@@ -261,6 +261,11 @@ def _settle(notification_id: uuid.UUID, *, waiting: bool) -> None:
         elif not waiting and "unknown" in statuses:
             note.status = NotificationStatus.UNKNOWN
             note.error = "FCM's answer never came: maybe delivered, not sent again"
+        elif not waiting and "sending" in statuses:
+            # claimed by a sender that stopped before recording FCM's answer (killed, or
+            # still at it: its own settling comes after this one)
+            note.status = NotificationStatus.UNKNOWN
+            note.error = "the sender stopped while sending: maybe delivered, not sent again"
         elif not waiting:
             note.status = NotificationStatus.FAILED
             note.error = "no device took it" if statuses else "no registered device"

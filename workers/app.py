@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 from celery.signals import (
+    celeryd_after_setup,
     setup_logging,
     task_failure,
     task_retry,
@@ -17,7 +18,7 @@ from celery.signals import (
 
 from infra import logs
 from infra.metrics import TASKS, process_exited
-from infra.queue import celery_app
+from infra.queue import PUSH_QUEUES, celery_app
 from infra.settings import get_settings
 from workers import (  # noqa: F401  (registers the tasks)
     dispatch,
@@ -39,6 +40,18 @@ app = celery_app
 def _logs(**_kwargs: object) -> None:
     """Our JSON lines, not Celery's own format (connecting this keeps Celery's hands off)."""
     logs.configure(get_settings().log_format)
+
+
+@celeryd_after_setup.connect
+def _pushes_run_to_their_end(sender: str, instance: Any, conf: Any, **_kwargs: object) -> None:
+    """A worker of the push queues only lets a delivery it has begun finish when the broker
+    connection drops, instead of terminating it: a delivery terminated between its claim
+    and FCM's receipt is a push lost for good (at most once), while one that finishes is
+    sent and recorded, and the copy the broker hands out again finds it done. Other
+    workers terminate theirs (every money call is keyed, so their copy is safe to run)."""
+    queues = set(instance.app.amqp.queues.consume_from)
+    if queues and queues <= set(PUSH_QUEUES):
+        conf.worker_cancel_long_running_tasks_on_connection_loss = False
 
 
 @worker_process_init.connect

@@ -51,3 +51,21 @@ def test_a_short_chaos_run_breaks_no_promise(tmp_path: Path) -> None:
     assert all(n >= EACH for n in summary["faults"].values()), summary["faults"]
     assert summary["rides"].get("completed", 0) >= COMPLETED
     assert all(n > 0 for n in summary["examined"].values()), summary["examined"]
+
+
+def test_a_lost_push_is_excused_only_by_a_kill_of_the_push_worker_right_after_its_claim() -> None:
+    from devtools.chaos import TIMEOUT_S, lost_to_kills
+
+    unsent = [("n1", "offer", "t1"), ("n2", "offer", "t2"), ("n3", "offer", "t3"),
+              ("n4", "offer", "t4"), ("n5", "offer", "t5")]  # fmt: skip
+    claims = {
+        ("n1", "t1"): ("sending", 100.0, "unknown"),  # killed 0.01 s after its claim
+        ("n2", "t2"): ("sending", 100.0, "unknown"),  # the same kill cannot excuse two
+        ("n3", "t3"): ("sending", 200.0, "unknown"),  # no kill near it
+        ("n4", "t4"): ("sent", 300.0, "sent"),  # sent by our record, yet FCM never got it
+        # n5: never claimed
+    }
+    kills = [100.01, 300.0, 200.0 + TIMEOUT_S + 10]
+    left, lost = lost_to_kills(unsent, claims, kills)
+    assert lost == 1
+    assert [n for n, _kind, _token in left] == ["n2", "n3", "n4", "n5"]

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from infra.db import get_engine
 from infra.queue import celery_app
-from tests.factories import Account, advance, register, request_ride
+from tests.factories import PASSWORD, Account, advance, register, request_ride
 from tests.wait import until
 
 
@@ -470,3 +470,48 @@ def test_cancellations_expiry_and_a_declined_card_are_told(
     card_ride = _card_ride(client, declined)
     until(lambda: "payment_failed" in kinds(f"c-{declined.id}", card_ride["id"]))
     until(lambda: "ride_cancelled" in kinds(f"c-{declined.id}", card_ride["id"]))
+
+
+def _note_for(token: str) -> tuple[uuid.UUID, uuid.UUID]:
+    """A user with one device and one logged notification (no delivery job queued)."""
+    from infra.db import unit_of_work
+    from infra.models import Device, Notification
+    from infra.users import create_user
+
+    with unit_of_work() as session:
+        user = create_user(
+            session, email=f"{token}@example.com", password=PASSWORD, name="Pat", role="passenger"
+        )
+        session.add(Device(user_id=user.id, token=token, platform="android"))
+        note = Notification(
+            user_id=user.id, kind="trip_started", key=f"k-{token}", title="t", body="b", data={}
+        )
+        session.add(note)
+        session.flush()
+        return user.id, note.id
+
+
+def test_a_delivery_its_sender_left_claimed_is_not_sent_again_and_settles_unknown(
+    db: None, settings: Any
+) -> None:
+    """A push worker killed between the claim and FCM's receipt leaves the delivery
+    `sending`: whoever runs the job next must not send it (it may be at FCM) and the log
+    says `unknown`, not that no device took it."""
+    from infra.db import unit_of_work
+    from infra.models import Delivery, Notification
+    from infra.notifications import deliver
+
+    fcm = _fcm(settings)
+    token = f"claimed-{uuid.uuid4()}"
+    _user, note_id = _note_for(token)
+    with unit_of_work() as session:
+        session.add(Delivery(notification_id=note_id, token=token, status="sending", attempts=1))
+    assert deliver(note_id) is False
+    assert [s for s in _sent(fcm) if s["message"].get("token") == token] == []
+    with unit_of_work() as session:
+        note = session.get(Notification, note_id)
+        assert note is not None
+        assert (note.status, note.error) == (
+            "unknown",
+            "the sender stopped while sending: maybe delivered, not sent again",
+        )
