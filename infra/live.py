@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -37,6 +39,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
 from domain.dispatch import Candidate
+from domain.geo import EARTH_RADIUS_M
 from domain.pings import MAX_GEO_LAT, Ping, PingRules
 from domain.rides import DRIVER_ACTIVE, TERMINAL, RideStatus
 
@@ -78,12 +81,6 @@ class Keys:
     def of(template: str, ident: object) -> str:
         return template.replace("{}", str(ident))
 
-    @staticmethod
-    def lua(template: str, var: str) -> str:
-        """The Lua expression naming `template`'s key for the id in Lua variable `var`."""
-        head, _, tail = template.partition("{}")
-        return f"'{head}' .. {var} .. '{tail}'"
-
 
 ADMIN_STREAM = Keys.ADMIN_EVENTS
 
@@ -114,211 +111,45 @@ def driver_stream(driver_id: str) -> str:
     return Keys.of(Keys.DRIVER_EVENTS, driver_id)
 
 
-def _lua_in(var: str, values: frozenset[RideStatus]) -> str:
-    return "(" + " or ".join(f"{var} == '{v}'" for v in sorted(values)) + ")"
+LUA_DIR = Path(__file__).parent / "lua"
 
 
-def _script(template: str) -> str:
-    """Fill a script's @NAME@ placeholders from `Keys` and the domain's status sets."""
-    subs = {
-        "@RIDE_PATH@": Keys.lua(Keys.RIDE_PATH, "ride_id"),
-        "@RIDE_EVENTS@": Keys.lua(Keys.RIDE_EVENTS, "ride_id"),
-        "@CHANNEL_PREFIX@": Keys.CHANNEL.partition("{}")[0],
-        "@ACTIVE@": _lua_in("ride_status", DRIVER_ACTIVE),
-        "@IN_PROGRESS@": RideStatus.IN_PROGRESS,
-        "@ARRIVED@": RideStatus.ARRIVED,
-        "@MAX_GEO_LAT@": repr(MAX_GEO_LAT),
+def _lua_str(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _lua_key(name: str, template: str) -> str:
+    head, _, tail = template.partition("{}")
+    return f"local function {name}(id) return {_lua_str(head)} .. id .. {_lua_str(tail)} end"
+
+
+def lua_prelude() -> dict[str, str]:
+    """The constants a script may name, as Lua: the key names from `Keys` and the
+    domain's statuses, so a script spells none of them itself."""
+    active = ", ".join(f"[{_lua_str(s)}] = true" for s in sorted(DRIVER_ACTIVE))
+    return {
+        "CHANNEL_PREFIX": f"local CHANNEL_PREFIX = {_lua_str(Keys.CHANNEL.partition('{}')[0])}",
+        "IN_PROGRESS": f"local IN_PROGRESS = {_lua_str(RideStatus.IN_PROGRESS)}",
+        "ARRIVED": f"local ARRIVED = {_lua_str(RideStatus.ARRIVED)}",
+        "DRIVER_ACTIVE": f"local DRIVER_ACTIVE = {{{active}}}",
+        "MAX_GEO_LAT": f"local MAX_GEO_LAT = {MAX_GEO_LAT!r}",
+        "EARTH_RADIUS_M": f"local EARTH_RADIUS_M = {EARTH_RADIUS_M!r}",
+        "ride_path_key": _lua_key("ride_path_key", Keys.RIDE_PATH),
+        "ride_events_key": _lua_key("ride_events_key", Keys.RIDE_EVENTS),
     }
-    for name, value in subs.items():
-        template = template.replace(name, value)
-    assert "@" not in template.replace("'@'", ""), "an unfilled placeholder"
-    return template
 
 
-# Apply a time-sorted batch of one driver's pings atomically, in one round trip:
-# rate limit, dedupe by uuid and timestamp, reject impossible jumps against the last
-# fix, keep the newest position, index it for search when online, append to the
-# trip path, and publish every accepted fix of an active ride to its stream, in time
-# order (`live`: the fix became the driver's position; a late fix from a backlog the
-# driver has moved past is `live: false`, for the trail only). The admin stream gets the
-# newest fix only.
-_APPLY = _script("""
-local pos_key, state_key, uuid_key, geo_key, seen_key, rl_key, admin_stream =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
-local driver = ARGV[1]
-local now = tonumber(ARGV[2])
-local max_speed = tonumber(ARGV[3])
-local slack = tonumber(ARGV[4])
-local rl_limit = tonumber(ARGV[5])
-local rl_window = tonumber(ARGV[6])
-local maxlen = ARGV[7]
-local admin_maxlen = ARGV[8]
-local path_max = tonumber(ARGV[9])
-local uuid_keep = tonumber(ARGV[10])
--- '' when every fix is valid, else one '1'/'0' per fix: OsmAnd's `valid`
-local valid_mask = ARGV[11]
-local FIELDS = 8
-local first = 12
-local n = (#ARGV - first + 1) / FIELDS
+def lua_script(name: str) -> str:
+    """`infra/lua/<name>.lua` as Redis runs it: the prelude's constants it names, then
+    its own text."""
+    body = (LUA_DIR / f"{name}.lua").read_text()
+    used = [line for const, line in lua_prelude().items() if re.search(rf"\b{const}\b", body)]
+    return "\n".join(used) + "\n" + body
 
-local hits = redis.call('INCR', rl_key)
-if hits == 1 then redis.call('EXPIRE', rl_key, rl_window) end
-if hits > rl_limit then
-  return {'rate_limited', redis.call('TTL', rl_key)}
-end
 
-local st = redis.call('HMGET', state_key, 'status', 'ride_id', 'ride_status')
-local status, ride_id, ride_status = st[1] or 'offline', st[2], st[3]
-local last = redis.call('HMGET', pos_key, 'lat', 'lng', 'ts')
-local llat, llng, lts = tonumber(last[1]), tonumber(last[2]), tonumber(last[3])
--- the trip's path is kept from the pickup on (arrived too), each fix with the time it
--- arrived: a start whose publish to Redis was delayed (Redis restarting) must not lose
--- the trip's first fixes; RedisTripPaths keeps those that arrived after the start
-local on_trip = ride_id and (ride_status == '@IN_PROGRESS@' or ride_status == '@ARRIVED@')
-
-local function dist(lat1, lng1, lat2, lng2)
-  local r = math.pi / 180
-  local p1, p2 = lat1 * r, lat2 * r
-  local dp, dl = (lat2 - lat1) * r, (lng2 - lng1) * r
-  local h = math.sin(dp / 2) ^ 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ^ 2
-  if h > 1 then h = 1 end
-  return 2 * 6371008.8 * math.asin(math.sqrt(h))
-end
-
-local codes = {}
-local newest = nil
-local published = {}  -- {argv index, live} of each accepted fix, in time order
-local clock = redis.call('TIME')  -- when the fixes arrived, by the server's clock
-local received = clock[1] .. '.' .. string.format('%06d', clock[2])
-for i = 0, n - 1 do
-  local b = first + i * FIELDS
-  local lat, lng, ts = tonumber(ARGV[b]), tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
-  local uuid = ARGV[b + 6]
-  local code = 'accepted'
-  if math.abs(lat) > @MAX_GEO_LAT@ then
-    code = 'lat_out_of_range'  -- Redis GEO cannot index it: refused before any write
-  elseif uuid ~= '' and redis.call('ZSCORE', uuid_key, uuid) then
-    code = 'duplicate'
-  elseif uuid == '' and lts and ts <= lts then
-    code = 'duplicate'  -- no uuid: dedupe by timestamp, never move backwards
-  elseif valid_mask ~= '' and string.sub(valid_mask, i + 1, i + 1) == '0' then
-    code = 'invalid_fix'  -- the device says so: noted (dedupe), never the live position
-  elseif llat and dist(llat, llng, lat, lng)
-      > max_speed * math.abs(ts - lts) + slack + math.min(tonumber(ARGV[b + 5]) or 0, 1000) then
-    code = 'impossible_jump'
-  end
-  if code == 'invalid_fix' and uuid ~= '' then redis.call('ZADD', uuid_key, ts, uuid) end
-  if code == 'accepted' then
-    if uuid ~= '' then redis.call('ZADD', uuid_key, ts, uuid) end
-    if on_trip then
-      redis.call('RPUSH', @RIDE_PATH@,
-        ts .. ',' .. lat .. ',' .. lng .. ',' .. ARGV[b + 5] .. ',' .. received)
-    end
-    local live = not lts or ts > lts
-    if live then
-      llat, llng, lts = lat, lng, ts
-      newest = b
-    end
-    published[#published + 1] = {b, live}
-  end
-  codes[#codes + 1] = code
-end
-
-local function num(v) if v == '' then return cjson.null end return tonumber(v) end
-local function fix_json(b, live)
-  return cjson.encode({driver_id = driver, lat = tonumber(ARGV[b]),
-    lng = tonumber(ARGV[b + 1]), heading = num(ARGV[b + 3]), speed = num(ARGV[b + 4]),
-    accuracy = num(ARGV[b + 5]), recorded_at = ARGV[b + 7], live = live})
-end
-
-local event_id = ''
-if ride_id and @ACTIVE@ then
-  local stream = @RIDE_EVENTS@
-  for _, fix in ipairs(published) do
-    local data = fix_json(fix[1], fix[2])
-    local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', 'location', 'd', data)
-    redis.call('PUBLISH', '@CHANNEL_PREFIX@' .. stream,
-      id .. '\\31' .. 'location' .. '\\31' .. data)
-    if fix[1] == newest then event_id = id end
-  end
-end
-if newest then
-  local b = newest
-  redis.call('HSET', pos_key, 'lat', ARGV[b], 'lng', ARGV[b + 1], 'ts', ARGV[b + 2],
-    'heading', ARGV[b + 3], 'speed', ARGV[b + 4], 'accuracy', ARGV[b + 5], 'at', ARGV[b + 7])
-  if status == 'online' then
-    redis.call('GEOADD', geo_key, ARGV[b + 1], ARGV[b], driver)
-    redis.call('ZADD', seen_key, ARGV[b + 2], driver)
-  end
-  local data = fix_json(b, true)
-  local aid = redis.call('XADD', admin_stream, 'MAXLEN', '~', admin_maxlen, '*',
-    'e', 'location', 'd', data)
-  redis.call('PUBLISH', '@CHANNEL_PREFIX@' .. admin_stream,
-    aid .. '\\31' .. 'location' .. '\\31' .. data)
-end
-if on_trip then
-  local path_key = @RIDE_PATH@
-  if redis.call('LLEN', path_key) > path_max then redis.call('LTRIM', path_key, -path_max, -1) end
-end
-if redis.call('ZCARD', uuid_key) > uuid_keep then
-  redis.call('ZREMRANGEBYRANK', uuid_key, 0, -uuid_keep - 1)
-end
-redis.call('EXPIRE', uuid_key, 86400)
-return {'ok', status, ride_id or '', ride_status or '', event_id, unpack(codes)}
-""")
-
-# XADD + PUBLISH in one step, so the SSE id is the stream id and nothing is published
-# that a resuming client could not read back.
-_EMIT = _script("""
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'e', ARGV[1], 'd', ARGV[2])
-redis.call('PUBLISH', '@CHANNEL_PREFIX@' .. KEYS[1], id .. '\\31' .. ARGV[1] .. '\\31' .. ARGV[2])
-return id
-""")
-
-# A ride's new state for the hot path, idempotent and order-safe: the facts are written
-# only if not older than what is stored (`v`: the ride's updated_at in microseconds), the
-# driver's active ride follows them, and a status event is emitted at most once per
-# status (a repeated publish, from the follow-up job, emits nothing twice).
-# KEYS: meta, published, ride events, admin events, driver state ('' if none),
-#       driver events ('' if none), path
-# ARGV: version, ride_id, status, active (0/1), terminal (0/1), event JSON ('' if none),
-#       maxlen, admin maxlen, facts TTL, then field/value pairs of the facts
-_RIDE_CHANGED = _script("""
-local meta, published, events, admin, state, drv_events, path =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
-local version, ride_id, status = tonumber(ARGV[1]), ARGV[2], ARGV[3]
-local active, terminal, event = ARGV[4] == '1', ARGV[5] == '1', ARGV[6]
-local stored = tonumber(redis.call('HGET', meta, 'v') or '-1')
-if version >= stored then
-  local fields = {}
-  for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
-  redis.call('HSET', meta, 'v', ARGV[1], unpack(fields))
-  redis.call('EXPIRE', meta, ARGV[9])
-  if state ~= '' then
-    if active then
-      redis.call('HSET', state, 'ride_id', ride_id, 'ride_status', status)
-    elseif redis.call('HGET', state, 'ride_id') == ride_id then
-      redis.call('HDEL', state, 'ride_id', 'ride_status')
-    end
-  end
-  if terminal then redis.call('EXPIRE', path, 86400) end
-end
-if event == '' or redis.call('HSETNX', published, status, '1') == 0 then return 0 end
-redis.call('EXPIRE', published, ARGV[9])
-local function emit(stream, maxlen)
-  local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', 'status', 'd', event)
-  redis.call('PUBLISH', '@CHANNEL_PREFIX@' .. stream, id .. '\\31' .. 'status' .. '\\31' .. event)
-end
-emit(events, ARGV[7])
-emit(admin, ARGV[8])
-if drv_events ~= '' then
-  local id = redis.call('XADD', drv_events, 'MAXLEN', '~', ARGV[7], '*', 'e', 'ride_status',
-    'd', event)
-  redis.call('PUBLISH', '@CHANNEL_PREFIX@' .. drv_events,
-    id .. '\\31' .. 'ride_status' .. '\\31' .. event)
-end
-return 1
-""")
+_APPLY = lua_script("apply_pings")
+_EMIT = lua_script("emit")
+_RIDE_CHANGED = lua_script("ride_changed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,7 +243,6 @@ class LiveAsync:
         ordered = sorted(pings, key=lambda p: p.recorded_at)
         argv: list[Any] = [
             driver_id,
-            repr(now),
             rules.max_speed_ms,
             rules.jump_slack_m,
             rate_limit,

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make run` / `make test` need on a fresh Debian machine:
-# redis-server (and, for the tests, PostgreSQL and Chromium with its driver, which test
-# the ops page in a real browser) from Debian's packages when absent, and the project
-# with its dependencies into ./.venv.
+# redis-server (and, for the tests, PostgreSQL, Chromium with its driver, which test
+# the ops page in a real browser, and luacheck, which lints the Redis scripts) from
+# Debian's packages when absent, and the project with its dependencies into ./.venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_pg=${1:-}
@@ -23,6 +23,9 @@ if [ "$want_pg" = "--postgres" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/
 fi
 if [ "$want_pg" = "--postgres" ] && ! command -v chromedriver >/dev/null 2>&1; then
   apt_install chromium chromium-driver
+fi
+if [ "$want_pg" = "--postgres" ] && ! command -v luacheck >/dev/null 2>&1; then
+  apt_install lua-check  # lints the Redis scripts (infra/lua) in the tests
 fi
 
 PY=${PYTHON:-python3}

@@ -1,0 +1,133 @@
+-- Apply a time-sorted batch of one driver's pings atomically, in one round trip:
+-- rate limit, dedupe by uuid and timestamp, reject impossible jumps against the last
+-- fix, keep the newest position, index it for search when online, append to the
+-- trip path, and publish every accepted fix of an active ride to its stream, in time
+-- order (`live`: the fix became the driver's position; a late fix from a backlog the
+-- driver has moved past is `live: false`, for the trail only). The admin stream gets the
+-- newest fix only.
+-- KEYS: position, driver state, uuids, GEO set, seen, rate window, admin events
+-- ARGV: driver, max speed (m/s), jump slack (m), rate limit, rate window (s),
+--       maxlen, admin maxlen, path max, uuids kept, validity mask, then 8 fields a fix
+--       (lat, lng, ts, heading, speed, accuracy, uuid, RFC 3339 time)
+-- Returns {'rate_limited', ttl} or {'ok', status, ride id, ride status, event id, codes...}
+local pos_key, state_key, uuid_key, geo_key, seen_key, rl_key, admin_stream =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local driver = ARGV[1]
+local max_speed = tonumber(ARGV[2])
+local slack = tonumber(ARGV[3])
+local rl_limit = tonumber(ARGV[4])
+local rl_window = tonumber(ARGV[5])
+local maxlen = ARGV[6]
+local admin_maxlen = ARGV[7]
+local path_max = tonumber(ARGV[8])
+local uuid_keep = tonumber(ARGV[9])
+-- '' when every fix is valid, else one '1'/'0' per fix: OsmAnd's `valid`
+local valid_mask = ARGV[10]
+local FIELDS = 8
+local first = 11
+local n = (#ARGV - first + 1) / FIELDS
+
+local hits = redis.call('INCR', rl_key)
+if hits == 1 then redis.call('EXPIRE', rl_key, rl_window) end
+if hits > rl_limit then
+  return {'rate_limited', redis.call('TTL', rl_key)}
+end
+
+local st = redis.call('HMGET', state_key, 'status', 'ride_id', 'ride_status')
+local status, ride_id, ride_status = st[1] or 'offline', st[2], st[3]
+local last = redis.call('HMGET', pos_key, 'lat', 'lng', 'ts')
+local llat, llng, lts = tonumber(last[1]), tonumber(last[2]), tonumber(last[3])
+-- the trip's path is kept from the pickup on (arrived too), each fix with the time it
+-- arrived: a start whose publish to Redis was delayed (Redis restarting) must not lose
+-- the trip's first fixes; RedisTripPaths keeps those that arrived after the start
+local on_trip = ride_id and (ride_status == IN_PROGRESS or ride_status == ARRIVED)
+
+local function dist(lat1, lng1, lat2, lng2)
+  local r = math.pi / 180
+  local p1, p2 = lat1 * r, lat2 * r
+  local dp, dl = (lat2 - lat1) * r, (lng2 - lng1) * r
+  local h = math.sin(dp / 2) ^ 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ^ 2
+  if h > 1 then h = 1 end
+  return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(h))
+end
+
+local codes = {}
+local newest = nil
+local published = {}  -- {argv index, live} of each accepted fix, in time order
+local clock = redis.call('TIME')  -- when the fixes arrived, by the server's clock
+local received = clock[1] .. '.' .. string.format('%06d', clock[2])
+for i = 0, n - 1 do
+  local b = first + i * FIELDS
+  local lat, lng, ts = tonumber(ARGV[b]), tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
+  local uuid = ARGV[b + 6]
+  local code = 'accepted'
+  if math.abs(lat) > MAX_GEO_LAT then
+    code = 'lat_out_of_range'  -- Redis GEO cannot index it: refused before any write
+  elseif uuid ~= '' and redis.call('ZSCORE', uuid_key, uuid) then
+    code = 'duplicate'
+  elseif uuid == '' and lts and ts <= lts then
+    code = 'duplicate'  -- no uuid: dedupe by timestamp, never move backwards
+  elseif valid_mask ~= '' and string.sub(valid_mask, i + 1, i + 1) == '0' then
+    code = 'invalid_fix'  -- the device says so: noted (dedupe), never the live position
+  elseif llat and dist(llat, llng, lat, lng)
+      > max_speed * math.abs(ts - lts) + slack + math.min(tonumber(ARGV[b + 5]) or 0, 1000) then
+    code = 'impossible_jump'
+  end
+  if code == 'invalid_fix' and uuid ~= '' then redis.call('ZADD', uuid_key, ts, uuid) end
+  if code == 'accepted' then
+    if uuid ~= '' then redis.call('ZADD', uuid_key, ts, uuid) end
+    if on_trip then
+      redis.call('RPUSH', ride_path_key(ride_id),
+        ts .. ',' .. lat .. ',' .. lng .. ',' .. ARGV[b + 5] .. ',' .. received)
+    end
+    local live = not lts or ts > lts
+    if live then
+      llat, llng, lts = lat, lng, ts
+      newest = b
+    end
+    published[#published + 1] = {b, live}
+  end
+  codes[#codes + 1] = code
+end
+
+local function num(v) if v == '' then return cjson.null end return tonumber(v) end
+local function fix_json(b, live)
+  return cjson.encode({driver_id = driver, lat = tonumber(ARGV[b]),
+    lng = tonumber(ARGV[b + 1]), heading = num(ARGV[b + 3]), speed = num(ARGV[b + 4]),
+    accuracy = num(ARGV[b + 5]), recorded_at = ARGV[b + 7], live = live})
+end
+
+local event_id = ''
+if ride_id and DRIVER_ACTIVE[ride_status] then
+  local stream = ride_events_key(ride_id)
+  for _, fix in ipairs(published) do
+    local data = fix_json(fix[1], fix[2])
+    local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', 'location', 'd', data)
+    redis.call('PUBLISH', CHANNEL_PREFIX .. stream,
+      id .. '\31' .. 'location' .. '\31' .. data)
+    if fix[1] == newest then event_id = id end
+  end
+end
+if newest then
+  local b = newest
+  redis.call('HSET', pos_key, 'lat', ARGV[b], 'lng', ARGV[b + 1], 'ts', ARGV[b + 2],
+    'heading', ARGV[b + 3], 'speed', ARGV[b + 4], 'accuracy', ARGV[b + 5], 'at', ARGV[b + 7])
+  if status == 'online' then
+    redis.call('GEOADD', geo_key, ARGV[b + 1], ARGV[b], driver)
+    redis.call('ZADD', seen_key, ARGV[b + 2], driver)
+  end
+  local data = fix_json(b, true)
+  local aid = redis.call('XADD', admin_stream, 'MAXLEN', '~', admin_maxlen, '*',
+    'e', 'location', 'd', data)
+  redis.call('PUBLISH', CHANNEL_PREFIX .. admin_stream,
+    aid .. '\31' .. 'location' .. '\31' .. data)
+end
+if on_trip then
+  local path_key = ride_path_key(ride_id)
+  if redis.call('LLEN', path_key) > path_max then redis.call('LTRIM', path_key, -path_max, -1) end
+end
+if redis.call('ZCARD', uuid_key) > uuid_keep then
+  redis.call('ZREMRANGEBYRANK', uuid_key, 0, -uuid_keep - 1)
+end
+redis.call('EXPIRE', uuid_key, 86400)
+return {'ok', status, ride_id or '', ride_status or '', event_id, unpack(codes)}
