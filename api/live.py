@@ -21,7 +21,9 @@ from domain.pings import distance_m
 from domain.trip import eta_seconds
 from infra.events import EventHub
 from infra.jobs import send_now
-from infra.live import LiveAsync, RideFacts, ride_stream
+from infra.live import LiveAsync
+from infra.live.keys import ride_stream
+from infra.live.rides import LiveRide
 from infra.repositories import ride_facts_from_sql
 from infra.settings import Settings
 
@@ -47,12 +49,12 @@ class RideFactsCache:
 
     def __init__(self, max_entries: int = 50_000) -> None:
         self.max_entries = max_entries
-        self._entries: dict[str, tuple[float, RideFacts | None]] = {}
-        self._loading: dict[str, asyncio.Future[RideFacts | None]] = {}
+        self._entries: dict[str, tuple[float, LiveRide | None]] = {}
+        self._loading: dict[str, asyncio.Future[LiveRide | None]] = {}
 
     async def get(
         self, live_state: LiveAsync, ride_id: str, *, fresh: bool = False
-    ) -> RideFacts | None:
+    ) -> LiveRide | None:
         now = time.monotonic()
         hit = None if fresh else self._entries.get(ride_id)
         if hit is not None and hit[0] > now:
@@ -60,10 +62,10 @@ class RideFactsCache:
         pending = self._loading.get(ride_id)
         if pending is not None:
             return await asyncio.shield(pending)
-        future: asyncio.Future[RideFacts | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[LiveRide | None] = asyncio.get_running_loop().create_future()
         self._loading[ride_id] = future
         try:
-            facts = await live_state.ride_facts(ride_id)
+            facts = await live_state.rides.ride_facts(ride_id)
             if facts is None:  # an old ride, a flushed Redis: filled once from SQL
                 facts = await asyncio.to_thread(ride_facts_from_sql, ride_id)
             if facts is not None and (facts.driver_id is not None or facts.ended):
@@ -87,7 +89,7 @@ def facts_cache(request: Request) -> RideFactsCache:
 
 async def followed_ride(
     request: Request, caller: Caller, ride_id: str, *, fresh: bool = False
-) -> RideFacts:
+) -> LiveRide:
     """The ride's facts, if the caller may follow it live (its passenger, its driver, an
     admin: `domain.access`); else 404, which leaks no existence. `fresh` skips the cache
     (polling decides on the current status)."""
@@ -126,7 +128,7 @@ async def maybe_emit_eta(
     """At most one `eta` event per ride every `eta_interval_s`: to the pickup while the
     driver approaches, to the dropoff during the trip."""
     state = live(request)
-    if not await state.eta_due(ride_id, settings.eta_interval_s):
+    if not await state.rides.eta_due(ride_id, settings.eta_interval_s):
         return
     facts = await facts_cache(request).get(state, ride_id)
     if facts is None:
@@ -140,7 +142,7 @@ async def maybe_emit_eta(
         fallback_speed_ms=settings.average_speed_kmh / 3.6,
         detour_factor=settings.detour_factor,
     )
-    await state.emit(
+    await state.streams.emit(
         ride_stream(ride_id),
         "eta",
         {
@@ -155,7 +157,7 @@ async def maybe_emit_eta(
         target == "pickup"
         and ride_status == "accepted"
         and seconds <= settings.arriving_push_s
-        and await state.first_arriving(ride_id)
+        and await state.rides.first_arriving(ride_id)
     ):
         # the passenger is told the driver is about to arrive, once per ride. Best effort,
         # straight to the push worker: an ETA is not a committed state to put in an outbox

@@ -37,7 +37,7 @@ from _harness import (
     uvicorn_flags,
 )
 
-from infra.live import iso
+from infra.live.keys import iso
 
 API = "/api/v1"
 PICKUP = {"lat": 52.52, "lng": 13.405}

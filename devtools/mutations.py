@@ -141,14 +141,14 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "a 202 means the fix is in Redis",
-        "infra/live.py",
+        "infra/live/lua/apply_pings.lua",
         "redis.call('HSET', pos_key, 'lat'",
         "redis.call('HSET', pos_key .. 'x', 'lat'",
         "tests/api/test_location.py::test_a_single_ping_moves_the_driver",
     ),
     Mutant(
         "every accepted fix of an active ride reaches its followers (batches too)",
-        "infra/live.py",
+        "infra/live/lua/apply_pings.lua",
         "  for _, fix in ipairs(published) do",
         "  for _, fix in ipairs({published[#published]}) do",
         "tests/api/test_location.py::test_every_accepted_fix_of_a_batch_reaches_the_rides_stream_in_order",

@@ -17,7 +17,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from infra.live import SEP, channel, stream_of_channel
+from infra.live.keys import SEP, channel, stream_of_channel
 
 log = logging.getLogger(__name__)
 

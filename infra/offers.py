@@ -3,7 +3,7 @@
 SQL decides every race: the ride row is locked, offers are rows with a partial
 unique index (one pending offer per driver). Redis mirrors a driver's open offer (for
 polling and candidate search) and carries the driver's event stream (offer,
-offer_withdrawn, ride_status), through `infra.live.LiveSync` after commit.
+offer_withdrawn, ride_status), through `infra.live.offers.Offers` after commit.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from domain.errors import Conflict, NotFound
 from domain.notifications import offer_push
 from domain.rides import RideStatus
 from infra.db import after_commit
-from infra.live import LiveSync, iso
+from infra.live.keys import iso
+from infra.live.offers import Offers
 from infra.models import Offer, Ride
 from infra.notifications import log_pushes
 from infra.redis import get_sync_redis
@@ -40,8 +41,8 @@ def offer_payload(ride: Ride, offer: Offer) -> dict[str, Any]:
     }
 
 
-def _live() -> LiveSync:
-    return LiveSync(get_sync_redis())
+def _live() -> Offers:
+    return Offers(get_sync_redis())
 
 
 def publish_offer(session: Session, ride: Ride, offer: Offer) -> None:

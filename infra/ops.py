@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 from domain.payments import PaymentStatus
 from domain.rides import OPEN, RideStatus
 from infra.db import utcnow
-from infra.live import Keys
+from infra.live.keys import Keys
 from infra.metrics import queue_lengths
 from infra.models import Payment, RatingAlert, Ride, User
 from infra.redis import get_sync_redis

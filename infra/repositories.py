@@ -21,7 +21,8 @@ from domain.trip import PathPoint, travelled_distance_m
 from domain.usecases.ports import Posting, RideQuery
 from infra import jobs
 from infra.db import newest_first
-from infra.live import LiveSync, RideFacts, iso, ride_facts_fields
+from infra.live.keys import iso
+from infra.live.rides import LiveRide, LiveRides, ride_facts_fields
 from infra.models import JournalEntryRow, LedgerLine, Ride, Settlement
 from infra.redis import get_sync_redis
 
@@ -215,7 +216,7 @@ class RedisLivePublisher:
         facts, payload = _facts(ride), status_event(ride.id, event.status, event.at)
 
         def publish() -> None:
-            LiveSync(get_sync_redis()).ride_changed(facts, payload)
+            LiveRides(get_sync_redis()).ride_changed(facts, payload)
 
         return publish
 
@@ -231,7 +232,7 @@ class RedisTripPaths:
         nothing, and fixes sent while waiting at the pickup are left out here."""
         out = []
         start = since.timestamp() if since is not None else None
-        for raw in LiveSync(get_sync_redis()).trip_path(str(ride_id)):
+        for raw in LiveRides(get_sync_redis()).trip_path(str(ride_id)):
             t, lat, lng, acc, *arrived = raw.split(",")
             if start is not None and arrived and float(arrived[0]) < start:
                 continue
@@ -283,7 +284,7 @@ class SqlStatements:
         )
 
 
-def ride_facts_from_sql(ride_id: str) -> RideFacts | None:
+def ride_facts_from_sql(ride_id: str) -> LiveRide | None:
     """A ride's facts from SQL when Redis lost them (an old ride, a flushed Redis); they go
     back to Redis for the next reader."""
     from infra.db import unit_of_work
@@ -297,5 +298,5 @@ def ride_facts_from_sql(ride_id: str) -> RideFacts | None:
         if ride is None:
             return None
         facts = _facts(ride)
-    LiveSync(get_sync_redis()).ride_changed(facts, None)
-    return RideFacts.from_hash(ride_facts_fields(facts))
+    LiveRides(get_sync_redis()).ride_changed(facts, None)
+    return LiveRide.from_hash(ride_facts_fields(facts))

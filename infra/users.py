@@ -14,7 +14,8 @@ from sqlmodel import Session, select
 from domain.access import Actor
 from domain.errors import Conflict, NotFound
 from infra.db import after_commit, unit_of_work
-from infra.live import Keys, LiveSync
+from infra.live.keys import Keys
+from infra.live.positions import Positions
 from infra.models import User
 from infra.ratelimit import hit
 from infra.redis import get_sync_redis
@@ -69,7 +70,7 @@ def new_device_key(session: Session, driver_id: UUID) -> str:
     user.device_key_hash = device_key_hash(key)
     session.add(user)
     new_hash, driver = user.device_key_hash, str(user.id)
-    after_commit(session, lambda: LiveSync(get_sync_redis()).set_device_key(new_hash, driver, old))
+    after_commit(session, lambda: Positions(get_sync_redis()).set_device_key(new_hash, driver, old))
     return key
 
 

@@ -21,7 +21,7 @@ from domain.rides import RideStatus
 from domain.usecases import rides as ride_cases
 from infra import jobs
 from infra.db import utcnow
-from infra.live import LiveSync
+from infra.live.offers import Offers
 from infra.metrics import DISPATCH_FIRST_OFFER
 from infra.models import Ride
 from infra.offers import SqlOffers
@@ -67,7 +67,7 @@ def advance(session: Session, ride_id: str) -> str:
         log.info("dispatch: ride %s expired after %d waves", ride.id, ride.dispatch_wave)
         return "expired"
     radius = rules.radius(wave)
-    found = LiveSync(get_sync_redis()).candidates_near(
+    found = Offers(get_sync_redis()).candidates_near(
         ride.pickup_lat, ride.pickup_lng, radius, settings.driver_stale_s
     )
     offered_before = offers.offered_drivers(ride.id)

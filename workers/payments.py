@@ -28,7 +28,8 @@ from domain.payments import (
 )
 from domain.usecases import rides as ride_cases
 from infra.db import after_commit, utcnow
-from infra.live import LiveSync, user_stream
+from infra.live.keys import user_stream
+from infra.live.streams import Streams
 from infra.metrics import WEBHOOK_LAG
 from infra.models import Payment, Refund, Ride, User, WebhookEvent
 from infra.notifications import log_pushes
@@ -74,7 +75,7 @@ def _tell_rider(session: Session, payment: Payment, kind: str) -> None:
 
     def tell() -> None:
         RedisVelocity(get_sync_redis()).hit("failed_payments", passenger, 10**6, 3600)
-        LiveSync(get_sync_redis()).emit(user_stream(passenger), kind, event)
+        Streams(get_sync_redis()).emit(user_stream(passenger), kind, event)
 
     after_commit(session, tell)
     tell_rider(session, payment, NotificationKind(kind), payment.amount - payment.amount_received)

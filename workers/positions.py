@@ -6,7 +6,7 @@ import time
 
 from sqlmodel import Session
 
-from infra.live import LiveSync
+from infra.live.positions import Positions
 from infra.redis import get_sync_redis
 from infra.settings import get_settings
 from workers.base import transactional_task
@@ -14,4 +14,4 @@ from workers.base import transactional_task
 
 @transactional_task("positions.sweep_stale", max_retries=0)
 def sweep_stale(session: Session) -> int:
-    return LiveSync(get_sync_redis()).sweep_stale(time.time() - get_settings().driver_stale_s)
+    return Positions(get_sync_redis()).sweep_stale(time.time() - get_settings().driver_stale_s)

@@ -27,7 +27,7 @@ from domain.rides import TERMINAL, RideStatus
 from domain.usecases import rides as ride_cases
 from infra import jobs
 from infra.db import utcnow
-from infra.live import LiveSync
+from infra.live.positions import Positions
 from infra.metrics import REPAIRS
 from infra.models import Payment, Refund, Ride, WebhookEvent
 from infra.payments import apply_intent, record_received
@@ -170,7 +170,7 @@ def sweep_stuck_rides(
         )
         .limit(BATCH)
     ).all()
-    live = LiveSync(get_sync_redis())
+    live = Positions(get_sync_redis())
     sent = 0
     for ride_id, status, driver_id in rows:
         last_seen = live.last_seen(str(driver_id)) if driver_id else None

@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from domain.rides import RideStatus
 from domain.trip import encode_polyline
-from infra.live import LiveSync
+from infra.live.rides import LiveRides
 from infra.models import Ride
 from infra.redis import get_sync_redis
 from infra.repositories import RedisTripPaths, status_event
@@ -45,5 +45,5 @@ def publish(session: Session, ride_id: str, status: str, at: str) -> str:
     if ride is None:
         raise Retryable(f"ride {ride_id} not visible yet")
     event = status_event(ride.id, status, datetime.fromisoformat(at))
-    emitted = LiveSync(get_sync_redis()).ride_changed(ride, event)
+    emitted = LiveRides(get_sync_redis()).ride_changed(ride, event)
     return "emitted" if emitted else "already published"

@@ -140,7 +140,7 @@ async def _apply(
     reasons: list[dict[str, Any]],
     total: int,
 ) -> dict[str, Any]:
-    res = await live(request).apply_pings(
+    res = await live(request).positions.apply_pings(
         driver_id,
         [p for _, p in parsed],
         settings.fixes,
@@ -260,7 +260,7 @@ async def _batch(
     parsed, reasons = _parse_all(records, parse, settings)
     if not parsed:
         _count(0, 0, reasons)
-        state = await live(request).driver_state(driver_id)
+        state = await live(request).positions.driver_state(driver_id)
         answer = {
             "accepted": 0,
             "rejected": len(records),
@@ -318,7 +318,9 @@ async def set_status(request: Request, caller: CurrentDriver) -> dict[str, Any]:
     if status not in ("online", "offline"):
         raise ApiError(422, "status must be online or offline", "validation_error")
     settings = get_settings()
-    state = await live(request).set_driver_status(str(caller.id), online=status == "online")
+    state = await live(request).positions.set_driver_status(
+        str(caller.id), online=status == "online"
+    )
     if status == "offline" and state.get("ride_status") in DRIVER_ACTIVE:
         raise ApiError(409, "finish or cancel your ride before going offline", "driver_on_ride")
     return {
@@ -338,7 +340,7 @@ async def _driver_of_key(request: Request, key: str | None) -> str:
     if not key:
         raise ApiError(401, "the device id (your device key) is required", "invalid_device_key")
     key_hash = device_key_hash(key)
-    driver = await live(request).driver_of_device_key(key_hash)
+    driver = await live(request).positions.driver_of_device_key(key_hash)
     if driver is None:
         driver = await asyncio.to_thread(driver_of_device_key, key_hash)
     if driver is None:
@@ -393,7 +395,7 @@ async def nearby(
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> dict[str, Any]:
     """Online drivers by distance. Passengers see idle drivers; admins see all online ones."""
-    found = await live(request).nearby(lat, lng, radius_m, limit * 5 + 20)
+    found = await live(request).positions.nearby(lat, lng, radius_m, limit * 5 + 20)
     fresh_after = time.time() - settings.driver_stale_s
     items = []
     for driver_id, dist, pos, status, ride_id in found:

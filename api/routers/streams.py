@@ -29,7 +29,7 @@ from api.routers.location import position_out
 from domain.access import Actor, Caller
 from domain.rides import TERMINAL
 from infra.events import Event, id_key, read_after
-from infra.live import ADMIN_STREAM, driver_stream, ride_stream
+from infra.live.keys import ADMIN_STREAM, driver_stream, ride_stream
 from infra.metrics import SSE_CLIENTS, SSE_CONNECTIONS
 from infra.outages import OUTAGES
 from infra.security import issue_token
@@ -131,7 +131,7 @@ async def driver_location(
     if not facts.driver_active:
         # a driver's whereabouts are the passenger's business only during the ride
         raise ApiError(404, "the ride has no driver on the way", "no_position")
-    pos = await live(request).position(driver_id) if driver_id else {}
+    pos = await live(request).positions.position(driver_id) if driver_id else {}
     if not driver_id or not pos:
         raise ApiError(404, "no driver position for this ride yet", "no_position")
     etag = '"' + hashlib.sha1(f"{driver_id}:{pos['ts']}".encode()).hexdigest()[:20] + '"'
@@ -182,7 +182,7 @@ async def _sse(
         yield "retry: 2000\n\n"
         last = last_event_id
         after = last_event_id if last_event_id else (None if replay_all else "$")
-        backlog = [] if after == "$" else await read_after(live(request).r, stream, after)
+        backlog = [] if after == "$" else await read_after(live(request).client, stream, after)
         for event in backlog:
             yield _frame(event)
             last = event.id
@@ -330,11 +330,11 @@ async def driver_events(ask: StreamAskDep) -> StreamingResponse:
 @router.get("/drivers/me/offers", tags=["dispatch"])
 async def my_offers(request: Request, caller: CurrentDriver) -> dict[str, Any]:
     """Open offers (polling fallback of the driver stream); a driver holds one at most."""
-    offer = await live(request).open_offer(str(caller.id))
+    offer = await live(request).offers.open_offer(str(caller.id))
     return {"items": [offer] if offer else [], "next_cursor": None}
 
 
 @router.get("/admin/drivers/{driver_id}/dispatch-stats", tags=["dispatch"])
 async def dispatch_stats(driver_id: str, request: Request, caller: CurrentAdmin) -> dict[str, int]:
     """Offers a driver received and what became of them (ops, and ranking ties)."""
-    return await live(request).offer_stats(_uuid(driver_id, "driver"))
+    return await live(request).offers.offer_stats(_uuid(driver_id, "driver"))

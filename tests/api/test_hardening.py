@@ -53,13 +53,13 @@ def test_the_ping_script_itself_refuses_what_geo_cannot_index(client: TestClient
     import asyncio
 
     from domain.pings import Ping, PingRules
-    from infra.live import LiveAsync
+    from infra.live.positions import PositionsAsync
     from infra.redis import make_async_redis
 
     async def apply() -> list[str]:
         client_ = make_async_redis()
         try:
-            res = await LiveAsync(client_).apply_pings(
+            res = await PositionsAsync(client_).apply_pings(
                 "d-1",
                 [Ping(lat=MAX_GEO_LAT + 0.1, lng=0.0, recorded_at=time.time())],
                 PingRules(),

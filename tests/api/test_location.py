@@ -352,7 +352,7 @@ def test_nearby_lists_online_idle_fresh_drivers_by_distance(client: TestClient) 
 
 
 def test_silent_drivers_drop_out(client: TestClient, settings) -> None:  # type: ignore[no-untyped-def]
-    from infra.live import LiveSync
+    from infra.live.positions import Positions
 
     p = register(client, "passenger")
     d = register(client, "driver")
@@ -363,7 +363,7 @@ def test_silent_drivers_drop_out(client: TestClient, settings) -> None:  # type:
         "/api/v1/drivers/nearby", params={"lat": LAT, "lng": LNG}, headers=p.headers
     ).json()["items"]
     assert items == []  # filtered at once, before any sweep
-    swept = LiveSync(get_sync_redis()).sweep_stale(time.time() - settings.driver_stale_s)
+    swept = Positions(get_sync_redis()).sweep_stale(time.time() - settings.driver_stale_s)
     assert swept == 1
     assert get_sync_redis().zscore("drivers:seen", d.id) is None
     assert get_sync_redis().geopos("geo:drivers", d.id) == [None]

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from domain.access import Actor
-from infra.live import LiveSync
+from infra.live.rides import LiveRides
 from infra.redis import get_sync_redis
 from infra.security import issue_token
 from tests.services import running_api, start_api, stop
@@ -44,7 +44,7 @@ def _ride_in_redis(passenger: uuid.UUID, driver: uuid.UUID) -> str:
         dropoff_lng=13.45,
         updated_at=datetime.now(UTC),
     )
-    LiveSync(get_sync_redis()).ride_changed(ride, None)
+    LiveRides(get_sync_redis()).ride_changed(ride, None)
     return str(ride.id)
 
 

@@ -209,7 +209,7 @@ def test_admin_stream_sees_every_status_and_position(
 
 def test_a_slow_subscriber_is_dropped_not_buffered(services: Any) -> None:
     from infra.events import EventHub
-    from infra.live import LiveAsync
+    from infra.live.streams import StreamsAsync
     from infra.redis import make_async_redis
 
     async def scenario() -> tuple[bool, int, bool]:
@@ -219,7 +219,7 @@ def test_a_slow_subscriber_is_dropped_not_buffered(services: Any) -> None:
         try:
             slow = await hub.subscribe("ride:slow:events")
             fast = await hub.subscribe("ride:slow:events")
-            live = LiveAsync(client)
+            live = StreamsAsync(client)
             for i in range(400):
                 await live.emit("ride:slow:events", "location", {"i": i})
                 while not fast.queue.empty():

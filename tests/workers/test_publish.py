@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from infra.live import LiveSync
+from infra.live.rides import LiveRides
 from infra.redis import get_sync_redis
 from infra.repositories import status_event
 
@@ -37,7 +37,7 @@ def _statuses(stream: str, kind: str = "status") -> list[str]:
 
 
 def test_a_repeated_or_late_publish_changes_nothing(db: None) -> None:
-    live, r = LiveSync(get_sync_redis()), get_sync_redis()
+    live, r = LiveRides(get_sync_redis()), get_sync_redis()
     rid, driver = uuid.uuid4(), uuid.uuid4()
     accepted = _ride("accepted", T0, rid, driver)
     cancelled = _ride("cancelled", T0 + timedelta(seconds=1), rid, driver)
@@ -86,7 +86,7 @@ def test_the_publish_job_repeats_what_the_api_did(db: None, celery_session_worke
         )
         session.add(ride)
     event = status_event(ride.id, "requested", now)
-    assert LiveSync(get_sync_redis()).ride_changed(ride, event) is True
+    assert LiveRides(get_sync_redis()).ride_changed(ride, event) is True
     kwargs = {"ride_id": str(ride.id), "status": "requested", "at": now.isoformat()}
     first = celery_app.send_task("rides.publish", kwargs=kwargs).get(timeout=30)
     again = celery_app.send_task("rides.publish", kwargs=kwargs).get(timeout=30)
@@ -138,7 +138,7 @@ def test_a_publish_lost_to_redis_is_repaired_by_the_outbox_sweep(
 
     with TestClient(app) as client:
         p = register(client, "passenger")
-        monkeypatch.setattr(LiveSync, "ride_changed", redis_down)
+        monkeypatch.setattr(LiveRides, "ride_changed", redis_down)
         ride = request_ride(client, p)  # the request still succeeds: the ride is committed
         monkeypatch.undo()
     assert _publish_rows(ride["id"]) == [("requested", False)]

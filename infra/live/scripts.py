@@ -1,0 +1,53 @@
+"""The Redis scripts of live state: one `.lua` file each in `lua/`, run with a prelude of
+the constants the script names (key names from `Keys`, the domain's statuses and
+limits), so no script spells a key or a status of its own."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+
+from domain.geo import EARTH_RADIUS_M
+from domain.pings import MAX_GEO_LAT
+from domain.rides import DRIVER_ACTIVE, RideStatus
+from infra.live.keys import Keys
+
+LUA_DIR = Path(__file__).parent / "lua"
+
+
+def _lua_str(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _lua_key(name: str, template: str) -> str:
+    head, _, tail = template.partition("{}")
+    return f"local function {name}(id) return {_lua_str(head)} .. id .. {_lua_str(tail)} end"
+
+
+def lua_prelude() -> dict[str, str]:
+    """Each constant a script may name, as the Lua line that defines it."""
+    active = ", ".join(f"[{_lua_str(s)}] = true" for s in sorted(DRIVER_ACTIVE))
+    channel_prefix = Keys.CHANNEL.partition("{}")[0]
+    return {
+        "CHANNEL_PREFIX": f"local CHANNEL_PREFIX = {_lua_str(channel_prefix)}",
+        "IN_PROGRESS": f"local IN_PROGRESS = {_lua_str(RideStatus.IN_PROGRESS)}",
+        "ARRIVED": f"local ARRIVED = {_lua_str(RideStatus.ARRIVED)}",
+        "DRIVER_ACTIVE": f"local DRIVER_ACTIVE = {{{active}}}",
+        "MAX_GEO_LAT": f"local MAX_GEO_LAT = {MAX_GEO_LAT!r}",
+        "EARTH_RADIUS_M": f"local EARTH_RADIUS_M = {EARTH_RADIUS_M!r}",
+        "ride_path_key": _lua_key("ride_path_key", Keys.RIDE_PATH),
+        "ride_events_key": _lua_key("ride_events_key", Keys.RIDE_EVENTS),
+    }
+
+
+@cache
+def lua_script(name: str) -> str:
+    """`lua/<name>.lua` as Redis runs it: the prelude lines of the constants it names,
+    then its own text."""
+    body = (LUA_DIR / f"{name}.lua").read_text()
+    used = [line for const, line in lua_prelude().items() if re.search(rf"\b{const}\b", body)]
+    return "\n".join(used) + "\n" + body
+
+
+SCRIPTS = ("apply_pings", "emit", "ride_changed", "close_offer")
