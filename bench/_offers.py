@@ -15,7 +15,7 @@ import uuid
 from datetime import timedelta
 
 from infra import models
-from infra.db import unit_of_work, utcnow
+from infra.db import session_scope, utcnow
 
 OFFER_TTL = timedelta(hours=1)
 
@@ -27,7 +27,7 @@ def main() -> None:
         json.dump({"offers": 0}, sys.stdout)
         return
     now = utcnow()
-    with unit_of_work() as session:
+    with session_scope() as session:
         for ride_id, driver_id in pairs:
             session.add(
                 offer_model(

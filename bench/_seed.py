@@ -12,7 +12,7 @@ import json
 import sys
 import uuid
 
-from infra.db import unit_of_work
+from infra.db import session_scope
 from infra.models import User
 from infra.security import hash_password, issue_token
 
@@ -23,7 +23,7 @@ def main(drivers: int, passengers: int) -> None:
     run = uuid.uuid4().hex[:8]
     shared_hash = hash_password("bench-password-1")
     out: dict[str, list[dict[str, str]]] = {"drivers": [], "passengers": []}
-    with unit_of_work() as session:
+    with session_scope() as session:
         for role, count, key in (
             ("driver", drivers, "drivers"),
             ("passenger", passengers, "passengers"),

@@ -85,14 +85,14 @@ SLOW_SQL_MS = 20  # statements slower than this are logged by PostgreSQL and sum
 
 SEED = r"""
 import json, sys
-from infra.db import unit_of_work
+from infra.db import session_scope
 from infra.models import User
 from infra.security import hash_password, issue_token
 
 drivers, passengers = int(sys.argv[1]), int(sys.argv[2])
 shared = hash_password("bench-password-1")
 out = {"drivers": [], "passengers": []}
-with unit_of_work() as session:
+with session_scope() as session:
     for role, count, key in (("driver", drivers, "drivers"),
                              ("passenger", passengers, "passengers")):
         for n in range(count):

@@ -17,7 +17,7 @@ def _migrate(_args: argparse.Namespace) -> int:
 
 
 def _create_admin(args: argparse.Namespace) -> int:
-    from infra.db import unit_of_work
+    from infra.db import session_scope
     from infra.migrate import upgrade_head
     from infra.users import create_user
 
@@ -26,7 +26,7 @@ def _create_admin(args: argparse.Namespace) -> int:
         return 2
     upgrade_head()
     try:
-        with unit_of_work() as session:
+        with session_scope() as session:
             user = create_user(
                 session, email=args.email, password=args.password, name=args.name, role="admin"
             )

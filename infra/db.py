@@ -1,6 +1,6 @@
-"""The synchronous SQL engine, sessions and the unit of work shared by API and workers.
+"""The synchronous SQL engine and its transactions, shared by API and workers.
 
-One transaction per request and per task: `unit_of_work()` owns the commit.
+One transaction per request and per task: `session_scope()` owns the commit.
 Jobs enqueued inside it are sent to the broker only after the commit succeeds
 and are dropped on rollback (their outbox rows roll back with them).
 """
@@ -165,7 +165,10 @@ def after_commit(session: Session, callback: AfterCommit) -> None:
 
 
 @contextmanager
-def unit_of_work() -> Iterator[Session]:
+def session_scope() -> Iterator[Session]:
+    """One transaction: committed when the block ends, rolled back if it raises, its
+    after-commit callbacks run once committed. A bare session: the use cases' unit of
+    work (`infra.unit_of_work.SqlUnitOfWork`) is built on it."""
     session = _session_factory()()
     try:
         yield session

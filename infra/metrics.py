@@ -145,13 +145,13 @@ def payments_by_status() -> Iterator[GaugeMetricFamily]:
     from sqlalchemy import func, select
     from sqlmodel import col
 
-    from infra.db import unit_of_work
+    from infra.db import session_scope
     from infra.models import Payment
 
     family = GaugeMetricFamily(
         "ridehail_payments", "Payments by kind and status", labels=["kind", "status"]
     )
-    with unit_of_work() as session:
+    with session_scope() as session:
         rows = session.execute(
             select(col(Payment.kind), col(Payment.status), func.count()).group_by(
                 col(Payment.kind), col(Payment.status)

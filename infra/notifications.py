@@ -18,7 +18,7 @@ from domain.errors import NotFound
 from domain.notifications import NotificationStatus, PlannedPush, promotion_push
 from domain.usecases.ports import BroadcastProgress
 from infra import jobs
-from infra.db import newest_first, unit_of_work, utcnow
+from infra.db import newest_first, session_scope, utcnow
 from infra.metrics import PUSHES
 from infra.models import Broadcast, Delivery, Device, Notification, User
 from infra.push import Push, PushOutcome, PushResult, send
@@ -163,7 +163,7 @@ def deliver(notification_id: uuid.UUID) -> float | None | bool:
     once). A token FCM calls dead is forgotten; an answer to come back puts the delivery
     back to `pending` (FCM took nothing); a send whose answer never came is `unknown`
     and never sent again (FCM may have delivered it)."""
-    with unit_of_work() as session:
+    with session_scope() as session:
         note = session.get(Notification, notification_id)
         if note is None:
             return False
@@ -206,7 +206,7 @@ _db_retry = retry(
 
 @_db_retry
 def _record(delivery_id: uuid.UUID, token: str, result: PushResult) -> None:
-    with unit_of_work() as session:
+    with session_scope() as session:
         row = session.get(Delivery, delivery_id)
         assert row is not None
         row.updated_at, row.error = utcnow(), result.error
@@ -226,7 +226,7 @@ def _record(delivery_id: uuid.UUID, token: str, result: PushResult) -> None:
 
 def _claim(notification_id: uuid.UUID, token: str) -> uuid.UUID | None:
     table: Any = Delivery.__table__  # type: ignore[attr-defined]
-    with unit_of_work() as session:
+    with session_scope() as session:
         session.execute(
             _insert(session)(table)
             .values(
@@ -249,7 +249,7 @@ def _claim(notification_id: uuid.UUID, token: str) -> uuid.UUID | None:
 @_db_retry
 def _settle(notification_id: uuid.UUID, *, waiting: bool) -> None:
     """The log entry's status from its deliveries: sent once any device took it."""
-    with unit_of_work() as session:
+    with session_scope() as session:
         note = session.exec(
             select(Notification).where(Notification.id == notification_id).with_for_update()
         ).one()

@@ -287,13 +287,13 @@ class SqlStatements:
 def ride_facts_from_sql(ride_id: str) -> LiveRide | None:
     """A ride's facts from SQL when Redis lost them (an old ride, a flushed Redis); they go
     back to Redis for the next reader."""
-    from infra.db import unit_of_work
+    from infra.db import session_scope
 
     try:
         rid = UUID(ride_id)
     except ValueError:
         return None
-    with unit_of_work() as session:
+    with session_scope() as session:
         ride = session.get(Ride, rid)
         if ride is None:
             return None

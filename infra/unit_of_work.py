@@ -2,7 +2,7 @@
 the workers alike.
 
 `SqlUnitOfWork` binds every port to one session (one transaction, committed by
-`infra.db.unit_of_work`): SQL repositories, the outbox, and the after-commit Redis
+`infra.db.session_scope`): SQL repositories, the outbox, and the after-commit Redis
 publisher. Nothing it enqueues or publishes happens unless the transaction commits.
 """
 
@@ -33,7 +33,7 @@ from domain.usecases.ports import (
     TripPaths,
     Velocity,
 )
-from infra.db import unit_of_work, utcnow
+from infra.db import session_scope, utcnow
 from infra.idempotency import SqlIdempotency
 from infra.notifications import SqlBroadcasts, SqlDevices
 from infra.offers import SqlOfferBook
@@ -84,7 +84,7 @@ class SqlUnitOfWork:
 @contextmanager
 def sql_unit_of_work() -> Iterator[SqlUnitOfWork]:
     """One transaction: committed when the block ends, rolled back if it raises."""
-    with unit_of_work() as session:
+    with session_scope() as session:
         yield SqlUnitOfWork(session)
 
 

@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from domain.access import Actor
 from domain.errors import Conflict, NotFound
-from infra.db import after_commit, unit_of_work
+from infra.db import after_commit, session_scope
 from infra.live.keys import Keys
 from infra.live.positions import Positions
 from infra.models import User
@@ -77,7 +77,7 @@ def new_device_key(session: Session, driver_id: UUID) -> str:
 def driver_of_device_key(key_hash: str) -> str | None:
     """The driver a device key belongs to, from SQL when Redis does not know it (then
     cached there for the next ping)."""
-    with unit_of_work() as session:
+    with session_scope() as session:
         user_id = session.exec(
             select(User.id).where(User.device_key_hash == key_hash, User.role == Actor.DRIVER)
         ).first()

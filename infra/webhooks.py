@@ -9,7 +9,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from infra import jobs
-from infra.db import unit_of_work, utcnow
+from infra.db import session_scope, utcnow
 from infra.models import WebhookEvent
 
 
@@ -32,5 +32,5 @@ def store_event(session: Session, event_id: str, event_type: str, event: dict[st
 
 def store_new_event(event_id: str, event_type: str, event: dict[str, Any]) -> bool:
     """`store_event` in its own transaction."""
-    with unit_of_work() as session:
+    with session_scope() as session:
         return store_event(session, event_id, event_type, event)

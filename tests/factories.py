@@ -62,11 +62,11 @@ def grant_offer(ride_id: str, driver_id: str) -> None:
     import uuid
 
     from domain.dispatch import Candidate
-    from infra.db import unit_of_work, utcnow
+    from infra.db import session_scope, utcnow
     from infra.models import Ride
     from infra.offers import SqlOffers
 
-    with unit_of_work() as session:
+    with session_scope() as session:
         ride = session.get(Ride, uuid.UUID(ride_id), with_for_update=True)
         assert ride is not None
         offers = SqlOffers(session)

@@ -1,7 +1,7 @@
 """The task wrapper: one transaction per task, retries with backoff, a visible failure.
 
 `transactional_task` turns `fn(session, **kwargs)` into a Celery task that runs
-`fn` inside `unit_of_work()`, marks its outbox row completed in the same
+`fn` inside `session_scope()`, marks its outbox row completed in the same
 transaction, retries transient errors with exponential backoff and jitter, and
 when it gives up marks the outbox row failed and logs an alert.
 """
@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from domain.payments import ProviderUnavailable
 from infra import jobs
-from infra.db import unit_of_work
+from infra.db import session_scope
 from infra.queue import celery_app
 
 log = logging.getLogger("ridehail.tasks")
@@ -63,7 +63,7 @@ class RidehailTask(Task):
         outbox_id = kwargs.get("outbox_id") if isinstance(kwargs, dict) else None
         log.error("ALERT task %s[%s] gave up: %r (outbox %s)", self.name, task_id, exc, outbox_id)
         try:
-            with unit_of_work() as session:
+            with session_scope() as session:
                 jobs.mark_failed(session, outbox_id, repr(exc))
         except Exception:
             log.exception("could not record the failure of %s[%s]", self.name, task_id)
@@ -86,7 +86,7 @@ def transactional_task(
         )
         def task(self: Task, outbox_id: str | None = None, **kwargs: Any) -> R:
             session: Session
-            with unit_of_work() as session:
+            with session_scope() as session:
                 result = fn(session, **kwargs)
                 if not isinstance(result, RetryIn):
                     jobs.mark_completed(session, outbox_id)

@@ -183,12 +183,12 @@ def test_accept_and_cancel_at_once_end_in_one_consistent_state(client: TestClien
 
 
 def test_complete_and_cancel_at_once_end_in_one_state_posted_once(client: TestClient) -> None:
-    from infra.db import unit_of_work
+    from infra.db import session_scope
     from infra.users import create_user
     from tests.factories import PASSWORD, advance, login
 
     email = "race-admin@example.com"
-    with unit_of_work() as session:
+    with session_scope() as session:
         create_user(session, email=email, password=PASSWORD, name="A", role="admin")
     admin = login(client, email, "", "admin")
     for _round in range(5):

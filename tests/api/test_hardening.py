@@ -136,10 +136,10 @@ def test_a_requested_ride_is_seen_by_drivers_holding_an_offer_only(client: TestC
 
 
 def test_dispatch_stats_of_a_bad_driver_id_says_driver(client: TestClient) -> None:
-    from infra.db import unit_of_work
+    from infra.db import session_scope
     from infra.users import create_user
 
-    with unit_of_work() as session:
+    with session_scope() as session:
         create_user(session, email="ops@example.com", password="x" * 10, name="Ops", role="admin")
     r = client.post(
         "/api/v1/auth/token", data={"username": "ops@example.com", "password": "x" * 10}

@@ -440,20 +440,20 @@ def test_the_dispatch_sweep_sends_a_due_ride_on_once_per_lease(client: TestClien
 
     from sqlmodel import col, select
 
-    from infra.db import unit_of_work, utcnow
+    from infra.db import session_scope, utcnow
     from infra.models import OutboxMessage, Ride
     from workers.dispatch import SWEEP_LEASE_S, sweep
 
     p = register(client, "passenger")
     ride_id = uuid.UUID(request_ride(client, p)["id"])
-    with unit_of_work() as session:
+    with session_scope() as session:
         ride = session.get(Ride, ride_id)
         assert ride is not None
         ride.dispatch_deadline = utcnow() - timedelta(seconds=1)  # due now
         session.add(ride)
 
     def moves() -> int:
-        with unit_of_work() as session:
+        with session_scope() as session:
             rows = session.exec(
                 select(OutboxMessage).where(col(OutboxMessage.task) == "dispatch.advance")
             ).all()
@@ -463,7 +463,7 @@ def test_the_dispatch_sweep_sends_a_due_ride_on_once_per_lease(client: TestClien
     for _ in range(5):  # five sweeps before any worker ran the move
         sweep.run()
     assert moves() == before + 1
-    with unit_of_work() as session:
+    with session_scope() as session:
         ride = session.get(Ride, ride_id)
         assert ride is not None
         assert ride.dispatch_deadline is not None

@@ -7,13 +7,13 @@ import json
 
 from fastapi.testclient import TestClient
 
-from infra.db import unit_of_work
+from infra.db import session_scope
 from infra.users import create_user
 from tests.factories import PASSWORD, login
 
 
 def _admin(client: TestClient) -> dict[str, str]:
-    with unit_of_work() as session:
+    with session_scope() as session:
         create_user(
             session, email="text-admin@example.com", password=PASSWORD, name="A", role="admin"
         )

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode, checks
 
-from infra.db import unit_of_work
+from infra.db import session_scope
 from infra.users import create_user
 from tests.factories import PASSWORD
 from tests.services import running_api
@@ -46,7 +46,7 @@ def _headers(api: str, role: str) -> dict[str, str]:
 
     email = f"fuzz-{role}@example.com"
     if role == "admin":
-        with unit_of_work() as session:
+        with session_scope() as session:
             create_user(session, email=email, password=PASSWORD, name="Fuzz", role="admin")
     else:
         body = {"email": email, "password": PASSWORD, "name": "Fuzz", "role": role}

@@ -18,7 +18,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from sqlalchemy import text
 
-from infra.db import get_engine, unit_of_work, utcnow
+from infra.db import get_engine, session_scope, utcnow
 from infra.users import create_user
 from tests.factories import PASSWORD, Account, advance, register, request_ride
 from tests.services import running_api
@@ -104,7 +104,7 @@ def _pixels(browser: webdriver.Chrome, rgb: tuple[int, int, int]) -> int:
 def test_the_ops_page_shows_drivers_moving_and_the_counts(
     db: None, api: str, browser: webdriver.Chrome, tmp_path: Path
 ) -> None:
-    with unit_of_work() as session:
+    with session_scope() as session:
         create_user(session, email="ops@example.com", password=PASSWORD, name="Ops", role="admin")
     http = httpx.Client(base_url=api, timeout=10)
     free, busy = register(http, "driver"), register(http, "driver")  # type: ignore[arg-type]

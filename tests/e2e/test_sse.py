@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from infra.db import unit_of_work
+from infra.db import session_scope
 from infra.users import create_user
 from tests.factories import PASSWORD, Account, advance, login, register, request_ride
 from tests.services import start_api, stop
@@ -190,7 +190,7 @@ def test_stream_tokens_for_eventsource(http: httpx.Client, apis: tuple[str, str]
 def test_admin_stream_sees_every_status_and_position(
     http: httpx.Client, apis: tuple[str, str]
 ) -> None:
-    with unit_of_work() as session:
+    with session_scope() as session:
         create_user(session, email="ops@e2e.io", password=PASSWORD, name="Ops", role="admin")
     admin = login(http, "ops@e2e.io", "", "admin")  # type: ignore[arg-type]
     feed = SseClient(f"{apis[1]}/api/v1/admin/events", admin.headers).start()

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from infra.db import unit_of_work
+from infra.db import session_scope
 from infra.users import create_user
 from tests.factories import PASSWORD, Account, grant_offer, login, register, request_ride
 from tests.wait import until
@@ -104,7 +104,7 @@ def test_every_object_route_is_in_the_matrix(client: TestClient) -> None:
 
 @pytest.fixture
 def world(client: TestClient) -> World:
-    with unit_of_work() as session:
+    with session_scope() as session:
         create_user(
             session, email="matrix-admin@example.com", password=PASSWORD, name="A", role="admin"
         )

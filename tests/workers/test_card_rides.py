@@ -228,11 +228,11 @@ def test_the_rides_driver_sees_its_payments_without_the_riders_card_details(
 
 
 def test_partial_and_full_refunds_never_more_than_captured(client: TestClient) -> None:
-    from infra.db import unit_of_work
+    from infra.db import session_scope
     from infra.users import create_user
     from tests.factories import PASSWORD, login
 
-    with unit_of_work() as session:
+    with session_scope() as session:
         create_user(session, email="refunds@ops.io", password=PASSWORD, name="Ops", role="admin")
     admin = login(client, "refunds@ops.io", "", "admin")
     p = _card_passenger(client)

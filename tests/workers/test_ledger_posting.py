@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from infra import jobs
-from infra.db import get_engine, unit_of_work, utcnow
+from infra.db import get_engine, session_scope, utcnow
 from infra.queue import celery_app
 from tests.factories import advance, register, request_ride
 from tests.wait import until
@@ -104,7 +104,7 @@ def test_a_job_lost_between_commit_and_send_is_sent_again_by_the_sweep(
     ride = request_ride(client, p)
     advance(client, ride["id"], d, "accept", "arrive", "start")
     # complete the ride by hand, as a process that died before enqueueing would leave it
-    with unit_of_work() as session:
+    with session_scope() as session:
         session.exec(  # type: ignore[call-overload]
             text(
                 "UPDATE rides SET status='completed', fare_amount=1234, completed_at=now() "
@@ -126,7 +126,7 @@ def test_a_job_lost_between_commit_and_send_is_sent_again_by_the_sweep(
 
 
 def test_the_sweep_prunes_completed_messages_after_a_day(client: TestClient) -> None:
-    with unit_of_work() as session:
+    with session_scope() as session:
         old = jobs.enqueue(session, "ledger.post_ride", ride_id=str(uuid.uuid4()))
         session.info["after_commit"].clear()
         old.created_at = old.completed_at = utcnow() - timedelta(days=2)

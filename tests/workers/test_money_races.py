@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from infra.db import unit_of_work
+from infra.db import session_scope
 from infra.stripe_gateway import stripe_client
 from infra.users import create_user
 from tests.factories import PASSWORD, advance, login, register
@@ -38,7 +38,7 @@ def _race(calls: list[Any]) -> list[Any]:
 
 
 def test_refunds_racing_the_capture_and_each_other_never_exceed_it(client: TestClient) -> None:
-    with unit_of_work() as session:
+    with session_scope() as session:
         create_user(session, email="race-ops@ops.io", password=PASSWORD, name="O", role="admin")
     admin = login(client, "race-ops@ops.io", "", "admin")
     for _round in range(3):

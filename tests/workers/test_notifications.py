@@ -193,7 +193,7 @@ def test_a_user_without_a_device_still_gets_the_log_entry(
 
 
 def test_payments_refunds_and_ratings_are_told_once(client: TestClient, settings: Any) -> None:
-    from infra.db import unit_of_work
+    from infra.db import session_scope
     from infra.users import create_user
     from tests.workers.test_card_rides import _card_passenger, _card_ride, _held, _payment
 
@@ -206,7 +206,7 @@ def test_payments_refunds_and_ratings_are_told_once(client: TestClient, settings
     advance(client, ride["id"], d, "accept", "arrive", "start", "complete")
     until(lambda: (a := _payment(ride["id"])) is not None and a["status"] == "succeeded")
     # refund part of it (an admin)
-    with unit_of_work() as session:
+    with session_scope() as session:
         create_user(session, email="refunds@example.com", password="x" * 10, name="A", role="admin")
     admin = client.post(
         "/api/v1/auth/token", data={"username": "refunds@example.com", "password": "x" * 10}
@@ -256,10 +256,10 @@ def test_payments_refunds_and_ratings_are_told_once(client: TestClient, settings
 
 
 def _admin(client: TestClient, email: str = "promo@example.com") -> dict[str, str]:
-    from infra.db import unit_of_work
+    from infra.db import session_scope
     from infra.users import create_user
 
-    with unit_of_work() as session:
+    with session_scope() as session:
         create_user(session, email=email, password="x" * 10, name="Ops", role="admin")
     token = client.post("/api/v1/auth/token", data={"username": email, "password": "x" * 10})
     return {"Authorization": f"Bearer {token.json()['access_token']}"}
@@ -321,14 +321,14 @@ def test_promotions_reach_only_those_who_opted_in(client: TestClient, settings: 
 
 def test_a_broadcast_never_delays_a_rides_push(client: TestClient, settings: Any) -> None:
     """Hundreds of promotions queued first; the ride's push still goes out before them."""
-    from infra.db import unit_of_work
+    from infra.db import session_scope
     from infra.models import Device, User
     from infra.security import hash_password
 
     fcm = _fcm(settings)
     admin = _admin(client, "promo2@example.com")
     shared = hash_password("irrelevant-1")
-    with unit_of_work() as session:
+    with session_scope() as session:
         for n in range(300):
             user = User(
                 email=f"fan{n}@example.com",

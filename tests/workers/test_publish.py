@@ -58,11 +58,11 @@ def test_a_repeated_or_late_publish_changes_nothing(db: None) -> None:
 
 def test_the_publish_job_repeats_what_the_api_did(db: None, celery_session_worker: Any) -> None:
     """`rides.publish` through a real worker, after the in-process publish already ran."""
-    from infra.db import unit_of_work, utcnow
+    from infra.db import session_scope, utcnow
     from infra.models import Ride, User
     from infra.queue import celery_app
 
-    with unit_of_work() as session:
+    with session_scope() as session:
         user = User(
             email=f"{uuid.uuid4()}@example.com", name="P", role="passenger", password_hash="x"
         )

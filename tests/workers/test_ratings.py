@@ -15,7 +15,7 @@ from sqlalchemy import text
 from domain.access import Actor, Caller
 from domain.ratings import RatedSide, summarize
 from domain.usecases import ratings as use
-from infra.db import get_engine, unit_of_work, utcnow
+from infra.db import get_engine, session_scope, utcnow
 from infra.ratings import recompute
 from infra.unit_of_work import make_context, sql_unit_of_work
 from tests.factories import Account, advance, register, request_ride
@@ -122,7 +122,7 @@ def test_concurrent_ratings_add_up_and_a_low_average_raises_an_alert(
                     None,
                     tags,
                 )
-            with unit_of_work() as session:
+            with session_scope() as session:
                 recompute(session, uuid.UUID(d.id), rules)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
@@ -140,7 +140,7 @@ def test_concurrent_ratings_add_up_and_a_low_average_raises_an_alert(
     assert got["smoothed"] is False
     assert got["distribution"] == {str(k): v for k, v in expected.distribution.items()}
     # 3.42 < 4.2 with 12 ratings: ops see the driver
-    with unit_of_work() as session:
+    with session_scope() as session:
         from infra.users import create_user
 
         create_user(session, email="ops@example.com", password="x" * 10, name="Ops", role="admin")
@@ -153,7 +153,7 @@ def test_concurrent_ratings_add_up_and_a_low_average_raises_an_alert(
     assert [(a["user_id"], a["count"]) for a in alerts] == [(d.id, 12)]
     assert alerts[0]["average"] == expected.raw_average
     # recomputing again (a duplicate job) changes nothing, and opens no second alert
-    with unit_of_work() as session:
+    with session_scope() as session:
         recompute(session, uuid.UUID(d.id), rules)
     assert _summary(client, d) == got
     with get_engine().connect() as conn:
@@ -186,7 +186,7 @@ def test_a_recomputation_waits_for_the_one_in_flight_and_sees_every_rating(
     monkeypatch.setattr(infra.ratings, "summarize", paused_summarize)
 
     def recompute_a() -> None:
-        with unit_of_work() as session:
+        with session_scope() as session:
             recompute(session, driver, rules)
 
     def rate_and_recompute_b() -> None:
@@ -200,7 +200,7 @@ def test_a_recomputation_waits_for_the_one_in_flight_and_sees_every_rating(
                 None,
                 ["late"],
             )
-        with unit_of_work() as session:
+        with session_scope() as session:
             recompute(session, driver, rules)
         b_done.set()
 
@@ -214,7 +214,7 @@ def test_a_recomputation_waits_for_the_one_in_flight_and_sees_every_rating(
     a.join(10)
     b.join(10)
     assert b_done.is_set()
-    with unit_of_work() as session:
+    with session_scope() as session:
         summary = infra.ratings.SqlRatings(session).summary(driver)
         assert summary is not None
         assert (summary.count, summary.distribution["1"]) == (2, 1)

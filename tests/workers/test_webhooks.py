@@ -122,11 +122,11 @@ def test_unknown_events_are_stored_and_ignored(client: TestClient) -> None:
 def test_a_refund_that_fails_later_is_reflected_and_reversed(
     client: TestClient, settings: Any
 ) -> None:
-    from infra.db import unit_of_work
+    from infra.db import session_scope
     from infra.users import create_user
     from tests.factories import PASSWORD, login
 
-    with unit_of_work() as session:
+    with session_scope() as session:
         create_user(session, email="ops-wh@ops.io", password=PASSWORD, name="Ops", role="admin")
     admin = login(client, "ops-wh@ops.io", "", "admin")
     p = _card_passenger(client, "pm_card_refundFail")  # refunds fail a moment later
