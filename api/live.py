@@ -1,4 +1,4 @@
-"""Per-process live objects (Redis client, hot-path scripts, the SSE hub) and the read of a
+"""Per-process live objects (the live state's adapters, the SSE hub) and the read of a
 ride's facts for streams and polling, cached in the process.
 
 A reconnect storm (every passenger of an API process reopening their stream at once,
@@ -17,15 +17,10 @@ from fastapi import Request
 
 from api.errors import ApiError
 from domain.access import Access, Caller, ride_access
-from domain.pings import distance_m
-from domain.trip import eta_seconds
 from infra.events import EventHub
-from infra.jobs import send_now
 from infra.live import LiveAsync
-from infra.live.keys import ride_stream
 from infra.live.rides import LiveRide
 from infra.repositories import ride_facts_from_sql
-from infra.settings import Settings
 
 #: how long facts stay cached: the participants of an assigned or ended ride never change
 #: (its status may; a stream learns it from the stream itself). A ride still waiting for
@@ -109,56 +104,3 @@ async def read_json(request: Request) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(422, f"invalid JSON: {exc}", "invalid_json") from exc
-
-
-def next_ping_in(settings: Settings, status: str, ride_status: str) -> int:
-    """Short on a ride, long while idle and online, 0 (stop) when offline."""
-    from domain.rides import DRIVER_ACTIVE
-
-    if ride_status in DRIVER_ACTIVE:
-        return settings.ping_interval_on_ride_s
-    if status == "online":
-        return settings.ping_interval_idle_s
-    return 0
-
-
-async def maybe_emit_eta(
-    request: Request, settings: Settings, ride_id: str, ride_status: str, pos: dict[str, Any]
-) -> None:
-    """At most one `eta` event per ride every `eta_interval_s`: to the pickup while the
-    driver approaches, to the dropoff during the trip."""
-    state = live(request)
-    if not await state.rides.eta_due(ride_id, settings.eta_interval_s):
-        return
-    facts = await facts_cache(request).get(state, ride_id)
-    if facts is None:
-        return
-    target = "dropoff" if ride_status == "in_progress" else "pickup"
-    lat, lng = facts.dropoff if target == "dropoff" else facts.pickup
-    straight = distance_m(pos["lat"], pos["lng"], lat, lng)
-    seconds, road = eta_seconds(
-        straight,
-        pos.get("speed"),
-        fallback_speed_ms=settings.average_speed_kmh / 3.6,
-        detour_factor=settings.detour_factor,
-    )
-    await state.streams.emit(
-        ride_stream(ride_id),
-        "eta",
-        {
-            "ride_id": ride_id,
-            "seconds": seconds,
-            "distance_m": road,
-            "target": target,
-            "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        },
-    )
-    if (
-        target == "pickup"
-        and ride_status == "accepted"
-        and seconds <= settings.arriving_push_s
-        and await state.rides.first_arriving(ride_id)
-    ):
-        # the passenger is told the driver is about to arrive, once per ride. Best effort,
-        # straight to the push worker: an ETA is not a committed state to put in an outbox
-        await asyncio.to_thread(send_now, "notifications.arriving", ride_id=ride_id)

@@ -60,7 +60,7 @@ def amount_due(status: str, fare_amount: int | None, fee_amount: int | None) -> 
     """What an ended ride costs the rider: the fare, a cancellation or no-show fee, or 0."""
     if status == RideStatus.COMPLETED:
         return fare_amount or 0
-    if status in (RideStatus.CANCELLED, RideStatus.NO_SHOW):
+    if RideStatus(status).ended_unfinished:
         return fee_amount or 0
     return 0
 

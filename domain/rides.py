@@ -33,6 +33,35 @@ class RideStatus(StrEnum):
     NO_SHOW = "no_show"
     EXPIRED = "expired"
 
+    @property
+    def terminal(self) -> bool:
+        """The ride is over: nothing moves it again."""
+        return self in TERMINAL
+
+    @property
+    def driver_bound(self) -> bool:
+        """A driver is bound to the ride (accepted, arrived, in progress)."""
+        return self in DRIVER_ACTIVE
+
+    @property
+    def awaiting_pickup(self) -> bool:
+        """A driver has the ride and the trip has not started (accepted, arrived)."""
+        return self in (RideStatus.ACCEPTED, RideStatus.ARRIVED)
+
+    @property
+    def ended_unfinished(self) -> bool:
+        """Ended without a trip by someone's doing (cancelled, no-show): a fee may apply."""
+        return self in (RideStatus.CANCELLED, RideStatus.NO_SHOW)
+
+    @property
+    def gone(self) -> bool:
+        """Ended before any driver could serve it (cancelled, expired)."""
+        return self in (RideStatus.CANCELLED, RideStatus.EXPIRED)
+
+    @classmethod
+    def awaiting_pickup_set(cls) -> frozenset[RideStatus]:
+        return frozenset(s for s in cls if s.awaiting_pickup)
+
 
 class RidePayment(StrEnum):
     """How the passenger pays for the ride."""

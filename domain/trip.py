@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from domain.pings import distance_m
+from domain.rides import DRIVER_ACTIVE, RideStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,3 +116,63 @@ def eta_seconds(
     speed = recent_speed_ms if recent_speed_ms and recent_speed_ms >= min_speed_ms else None
     speed = speed or fallback_speed_ms
     return round(road / speed), round(road)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveRules:
+    """How the live view of a ride behaves: pings' pace, ETAs, the "arriving" notice."""
+
+    ping_interval_on_ride_s: int = 3
+    ping_interval_idle_s: int = 15
+    eta_interval_s: float = 5.0
+    arriving_push_s: int = 120
+    average_speed_kmh: float = 30.0
+    detour_factor: float = 1.3
+
+
+@dataclass(frozen=True, slots=True)
+class Eta:
+    seconds: int
+    distance_m: int
+    target: str  # "pickup" while the driver approaches, "dropoff" during the trip
+
+
+def next_ping_in(rules: LiveRules, driver_status: str, ride_status: str) -> int:
+    """Short on a ride, long while idle and online, 0 (stop) when offline."""
+    if ride_status in DRIVER_ACTIVE:
+        return rules.ping_interval_on_ride_s
+    if driver_status == "online":
+        return rules.ping_interval_idle_s
+    return 0
+
+
+def eta_toward(
+    rules: LiveRules,
+    ride_status: str,
+    lat: float,
+    lng: float,
+    speed_ms: float | None,
+    pickup: tuple[float, float],
+    dropoff: tuple[float, float],
+) -> Eta:
+    """The ETA from the driver's fix to where the ride goes next: the dropoff during the
+    trip, else the pickup."""
+    target = "dropoff" if ride_status == RideStatus.IN_PROGRESS else "pickup"
+    to_lat, to_lng = dropoff if target == "dropoff" else pickup
+    seconds, road = eta_seconds(
+        distance_m(lat, lng, to_lat, to_lng),
+        speed_ms,
+        fallback_speed_ms=rules.average_speed_kmh / 3.6,
+        detour_factor=rules.detour_factor,
+    )
+    return Eta(seconds, road, target)
+
+
+def arriving_soon(rules: LiveRules, ride_status: str, eta: Eta) -> bool:
+    """Whether to tell the passenger their driver is about to arrive (the caller makes it
+    once per ride): the driver is on the way to the pickup and close enough."""
+    return (
+        eta.target == "pickup"
+        and ride_status == RideStatus.ACCEPTED
+        and eta.seconds <= rules.arriving_push_s
+    )

@@ -16,6 +16,7 @@ from domain.dispatch import DispatchRules
 from domain.fares import FareRules
 from domain.pings import PingRules
 from domain.ratings import RatingRules
+from domain.trip import LiveRules
 from domain.usecases.context import FraudRules
 
 DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
@@ -123,6 +124,18 @@ class Settings(BaseSettings):
                     "in production"
                 )
         return self
+
+    @property
+    def live_rules(self) -> LiveRules:
+        """The live view's rules (pings' pace, ETAs, the arriving notice) for the domain."""
+        return LiveRules(
+            ping_interval_on_ride_s=self.ping_interval_on_ride_s,
+            ping_interval_idle_s=self.ping_interval_idle_s,
+            eta_interval_s=self.eta_interval_s,
+            arriving_push_s=self.arriving_push_s,
+            average_speed_kmh=self.average_speed_kmh,
+            detour_factor=self.detour_factor,
+        )
 
 
 @lru_cache

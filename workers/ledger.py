@@ -34,7 +34,7 @@ def post_ride(session: Session, ride_id: str) -> str:
         entry = ride_fare_entry(
             ride.id, ride.passenger_id, ride.driver_id, fare, commission(rules, fare)
         )
-    elif ride.status in (RideStatus.CANCELLED, RideStatus.NO_SHOW) and ride.fee_amount:
+    elif RideStatus(ride.status).ended_unfinished and ride.fee_amount:
         fee = Money(ride.fee_amount, ride.currency)
         kind = "no_show_fee" if ride.status == RideStatus.NO_SHOW else "cancellation_fee"
         entry = ride_fee_entry(

@@ -163,7 +163,7 @@ def sweep_stuck_rides(
         select(Ride.id, Ride.status, Ride.driver_id)
         .where(
             (
-                col(Ride.status).in_([RideStatus.ACCEPTED, RideStatus.ARRIVED])
+                col(Ride.status).in_(RideStatus.awaiting_pickup_set())
                 & (col(Ride.accepted_at) < unstarted)
             )
             | ((col(Ride.status) == RideStatus.IN_PROGRESS) & (col(Ride.started_at) < silent))

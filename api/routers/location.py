@@ -23,7 +23,8 @@ from api.deps import (
     ping_driver,
 )
 from api.errors import ApiError, error_responses
-from api.live import live, maybe_emit_eta, next_ping_in, read_json
+from api.eta import maybe_emit_eta
+from api.live import live, read_json
 from domain.access import Actor
 from domain.pings import (
     MAX_GEO_LAT,
@@ -35,6 +36,7 @@ from domain.pings import (
     from_osmand,
 )
 from domain.rides import DRIVER_ACTIVE
+from domain.trip import next_ping_in
 from infra.metrics import PINGS
 from infra.settings import Settings, get_settings
 from infra.users import device_key_hash, driver_of_device_key
@@ -171,7 +173,7 @@ async def _apply(
         newest = max(taken, key=lambda p: p.recorded_at)
         await maybe_emit_eta(
             request,
-            settings,
+            settings.live_rules,
             res.ride_id,
             res.ride_status,
             {"lat": newest.lat, "lng": newest.lng, "speed": newest.speed},
@@ -183,7 +185,7 @@ async def _apply(
         "rejected": total - accepted - duplicates,
         "duplicates": duplicates,
         "reasons": reasons,
-        "next_ping_in_s": next_ping_in(settings, res.status, res.ride_status),
+        "next_ping_in_s": next_ping_in(settings.live_rules, res.status, res.ride_status),
     }
 
 
@@ -267,7 +269,7 @@ async def _batch(
             "duplicates": 0,
             "reasons": reasons,
             "next_ping_in_s": next_ping_in(
-                settings, state.get("status", "offline"), state.get("ride_status", "")
+                settings.live_rules, state.get("status", "offline"), state.get("ride_status", "")
             ),
         }
     else:
@@ -325,7 +327,7 @@ async def set_status(request: Request, caller: CurrentDriver) -> dict[str, Any]:
         raise ApiError(409, "finish or cancel your ride before going offline", "driver_on_ride")
     return {
         "status": status,
-        "next_ping_in_s": next_ping_in(settings, status, state.get("ride_status", "")),
+        "next_ping_in_s": next_ping_in(settings.live_rules, status, state.get("ride_status", "")),
     }
 
 

@@ -184,7 +184,7 @@ def accept(uow: UnitOfWork, ctx: Context, caller: Caller, ride_id: UUID) -> Ride
         raise _not_found()
     if state.status != RideStatus.REQUESTED and state.driver_id not in (None, caller.id):
         raise Conflict("another driver has taken this ride", code="ride_taken")
-    if state.status in (RideStatus.CANCELLED, RideStatus.EXPIRED):
+    if RideStatus(state.status).gone:
         raise Conflict(f"the ride is gone ({state.status})", code="ride_gone")
     if state.status == RideStatus.REQUESTED:
         if uow.rides.active_ride_of_driver(caller.id) is not None:
@@ -280,7 +280,7 @@ def end_stuck(
     ride's lock, so a ride that moved meanwhile is left alone (None)."""
     state = _locked(uow, ride_id)
     ride = Ride(state)
-    if state.status in (RideStatus.ACCEPTED, RideStatus.ARRIVED):
+    if RideStatus(state.status).awaiting_pickup:
         if state.accepted_at is None or state.accepted_at >= unstarted_before:
             return None
         ride.cancel(SYSTEM.role, ctx.now, ctx.fares, "the trip was never started")

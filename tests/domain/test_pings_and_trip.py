@@ -144,3 +144,60 @@ def test_eta() -> None:
     assert (seconds, road) == (100, 1000)
     # stopped at a light: the city average, not infinity
     assert eta_seconds(1000, 0.0, fallback_speed_ms=5.0, detour_factor=1.0)[0] == 200
+
+
+def test_the_eta_goes_to_the_pickup_then_to_the_dropoff() -> None:
+    from domain.trip import LiveRules, eta_toward
+
+    rules = LiveRules(average_speed_kmh=36.0, detour_factor=1.0)  # 10 m/s
+    pickup, dropoff = (52.0, 13.0), (52.1, 13.0)
+    here = (52.0 + 1000 / 111_195.08, 13.0)  # 1 km north of the pickup
+    to_pickup = eta_toward(rules, "accepted", *here, None, pickup, dropoff)
+    assert (to_pickup.target, to_pickup.seconds, to_pickup.distance_m) == ("pickup", 100, 1000)
+    to_dropoff = eta_toward(rules, "in_progress", *here, 20.0, pickup, dropoff)
+    assert to_dropoff.target == "dropoff"
+    assert to_dropoff.distance_m == pytest.approx(10_119, abs=2)
+    assert to_dropoff.seconds == round(to_dropoff.distance_m / 20.0)
+
+
+@pytest.mark.parametrize(
+    ("status", "target", "seconds", "told"),
+    [
+        ("accepted", "pickup", 120, True),
+        ("accepted", "pickup", 121, False),
+        ("arrived", "pickup", 10, False),  # already there
+        ("in_progress", "dropoff", 10, False),
+    ],
+)
+def test_the_passenger_is_told_the_driver_is_arriving_only_on_the_way_and_close(
+    status: str, target: str, seconds: int, told: bool
+) -> None:
+    from domain.trip import Eta, LiveRules, arriving_soon
+
+    assert arriving_soon(LiveRules(arriving_push_s=120), status, Eta(seconds, 0, target)) is told
+
+
+@pytest.mark.parametrize(
+    ("driver", "ride", "interval"),
+    [
+        ("online", "accepted", 3),
+        ("online", "in_progress", 3),
+        ("online", "", 15),
+        ("online", "completed", 15),
+        ("offline", "", 0),
+    ],
+)
+def test_the_next_ping_comes_sooner_on_a_ride(driver: str, ride: str, interval: int) -> None:
+    from domain.trip import LiveRules, next_ping_in
+
+    assert next_ping_in(LiveRules(), driver, ride) == interval
+
+
+def test_the_status_sets_are_the_enums_own() -> None:
+    from domain.rides import DRIVER_ACTIVE, TERMINAL, RideStatus
+
+    assert {s for s in RideStatus if s.terminal} == TERMINAL
+    assert {s for s in RideStatus if s.driver_bound} == DRIVER_ACTIVE
+    assert RideStatus.awaiting_pickup_set() == {RideStatus.ACCEPTED, RideStatus.ARRIVED}
+    assert {s for s in RideStatus if s.ended_unfinished} == {"cancelled", "no_show"}
+    assert {s for s in RideStatus if s.gone} == {"cancelled", "expired"}
