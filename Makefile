@@ -1,5 +1,5 @@
 # Quick start: `make run` (the whole stack) and `make test` (the whole suite).
-.PHONY: run test lint format bench clean
+.PHONY: run test unit lint format bench clean
 
 run:
 	@scripts/bootstrap.sh
@@ -12,6 +12,11 @@ test:
 	.venv/bin/mypy
 	.venv/bin/lint-imports
 	.venv/bin/pytest
+
+# The fast tier alone: use cases against fakes, no service started, no socket opened.
+unit:
+	@scripts/bootstrap.sh
+	.venv/bin/pytest --confcutdir=tests/unit tests/unit
 
 lint:
 	@scripts/bootstrap.sh

@@ -1,9 +1,13 @@
-"""Celery configuration (Celery 5.7, Redis broker). See DESIGN.md, "Celery facts measured here"."""
+"""Celery configuration (Celery 5.7, Redis broker); the reasons behind each setting are in
+docs/design.md and docs/guarantees.md."""
 
 from __future__ import annotations
 
-from kombu import Queue
+from kombu import Queue as KombuQueue
 
+from domain.jobs import Job
+from infra.routing import Queue
+from infra.routing import task_routes as task_routes_of_jobs
 from infra.settings import get_settings
 
 _settings = get_settings()
@@ -45,19 +49,9 @@ worker_send_task_events = True
 task_send_sent_event = True
 worker_hijack_root_logger = False
 
-task_default_queue = "default"
-task_queues = (
-    Queue("payments"),
-    Queue("notifications"),
-    Queue("promotions"),
-    Queue("default"),
-)
-task_routes = {
-    "payments.*": {"queue": "payments"},
-    "notifications.*": {"queue": "notifications"},
-    "promotions.*": {"queue": "promotions"},
-    "*": {"queue": "default"},
-}
+task_default_queue = Queue.DEFAULT.value
+task_queues = tuple(KombuQueue(q.value) for q in Queue)
+task_routes = task_routes_of_jobs()  # each job's queue, spelled out in infra/routing.py
 
 # Beat: one active instance, guaranteed by RedBeat's lock in Redis; a second beat
 # waits and takes over when the lock expires.
@@ -66,18 +60,18 @@ redbeat_redis_url = _settings.redis_url
 redbeat_lock_timeout = 15
 beat_max_loop_interval = 5
 beat_schedule = {
-    "outbox-redispatch": {"task": "outbox.redispatch", "schedule": 15.0},
-    "positions-sweep-stale": {"task": "positions.sweep_stale", "schedule": 10.0},
+    "outbox-redispatch": {"task": Job.REDISPATCH_OUTBOX, "schedule": 15.0},
+    "positions-sweep-stale": {"task": Job.SWEEP_STALE_POSITIONS, "schedule": 10.0},
     # offer expiry: deadlines are rows in SQL; this looks at the due ones every second
-    "dispatch-sweep": {"task": "dispatch.sweep", "schedule": 1.0},
+    "dispatch-sweep": {"task": Job.SWEEP_DISPATCH, "schedule": 1.0},
     # reconciliation sweeps, with beat's deadlines (workers/reconciliation.py)
     "payments-sweep-stuck": {
-        "task": "payments.sweep_stuck",
+        "task": Job.SWEEP_STUCK_PAYMENTS,
         "schedule": _settings.sweep_interval_s,
         "kwargs": {"older_than_s": _settings.sweep_payment_after_s},
     },
     "payments-sweep-holds": {
-        "task": "payments.sweep_holds",
+        "task": Job.SWEEP_HOLDS,
         "schedule": _settings.sweep_interval_s,
         "kwargs": {
             "ended_for_s": _settings.sweep_hold_ended_s,
@@ -85,12 +79,12 @@ beat_schedule = {
         },
     },
     "payments-sweep-webhooks": {
-        "task": "payments.sweep_webhooks",
+        "task": Job.SWEEP_WEBHOOKS,
         "schedule": _settings.sweep_interval_s,
         "kwargs": {"older_than_s": _settings.sweep_webhook_after_s},
     },
     "rides-sweep-stuck": {
-        "task": "rides.sweep_stuck",
+        "task": Job.SWEEP_STUCK_RIDES,
         "schedule": _settings.sweep_interval_s,
         "kwargs": {
             "unstarted_s": _settings.sweep_ride_unstarted_s,
@@ -98,9 +92,9 @@ beat_schedule = {
         },
     },
     # statements for the days that are over (idempotent: once per driver-day), then payouts
-    "settle-day": {"task": "payments.settle_day", "schedule": _settings.settlement_interval_s},
+    "settle-day": {"task": Job.SETTLE_DAY, "schedule": _settings.settlement_interval_s},
     "pay-out": {
-        "task": "payments.pay_out",
+        "task": Job.PAY_OUT,
         "schedule": _settings.payout_interval_s,
         "kwargs": {"retry_after_s": _settings.payout_retry_s},
     },

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import Request
 
 from api.live import facts_cache, live
+from domain.jobs import Job
 from domain.trip import LiveRules, arriving_soon, eta_toward
 from infra.jobs import send_now
 from infra.live.keys import ride_stream
@@ -42,4 +43,4 @@ async def maybe_emit_eta(
     if arriving_soon(rules, ride_status, eta) and await state.rides.first_arriving(ride_id):
         # best effort, straight to the push worker: an ETA is not a committed state to put
         # in an outbox
-        await asyncio.to_thread(send_now, "notifications.arriving", ride_id=ride_id)
+        await asyncio.to_thread(send_now, Job.NOTIFY_ARRIVING, ride_id=ride_id)

@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infra.routing import Queue
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 Proc = subprocess.Popen[bytes]
@@ -310,7 +312,7 @@ def start_api(
     return proc
 
 
-QUEUES = "payments,notifications,promotions,default"
+QUEUES = ",".join(Queue)  # every queue
 
 
 def start_worker(

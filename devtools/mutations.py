@@ -134,9 +134,9 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "promotions never delay a ride's push",
-        "infra/queue.py",
-        'PUSH_QUEUES = ("notifications", "promotions")',
-        'PUSH_QUEUES = ("promotions", "notifications")',
+        "infra/routing.py",
+        "PUSH_QUEUES = (Queue.NOTIFICATIONS, Queue.PROMOTIONS)",
+        "PUSH_QUEUES = (Queue.PROMOTIONS, Queue.NOTIFICATIONS)",
         "tests/workers/test_notifications.py::test_a_broadcast_never_delays_a_rides_push",
     ),
     Mutant(

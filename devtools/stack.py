@@ -87,7 +87,7 @@ class Stack:
     def starters(self) -> dict[str, Callable[[], launcher.Proc]]:
         """How each of the product's processes starts, by name (`ridehail run` starts them
         all; the chaos run also starts one again after killing it)."""
-        from infra.queue import PUSH_QUEUES  # (the Celery app: not before it is needed)
+        from infra.routing import MAIN_QUEUES, PUSH_QUEUES
 
         s = self.settings
 
@@ -99,7 +99,7 @@ class Stack:
                 s.api_port, host=s.api_host, quiet=False, wait=False, log=log("api")
             ),
             "worker": lambda: launcher.start_worker(
-                queues="payments,default",
+                queues=",".join(MAIN_QUEUES),
                 quiet=False,
                 extra=["-E", "--loglevel", "INFO"],
                 log=log("worker"),

@@ -39,6 +39,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from infra.routing import Queue
+
 log = logging.getLogger("ridehail.metrics")
 
 HTTP_REQUESTS = Counter(
@@ -95,7 +97,7 @@ REPAIRS = Counter(
     ["sweep", "action"],
 )
 
-QUEUES = ("payments", "notifications", "promotions", "default")
+QUEUES = tuple(q.value for q in Queue)
 
 
 def multiprocess_dir() -> str | None:

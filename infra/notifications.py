@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from domain.errors import NotFound
+from domain.jobs import Job
 from domain.notifications import NotificationStatus, PlannedPush, promotion_push
 from domain.usecases.ports import BroadcastProgress
 from infra import jobs
@@ -45,7 +46,7 @@ def plan_broadcast(session: Session, broadcast_id: uuid.UUID, batch: int = BROAD
         stmt = stmt.where(col(User.id) > row.cursor)
     users = list(session.exec(stmt.order_by(col(User.id)).limit(batch)).all())
     pushes = [promotion_push(u, row.id, row.title, row.body) for u in users]
-    log_pushes(session, pushes, deliver_task="promotions.deliver")
+    log_pushes(session, pushes, deliver_task=Job.DELIVER_PROMOTION)
     row.cursor = users[-1] if users else row.cursor
     row.planned = len(users) < batch
     session.add(row)
@@ -120,7 +121,7 @@ class SqlDevices:
 
 
 def log_pushes(
-    session: Session, pushes: list[PlannedPush], deliver_task: str = "notifications.deliver"
+    session: Session, pushes: list[PlannedPush], deliver_task: str = Job.DELIVER_PUSH
 ) -> None:
     """Log each planned push once (its key: a repeated job finds it there) and queue its
     delivery, in the caller's transaction. Promotions go by `promotions.deliver`, on the

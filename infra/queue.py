@@ -10,10 +10,6 @@ from celery.signals import before_task_publish, task_postrun, task_prerun
 from infra.logs import HEADER, request_id, task_name
 from infra.metrics import TASKS_SENT
 
-#: The push worker's queues, in the order it reads them (celeryconfig's "priority"
-#: strategy): a promotion is taken only when no ride push waits.
-PUSH_QUEUES = ("notifications", "promotions")
-
 celery_app = Celery("ridehail")
 celery_app.config_from_object("celeryconfig")
 

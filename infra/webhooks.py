@@ -8,6 +8,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
+from domain.jobs import Job
 from infra import jobs
 from infra.db import session_scope, utcnow
 from infra.models import WebhookEvent
@@ -26,7 +27,7 @@ def store_event(session: Session, event_id: str, event_type: str, event: dict[st
     )
     if session.execute(stmt).first() is None:  # it was there already
         return False
-    jobs.enqueue(session, "payments.reconcile_event", event_id=event_id)
+    jobs.enqueue(session, Job.RECONCILE_EVENT, event_id=event_id)
     return True
 
 

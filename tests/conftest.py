@@ -121,7 +121,7 @@ def celery_includes() -> list[str]:
 
 @pytest.fixture(scope="session")
 def celery_worker_parameters() -> dict[str, Any]:
-    from infra.queue import PUSH_QUEUES
+    from infra.routing import PUSH_QUEUES
 
     return {
         "queues": ("payments", *PUSH_QUEUES, "default"),  # the push worker's order

@@ -17,6 +17,7 @@ from datetime import timedelta
 from sqlmodel import Session
 
 from domain.dispatch import DispatchRules, OfferStatus, pick
+from domain.jobs import Job
 from domain.rides import RideStatus
 from domain.usecases import rides as ride_cases
 from infra import jobs
@@ -33,7 +34,7 @@ from workers.base import Retryable, transactional_task
 log = logging.getLogger(__name__)
 
 
-@transactional_task("dispatch.advance")
+@transactional_task(Job.DISPATCH)
 def advance(session: Session, ride_id: str) -> str:
     settings = get_settings()
     rules: DispatchRules = settings.dispatch
@@ -87,10 +88,10 @@ def advance(session: Session, ride_id: str) -> str:
 SWEEP_LEASE_S = 10.0  # a ride's move sent by the sweep is sent again after this at most
 
 
-@transactional_task("dispatch.sweep", max_retries=0)
+@transactional_task(Job.SWEEP_DISPATCH, max_retries=0)
 def sweep(session: Session) -> int:
     """Beat job: move on every ride whose wave deadline has passed."""
     due = SqlOffers(session).claim_due_rides(utcnow(), lease_s=SWEEP_LEASE_S)
     for ride_id in due:
-        jobs.enqueue(session, "dispatch.advance", ride_id=str(ride_id))
+        jobs.enqueue(session, Job.DISPATCH, ride_id=str(ride_id))
     return len(due)

@@ -8,6 +8,7 @@ import uuid
 from sqlmodel import Session
 
 from domain.fares import commission
+from domain.jobs import Job
 from domain.ledger import ride_fare_entry, ride_fee_entry
 from domain.money import Money
 from domain.rides import RideStatus
@@ -19,7 +20,7 @@ from workers.base import Retryable, transactional_task
 log = logging.getLogger(__name__)
 
 
-@transactional_task("ledger.post_ride")
+@transactional_task(Job.POST_LEDGER)
 def post_ride(session: Session, ride_id: str) -> str:
     """Post the fare of a completed ride, or the fee of a cancelled / no-show one, once."""
     ride = session.get(Ride, uuid.UUID(ride_id))

@@ -11,6 +11,7 @@ import uuid
 
 from sqlmodel import Session
 
+from domain.jobs import Job
 from domain.notifications import RideFacts, arriving_push, rating_push, ride_pushes
 from domain.rides import RideStatus
 from infra import jobs
@@ -19,7 +20,7 @@ from infra.notifications import deliver, log_pushes, plan_broadcast
 from workers.base import Retryable, RetryIn, transactional_task
 
 
-@transactional_task("notifications.ride_event")
+@transactional_task(Job.NOTIFY_RIDE_EVENT)
 def ride_event(session: Session, ride_id: str, status: str) -> int:
     """What the ride's `status` tells its passenger and driver, logged once and queued."""
     ride = session.get(Ride, uuid.UUID(ride_id))
@@ -30,7 +31,7 @@ def ride_event(session: Session, ride_id: str, status: str) -> int:
     return len(pushes)
 
 
-@transactional_task("notifications.arriving")
+@transactional_task(Job.NOTIFY_ARRIVING)
 def arriving(session: Session, ride_id: str) -> int:
     """The hot path saw the driver close to the pickup: tell the passenger, if the ride
     is still waiting for them."""
@@ -41,7 +42,7 @@ def arriving(session: Session, ride_id: str) -> int:
     return 1
 
 
-@transactional_task("notifications.rating_received")
+@transactional_task(Job.NOTIFY_RATING)
 def rating_received(session: Session, rating_id: str) -> int:
     rating = session.get(Rating, uuid.UUID(rating_id))
     if rating is None:
@@ -50,7 +51,7 @@ def rating_received(session: Session, rating_id: str) -> int:
     return 1
 
 
-@transactional_task("notifications.deliver", max_retries=8)
+@transactional_task(Job.DELIVER_PUSH, max_retries=8)
 def deliver_one(session: Session, notification_id: str) -> str | RetryIn:
     """Deliveries commit on their own as they go (see `infra.notifications.deliver`)."""
     return _deliver(notification_id)
@@ -65,17 +66,17 @@ def _deliver(notification_id: str) -> str | RetryIn:
     return RetryIn(min(wait, 300.0) + random.uniform(0, 1))
 
 
-@transactional_task("promotions.broadcast")
+@transactional_task(Job.BROADCAST)
 def broadcast(session: Session, broadcast_id: str) -> str:
     """One batch of a promotional broadcast planned; the next batch is its own job, so a
     large broadcast never holds a worker for long."""
     if plan_broadcast(session, uuid.UUID(broadcast_id)):
         return "planned"
-    jobs.enqueue(session, "promotions.broadcast", broadcast_id=broadcast_id)
+    jobs.enqueue(session, Job.BROADCAST, broadcast_id=broadcast_id)
     return "next batch queued"
 
 
-@transactional_task("promotions.deliver", max_retries=8)
+@transactional_task(Job.DELIVER_PROMOTION, max_retries=8)
 def deliver_promotion(session: Session, notification_id: str) -> str | RetryIn:
     """`notifications.deliver` for promotions, on the low-priority queue."""
     return _deliver(notification_id)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
+from domain.jobs import Job
 from infra import jobs
 from infra.settings import get_settings
 from workers.base import transactional_task
 
 
-@transactional_task("outbox.redispatch", max_retries=0)
+@transactional_task(Job.REDISPATCH_OUTBOX, max_retries=0)
 def redispatch(session: Session) -> int:
     jobs.prune_completed(session)
     return jobs.redispatch_stale(session, get_settings().outbox_redispatch_after_s)

@@ -11,6 +11,7 @@ import uuid
 
 from sqlmodel import Session, select
 
+from domain.jobs import Job
 from domain.ledger import refund_entry
 from domain.money import Money
 from domain.notifications import NotificationKind, payment_push
@@ -118,7 +119,7 @@ def _charge(session: Session, payment: Payment, *, hold: bool) -> None:
     record_received(session, payment)
 
 
-@transactional_task("payments.authorize_ride")
+@transactional_task(Job.AUTHORIZE_RIDE)
 def authorize_ride(session: Session, ride_id: str) -> str:
     """Hold the estimate plus a margin on the passenger's card (manual capture)."""
     rid = uuid.UUID(ride_id)
@@ -139,7 +140,7 @@ def authorize_ride(session: Session, ride_id: str) -> str:
     return payment.status
 
 
-@transactional_task("payments.settle_ride")
+@transactional_task(Job.SETTLE_RIDE)
 def settle_ride(session: Session, ride_id: str) -> str:
     """At the ride's end: capture the fare (and charge what exceeds the hold), capture the
     fee of a cancellation or no-show, or release the hold."""
@@ -188,7 +189,7 @@ def _charge_rest(session: Session, ride: Ride, auth: Payment, amount: int) -> No
     _charge(session, extra, hold=False)
 
 
-@transactional_task("payments.reconcile_event")
+@transactional_task(Job.RECONCILE_EVENT)
 def reconcile_event(session: Session, event_id: str) -> str:
     """Bring our payment in line with Stripe's current state of the event's object.
 
@@ -260,7 +261,7 @@ def reconcile_refund(session: Session, stripe_refund_id: str) -> str:
     return f"refund {status}"
 
 
-@transactional_task("payments.refund")
+@transactional_task(Job.REFUND)
 def refund(session: Session, refund_id: str) -> str:
     row = session.exec(
         select(Refund).where(Refund.id == uuid.UUID(refund_id)).with_for_update()

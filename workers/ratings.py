@@ -7,12 +7,13 @@ import uuid
 
 from sqlmodel import Session
 
+from domain.jobs import Job
 from infra.ratings import recompute
 from infra.settings import get_settings
 from workers.base import Retryable, transactional_task
 
 
-@transactional_task("ratings.aggregate")
+@transactional_task(Job.AGGREGATE_RATINGS)
 def aggregate(session: Session, user_id: str) -> str:
     result = recompute(session, uuid.UUID(user_id), get_settings().rating)
     if result is None:

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from domain.jobs import Job
 from domain.payments import PaymentKind, PaymentStatus, RefundStatus
 from domain.rides import TERMINAL, RideStatus
 from domain.usecases import rides as ride_cases
@@ -53,7 +54,7 @@ def _ago(seconds: float | None, default: float) -> datetime:
     return utcnow() - timedelta(seconds=default if seconds is None else seconds)
 
 
-@transactional_task("payments.sweep_stuck", max_retries=0)
+@transactional_task(Job.SWEEP_STUCK_PAYMENTS, max_retries=0)
 def sweep_stuck_payments(session: Session, older_than_s: float | None = None) -> dict[str, int]:
     before = _ago(older_than_s, get_settings().sweep_payment_after_s)
     gateway = StripeGateway(retries=0)
@@ -72,9 +73,7 @@ def sweep_stuck_payments(session: Session, older_than_s: float | None = None) ->
             out["reread"] += 1
         else:  # Stripe never saw it: the job that asks is sent again (its key keeps it once)
             task = (
-                "payments.authorize_ride"
-                if payment.kind == PaymentKind.AUTHORIZATION
-                else "payments.settle_ride"
+                Job.AUTHORIZE_RIDE if payment.kind == PaymentKind.AUTHORIZATION else Job.SETTLE_RIDE
             )
             jobs.enqueue(session, task, ride_id=str(payment.ride_id))
             payment.updated_at = utcnow()  # the next run waits a full deadline again
@@ -90,14 +89,14 @@ def sweep_stuck_payments(session: Session, older_than_s: float | None = None) ->
             reconcile_refund(session, refund.stripe_refund_id)
             out["refunds_reread"] += 1
         else:
-            jobs.enqueue(session, "payments.refund", refund_id=str(refund.id))
+            jobs.enqueue(session, Job.REFUND, refund_id=str(refund.id))
             out["refunds_resent"] += 1
     for action, count in out.items():
         _repaired("payments", action, count)
     return out
 
 
-@transactional_task("payments.sweep_holds", max_retries=0)
+@transactional_task(Job.SWEEP_HOLDS, max_retries=0)
 def sweep_holds(
     session: Session, ended_for_s: float | None = None, expiry_margin_s: float | None = None
 ) -> dict[str, int]:
@@ -122,7 +121,7 @@ def sweep_holds(
     for ride_id, capture_before, _updated, status in held:
         expiring = capture_before is not None and capture_before < lapses_by
         if status in TERMINAL:
-            jobs.enqueue(session, "payments.settle_ride", ride_id=str(ride_id))
+            jobs.enqueue(session, Job.SETTLE_RIDE, ride_id=str(ride_id))
             out["expiring_settled" if expiring else "settled"] += 1
         elif expiring:
             # an open ride this old is the stuck-ride sweep's to end; then this settles it
@@ -135,7 +134,7 @@ def sweep_holds(
     return out
 
 
-@transactional_task("payments.sweep_webhooks", max_retries=0)
+@transactional_task(Job.SWEEP_WEBHOOKS, max_retries=0)
 def sweep_webhooks(session: Session, older_than_s: float | None = None) -> int:
     """Stored Stripe events still unprocessed (their job lost or given up): sent again."""
     before = _ago(older_than_s, get_settings().sweep_webhook_after_s)
@@ -146,12 +145,12 @@ def sweep_webhooks(session: Session, older_than_s: float | None = None) -> int:
         .limit(BATCH * 5)
     ).all()
     for event_id in waiting:
-        jobs.enqueue(session, "payments.reconcile_event", event_id=event_id)
+        jobs.enqueue(session, Job.RECONCILE_EVENT, event_id=event_id)
     _repaired("webhooks", "resent", len(waiting))
     return len(waiting)
 
 
-@transactional_task("rides.sweep_stuck", max_retries=0)
+@transactional_task(Job.SWEEP_STUCK_RIDES, max_retries=0)
 def sweep_stuck_rides(
     session: Session, unstarted_s: float | None = None, silent_s: float | None = None
 ) -> int:
@@ -178,7 +177,7 @@ def sweep_stuck_rides(
             continue  # the driver is still pinging: a long trip, not a stuck one
         jobs.enqueue(
             session,
-            "rides.end_stuck",
+            Job.END_STUCK_RIDE,
             ride_id=str(ride_id),
             unstarted_before=unstarted.isoformat(),
             silent_before=silent.isoformat(),
@@ -188,7 +187,7 @@ def sweep_stuck_rides(
     return sent
 
 
-@transactional_task("rides.end_stuck")
+@transactional_task(Job.END_STUCK_RIDE)
 def end_stuck(
     session: Session,
     ride_id: str,

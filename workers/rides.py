@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
+from domain.jobs import Job
 from domain.rides import RideStatus
 from domain.trip import encode_polyline
 from infra.live.rides import LiveRides
@@ -18,7 +19,7 @@ from infra.settings import get_settings
 from workers.base import Retryable, transactional_task
 
 
-@transactional_task("rides.store_trip")
+@transactional_task(Job.STORE_TRIP)
 def store_trip(session: Session, ride_id: str) -> str:
     ride = session.get(Ride, uuid.UUID(ride_id), with_for_update=True)
     if ride is None:
@@ -35,7 +36,7 @@ def store_trip(session: Session, ride_id: str) -> str:
     return f"stored {len(points)} points"
 
 
-@transactional_task("rides.publish")
+@transactional_task(Job.PUBLISH_RIDE)
 def publish(session: Session, ride_id: str, status: str, at: str) -> str:
     """The ride's facts and its `status` event, for the hot path and the streams. The API
     (or worker) that made the change did it already right after its commit; this repeats

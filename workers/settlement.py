@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
+from domain.jobs import Job
 from domain.ledger import Account
 from domain.money import Money
 from domain.payments import PaymentRefused
@@ -113,7 +114,7 @@ def close_day(session: Session, day: date) -> int:
     return made
 
 
-@transactional_task("payments.settle_day", max_retries=3)
+@transactional_task(Job.SETTLE_DAY, max_retries=3)
 def settle_day(session: Session, period: str | None = None) -> int:
     """Close `period`, or else every recent day that is over (oldest first, so what a
     driver owes is carried in order)."""
@@ -128,7 +129,7 @@ def settle_day(session: Session, period: str | None = None) -> int:
     return made
 
 
-@transactional_task("payments.pay_out", max_retries=0)
+@transactional_task(Job.PAY_OUT, max_retries=0)
 def pay_out(session: Session, retry_after_s: float | None = None) -> int:
     """Send a payout job for each statement still to pay (new ones, and payable ones whose
     last attempt is older than `retry_after_s`, from beat's `RIDEHAIL_PAYOUT_RETRY_S`)."""
@@ -146,11 +147,11 @@ def pay_out(session: Session, retry_after_s: float | None = None) -> int:
         .limit(500)
     ).all()
     for statement_id in due:
-        jobs.enqueue(session, "payments.pay_statement", statement_id=str(statement_id))
+        jobs.enqueue(session, Job.PAY_STATEMENT, statement_id=str(statement_id))
     return len(due)
 
 
-@transactional_task("payments.pay_statement")
+@transactional_task(Job.PAY_STATEMENT)
 def pay_statement(session: Session, statement_id: str) -> str:
     """One statement's transfer, made once. Stripe's refusal (no funds available yet, an
     account not onboarded) leaves it payable for the next run; a fault is retried."""

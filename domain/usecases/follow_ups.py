@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.jobs import Job
 from domain.rides import Ride, RidePayment, RideStatus
 from domain.usecases.ports import UnitOfWork
 
@@ -27,13 +28,13 @@ class FollowUp:
     with_status: bool = False  # the job is told which status the ride reached
 
 
-PUBLISH = FollowUp("rides.publish", publish_now=True)
-DISPATCH = FollowUp("dispatch.advance")
-AUTHORIZE = FollowUp("payments.authorize_ride", card_only=True)
-STORE_TRIP = FollowUp("rides.store_trip")
-POST_LEDGER = FollowUp("ledger.post_ride")
-SETTLE_CARD = FollowUp("payments.settle_ride", card_only=True)
-NOTIFY = FollowUp("notifications.ride_event", with_status=True)
+PUBLISH = FollowUp(Job.PUBLISH_RIDE, publish_now=True)
+DISPATCH = FollowUp(Job.DISPATCH)
+AUTHORIZE = FollowUp(Job.AUTHORIZE_RIDE, card_only=True)
+STORE_TRIP = FollowUp(Job.STORE_TRIP)
+POST_LEDGER = FollowUp(Job.POST_LEDGER)
+SETTLE_CARD = FollowUp(Job.SETTLE_RIDE, card_only=True)
+NOTIFY = FollowUp(Job.NOTIFY_RIDE_EVENT, with_status=True)
 
 _ENDED = (PUBLISH, POST_LEDGER, SETTLE_CARD, NOTIFY)
 

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from domain.access import Caller
 from domain.errors import NotFound
+from domain.jobs import Job
 from domain.usecases.ports import BroadcastProgress, UnitOfWork
 
 
@@ -41,7 +42,7 @@ def broadcast(uow: UnitOfWork, admin: Caller, title: str, body: str) -> Broadcas
     """A promotional push to every user who opted in, planned and delivered by workers in
     batches, on the low-priority path."""
     broadcast_id = uow.broadcasts.create(title, body, admin.id)
-    uow.jobs.enqueue("promotions.broadcast", broadcast_id=str(broadcast_id))
+    uow.jobs.enqueue(Job.BROADCAST, broadcast_id=str(broadcast_id))
     return BroadcastProgress(broadcast_id, planned=False, recipients=0, sent=0, queued=0)
 
 

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from domain.access import Access, Actor, Caller, ride_access
 from domain.errors import Conflict, IllegalTransition, NotFound, RateLimited, Unprocessable
+from domain.jobs import Job
 from domain.ledger import Account, account, cash_collected_entry, driver_position
 from domain.money import Money
 from domain.payments import OWED, PaymentKind, refund_amount
@@ -100,7 +101,7 @@ def request_refund(
         amount, payment.amount_received, uow.payments.refunds_not_failed(payment.id)
     )
     refund = uow.payments.add_refund(payment, amount, reason, admin.id)
-    uow.jobs.enqueue("payments.refund", refund_id=str(refund.id))
+    uow.jobs.enqueue(Job.REFUND, refund_id=str(refund.id))
     return refund
 
 

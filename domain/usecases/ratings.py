@@ -10,6 +10,7 @@ from uuid import UUID
 
 from domain.access import Access, Actor, Caller, ride_access
 from domain.errors import NotFound
+from domain.jobs import Job
 from domain.ratings import RatedSide, Summary, check_rating, clean_comment, summarize
 from domain.rides import RideStatus
 from domain.usecases.context import Context
@@ -58,8 +59,8 @@ def rate(
             created_at=ctx.now,
         )
     )
-    uow.jobs.enqueue("ratings.aggregate", user_id=str(ratee))
-    uow.jobs.enqueue("notifications.rating_received", rating_id=str(rating.id))
+    uow.jobs.enqueue(Job.AGGREGATE_RATINGS, user_id=str(ratee))
+    uow.jobs.enqueue(Job.NOTIFY_RATING, rating_id=str(rating.id))
     return rating
 
 

@@ -16,6 +16,7 @@ from domain.access import SYSTEM, Access, Actor, Caller, ride_access
 from domain.errors import Conflict, NotFound, RateLimited, Unprocessable
 from domain.fares import compute_fare, hold_amount
 from domain.geo import Point
+from domain.jobs import Job
 from domain.money import Money
 from domain.rides import OPEN, Ride, RidePayment, RideState, RideStatus, check_route
 from domain.usecases.context import Context
@@ -200,7 +201,7 @@ def decline(uow: UnitOfWork, ctx: Context, caller: Caller, ride_id: UUID) -> Non
     """The driver says no to their offer: dispatch moves on at once."""
     state = _locked(uow, ride_id)
     uow.offers.decline(state, caller.id, ctx.now)
-    uow.jobs.enqueue("dispatch.advance", ride_id=str(state.id))
+    uow.jobs.enqueue(Job.DISPATCH, ride_id=str(state.id))
 
 
 class DriverStep(StrEnum):
