@@ -18,7 +18,8 @@ from celery.signals import (
 
 from infra import logs
 from infra.metrics import TASKS, process_exited
-from infra.queue import PUSH_QUEUES, celery_app
+from infra.queue import celery_app
+from infra.routing import PUSH_QUEUES
 from infra.settings import get_settings
 from workers import (  # noqa: F401  (registers the tasks)
     dispatch,

@@ -74,7 +74,7 @@ def test_a_push_in_flight_when_the_broker_drops_is_finished_and_recorded(
     from sqlalchemy import text
 
     from infra.db import get_engine
-    from infra.queue import PUSH_QUEUES
+    from infra.routing import PUSH_QUEUES
     from tests.wait import until
     from tests.workers.test_notifications import _note_for
 

@@ -474,11 +474,11 @@ def test_cancellations_expiry_and_a_declined_card_are_told(
 
 def _note_for(token: str) -> tuple[uuid.UUID, uuid.UUID]:
     """A user with one device and one logged notification (no delivery job queued)."""
-    from infra.db import unit_of_work
+    from infra.db import session_scope
     from infra.models import Device, Notification
     from infra.users import create_user
 
-    with unit_of_work() as session:
+    with session_scope() as session:
         user = create_user(
             session, email=f"{token}@example.com", password=PASSWORD, name="Pat", role="passenger"
         )
@@ -497,18 +497,18 @@ def test_a_delivery_its_sender_left_claimed_is_not_sent_again_and_settles_unknow
     """A push worker killed between the claim and FCM's receipt leaves the delivery
     `sending`: whoever runs the job next must not send it (it may be at FCM) and the log
     says `unknown`, not that no device took it."""
-    from infra.db import unit_of_work
+    from infra.db import session_scope
     from infra.models import Delivery, Notification
     from infra.notifications import deliver
 
     fcm = _fcm(settings)
     token = f"claimed-{uuid.uuid4()}"
     _user, note_id = _note_for(token)
-    with unit_of_work() as session:
+    with session_scope() as session:
         session.add(Delivery(notification_id=note_id, token=token, status="sending", attempts=1))
     assert deliver(note_id) is False
     assert [s for s in _sent(fcm) if s["message"].get("token") == token] == []
-    with unit_of_work() as session:
+    with session_scope() as session:
         note = session.get(Notification, note_id)
         assert note is not None
         assert (note.status, note.error) == (
