@@ -108,7 +108,7 @@ MUTANTS: list[Mutant] = [
         "a delivery its sender left claimed is never sent again, and settles unknown",
         "infra/notifications.py",
         '        elif not waiting and "sending" in statuses:',
-        '        elif False:',
+        "        elif False:",
         "tests/workers/test_notifications.py::test_a_delivery_its_sender_left_claimed_is_not_sent_again_and_settles_unknown",
     ),
     Mutant(
