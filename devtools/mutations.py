@@ -66,7 +66,7 @@ MUTANTS: list[Mutant] = [
         "domain/ledger.py",
         "unbalanced = {c: t for c, t in totals.items() if t != 0}",
         "unbalanced: dict[str, int] = {}",
-        "tests/domain/test_ledger_and_geo.py",
+        "tests/unit/domain/test_ledger_and_geo.py",
     ),
     Mutant(
         "statements and payouts match the ledger however often the jobs run",
@@ -165,7 +165,7 @@ MUTANTS: list[Mutant] = [
         "domain/access.py",
         "        return Access.PARTICIPANT if str(passenger_id) == me else Access.NONE",
         "        return Access.PARTICIPANT",
-        "tests/workers/test_access_matrix.py",
+        "tests/e2e/test_access_matrix.py",
     ),
     Mutant(
         "tokens cannot be forged",

@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from infra.db import get_engine
+from infra.stripe_gateway import stripe_client
+from tests.wait import until
 
 _seq = itertools.count(1)
 PASSWORD = "correct horse battery"
@@ -86,3 +91,45 @@ def advance(client: TestClient, ride_id: str, driver: Account, *actions: str) ->
         assert r.status_code == 200, (action, r.text)
         body = r.json()
     return body
+
+
+# --- card rides: a passenger with a saved card, a card ride, its payment rows ---------
+def card_passenger(client: TestClient, pm: str = "pm_card_visa") -> Account:
+    p = register(client, "passenger")
+    si = client.post("/api/v1/payments/setup-intent", headers=p.headers).json()
+    stripe_client().v1.setup_intents.confirm(si["setup_intent_id"], params={"payment_method": pm})
+    return p
+
+
+def card_ride(client: TestClient, p: Account) -> dict[str, Any]:
+    r = client.post(
+        "/api/v1/rides",
+        json={"pickup": PICKUP, "dropoff": DROPOFF, "payment": "card"},
+        headers=p.headers,
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def payment_row(ride_id: str, kind: str = "authorization") -> Any:
+    with get_engine().connect() as conn:
+        return (
+            conn.execute(
+                text("SELECT * FROM payments WHERE ride_id = :r AND kind = :k"),
+                {"r": ride_id, "k": kind},
+            )
+            .mappings()
+            .first()
+        )
+
+
+def held(ride_id: str) -> Any:
+    """Wait until the worker's hold on the card stands; the authorization row."""
+    return until(lambda: (a := payment_row(ride_id)) and a["status"] == "requires_capture" and a)
+
+
+def ledger_sum() -> int:
+    with get_engine().connect() as conn:
+        return int(
+            conn.execute(text("SELECT coalesce(sum(amount),0) FROM ledger_lines")).scalar_one()
+        )

@@ -9,7 +9,7 @@ from typing import Any
 
 from domain.ledger import JournalEntry
 from domain.rides import DRIVER_ACTIVE, OPEN, RideEvent, RideState
-from tests.domain.test_rides import FakeRide
+from tests.unit.domain.test_rides import FakeRide
 
 
 class MemoryRides:

@@ -18,42 +18,18 @@ from domain.money import Money
 from infra.db import get_engine, utcnow
 from infra.redis import get_sync_redis
 from infra.stripe_gateway import stripe_client
-from tests.factories import DROPOFF, PICKUP, Account, advance, register
+from tests.factories import (
+    DROPOFF,
+    PICKUP,
+    advance,
+    card_passenger,
+    card_ride,
+    held,
+    ledger_sum,
+    payment_row,
+    register,
+)
 from tests.wait import until
-
-
-def _card_passenger(client: TestClient, pm: str = "pm_card_visa") -> Account:
-    p = register(client, "passenger")
-    si = client.post("/api/v1/payments/setup-intent", headers=p.headers).json()
-    stripe_client().v1.setup_intents.confirm(si["setup_intent_id"], params={"payment_method": pm})
-    return p
-
-
-def _card_ride(client: TestClient, p: Account) -> dict[str, Any]:
-    r = client.post(
-        "/api/v1/rides",
-        json={"pickup": PICKUP, "dropoff": DROPOFF, "payment": "card"},
-        headers=p.headers,
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-def _payment(ride_id: str, kind: str = "authorization") -> Any:
-    with get_engine().connect() as conn:
-        return (
-            conn.execute(
-                text("SELECT * FROM payments WHERE ride_id = :r AND kind = :k"),
-                {"r": ride_id, "k": kind},
-            )
-            .mappings()
-            .first()
-        )
-
-
-def _held(ride_id: str) -> Any:
-    """Wait until the worker's hold on the card stands; the authorization row."""
-    return until(lambda: (a := _payment(ride_id)) and a["status"] == "requires_capture" and a)
 
 
 def _stripe_calls(settings: Any, path: str) -> list[dict[str, Any]]:
@@ -61,21 +37,14 @@ def _stripe_calls(settings: Any, path: str) -> list[dict[str, Any]]:
     return [x for x in r.json() if x["method"] == "POST"]
 
 
-def _ledger_sum() -> int:
-    with get_engine().connect() as conn:
-        return int(
-            conn.execute(text("SELECT coalesce(sum(amount),0) FROM ledger_lines")).scalar_one()
-        )
-
-
 def test_authorized_at_request_and_captured_once_at_a_lower_fare(
     client: TestClient, settings: Any
 ) -> None:
-    p = _card_passenger(client)
+    p = card_passenger(client)
     d = register(client, "driver")
-    ride = _card_ride(client, p)
+    ride = card_ride(client, p)
     hold = hold_amount(Money(ride["estimate"]["amount"], "usd")).amount
-    auth = until(lambda: (a := _payment(ride["id"])) and a["status"] == "requires_capture" and a)
+    auth = until(lambda: (a := payment_row(ride["id"])) and a["status"] == "requires_capture" and a)
     assert auth["amount"] == hold
     intent = stripe_client().v1.payment_intents.retrieve(auth["stripe_payment_intent_id"])
     assert (intent.status, intent.amount, intent.capture_method) == (
@@ -87,7 +56,7 @@ def test_authorized_at_request_and_captured_once_at_a_lower_fare(
     done = advance(client, ride["id"], d, "accept", "arrive", "start", "complete")
     fare = done["fare"]["amount"]
     assert fare < hold  # a short, fast trip
-    captured = until(lambda: (a := _payment(ride["id"])) and a["status"] == "succeeded" and a)
+    captured = until(lambda: (a := payment_row(ride["id"])) and a["status"] == "succeeded" and a)
     assert captured["amount_received"] == fare
     assert captured["risk_level"] == "normal"  # Stripe's risk outcome, kept with the charge
     intent = stripe_client().v1.payment_intents.retrieve(auth["stripe_payment_intent_id"])
@@ -99,7 +68,7 @@ def test_authorized_at_request_and_captured_once_at_a_lower_fare(
     ]
     assert len({c["idempotency_key"] for c in captures}) == 1
     assert captures[0]["idempotency_key"] == f"ride-{ride['id']}-capture"
-    until(lambda: _ledger_sum() == 0 and _count_entries(ride["id"]) == 2)
+    until(lambda: ledger_sum() == 0 and _count_entries(ride["id"]) == 2)
 
 
 def _count_entries(ride_id: str) -> int:
@@ -114,10 +83,10 @@ def _count_entries(ride_id: str) -> int:
 def test_a_fare_above_the_hold_captures_the_hold_and_charges_the_rest(
     client: TestClient,
 ) -> None:
-    p = _card_passenger(client)
+    p = card_passenger(client)
     d = register(client, "driver")
-    ride = _card_ride(client, p)
-    _held(ride["id"])
+    ride = card_ride(client, p)
+    held(ride["id"])
     advance(client, ride["id"], d, "accept", "arrive", "start")
     with get_engine().begin() as conn:  # a two-hour crawl through traffic
         conn.execute(
@@ -126,23 +95,23 @@ def test_a_fare_above_the_hold_captures_the_hold_and_charges_the_rest(
         )
     done = advance(client, ride["id"], d, "complete")
     fare = done["fare"]["amount"]
-    auth = until(lambda: (a := _payment(ride["id"])) and a["status"] == "succeeded" and a)
+    auth = until(lambda: (a := payment_row(ride["id"])) and a["status"] == "succeeded" and a)
     extra = until(
-        lambda: (e := _payment(ride["id"], "extra_charge")) and e["status"] == "succeeded" and e
+        lambda: (e := payment_row(ride["id"], "extra_charge")) and e["status"] == "succeeded" and e
     )
     assert auth["amount_received"] == auth["amount"]
     assert auth["amount_received"] + extra["amount_received"] == fare
-    until(lambda: _ledger_sum() == 0 and _count_entries(ride["id"]) == 3)
+    until(lambda: ledger_sum() == 0 and _count_entries(ride["id"]) == 3)
 
 
 def test_cancelled_rides_release_the_hold_or_capture_the_fee(
     client: TestClient, settings: Any
 ) -> None:
-    p = _card_passenger(client)
-    free = _card_ride(client, p)
-    auth = until(lambda: (a := _payment(free["id"])) and a["status"] == "requires_capture" and a)
+    p = card_passenger(client)
+    free = card_ride(client, p)
+    auth = until(lambda: (a := payment_row(free["id"])) and a["status"] == "requires_capture" and a)
     client.post(f"/api/v1/rides/{free['id']}/cancel", headers=p.headers)
-    released = until(lambda: (a := _payment(free["id"])) and a["status"] == "canceled" and a)
+    released = until(lambda: (a := payment_row(free["id"])) and a["status"] == "canceled" and a)
     assert released["amount_received"] == 0
     assert (
         stripe_client().v1.payment_intents.retrieve(auth["stripe_payment_intent_id"]).status
@@ -150,8 +119,8 @@ def test_cancelled_rides_release_the_hold_or_capture_the_fee(
     )
 
     d = register(client, "driver")
-    late = _card_ride(client, p)
-    until(lambda: (a := _payment(late["id"])) and a["status"] == "requires_capture")
+    late = card_ride(client, p)
+    until(lambda: (a := payment_row(late["id"])) and a["status"] == "requires_capture")
     advance(client, late["id"], d, "accept")
     with get_engine().begin() as conn:
         conn.execute(
@@ -159,7 +128,7 @@ def test_cancelled_rides_release_the_hold_or_capture_the_fee(
             {"t": utcnow() - timedelta(minutes=10), "r": late["id"]},
         )
     client.post(f"/api/v1/rides/{late['id']}/cancel", headers=p.headers)
-    fee = until(lambda: (a := _payment(late["id"])) and a["status"] == "succeeded" and a)
+    fee = until(lambda: (a := payment_row(late["id"])) and a["status"] == "succeeded" and a)
     assert fee["amount_received"] == settings.fare.cancellation_fee
 
 
@@ -167,9 +136,9 @@ def test_a_declined_card_stops_the_ride(
     client: TestClient, settings: Any, monkeypatch: Any
 ) -> None:
     # attaches fine, declines when charged (Stripe's test card for exactly that)
-    p = _card_passenger(client, "pm_card_chargeCustomerFail")
-    ride = _card_ride(client, p)
-    failed = until(lambda: (a := _payment(ride["id"])) and a["status"] == "failed" and a)
+    p = card_passenger(client, "pm_card_chargeCustomerFail")
+    ride = card_ride(client, p)
+    failed = until(lambda: (a := payment_row(ride["id"])) and a["status"] == "failed" and a)
     assert failed["failure_code"]
     r = until(
         lambda: (
@@ -213,10 +182,10 @@ def test_a_declined_card_stops_the_ride(
 def test_the_rides_driver_sees_its_payments_without_the_riders_card_details(
     client: TestClient,
 ) -> None:
-    p = _card_passenger(client)
+    p = card_passenger(client)
     d = register(client, "driver")
-    ride = _card_ride(client, p)
-    _held(ride["id"])
+    ride = card_ride(client, p)
+    held(ride["id"])
     advance(client, ride["id"], d, "accept")
     url, q = "/api/v1/payments", {"ride_id": ride["id"]}
     mine = client.get(url, params=q, headers=p.headers).json()["items"]
@@ -235,12 +204,12 @@ def test_partial_and_full_refunds_never_more_than_captured(client: TestClient) -
     with session_scope() as session:
         create_user(session, email="refunds@ops.io", password=PASSWORD, name="Ops", role="admin")
     admin = login(client, "refunds@ops.io", "", "admin")
-    p = _card_passenger(client)
+    p = card_passenger(client)
     d = register(client, "driver")
-    ride = _card_ride(client, p)
-    _held(ride["id"])
+    ride = card_ride(client, p)
+    held(ride["id"])
     fare = advance(client, ride["id"], d, "accept", "arrive", "start", "complete")["fare"]
-    paid = until(lambda: (a := _payment(ride["id"])) and a["status"] == "succeeded" and a)
+    paid = until(lambda: (a := payment_row(ride["id"])) and a["status"] == "succeeded" and a)
     assert paid["amount_received"] == fare["amount"]
     url = f"/api/v1/payments/{paid['id']}/refunds"
     assert (
@@ -273,7 +242,7 @@ def test_partial_and_full_refunds_never_more_than_captured(client: TestClient) -
         paid["stripe_payment_intent_id"], params={"expand": ["latest_charge"]}
     )
     assert intent.latest_charge.amount_refunded == fare["amount"]  # type: ignore[union-attr]
-    until(lambda: _ledger_sum() == 0 and _count_entries(ride["id"]) == 4)
+    until(lambda: ledger_sum() == 0 and _count_entries(ride["id"]) == 4)
     stranger = register(client, "passenger")
     assert (
         client.get(
@@ -286,10 +255,10 @@ def test_partial_and_full_refunds_never_more_than_captured(client: TestClient) -
 def test_an_unpaid_rest_is_an_outstanding_balance_that_blocks_the_next_ride(
     client: TestClient,
 ) -> None:
-    p = _card_passenger(client)
+    p = card_passenger(client)
     d = register(client, "driver")
-    ride = _card_ride(client, p)
-    _held(ride["id"])
+    ride = card_ride(client, p)
+    held(ride["id"])
     advance(client, ride["id"], d, "accept", "arrive", "start")
     # mid-ride the passenger removes the card, and the trip runs long
     card = client.get("/api/v1/payments/methods", headers=p.headers).json()["items"][0]
@@ -304,9 +273,9 @@ def test_an_unpaid_rest_is_an_outstanding_balance_that_blocks_the_next_ride(
         )
     fare = advance(client, ride["id"], d, "complete")["fare"]["amount"]
     extra = until(
-        lambda: (e := _payment(ride["id"], "extra_charge")) and e["status"] == "failed" and e
+        lambda: (e := payment_row(ride["id"], "extra_charge")) and e["status"] == "failed" and e
     )
-    auth = _payment(ride["id"])
+    auth = payment_row(ride["id"])
     assert auth["amount_received"] + extra["amount"] == fare
     r = client.post(
         "/api/v1/rides",
@@ -334,9 +303,9 @@ def test_a_card_needing_3ds_ends_in_a_balance_that_the_device_settles(
     d = register(client, "driver")
     phone = f"3ds-phone-{p.id}"
     client.post("/api/v1/devices", json={"token": phone, "platform": "ios"}, headers=p.headers)
-    ride = _card_ride(client, p)
+    ride = card_ride(client, p)
     # off-session the bank wants the rider again: no hold, but the ride goes on
-    until(lambda: (a := _payment(ride["id"])) and a["status"] == "requires_action")
+    until(lambda: (a := payment_row(ride["id"])) and a["status"] == "requires_action")
     from infra.redis import get_sync_redis
 
     told = until(lambda: get_sync_redis().xrange(f"user:{p.id}:events"))
@@ -359,7 +328,9 @@ def test_a_card_needing_3ds_ends_in_a_balance_that_the_device_settles(
     done = advance(client, ride["id"], d, "accept", "arrive", "start", "complete")
     extra = until(
         lambda: (
-            (e := _payment(ride["id"], "extra_charge")) and e["status"] == "requires_action" and e
+            (e := payment_row(ride["id"], "extra_charge"))
+            and e["status"] == "requires_action"
+            and e
         )
     )
     assert extra["amount"] == done["fare"]["amount"]
@@ -393,16 +364,16 @@ def test_a_card_needing_3ds_ends_in_a_balance_that_the_device_settles(
         headers=p.headers,
     )
     assert again.status_code == 201
-    until(lambda: _ledger_sum() == 0)
+    until(lambda: ledger_sum() == 0)
 
 
 def test_a_card_declined_at_the_end_leaves_an_outstanding_balance(
     client: TestClient, settings: Any
 ) -> None:
-    p = _card_passenger(client)
+    p = card_passenger(client)
     d = register(client, "driver")
-    ride = _card_ride(client, p)
-    _held(ride["id"])
+    ride = card_ride(client, p)
+    held(ride["id"])
     advance(client, ride["id"], d, "accept", "arrive", "start")
     with get_engine().begin() as conn:
         conn.execute(
@@ -428,10 +399,10 @@ def test_a_card_declined_at_the_end_leaves_an_outstanding_balance(
     ).raise_for_status()
     advance(client, ride["id"], d, "complete")
     extra = until(
-        lambda: (e := _payment(ride["id"], "extra_charge")) and e["status"] == "failed" and e
+        lambda: (e := payment_row(ride["id"], "extra_charge")) and e["status"] == "failed" and e
     )
     assert extra["failure_code"] == "do_not_honor"
-    assert _payment(ride["id"])["status"] == "failed"  # the hold was never captured
+    assert payment_row(ride["id"])["status"] == "failed"  # the hold was never captured
     fare = client.get(f"/api/v1/rides/{ride['id']}", headers=p.headers).json()["fare"]
     assert extra["amount"] == fare["amount"]  # all of it is owed
     r = client.post(
@@ -447,9 +418,9 @@ def test_an_ended_ride_whose_hold_was_never_settled_is_settled_by_the_sweep(
 ) -> None:
     from infra.queue import celery_app
 
-    p = _card_passenger(client)
-    ride = _card_ride(client, p)
-    auth = until(lambda: (a := _payment(ride["id"])) and a["status"] == "requires_capture" and a)
+    p = card_passenger(client)
+    ride = card_ride(client, p)
+    auth = until(lambda: (a := payment_row(ride["id"])) and a["status"] == "requires_capture" and a)
     # the ride ended, and its settle job was lost
     with get_engine().begin() as conn:
         conn.execute(
@@ -461,7 +432,7 @@ def test_an_ended_ride_whose_hold_was_never_settled_is_settled_by_the_sweep(
             {"t": utcnow() - timedelta(hours=1), "p": auth["id"]},
         )
     assert celery_app.send_task("payments.sweep_holds").get(timeout=15)["settled"] == 1
-    released = until(lambda: (a := _payment(ride["id"])) and a["status"] == "canceled" and a)
+    released = until(lambda: (a := payment_row(ride["id"])) and a["status"] == "canceled" and a)
     assert released["amount_received"] == 0
     assert celery_app.send_task("payments.sweep_holds").get(timeout=15) == {
         "settled": 0,

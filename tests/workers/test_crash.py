@@ -21,8 +21,8 @@ from sqlalchemy import text
 from infra.db import get_engine, utcnow
 from infra.queue import celery_app
 from infra.stripe_gateway import stripe_client
+from tests.factories import card_passenger, card_ride, payment_row
 from tests.wait import until
-from tests.workers.test_card_rides import _card_passenger, _card_ride, _payment
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,9 +78,9 @@ def test_a_capture_interrupted_by_sigkill_happens_exactly_once(
     client: TestClient, settings: Any, crash_worker: subprocess.Popen[bytes], tmp_path: Path
 ) -> None:
     worker_log = tmp_path / "worker.log"
-    p = _card_passenger(client)
-    ride = _card_ride(client, p)
-    auth = until(lambda: (a := _payment(ride["id"])) and a["status"] == "requires_capture" and a)
+    p = card_passenger(client)
+    ride = card_ride(client, p)
+    auth = until(lambda: (a := payment_row(ride["id"])) and a["status"] == "requires_capture" and a)
     pi = auth["stripe_payment_intent_id"]
     fare = auth["amount"] - 111
     # the ride ends (set directly, so only the crash worker will settle it)
@@ -113,7 +113,7 @@ def test_a_capture_interrupted_by_sigkill_happens_exactly_once(
 
     # task_reject_on_worker_lost + acks_late: the task comes back and runs again
     done = until(
-        lambda: (a := _payment(ride["id"])) and a["status"] == "succeeded" and a, timeout=40
+        lambda: (a := payment_row(ride["id"])) and a["status"] == "succeeded" and a, timeout=40
     )
     assert done["amount_received"] == fare
     assert b"exited with 'signal 9 (SIGKILL)'" in worker_log.read_bytes()

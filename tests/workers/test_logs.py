@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from infra.logs import JsonFormatter
+from tests.factories import card_passenger
 from tests.wait import until
-from tests.workers.test_card_rides import _card_passenger
 
 
 class _Lines(logging.Handler):
@@ -37,7 +37,7 @@ def lines() -> Iterator[_Lines]:
 
 
 def test_a_requests_id_travels_into_the_tasks_it_caused(client: TestClient, lines: _Lines) -> None:
-    p = _card_passenger(client)
+    p = card_passenger(client)
     r = client.post(
         "/api/v1/rides",
         json={

@@ -15,15 +15,18 @@ from fastapi.testclient import TestClient
 from infra.db import session_scope
 from infra.stripe_gateway import stripe_client
 from infra.users import create_user
-from tests.factories import PASSWORD, advance, login, register
-from tests.wait import until
-from tests.workers.test_card_rides import (
-    _card_passenger,
-    _card_ride,
-    _held,
-    _ledger_sum,
-    _payment,
+from tests.factories import (
+    PASSWORD,
+    advance,
+    card_passenger,
+    card_ride,
+    held,
+    ledger_sum,
+    login,
+    payment_row,
+    register,
 )
+from tests.wait import until
 
 
 def _race(calls: list[Any]) -> list[Any]:
@@ -42,9 +45,9 @@ def test_refunds_racing_the_capture_and_each_other_never_exceed_it(client: TestC
         create_user(session, email="race-ops@ops.io", password=PASSWORD, name="O", role="admin")
     admin = login(client, "race-ops@ops.io", "", "admin")
     for _round in range(3):
-        p, d = _card_passenger(client), register(client, "driver")
-        ride = _card_ride(client, p)
-        auth = _held(ride["id"])
+        p, d = card_passenger(client), register(client, "driver")
+        ride = card_ride(client, p)
+        auth = held(ride["id"])
         fare = advance(client, ride["id"], d, "accept", "arrive", "start")
         url = f"/api/v1/payments/{auth['id']}/refunds"
         full = {"amount": ride["estimate"]["amount"], "reason": "requested_by_customer"}
@@ -56,19 +59,21 @@ def test_refunds_racing_the_capture_and_each_other_never_exceed_it(client: TestC
         fare = answers[0].json()["fare"]["amount"]
         accepted = [r.json()["amount"] for r in answers[1:] if r.status_code == 201]
         assert all(r.status_code in (201, 409) for r in answers[1:]), [r.text for r in answers[1:]]
-        paid = until(lambda r=ride["id"]: (a := _payment(r)) and a["status"] == "succeeded" and a)
+        paid = until(
+            lambda r=ride["id"]: (a := payment_row(r)) and a["status"] == "succeeded" and a
+        )
         assert paid["amount_received"] == fare
         assert sum(accepted) <= paid["amount_received"]  # never beyond what was captured
         # Stripe agrees with our rows once the refunds are made
         total = sum(accepted)
-        until(lambda r=ride["id"], n=total: _payment(r)["amount_refunded"] == n)
+        until(lambda r=ride["id"], n=total: payment_row(r)["amount_refunded"] == n)
         intent = stripe_client().v1.payment_intents.retrieve(
             paid["stripe_payment_intent_id"], params={"expand": ["latest_charge"]}
         )
         charge: Any = intent.latest_charge
         assert charge.amount_captured == fare
         assert charge.amount_refunded == sum(accepted) <= charge.amount_captured
-    until(lambda: _ledger_sum() == 0)
+    until(lambda: ledger_sum() == 0)
 
 
 def test_a_webhook_racing_the_worker_that_made_the_call_changes_nothing(
@@ -81,12 +86,12 @@ def test_a_webhook_racing_the_worker_that_made_the_call_changes_nothing(
 
     from tests.workers.test_webhooks import _event, _events, _post
 
-    p = _card_passenger(client)
+    p = card_passenger(client)
     httpx.post(
         f"{settings.stripe_api_base}/_config/faults",
         json={"path_prefix": "/v1/payment_intents", "method": "POST", "delay_s": 3.0, "count": 1},
     ).raise_for_status()
-    ride = _card_ride(client, p)
+    ride = card_ride(client, p)
 
     def made_at_stripe() -> Any:
         found = stripe_client().v1.payment_intents.list(params={"limit": 100}).data
@@ -100,11 +105,11 @@ def test_a_webhook_racing_the_worker_that_made_the_call_changes_nothing(
         )
 
     intent = until(made_at_stripe, timeout=10)
-    assert _payment(ride["id"])["stripe_payment_intent_id"] is None  # our worker still waits
+    assert payment_row(ride["id"])["stripe_payment_intent_id"] is None  # our worker still waits
     obj = {"id": intent.id, "object": "payment_intent", "metadata": intent.metadata.to_dict()}
     assert _post(client, _event("payment_intent.amount_capturable_updated", obj)).status_code == 200
     held = until(
-        lambda: (a := _payment(ride["id"])) and a["status"] == "requires_capture" and a,
+        lambda: (a := payment_row(ride["id"])) and a["status"] == "requires_capture" and a,
         timeout=60,  # the worker's late answer, then the event's retry with backoff
     )
     assert held["stripe_payment_intent_id"] == intent.id

@@ -195,23 +195,23 @@ def test_a_user_without_a_device_still_gets_the_log_entry(
 def test_payments_refunds_and_ratings_are_told_once(client: TestClient, settings: Any) -> None:
     from infra.db import session_scope
     from infra.users import create_user
-    from tests.workers.test_card_rides import _card_passenger, _card_ride, _held, _payment
+    from tests.factories import card_passenger, card_ride, held, payment_row
 
     fcm = _fcm(settings)
-    p, d = _card_passenger(client), register(client, "driver")
+    p, d = card_passenger(client), register(client, "driver")
     _device(client, p, f"card-phone-{p.id}")
     _device(client, d, f"driver-phone-{d.id}")
-    ride = _card_ride(client, p)
-    _held(ride["id"])
+    ride = card_ride(client, p)
+    held(ride["id"])
     advance(client, ride["id"], d, "accept", "arrive", "start", "complete")
-    until(lambda: (a := _payment(ride["id"])) is not None and a["status"] == "succeeded")
+    until(lambda: (a := payment_row(ride["id"])) is not None and a["status"] == "succeeded")
     # refund part of it (an admin)
     with session_scope() as session:
         create_user(session, email="refunds@example.com", password="x" * 10, name="A", role="admin")
     admin = client.post(
         "/api/v1/auth/token", data={"username": "refunds@example.com", "password": "x" * 10}
     ).json()["access_token"]
-    payment = _payment(ride["id"])
+    payment = payment_row(ride["id"])
     assert payment is not None
     r = client.post(
         f"/api/v1/payments/{payment['id']}/refunds",
@@ -427,7 +427,7 @@ def test_cancellations_expiry_and_a_declined_card_are_told(
     from domain.usecases import rides as ride_cases
     from infra.db import utcnow
     from infra.unit_of_work import make_context, sql_unit_of_work
-    from tests.workers.test_card_rides import _card_passenger, _card_ride
+    from tests.factories import card_passenger, card_ride
 
     fcm = _fcm(settings)
     p, d = register(client, "passenger"), register(client, "driver")
@@ -465,9 +465,9 @@ def test_cancellations_expiry_and_a_declined_card_are_told(
         ride_cases.expire(uow, make_context(), uuid.UUID(lonely["id"]))
     until(lambda: kinds(f"p-{p.id}", lonely["id"]) == ["no_driver_found"])
     # a card declined when the hold is made: the rider is told to fix it
-    declined = _card_passenger(client, "pm_card_chargeCustomerFail")
+    declined = card_passenger(client, "pm_card_chargeCustomerFail")
     _device(client, declined, f"c-{declined.id}")
-    card_ride = _card_ride(client, declined)
+    card_ride = card_ride(client, declined)
     until(lambda: "payment_failed" in kinds(f"c-{declined.id}", card_ride["id"]))
     until(lambda: "ride_cancelled" in kinds(f"c-{declined.id}", card_ride["id"]))
 

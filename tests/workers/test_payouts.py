@@ -25,9 +25,16 @@ from devtools import launcher
 from infra.db import get_engine, utcnow
 from infra.metrics import TASKS
 from infra.stripe_gateway import stripe_client
-from tests.factories import Account, advance, register, request_ride
+from tests.factories import (
+    Account,
+    advance,
+    card_passenger,
+    card_ride,
+    held,
+    register,
+    request_ride,
+)
 from tests.wait import until
-from tests.workers.test_card_rides import _card_passenger, _card_ride, _held
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,9 +81,9 @@ def _entries(ride_id: str) -> int:
 
 
 def _card_trip(client: TestClient, driver: Account) -> str:
-    p = _card_passenger(client)
-    ride = _card_ride(client, p)
-    _held(ride["id"])
+    p = card_passenger(client)
+    ride = card_ride(client, p)
+    held(ride["id"])
     advance(client, ride["id"], driver, "accept", "arrive", "start", "complete")
     # fare, then the card received: both posted
     until(lambda: _entries(ride["id"]) >= 2, timeout=30)

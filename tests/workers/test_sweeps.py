@@ -14,9 +14,16 @@ from sqlalchemy import text
 from infra.db import get_engine, utcnow
 from infra.metrics import REPAIRS
 from infra.queue import celery_app
-from tests.factories import advance, register, request_ride
+from tests.factories import (
+    advance,
+    card_passenger,
+    card_ride,
+    held,
+    payment_row,
+    register,
+    request_ride,
+)
 from tests.wait import until
-from tests.workers.test_card_rides import _card_passenger, _card_ride, _held, _payment
 
 
 def _sql(sql: str, **params: Any) -> None:
@@ -47,9 +54,9 @@ def _kinds(user_id: str, ride_id: str) -> list[str]:
 
 
 def test_a_payment_left_pending_is_read_again_from_stripe(client: TestClient) -> None:
-    p = _card_passenger(client)
-    ride = _card_ride(client, p)
-    auth = _held(ride["id"])
+    p = card_passenger(client)
+    ride = card_ride(client, p)
+    auth = held(ride["id"])
     # our row lost the answer (a crash after Stripe held the card)
     _sql(
         "UPDATE payments SET status = 'pending', updated_at = :t WHERE id = :p",
@@ -59,15 +66,15 @@ def test_a_payment_left_pending_is_read_again_from_stripe(client: TestClient) ->
     before = _repairs("payments", "reread")
     out = _run("payments.sweep_stuck")
     assert out["reread"] == 1
-    assert _payment(ride["id"])["status"] == "requires_capture"
+    assert payment_row(ride["id"])["status"] == "requires_capture"
     assert _repairs("payments", "reread") == before + 1
     assert _run("payments.sweep_stuck")["reread"] == 0  # repaired: left alone
 
 
 def test_a_payment_stripe_never_saw_is_asked_again(client: TestClient) -> None:
-    p = _card_passenger(client)
-    ride = _card_ride(client, p)
-    auth = _held(ride["id"])
+    p = card_passenger(client)
+    ride = card_ride(client, p)
+    auth = held(ride["id"])
     # as if the authorize job had been lost before it reached Stripe
     _sql(
         "UPDATE payments SET status = 'pending', stripe_payment_intent_id = NULL, "
@@ -76,22 +83,24 @@ def test_a_payment_stripe_never_saw_is_asked_again(client: TestClient) -> None:
         p=auth["id"],
     )
     assert _run("payments.sweep_stuck")["resent"] == 1
-    again = until(lambda: (a := _payment(ride["id"])) and a["status"] == "requires_capture" and a)
+    again = until(
+        lambda: (a := payment_row(ride["id"])) and a["status"] == "requires_capture" and a
+    )
     # the same idempotency key: Stripe answered with the same PaymentIntent
     assert again["stripe_payment_intent_id"] == auth["stripe_payment_intent_id"]
 
 
 def test_a_hold_close_to_its_expiry_on_an_ended_ride_is_settled(client: TestClient) -> None:
-    p = _card_passenger(client)
-    ride = _card_ride(client, p)
-    auth = _held(ride["id"])
+    p = card_passenger(client)
+    ride = card_ride(client, p)
+    auth = held(ride["id"])
     assert auth["capture_before"] is not None  # from the charge, as Stripe gives it
     d = register(client, "driver")
     done = advance(client, ride["id"], d, "accept", "arrive", "start", "complete")
-    until(lambda: _payment(ride["id"])["status"] == "succeeded")
+    until(lambda: payment_row(ride["id"])["status"] == "succeeded")
     # a second ride whose hold lapses within the margin, and whose settle job was lost
-    ride2 = _card_ride(client, p)
-    auth2 = _held(ride2["id"])
+    ride2 = card_ride(client, p)
+    auth2 = held(ride2["id"])
     _sql("UPDATE rides SET status = 'cancelled', fee_amount = 0 WHERE id = :r", r=ride2["id"])
     _sql(
         "UPDATE payments SET capture_before = :t WHERE id = :p",
@@ -101,14 +110,14 @@ def test_a_hold_close_to_its_expiry_on_an_ended_ride_is_settled(client: TestClie
     out = _run("payments.sweep_holds", ended_for_s=3600, expiry_margin_s=86400)
     assert out["expiring_settled"] == 1
     assert out["settled"] == 0  # ended a moment ago: not yet stuck, but about to lapse
-    until(lambda: _payment(ride2["id"])["status"] == "canceled")
+    until(lambda: payment_row(ride2["id"])["status"] == "canceled")
     assert done["status"] == "completed"
 
 
 def test_a_stored_webhook_never_processed_is_processed(client: TestClient) -> None:
-    p = _card_passenger(client)
-    ride = _card_ride(client, p)
-    auth = _held(ride["id"])
+    p = card_passenger(client)
+    ride = card_ride(client, p)
+    auth = held(ride["id"])
     event_id = f"evt_{uuid.uuid4().hex[:20]}"
     payload = {
         "id": event_id,

@@ -14,9 +14,8 @@ from sqlalchemy import text
 
 from infra.db import get_engine
 from infra.stripe_gateway import stripe_client
-from tests.factories import advance, register
+from tests.factories import advance, card_passenger, card_ride, held, payment_row, register
 from tests.wait import until
-from tests.workers.test_card_rides import _card_passenger, _card_ride, _held, _payment
 
 SECRET = "whsec_suite_secret"
 
@@ -73,14 +72,14 @@ def test_signature_is_checked_and_an_empty_secret_verifies_nothing(
 
 
 def test_replays_and_disorder_end_in_stripes_current_state(client: TestClient) -> None:
-    p = _card_passenger(client)
+    p = card_passenger(client)
     d = register(client, "driver")
-    ride = _card_ride(client, p)
-    auth = until(lambda: (a := _payment(ride["id"])) and a["status"] == "requires_capture" and a)
+    ride = card_ride(client, p)
+    auth = until(lambda: (a := payment_row(ride["id"])) and a["status"] == "requires_capture" and a)
     pi = auth["stripe_payment_intent_id"]
-    held = stripe_client().v1.payment_intents.retrieve(pi).to_dict()
+    intent = stripe_client().v1.payment_intents.retrieve(pi).to_dict()
     # the "capturable" event, replayed three times: stored once, reconciled once
-    payload = _event("payment_intent.amount_capturable_updated", held, "evt_capturable_1")
+    payload = _event("payment_intent.amount_capturable_updated", intent, "evt_capturable_1")
     answers = [_post(client, payload).json() for _ in range(3)]
     assert answers == [
         {"received": True, "duplicate": False},
@@ -92,13 +91,13 @@ def test_replays_and_disorder_end_in_stripes_current_state(client: TestClient) -
     assert _events()[0]["result"] == "payment requires_capture"
 
     done = advance(client, ride["id"], d, "accept", "arrive", "start", "complete")
-    until(lambda: (a := _payment(ride["id"])) and a["status"] == "succeeded")
+    until(lambda: (a := payment_row(ride["id"])) and a["status"] == "succeeded")
     captured = stripe_client().v1.payment_intents.retrieve(pi).to_dict()
     # out of order: "succeeded" first, then a stale "capturable" snapshot arrives late
     _post(client, _event("payment_intent.succeeded", captured))
-    _post(client, _event("payment_intent.amount_capturable_updated", held))
+    _post(client, _event("payment_intent.amount_capturable_updated", intent))
     until(lambda: len(_events()) == 3 and all(e["processed_at"] for e in _events()))
-    final = _payment(ride["id"])
+    final = payment_row(ride["id"])
     assert final["status"] == "succeeded"  # the stale snapshot changed nothing
     assert final["amount_received"] == done["fare"]["amount"]
     with get_engine().connect() as conn:
@@ -129,12 +128,12 @@ def test_a_refund_that_fails_later_is_reflected_and_reversed(
     with session_scope() as session:
         create_user(session, email="ops-wh@ops.io", password=PASSWORD, name="Ops", role="admin")
     admin = login(client, "ops-wh@ops.io", "", "admin")
-    p = _card_passenger(client, "pm_card_refundFail")  # refunds fail a moment later
+    p = card_passenger(client, "pm_card_refundFail")  # refunds fail a moment later
     d = register(client, "driver")
-    ride = _card_ride(client, p)
-    _held(ride["id"])
+    ride = card_ride(client, p)
+    held(ride["id"])
     advance(client, ride["id"], d, "accept", "arrive", "start", "complete")
-    paid = until(lambda: (a := _payment(ride["id"])) and a["status"] == "succeeded" and a)
+    paid = until(lambda: (a := payment_row(ride["id"])) and a["status"] == "succeeded" and a)
     r = client.post(
         f"/api/v1/payments/{paid['id']}/refunds", json={"reason": "sorry"}, headers=admin.headers
     )
@@ -155,7 +154,7 @@ def test_a_refund_that_fails_later_is_reflected_and_reversed(
             return conn.execute(text("SELECT status FROM refunds")).scalar_one()
 
     until(lambda: refund_status() == "failed")
-    assert _payment(ride["id"])["amount_refunded"] == 0
+    assert payment_row(ride["id"])["amount_refunded"] == 0
     with get_engine().connect() as conn:
         total = conn.execute(text("SELECT coalesce(sum(amount), 0) FROM ledger_lines")).scalar_one()
         refunds_balance = conn.execute(

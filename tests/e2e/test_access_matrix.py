@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,9 +20,28 @@ from fastapi.testclient import TestClient
 
 from infra.db import session_scope
 from infra.users import create_user
-from tests.factories import PASSWORD, Account, grant_offer, login, register, request_ride
+from tests.factories import (
+    PASSWORD,
+    Account,
+    card_passenger,
+    card_ride,
+    grant_offer,
+    held,
+    login,
+    register,
+    request_ride,
+)
 from tests.wait import until
-from tests.workers.test_card_rides import _card_passenger, _card_ride, _held
+
+
+@pytest.fixture
+def client(db: None, celery_session_worker: Any) -> Iterator[TestClient]:
+    """The API in-process and a real worker (card holds are the worker's)."""
+    from api.main import app
+
+    with TestClient(app) as c:
+        yield c
+
 
 # object routes whose objects belong to no one (any signed-in user may read them)
 PUBLIC = {
@@ -109,8 +129,8 @@ def world(client: TestClient) -> World:
             session, email="matrix-admin@example.com", password=PASSWORD, name="A", role="admin"
         )
     admin = login(client, "matrix-admin@example.com", "", "admin")
-    passenger = _card_passenger(client)
-    stranger_passenger = _card_passenger(client)
+    passenger = card_passenger(client)
+    stranger_passenger = card_passenger(client)
     driver, stranger_driver = register(client, "driver"), register(client, "driver")
     w = World(
         client,
@@ -123,8 +143,8 @@ def world(client: TestClient) -> World:
             "anonymous": None,
         },
     )
-    ride = _card_ride(client, passenger)
-    auth = _held(ride["id"])
+    ride = card_ride(client, passenger)
+    auth = held(ride["id"])
     grant_offer(ride["id"], driver.id)
     assert (
         client.post(f"/api/v1/rides/{ride['id']}/accept", headers=driver.headers).status_code == 200
