@@ -4,8 +4,8 @@ When the broker connection drops, the worker closes the broken connection, and c
 its channel restores the unacknowledged messages - through a new Redis client made from
 the connection's parameters, which the close has already cleared. kombu then fails with
 `AttributeError: 'NoneType' object has no attribute 'hostname'`, which Celery does not
-expect there, and the worker process exits ("Unrecoverable error"), found by the chaos
-run restarting Redis. Here that case is the connection error it is: the close carries on,
+expect there, and the worker process exits ("Unrecoverable error") when Redis restarts.
+Here that case is the connection error it is: the close carries on,
 the worker reconnects, and the messages are restored by the visibility timeout (and their
 jobs re-sent by the outbox sweep) instead."""
 

@@ -142,7 +142,7 @@ def ready() -> bool:
     """Make the app and a valid access token now, before a delivery is claimed: a fresh
     process's first send would otherwise do the OAuth exchange (a signed JWT and a round
     trip) between the claim and the push, and a process killed then leaves the push
-    claimed and never sent (the chaos run found these). False: FCM's token endpoint is out
+    claimed and never sent. False: FCM's token endpoint is out
     of reach, claim nothing and come back."""
     try:
         cred = firebase_app().credential.get_credential()

@@ -215,7 +215,7 @@ def reconcile_event(session: Session, event_id: str) -> str:
         if payment is None:
             ours = (obj.get("metadata") or {}).get("payment_id")
             if ours:
-                # our own transaction has not committed yet (Polar saw this): try again
+                # our own transaction has not committed yet: try again
                 raise Retryable(f"payment {ours} of {obj.get('id')} not visible yet")
             event.result = "not ours"
         else:
