@@ -13,8 +13,6 @@ from pydantic import BaseModel, Field, StrictInt
 from api.deps import ContextDep, CurrentAdmin, CurrentCaller, UowDep
 from api.errors import error_responses
 from api.pagination import PageDep
-from domain.access import Actor
-from domain.errors import Forbidden
 from domain.ratings import TAGS, RatedSide
 from domain.usecases import ratings as use
 
@@ -57,8 +55,6 @@ class RatingSummaryOut(BaseModel):
 def rate(body: RatingIn, caller: CurrentCaller, uow: UowDep, ctx: ContextDep) -> JSONResponse:
     """Rate the other side of a completed ride: once, within 7 days of its end. A rating of
     3 stars or fewer needs a tag (`GET /api/v1/ratings/tags`)."""
-    if caller.role is Actor.ADMIN:
-        raise Forbidden("admins do not rate rides", code="role_forbidden")
     rating = use.rate(uow, ctx, caller, body.ride_id, body.stars, body.comment, body.tags)
     out = RatingPublic.model_validate(rating, from_attributes=True)
     return JSONResponse(out.model_dump(mode="json"), status_code=201)

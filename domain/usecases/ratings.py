@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from domain.access import Access, Actor, Caller, ride_access
-from domain.errors import NotFound
+from domain.access import Access, Actor, Caller, require, ride_access
+from domain.errors import Forbidden, NotFound
 from domain.jobs import Job
 from domain.ratings import RatedSide, Summary, check_rating, clean_comment, summarize
 from domain.rides import RideStatus
@@ -27,13 +27,12 @@ def rate(
     tags: list[str],
 ) -> Any:
     """The passenger rates the driver, or the driver the passenger: once per side."""
+    if caller.role is Actor.ADMIN:
+        raise Forbidden("admins do not rate rides", code="role_forbidden")
     ride = uow.rides.get(ride_id)
-    if (
-        ride is None
-        or caller.role is Actor.ADMIN
-        or ride_access(caller, ride.passenger_id, ride.driver_id) < Access.PARTICIPANT
-    ):
+    if ride is None:
         raise NotFound("ride not found", code="ride_not_found")
+    require(ride_access(caller, ride.passenger_id, ride.driver_id), Access.PARTICIPANT)
     by_passenger = caller.role is Actor.PASSENGER
     side = RatedSide.DRIVER if by_passenger else RatedSide.PASSENGER
     ratee = ride.driver_id if by_passenger else ride.passenger_id

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
-from domain.access import SYSTEM, Access, Actor, Caller, ride_access
+from domain.access import SYSTEM, Access, Actor, Caller, require, ride_access
 from domain.errors import Conflict, NotFound, RateLimited, Unprocessable
 from domain.fares import compute_fare, hold_amount
 from domain.geo import Point
@@ -132,8 +132,7 @@ def view_ride(uow: UnitOfWork, ctx: Context, caller: Caller, ride_id: UUID) -> R
     access = ride_access(
         caller, ride.passenger_id, ride.driver_id, holds_open_offer=offer is not None
     )
-    if access is Access.NONE:
-        raise _not_found()
+    require(access, Access.OFFER)
     return RideView(ride, access, offer.expires_at if offer is not None else None)
 
 
@@ -167,8 +166,7 @@ def _locked(uow: UnitOfWork, ride_id: UUID) -> RideState:
 def _locked_as_participant(uow: UnitOfWork, caller: Caller, ride_id: UUID) -> RideState:
     """The ride, row-locked, if the caller is its passenger, its driver or an admin."""
     ride = _locked(uow, ride_id)
-    if ride_access(caller, ride.passenger_id, ride.driver_id) < Access.PARTICIPANT:
-        raise _not_found()
+    require(ride_access(caller, ride.passenger_id, ride.driver_id), Access.PARTICIPANT)
     return ride
 
 
