@@ -56,9 +56,10 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "webhooks twice/late/out of order change nothing (Stripe's current state is read)",
-        "workers/payments.py",
-        'apply_intent(payment, _gateway().intent(obj["id"]))',
-        'apply_intent(payment, __import__("stripe").PaymentIntent.construct_from(obj, ""))',
+        "domain/usecases/card_payments.py",
+        'apply_intent(payment, uow.card_gateway.intent(obj["id"]), ctx.now)',
+        'apply_intent(payment, __import__("stripe").PaymentIntent.construct_from(obj, ""), '
+        "ctx.now)",
         "tests/workers/test_webhooks.py::test_replays_and_disorder_end_in_stripes_current_state",
     ),
     Mutant(

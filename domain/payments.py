@@ -11,7 +11,9 @@ rider owes (`OWED`): it blocks their next request until the app settles it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from domain.errors import Conflict, DomainError, ErrorKind
 from domain.rides import RideStatus
@@ -161,3 +163,25 @@ class PaymentObjectMissing(
     PaymentProviderError, kind=ErrorKind.NOT_FOUND, code="payment_method_not_found"
 ):
     """No such card (or not this rider's)."""
+
+
+def apply_intent(payment: Any, intent: Any, now: datetime) -> None:
+    """Mirror Stripe's state of the PaymentIntent onto the row (Stripe is the truth)."""
+    payment.stripe_payment_intent_id = intent.id
+    payment.status = FROM_INTENT_STATUS.get(intent.status, PaymentStatus(payment.status))
+    payment.amount_received = int(getattr(intent, "amount_received", 0) or 0)
+    charge = getattr(intent, "latest_charge", None)
+    outcome = getattr(charge, "outcome", None) if charge and not isinstance(charge, str) else None
+    details = getattr(charge, "payment_method_details", None) if outcome is not None else None
+    lapses = getattr(getattr(details, "card", None), "capture_before", None)
+    if lapses:
+        payment.capture_before = datetime.fromtimestamp(int(lapses), UTC)
+    if outcome is not None:
+        payment.risk_level = getattr(outcome, "risk_level", None)
+        score = getattr(outcome, "risk_score", None)
+        payment.risk_score = int(score) if score is not None else None
+    error = getattr(intent, "last_payment_error", None)
+    if error is not None and payment.status == PaymentStatus.FAILED:
+        payment.failure_code = getattr(error, "decline_code", None) or getattr(error, "code", None)
+        payment.failure_message = (getattr(error, "message", None) or "")[:500]
+    payment.updated_at = now

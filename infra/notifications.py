@@ -271,3 +271,13 @@ def _settle(notification_id: uuid.UUID, *, waiting: bool) -> None:
             note.status = NotificationStatus.FAILED
             note.error = "no device took it" if statuses else "no registered device"
         session.add(note)
+
+
+class SqlPushLog:
+    """`PushLog`: planned pushes into the notification log, their deliveries queued."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def log(self, pushes: list[PlannedPush]) -> None:
+        log_pushes(self.session, pushes)

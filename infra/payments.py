@@ -4,7 +4,6 @@ rows, and the `Cards` port over the Stripe gateway."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import Session, col, func, select
@@ -12,12 +11,17 @@ from sqlmodel import Session, col, func, select
 from domain.ledger import card_received_entry
 from domain.money import Money
 from domain.notifications import NotificationKind, payment_push
-from domain.payments import FROM_INTENT_STATUS, OWED, PaymentKind, PaymentStatus, RefundStatus
+from domain.payments import OWED, PaymentKind, RefundStatus
+from domain.payments import apply_intent as domain_apply_intent
 from domain.rides import RideState
 from domain.usecases.ports import Card, IntentInfo, SetupIntentInfo
-from infra.db import end_reads, utcnow
+from infra.db import after_commit, end_reads, utcnow
+from infra.live.keys import user_stream
+from infra.live.streams import Streams
 from infra.models import Payment, Refund, User
 from infra.notifications import log_pushes
+from infra.ratelimit import RedisVelocity
+from infra.redis import get_sync_redis
 from infra.repositories import SqlLedger
 from infra.settings import get_settings
 from infra.stripe_gateway import StripeGateway
@@ -60,6 +64,36 @@ class SqlPaymentBook:
             )
         ).one()
         return int(total)
+
+    def of_kind(self, ride_id: uuid.UUID, kind: str) -> Payment | None:
+        return payment_of(self.session, ride_id, PaymentKind(kind))
+
+    def add(
+        self, ride: RideState, kind: str, amount: int, payment_method_id: str | None
+    ) -> Payment:
+        return new_payment(self.session, ride, PaymentKind(kind), amount, payment_method_id)
+
+    def by_intent(self, intent_id: str) -> Payment | None:
+        return self.session.exec(
+            select(Payment).where(Payment.stripe_payment_intent_id == intent_id).with_for_update()
+        ).first()
+
+    def refund(self, refund_id: uuid.UUID) -> Refund | None:
+        return self.session.exec(
+            select(Refund).where(Refund.id == refund_id).with_for_update()
+        ).first()
+
+    def refund_by_stripe_id(self, stripe_refund_id: str) -> Refund | None:
+        return self.session.exec(
+            select(Refund).where(Refund.stripe_refund_id == stripe_refund_id).with_for_update()
+        ).first()
+
+    def customer_of(self, user_id: uuid.UUID) -> str | None:
+        user = self.session.get(User, user_id)
+        return user.stripe_customer_id if user else None
+
+    def save(self, row: Payment | Refund) -> None:
+        self.session.add(row)
 
     def add_refund(
         self, payment: Payment, amount: int, reason: str, requested_by: uuid.UUID
@@ -112,25 +146,8 @@ def payments_of_ride(session: Session, ride_id: uuid.UUID) -> list[Payment]:
 
 
 def apply_intent(payment: Payment, intent: Any) -> None:
-    """Mirror Stripe's state of the PaymentIntent onto the row (Stripe is the truth)."""
-    payment.stripe_payment_intent_id = intent.id
-    payment.status = FROM_INTENT_STATUS.get(intent.status, PaymentStatus(payment.status))
-    payment.amount_received = int(getattr(intent, "amount_received", 0) or 0)
-    charge = getattr(intent, "latest_charge", None)
-    outcome = getattr(charge, "outcome", None) if charge and not isinstance(charge, str) else None
-    details = getattr(charge, "payment_method_details", None) if outcome is not None else None
-    lapses = getattr(getattr(details, "card", None), "capture_before", None)
-    if lapses:
-        payment.capture_before = datetime.fromtimestamp(int(lapses), UTC)
-    if outcome is not None:
-        payment.risk_level = getattr(outcome, "risk_level", None)
-        score = getattr(outcome, "risk_score", None)
-        payment.risk_score = int(score) if score is not None else None
-    error = getattr(intent, "last_payment_error", None)
-    if error is not None and payment.status == PaymentStatus.FAILED:
-        payment.failure_code = getattr(error, "decline_code", None) or getattr(error, "code", None)
-        payment.failure_message = (getattr(error, "message", None) or "")[:500]
-    payment.updated_at = utcnow()
+    """`domain.payments.apply_intent` at the database's now."""
+    domain_apply_intent(payment, intent, utcnow())
 
 
 def record_received(session: Session, payment: Payment) -> None:
@@ -255,3 +272,18 @@ class StripePayoutAccounts:
             refresh_url=f"{base}/api/v1/payouts/onboarding?state=expired",
             return_url=f"{base}/api/v1/payouts/onboarding?state=done",
         )
+
+
+class StreamRiderAlerts:
+    """`RiderAlerts`: once the transaction commits, the rider's own stream hears of the
+    payment to fix, and the fraud limits count it."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def payment_problem(self, passenger_id: uuid.UUID, kind: str, event: dict[str, Any]) -> None:
+        def tell() -> None:
+            RedisVelocity(get_sync_redis()).hit("failed_payments", passenger_id, 10**6, 3600)
+            Streams(get_sync_redis()).emit(user_stream(passenger_id), kind, event)
+
+        after_commit(self.session, tell)

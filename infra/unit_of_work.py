@@ -18,6 +18,7 @@ from domain.geo import RouteModel
 from domain.usecases.context import Context
 from domain.usecases.ports import (
     Broadcasts,
+    CardGateway,
     Cards,
     Devices,
     JobQueue,
@@ -27,18 +28,26 @@ from domain.usecases.ports import (
     OpsView,
     PaymentBook,
     PayoutAccounts,
+    PushLog,
     Ratings,
+    RiderAlerts,
     RideRepository,
     Statements,
     TripPaths,
     Velocity,
+    WebhookInbox,
 )
 from infra.db import session_scope, utcnow
 from infra.idempotency import SqlIdempotency
-from infra.notifications import SqlBroadcasts, SqlDevices
+from infra.notifications import SqlBroadcasts, SqlDevices, SqlPushLog
 from infra.offers import SqlOfferBook
 from infra.ops import SqlOpsView
-from infra.payments import SqlPaymentBook, StripeCards, StripePayoutAccounts
+from infra.payments import (
+    SqlPaymentBook,
+    StreamRiderAlerts,
+    StripeCards,
+    StripePayoutAccounts,
+)
 from infra.ratelimit import RedisVelocity
 from infra.ratings import SqlRatings
 from infra.redis import get_sync_redis
@@ -51,14 +60,18 @@ from infra.repositories import (
     SqlStatements,
 )
 from infra.settings import Settings, get_settings
+from infra.stripe_gateway import StripeGateway
 from infra.users import SqlUsers
+from infra.webhooks import SqlWebhookInbox
 
 
 class SqlUnitOfWork:
     """`domain.usecases.ports.UnitOfWork` on one SQL session, plus the adapters the HTTP
     layer needs for itself (accounts, idempotency records)."""
 
-    def __init__(self, session: Session, settings: Settings | None = None) -> None:
+    def __init__(
+        self, session: Session, settings: Settings | None = None, *, stripe_retries: int = 2
+    ) -> None:
         settings = settings or get_settings()
         self.session = session
         self.rides: RideRepository = SqlRideRepository(session)
@@ -76,9 +89,20 @@ class SqlUnitOfWork:
         self.ratings: Ratings = SqlRatings(session)
         self.devices: Devices = SqlDevices(session)
         self.broadcasts: Broadcasts = SqlBroadcasts(session)
+        self.webhooks: WebhookInbox = SqlWebhookInbox(session)
+        self.pushes: PushLog = SqlPushLog(session)
+        self.rider_alerts: RiderAlerts = StreamRiderAlerts(session)
+        self._stripe_retries = stripe_retries
+        self._card_gateway: CardGateway | None = None
         # adapters of the HTTP layer's own needs (not use-case ports)
         self.users = SqlUsers(session)
         self.idempotency = SqlIdempotency(session)
+
+    @property
+    def card_gateway(self) -> CardGateway:
+        if self._card_gateway is None:
+            self._card_gateway = StripeGateway(retries=self._stripe_retries)
+        return self._card_gateway
 
 
 @contextmanager

@@ -35,3 +35,16 @@ def store_new_event(event_id: str, event_type: str, event: dict[str, Any]) -> bo
     """`store_event` in its own transaction."""
     with session_scope() as session:
         return store_event(session, event_id, event_type, event)
+
+
+class SqlWebhookInbox:
+    """`WebhookInbox`: Stripe's events as stored when they arrived."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, event_id: str) -> WebhookEvent | None:
+        return self.session.get(WebhookEvent, event_id, with_for_update=True)
+
+    def save(self, event: WebhookEvent) -> None:
+        self.session.add(event)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from domain.ledger import JournalEntry
@@ -99,11 +100,46 @@ class MemoryOffers:
                 o.status = "withdrawn"
 
 
+@dataclass
+class PaymentRow:
+    ride_id: uuid.UUID
+    passenger_id: uuid.UUID
+    kind: str
+    amount: int
+    currency: str = "usd"
+    payment_method_id: str | None = None
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    status: str = "pending"
+    amount_received: int = 0
+    amount_refunded: int = 0
+    stripe_payment_intent_id: str | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+    capture_before: datetime | None = None
+    risk_level: str | None = None
+    risk_score: int | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass
+class RefundRow:
+    payment_id: uuid.UUID
+    amount: int
+    currency: str = "usd"
+    reason: str = "requested_by_customer"
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    status: str = "pending"
+    stripe_refund_id: str | None = None
+    updated_at: datetime | None = None
+
+
 class MemoryPayments:
     def __init__(self) -> None:
         self.holds: list[tuple[uuid.UUID, int]] = []
         self.owed: dict[uuid.UUID, int] = {}
-        self.customers: set[uuid.UUID] = set()
+        self.customers: dict[uuid.UUID, str] = {}
+        self.rows: list[PaymentRow] = []
+        self.refunds: list[RefundRow] = []
 
     def outstanding(self, passenger_id: uuid.UUID) -> int:
         return self.owed.get(passenger_id, 0)
@@ -113,18 +149,160 @@ class MemoryPayments:
 
     def hold(self, ride: RideState, amount: int, payment_method_id: str | None) -> None:
         self.holds.append((ride.id, amount))
+        self.add(ride, "authorization", amount, payment_method_id)
 
     def of_ride(self, ride_id: uuid.UUID) -> list[Any]:
-        return []
+        return [p for p in self.rows if p.ride_id == ride_id]
 
     def get(self, payment_id: uuid.UUID, *, for_update: bool = False) -> Any:
-        return None
+        return next((p for p in self.rows if p.id == payment_id), None)
 
     def refunds_not_failed(self, payment_id: uuid.UUID) -> int:
-        return 0
+        return sum(
+            r.amount for r in self.refunds if r.payment_id == payment_id and r.status != "failed"
+        )
 
     def add_refund(self, payment: Any, amount: int, reason: str, requested_by: uuid.UUID) -> Any:
-        raise NotImplementedError
+        row = RefundRow(payment.id, amount, payment.currency, reason)
+        self.refunds.append(row)
+        return row
+
+    def of_kind(self, ride_id: uuid.UUID, kind: str) -> Any:
+        return next((p for p in self.rows if p.ride_id == ride_id and p.kind == kind), None)
+
+    def add(self, ride: Any, kind: str, amount: int, payment_method_id: str | None) -> Any:
+        row = PaymentRow(ride.id, ride.passenger_id, kind, amount, ride.currency, payment_method_id)
+        self.rows.append(row)
+        return row
+
+    def by_intent(self, intent_id: str) -> Any:
+        return next((p for p in self.rows if p.stripe_payment_intent_id == intent_id), None)
+
+    def refund(self, refund_id: uuid.UUID) -> Any:
+        return next((r for r in self.refunds if r.id == refund_id), None)
+
+    def refund_by_stripe_id(self, stripe_refund_id: str) -> Any:
+        return next((r for r in self.refunds if r.stripe_refund_id == stripe_refund_id), None)
+
+    def customer_of(self, user_id: uuid.UUID) -> str | None:
+        return self.customers.get(user_id)
+
+    def save(self, row: Any) -> None:
+        pass
+
+
+class FakeCardGateway:
+    """Stripe as the workers see it, in memory: each call keyed as the real gateway keys
+    it, so a repeated call answers what the first did and moves nothing twice. `decline`
+    makes the next charge fail with that exception; `refuse_capture` the next capture."""
+
+    def __init__(self, card: str | None = "pm_card_visa") -> None:
+        self.card = card
+        self.intents: dict[str, Any] = {}
+        self.calls: list[tuple[str, str]] = []  # (what, idempotency key)
+        self.decline: Exception | None = None
+        self.refuse_capture: Exception | None = None
+        self.refuse_refund: Exception | None = None
+        self.refund_states: dict[str, str] = {}
+
+    def _once(self, key: str, what: str, make: Any) -> Any:
+        if key not in {k for _, k in self.calls}:
+            self.calls.append((what, key))
+            self.intents[key] = make()
+        return self.intents[key]
+
+    def charging_card(self, customer: str) -> str | None:
+        return self.card
+
+    def charge_off_session(self, *, payment_id: uuid.UUID, ride_id: uuid.UUID, amount: int,
+                           currency: str, customer: str, payment_method: str, hold: bool,
+                           purpose: str) -> Any:  # fmt: skip
+        if self.decline is not None:
+            exc, self.decline = self.decline, None
+            raise exc
+        status = "requires_capture" if hold else "succeeded"
+        intent = self._once(
+            f"payment-{payment_id}",
+            "charge",
+            lambda: SimpleNamespace(
+                id=f"pi_{payment_id.hex[:12]}",
+                status=status,
+                amount=amount,
+                amount_received=0 if hold else amount,
+            ),  # fmt: skip
+        )
+        self.intents[intent.id] = intent
+        return intent
+
+    def capture(self, intent_id: str, ride_id: uuid.UUID, amount: int) -> Any:
+        if self.refuse_capture is not None:
+            exc, self.refuse_capture = self.refuse_capture, None
+            raise exc
+        intent = self.intents[intent_id]
+        self._once(f"ride-{ride_id}-capture", "capture", lambda: None)
+        intent.status, intent.amount_received = "succeeded", amount
+        return intent
+
+    def release(self, intent_id: str, ride_id: uuid.UUID) -> Any:
+        intent = self.intents[intent_id]
+        self._once(f"ride-{ride_id}-release", "release", lambda: None)
+        intent.status = "canceled"
+        return intent
+
+    def intent(self, intent_id: str) -> Any:
+        return self.intents[intent_id]
+
+    def refund(self, refund_id: uuid.UUID, intent_id: str, amount: int, reason: str) -> Any:
+        if self.refuse_refund is not None:
+            exc, self.refuse_refund = self.refuse_refund, None
+            raise exc
+        made = self._once(
+            f"refund-{refund_id}",
+            "refund",
+            lambda: SimpleNamespace(id=f"re_{refund_id.hex[:12]}", status="succeeded"),
+        )
+        self.refund_states.setdefault(made.id, "succeeded")
+        return made
+
+    def refund_state(self, stripe_refund_id: str) -> str:
+        return self.refund_states[stripe_refund_id]
+
+
+class MemoryWebhooks:
+    def __init__(self) -> None:
+        self.events: dict[str, Any] = {}
+
+    def add(self, event_id: str, payload: dict[str, Any]) -> None:
+        self.events[event_id] = SimpleNamespace(
+            id=event_id, payload=payload, processed_at=None, result=None
+        )
+
+    def get(self, event_id: str) -> Any:
+        return self.events.get(event_id)
+
+    def save(self, event: Any) -> None:
+        pass
+
+
+class MemoryPushLog:
+    def __init__(self) -> None:
+        self.logged: dict[tuple[uuid.UUID, str], Any] = {}
+
+    def log(self, pushes: list[Any]) -> None:
+        for p in pushes:  # once per user and key, as the log's unique key keeps it
+            self.logged.setdefault((p.user_id, p.key), p)
+
+    @property
+    def kinds(self) -> list[str]:
+        return [str(p.kind) for p in self.logged.values()]
+
+
+class MemoryRiderAlerts:
+    def __init__(self) -> None:
+        self.told: list[tuple[uuid.UUID, str, dict[str, Any]]] = []
+
+    def payment_problem(self, passenger_id: uuid.UUID, kind: str, event: dict[str, Any]) -> None:
+        self.told.append((passenger_id, kind, event))
 
 
 class MemoryLedger:
@@ -205,3 +383,7 @@ class FakeUnitOfWork:
     ratings: Any = None
     devices: Any = None
     broadcasts: Any = None
+    card_gateway: FakeCardGateway = field(default_factory=FakeCardGateway)
+    webhooks: MemoryWebhooks = field(default_factory=MemoryWebhooks)
+    pushes: MemoryPushLog = field(default_factory=MemoryPushLog)
+    rider_alerts: MemoryRiderAlerts = field(default_factory=MemoryRiderAlerts)

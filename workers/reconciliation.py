@@ -26,6 +26,7 @@ from domain.jobs import Job
 from domain.payments import PaymentKind, PaymentStatus, RefundStatus
 from domain.rides import TERMINAL, RideStatus
 from domain.usecases import rides as ride_cases
+from domain.usecases.card_payments import reconcile_refund
 from infra import jobs
 from infra.db import utcnow
 from infra.live.positions import Positions
@@ -37,7 +38,6 @@ from infra.settings import get_settings
 from infra.stripe_gateway import StripeGateway
 from infra.unit_of_work import SqlUnitOfWork, make_context
 from workers.base import Retryable, transactional_task
-from workers.payments import reconcile_refund
 
 log = logging.getLogger("ridehail.sweeps")
 
@@ -86,7 +86,9 @@ def sweep_stuck_payments(session: Session, older_than_s: float | None = None) ->
     ).all()
     for refund in refunds:
         if refund.stripe_refund_id:
-            reconcile_refund(session, refund.stripe_refund_id)
+            reconcile_refund(
+                SqlUnitOfWork(session, stripe_retries=0), make_context(), refund.stripe_refund_id
+            )
             out["refunds_reread"] += 1
         else:
             jobs.enqueue(session, Job.REFUND, refund_id=str(refund.id))

@@ -77,6 +77,75 @@ class PaymentBook(Protocol):
     def add_refund(self, payment: Any, amount: int, reason: str, requested_by: UUID) -> Any:
         """Record a pending refund (a worker asks Stripe)."""
 
+    # the workers' side: rows read row-locked, changed in place, saved
+    def of_kind(self, ride_id: UUID, kind: str) -> Any | None:
+        """The ride's payment of this kind (authorization, extra charge), row-locked."""
+
+    def add(self, ride: Any, kind: str, amount: int, payment_method_id: str | None) -> Any:
+        """A new payment of the ride, pending until a worker has asked Stripe."""
+
+    def by_intent(self, intent_id: str) -> Any | None:
+        """The payment of a Stripe PaymentIntent, row-locked."""
+
+    def refund(self, refund_id: UUID) -> Any | None:
+        """A refund, row-locked."""
+
+    def refund_by_stripe_id(self, stripe_refund_id: str) -> Any | None:
+        """A refund by Stripe's id for it, row-locked."""
+
+    def customer_of(self, user_id: UUID) -> str | None:
+        """The rider's Stripe customer, if they saved a card."""
+
+    def save(self, row: Any) -> None: ...
+
+
+class CardGateway(Protocol):
+    """Stripe as the workers call it: every call keyed with our ids (a repeat moves no
+    money twice); a card's refusal raises `CardDeclined` or `PaymentRefused`."""
+
+    def charging_card(self, customer: str) -> str | None: ...
+
+    def charge_off_session(
+        self,
+        *,
+        payment_id: UUID,
+        ride_id: UUID,
+        amount: int,
+        currency: str,
+        customer: str,
+        payment_method: str,
+        hold: bool,
+        purpose: str,
+    ) -> Any:
+        """A PaymentIntent confirmed off-session (manual capture when `hold`)."""
+
+    def capture(self, intent_id: str, ride_id: UUID, amount: int) -> Any: ...
+    def release(self, intent_id: str, ride_id: UUID) -> Any: ...
+    def intent(self, intent_id: str) -> Any: ...
+    def refund(self, refund_id: UUID, intent_id: str, amount: int, reason: str) -> Any: ...
+    def refund_state(self, stripe_refund_id: str) -> str: ...
+
+
+class WebhookInbox(Protocol):
+    """Stripe's events as received (verified, stored once by their id)."""
+
+    def get(self, event_id: str) -> Any | None:
+        """The event, row-locked."""
+
+    def save(self, event: Any) -> None: ...
+
+
+class PushLog(Protocol):
+    def log(self, pushes: list[Any]) -> None:
+        """Log each planned push once (its key) and queue its delivery, in this
+        transaction."""
+
+
+class RiderAlerts(Protocol):
+    def payment_problem(self, passenger_id: UUID, kind: str, event: dict[str, Any]) -> None:
+        """Once committed: an event on the rider's own stream, and a count for the fraud
+        limits (failed payments per hour)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Posting:
@@ -286,3 +355,10 @@ class UnitOfWork(Protocol):
     ratings: Ratings
     devices: Devices
     broadcasts: Broadcasts
+    webhooks: WebhookInbox
+    pushes: PushLog
+    rider_alerts: RiderAlerts
+
+    @property
+    def card_gateway(self) -> CardGateway:
+        """Made when first used (the API's requests mostly never need it)."""

@@ -124,7 +124,7 @@ def test_every_transition_enqueues_its_follow_ups(
     payment: RidePayment, name: str, before: list[Step], step: Step, status: RideStatus
 ) -> None:
     uow, p, d = FakeUnitOfWork(), _passenger(), _driver()
-    uow.payments.customers.add(p.id)
+    uow.payments.customers[p.id] = f"cus_{p.id.hex[:8]}"
     ride = _request(uow, p, payment)
     assert uow.jobs.tasks == _expected(RideStatus.REQUESTED, payment)
     for prep in before:
