@@ -4,14 +4,12 @@ rows, and the `Cards` port over the Stripe gateway."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from domain.ledger import card_received_entry
-from domain.money import Money
-from domain.notifications import NotificationKind, payment_push
-from domain.payments import OWED, PaymentKind, RefundStatus
+from domain.payments import OWED, PaymentKind, PaymentStatus, RefundStatus
 from domain.payments import apply_intent as domain_apply_intent
 from domain.rides import RideState
 from domain.usecases.ports import Card, IntentInfo, SetupIntentInfo
@@ -19,10 +17,8 @@ from infra.db import after_commit, end_reads, utcnow
 from infra.live.keys import user_stream
 from infra.live.streams import Streams
 from infra.models import Payment, Refund, User
-from infra.notifications import log_pushes
 from infra.ratelimit import RedisVelocity
 from infra.redis import get_sync_redis
-from infra.repositories import SqlLedger
 from infra.settings import get_settings
 from infra.stripe_gateway import StripeGateway
 
@@ -95,6 +91,25 @@ class SqlPaymentBook:
     def save(self, row: Payment | Refund) -> None:
         self.session.add(row)
 
+    def stuck(self, before: datetime, limit: int) -> list[Payment]:
+        return list(
+            self.session.exec(
+                select(Payment)
+                .where(Payment.status == PaymentStatus.PENDING, col(Payment.updated_at) < before)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+        )
+
+    def stuck_refunds(self, before: datetime, limit: int) -> list[Refund]:
+        return list(
+            self.session.exec(
+                select(Refund)
+                .where(Refund.status == RefundStatus.PENDING, col(Refund.updated_at) < before)
+                .limit(limit)
+            ).all()
+        )
+
     def add_refund(
         self, payment: Payment, amount: int, reason: str, requested_by: uuid.UUID
     ) -> Refund:
@@ -148,33 +163,6 @@ def payments_of_ride(session: Session, ride_id: uuid.UUID) -> list[Payment]:
 def apply_intent(payment: Payment, intent: Any) -> None:
     """`domain.payments.apply_intent` at the database's now."""
     domain_apply_intent(payment, intent, utcnow())
-
-
-def record_received(session: Session, payment: Payment) -> None:
-    """Post what Stripe took on this payment to the ledger (once: the entry key), and tell
-    the rider (once: the notification's key)."""
-    if payment.amount_received > 0:
-        SqlLedger(session).post(
-            card_received_entry(
-                payment.id,
-                payment.ride_id,
-                payment.passenger_id,
-                Money(payment.amount_received, payment.currency),
-            )
-        )
-        tell_rider(session, payment, NotificationKind.PAYMENT_SUCCEEDED, payment.amount_received)
-
-
-def tell_rider(session: Session, payment: Payment, kind: NotificationKind, amount: int) -> None:
-    push = payment_push(
-        kind,
-        payment.passenger_id,
-        payment.ride_id,
-        f"payment:{payment.id}",
-        amount,
-        payment.currency,
-    )
-    log_pushes(session, [push])
 
 
 class StripeCards:
@@ -237,11 +225,6 @@ class StripeCards:
     def confirm(self, intent_id: str, payment_id: uuid.UUID) -> Any:
         end_reads(self.session)
         return self.gateway.confirm(intent_id, payment_id)
-
-    def apply(self, payment: Any, intent: Any) -> None:
-        apply_intent(payment, intent)
-        self.session.add(payment)
-        record_received(self.session, payment)
 
 
 class StripePayoutAccounts:

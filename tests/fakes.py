@@ -187,6 +187,16 @@ class MemoryPayments:
     def customer_of(self, user_id: uuid.UUID) -> str | None:
         return self.customers.get(user_id)
 
+    def stuck(self, before: datetime, limit: int) -> list[Any]:
+        old = [p for p in self.rows if p.status == "pending" and (p.updated_at or before) < before]
+        return old[:limit]
+
+    def stuck_refunds(self, before: datetime, limit: int) -> list[Any]:
+        old = [
+            r for r in self.refunds if r.status == "pending" and (r.updated_at or before) < before
+        ]
+        return old[:limit]
+
     def save(self, row: Any) -> None:
         pass
 

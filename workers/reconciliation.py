@@ -23,19 +23,17 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import Session, col, select
 
 from domain.jobs import Job
-from domain.payments import PaymentKind, PaymentStatus, RefundStatus
+from domain.payments import PaymentKind, PaymentStatus
 from domain.rides import TERMINAL, RideStatus
+from domain.usecases import card_payments as card
 from domain.usecases import rides as ride_cases
-from domain.usecases.card_payments import reconcile_refund
 from infra import jobs
 from infra.db import utcnow
 from infra.live.positions import Positions
 from infra.metrics import REPAIRS
-from infra.models import Payment, Refund, Ride, WebhookEvent
-from infra.payments import apply_intent, record_received
+from infra.models import Payment, Ride, WebhookEvent
 from infra.redis import get_sync_redis
 from infra.settings import get_settings
-from infra.stripe_gateway import StripeGateway
 from infra.unit_of_work import SqlUnitOfWork, make_context
 from workers.base import Retryable, transactional_task
 
@@ -57,42 +55,8 @@ def _ago(seconds: float | None, default: float) -> datetime:
 @transactional_task(Job.SWEEP_STUCK_PAYMENTS, max_retries=0)
 def sweep_stuck_payments(session: Session, older_than_s: float | None = None) -> dict[str, int]:
     before = _ago(older_than_s, get_settings().sweep_payment_after_s)
-    gateway = StripeGateway(retries=0)
-    out = {"reread": 0, "resent": 0, "refunds_reread": 0, "refunds_resent": 0}
-    stuck = session.exec(
-        select(Payment)
-        .where(Payment.status == PaymentStatus.PENDING, col(Payment.updated_at) < before)
-        .limit(BATCH)
-        .with_for_update(skip_locked=True)
-    ).all()
-    for payment in stuck:
-        if payment.stripe_payment_intent_id:
-            apply_intent(payment, gateway.intent(payment.stripe_payment_intent_id))
-            session.add(payment)
-            record_received(session, payment)
-            out["reread"] += 1
-        else:  # Stripe never saw it: the job that asks is sent again (its key keeps it once)
-            task = (
-                Job.AUTHORIZE_RIDE if payment.kind == PaymentKind.AUTHORIZATION else Job.SETTLE_RIDE
-            )
-            jobs.enqueue(session, task, ride_id=str(payment.ride_id))
-            payment.updated_at = utcnow()  # the next run waits a full deadline again
-            session.add(payment)
-            out["resent"] += 1
-    refunds = session.exec(
-        select(Refund)
-        .where(Refund.status == RefundStatus.PENDING, col(Refund.updated_at) < before)
-        .limit(BATCH)
-    ).all()
-    for refund in refunds:
-        if refund.stripe_refund_id:
-            reconcile_refund(
-                SqlUnitOfWork(session, stripe_retries=0), make_context(), refund.stripe_refund_id
-            )
-            out["refunds_reread"] += 1
-        else:
-            jobs.enqueue(session, Job.REFUND, refund_id=str(refund.id))
-            out["refunds_resent"] += 1
+    uow = SqlUnitOfWork(session, stripe_retries=0)
+    out = card.repair_stuck(uow, make_context(), before, BATCH)
     for action, count in out.items():
         _repaired("payments", action, count)
     return out

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from domain.jobs import Job
 from domain.ledger import card_received_entry, refund_entry
 from domain.money import Money
 from domain.notifications import NotificationKind, payment_push
@@ -193,6 +194,45 @@ def reconcile_refund(uow: UnitOfWork, ctx: Context, stripe_refund_id: str) -> st
     uow.payments.save(row)
     uow.payments.save(payment)
     return f"refund {status}"
+
+
+def take_intent(uow: UnitOfWork, ctx: Context, payment: Any, intent: Any) -> None:
+    """Stripe's state of the payment's intent onto our row, and what it took booked and
+    told (the device confirmed it, say)."""
+    apply_intent(payment, intent, ctx.now)
+    uow.payments.save(payment)
+    _record_received(uow, payment)
+
+
+def repair_stuck(uow: UnitOfWork, ctx: Context, before: datetime, batch: int) -> dict[str, int]:
+    """Payments and refunds left `pending` since `before` (a worker died, Stripe was out
+    of reach): one Stripe knows of is read again from Stripe (the truth); one it never
+    saw has its job sent again (its key keeps it once)."""
+    out = {"reread": 0, "resent": 0, "refunds_reread": 0, "refunds_resent": 0}
+    for payment in uow.payments.stuck(before, batch):
+        if payment.stripe_payment_intent_id:
+            apply_intent(
+                payment, uow.card_gateway.intent(payment.stripe_payment_intent_id), ctx.now
+            )
+            uow.payments.save(payment)
+            _record_received(uow, payment)
+            out["reread"] += 1
+        else:
+            job = (
+                Job.AUTHORIZE_RIDE if payment.kind == PaymentKind.AUTHORIZATION else Job.SETTLE_RIDE
+            )
+            uow.jobs.enqueue(job, ride_id=str(payment.ride_id))
+            payment.updated_at = ctx.now  # the next sweep waits a full deadline again
+            uow.payments.save(payment)
+            out["resent"] += 1
+    for row in uow.payments.stuck_refunds(before, batch):
+        if row.stripe_refund_id:
+            reconcile_refund(uow, ctx, row.stripe_refund_id)
+            out["refunds_reread"] += 1
+        else:
+            uow.jobs.enqueue(Job.REFUND, refund_id=str(row.id))
+            out["refunds_resent"] += 1
+    return out
 
 
 # --- the steps the use cases share ------------------------------------------------------

@@ -18,6 +18,7 @@ from domain.ledger import Account, account, cash_collected_entry, driver_positio
 from domain.money import Money
 from domain.payments import OWED, PaymentKind, refund_amount
 from domain.rides import RidePayment, RideStatus
+from domain.usecases import card_payments
 from domain.usecases.context import Context
 from domain.usecases.ports import Card, IntentInfo, Posting, SetupIntentInfo, UnitOfWork
 
@@ -195,5 +196,5 @@ def confirm_on_device(uow: UnitOfWork, ctx: Context, caller: Caller, payment_id:
     if payment.stripe_payment_intent_id is None:
         raise Conflict("this payment never reached Stripe", code="no_intent")
     intent = uow.cards.confirm(payment.stripe_payment_intent_id, payment.id)
-    uow.cards.apply(payment, intent)
+    card_payments.take_intent(uow, ctx, payment, intent)
     return payment

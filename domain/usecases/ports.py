@@ -98,6 +98,12 @@ class PaymentBook(Protocol):
 
     def save(self, row: Any) -> None: ...
 
+    def stuck(self, before: datetime, limit: int) -> list[Any]:
+        """Payments still `pending` since `before`, row-locked (skipping those locked)."""
+
+    def stuck_refunds(self, before: datetime, limit: int) -> list[Any]:
+        """Refunds still `pending` since `before`."""
+
 
 class CardGateway(Protocol):
     """Stripe as the workers call it: every call keyed with our ids (a repeat moves no
@@ -272,9 +278,6 @@ class Cards(Protocol):
 
     def confirm(self, intent_id: str, payment_id: UUID) -> Any:
         """Confirm the intent if it still needs it; the provider's intent either way."""
-
-    def apply(self, payment: Any, intent: Any) -> None:
-        """Mirror the provider's intent onto our payment record, and post what it took."""
 
 
 @dataclass(frozen=True, slots=True)

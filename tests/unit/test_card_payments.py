@@ -213,3 +213,38 @@ def test_an_event_of_a_payment_not_committed_yet_comes_back_and_others_are_not_o
     assert card.reconcile_event(uow, CTX, "evt_4").result == "not ours"
     uow.webhooks.add("evt_5", {"data": {"object": {"object": "customer", "id": "cus_1"}}})
     assert card.reconcile_event(uow, CTX, "evt_5").result == "ignored"
+
+
+# --- repair ----------------------------------------------------------------------------
+def test_the_sweep_rereads_what_stripe_knows_and_resends_what_it_never_saw() -> None:
+    from datetime import timedelta
+
+    uow = FakeUnitOfWork()
+    seen = _card_ride(uow)
+    card.authorize_ride(uow, CTX, seen.id)
+    auth = uow.payments.of_kind(seen.id, "authorization")
+    auth.status, auth.updated_at = "pending", NOW - timedelta(hours=1)  # the answer was lost
+    never = _card_ride(uow)
+    uow.payments.of_kind(never.id, "authorization").updated_at = NOW - timedelta(hours=1)
+    fresh = _card_ride(uow)
+    uow.payments.of_kind(fresh.id, "authorization").updated_at = NOW
+    out = card.repair_stuck(uow, CTX, NOW - timedelta(minutes=5), 100)
+    assert out == {"reread": 1, "resent": 1, "refunds_reread": 0, "refunds_resent": 0}
+    assert auth.status == "requires_capture"  # Stripe's state, read again
+    assert uow.jobs.sent[-1] == ("payments.authorize_ride", {"ride_id": str(never.id)})
+    assert uow.payments.of_kind(never.id, "authorization").updated_at == NOW  # waits again
+
+
+def test_a_payment_the_device_confirmed_is_booked_and_told() -> None:
+    uow = FakeUnitOfWork()
+    ride = _card_ride(uow)
+    auth = uow.payments.of_kind(ride.id, "authorization")
+    intent = type("Intent", (), {"id": "pi_dev", "status": "succeeded", "amount_received": 900})
+    card.take_intent(uow, CTX, auth, intent)
+    assert (auth.status, auth.amount_received, auth.stripe_payment_intent_id) == (
+        "succeeded",
+        900,
+        "pi_dev",
+    )
+    assert list(uow.ledger.entries) == [f"payment:{auth.id}:received"]
+    assert uow.pushes.kinds == ["payment_succeeded"]
