@@ -20,7 +20,7 @@ from domain.access import Access, Caller, ride_access
 from infra.events import EventHub
 from infra.live import LiveAsync
 from infra.live.rides import LiveRide
-from infra.repositories import ride_facts_from_sql
+from infra.rides import ride_facts_from_sql
 
 #: how long facts stay cached: the participants of an assigned or ended ride never change
 #: (its status may; a stream learns it from the stream itself). A ride still waiting for

@@ -178,7 +178,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "races are decided by the database (the ride's row lock)",
-        "infra/repositories.py",
+        "infra/rides.py",
         "        if for_update:\n            stmt = stmt.with_for_update()",
         "        if False:\n            stmt = stmt.with_for_update()",
         "tests/api/test_concurrency.py",

@@ -165,3 +165,14 @@ def redispatch_stale(session: Session, older_than_s: int, limit: int = 500) -> i
     if sent:
         log.warning("outbox: re-dispatching %d message(s) never completed", sent)
     return sent
+
+
+class OutboxJobs:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def enqueue(self, task: str, **kwargs: Any) -> None:
+        enqueue(self.session, task, **kwargs)
+
+    def run_here(self, task: str, work: Callable[[], None], **kwargs: Any) -> None:
+        run_here(self.session, task, work, **kwargs)

@@ -39,6 +39,10 @@ from domain.usecases.ports import (
 )
 from infra.db import session_scope, utcnow
 from infra.idempotency import SqlIdempotency
+from infra.jobs import OutboxJobs
+from infra.ledger import SqlLedger, SqlStatements
+from infra.live.publisher import RedisLivePublisher
+from infra.live.trip_paths import RedisTripPaths
 from infra.notifications import SqlBroadcasts, SqlDevices, SqlPushLog
 from infra.offers import SqlOfferBook
 from infra.ops import SqlOpsView
@@ -51,14 +55,7 @@ from infra.payments import (
 from infra.ratelimit import RedisVelocity
 from infra.ratings import SqlRatings
 from infra.redis import get_sync_redis
-from infra.repositories import (
-    OutboxJobs,
-    RedisLivePublisher,
-    RedisTripPaths,
-    SqlLedger,
-    SqlRideRepository,
-    SqlStatements,
-)
+from infra.rides import SqlRideRepository
 from infra.settings import Settings, get_settings
 from infra.stripe_gateway import StripeGateway
 from infra.users import SqlUsers

@@ -12,8 +12,8 @@ from domain.jobs import Job
 from domain.ledger import ride_fare_entry, ride_fee_entry
 from domain.money import Money
 from domain.rides import RideStatus
+from infra.ledger import SqlLedger
 from infra.models import Ride
-from infra.repositories import SqlLedger
 from infra.settings import get_settings
 from workers.base import Retryable, transactional_task
 

@@ -11,10 +11,11 @@ from sqlmodel import Session
 from domain.jobs import Job
 from domain.rides import RideStatus
 from domain.trip import encode_polyline
+from infra.live.publisher import status_event
 from infra.live.rides import LiveRides
+from infra.live.trip_paths import RedisTripPaths
 from infra.models import Ride
 from infra.redis import get_sync_redis
-from infra.repositories import RedisTripPaths, status_event
 from infra.settings import get_settings
 from workers.base import Retryable, transactional_task
 

@@ -36,8 +36,8 @@ from domain.payouts import (
 )
 from infra import jobs
 from infra.db import utcnow
+from infra.ledger import SqlLedger, driver_day_lines
 from infra.models import Settlement, User
-from infra.repositories import SqlLedger, driver_day_lines
 from infra.settings import get_settings
 from infra.stripe_gateway import StripeGateway
 from workers.base import Retryable, transactional_task

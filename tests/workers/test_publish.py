@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+from infra.live.publisher import status_event
 from infra.live.rides import LiveRides
 from infra.redis import get_sync_redis
-from infra.repositories import status_event
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 

@@ -1,0 +1,142 @@
+"""The double-entry ledger in SQL (the `Ledger` port: an entry posted once, by its key),
+the driver-day lines settlement reads, and drivers' statements (`Statements`)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import select as sa_select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, func, select
+
+from domain.ledger import Account, JournalEntry, Line
+from domain.usecases.ports import Posting
+from infra.models import JournalEntryRow, LedgerLine, Settlement
+
+
+class SqlLedger:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def post(self, entry: JournalEntry) -> bool:
+        """Post `entry` once. Returns False if an entry with its key already exists.
+
+        The savepoint lets a concurrent duplicate lose on the unique key without
+        aborting the caller's transaction.
+        """
+        if self.session.exec(
+            select(JournalEntryRow.id).where(JournalEntryRow.key == entry.key)
+        ).first():
+            return False
+        try:
+            with self.session.begin_nested():
+                row = JournalEntryRow(key=entry.key, kind=entry.kind, ride_id=entry.ride_id)
+                self.session.add(row)
+                self.session.flush()
+                assert row.id is not None
+                for line in entry.lines:
+                    self.session.add(
+                        LedgerLine(
+                            entry_id=row.id,
+                            account=line.account,
+                            amount=line.amount,
+                            currency=line.currency,
+                        )
+                    )
+                self.session.flush()
+        except IntegrityError:
+            return False
+        return True
+
+    def entry_amount(self, key: str) -> int | None:
+        """The debit total of the entry with this key (its size), if it exists."""
+        rows = self.session.exec(
+            select(LedgerLine.amount)
+            .join(JournalEntryRow, col(JournalEntryRow.id) == col(LedgerLine.entry_id))
+            .where(JournalEntryRow.key == key)
+        ).all()
+        return sum(a for a in rows if a > 0) if rows else None
+
+    def balances_of(self, accounts: list[str]) -> dict[tuple[str, str], int]:
+        rows = self.session.exec(
+            select(LedgerLine.account, LedgerLine.currency, func.sum(LedgerLine.amount))
+            .where(col(LedgerLine.account).in_(accounts))
+            .group_by(col(LedgerLine.account), col(LedgerLine.currency))
+        ).all()
+        return {(a, c): int(total) for a, c, total in rows}
+
+    def postings(self, accounts: list[str], before_line: int | None, limit: int) -> list[Posting]:
+        stmt = (
+            sa_select(
+                col(LedgerLine.id),
+                col(JournalEntryRow.key),
+                col(JournalEntryRow.kind),
+                col(LedgerLine.account),
+                col(LedgerLine.amount),
+                col(LedgerLine.currency),
+                col(JournalEntryRow.ride_id),
+                col(JournalEntryRow.created_at),
+            )
+            .join(JournalEntryRow, col(JournalEntryRow.id) == col(LedgerLine.entry_id))
+            .where(col(LedgerLine.account).in_(accounts))
+        )
+        if before_line is not None:
+            stmt = stmt.where(col(LedgerLine.id) < before_line)
+        rows = self.session.execute(stmt.order_by(col(LedgerLine.id).desc()).limit(limit)).all()
+        return [Posting(*row) for row in rows]
+
+    def lines(self, ride_id: UUID | None = None) -> list[Line]:
+        stmt = select(LedgerLine.account, LedgerLine.amount, LedgerLine.currency).join(
+            JournalEntryRow, col(JournalEntryRow.id) == col(LedgerLine.entry_id)
+        )
+        if ride_id is not None:
+            stmt = stmt.where(JournalEntryRow.ride_id == ride_id)
+        return [Line(a, amt, c) for a, amt, c in self.session.exec(stmt).all()]
+
+    def balance(self, account: str, currency: str) -> int:
+        total = self.session.exec(
+            select(func.coalesce(func.sum(LedgerLine.amount), 0)).where(
+                LedgerLine.account == account, LedgerLine.currency == currency
+            )
+        ).one()
+        return int(total)
+
+
+def driver_day_lines(
+    session: Session, start: Any, end: Any
+) -> list[tuple[str, str, int, UUID | None]]:
+    """Every driver-account ledger line posted in [start, end): (account, currency,
+    amount, ride id)."""
+    stmt = (
+        sa_select(
+            col(LedgerLine.account),
+            col(LedgerLine.currency),
+            col(LedgerLine.amount),
+            col(JournalEntryRow.ride_id),
+        )
+        .join(JournalEntryRow, col(JournalEntryRow.id) == col(LedgerLine.entry_id))
+        .where(
+            col(JournalEntryRow.created_at) >= start,
+            col(JournalEntryRow.created_at) < end,
+            col(JournalEntryRow.kind) != "payout",  # paying a statement is not earning
+            col(LedgerLine.account).like(f"{Account.DRIVER_PAYABLE}:%")
+            | col(LedgerLine.account).like(f"{Account.CASH_HELD_BY_DRIVER}:%"),
+        )
+    )
+    return [tuple(r) for r in session.execute(stmt).all()]
+
+
+class SqlStatements:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def of_driver(self, driver_id: UUID, limit: int = 100) -> list[Settlement]:
+        return list(
+            self.session.exec(
+                select(Settlement)
+                .where(Settlement.driver_id == driver_id)
+                .order_by(col(Settlement.period).desc())
+                .limit(limit)
+            ).all()
+        )
