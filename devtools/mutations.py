@@ -78,7 +78,7 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "what is stuck gets repaired (sweeps)",
-        "workers/reconciliation.py",
+        "domain/usecases/card_payments.py",
         '    out = {"reread": 0, "resent": 0, "refunds_reread": 0, "refunds_resent": 0}\n',
         '    out = {"reread": 0, "resent": 0, "refunds_reread": 0, "refunds_resent": 0}\n'
         "    return out\n",
