@@ -168,6 +168,9 @@ def redispatch_stale(session: Session, older_than_s: int, limit: int = 500) -> i
 
 
 class OutboxJobs:
+    """The `JobQueue` port: jobs written to the outbox in this transaction, sent once it
+    commits."""
+
     def __init__(self, session: Session) -> None:
         self.session = session
 
