@@ -23,6 +23,9 @@ DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
 DEV_FLOWER_PASSWORD = "dev-only-flower"
 
 
+_LIVE = LiveRules()  # the live view's defaults, written once in the domain
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RIDEHAIL_",
@@ -84,14 +87,16 @@ class Settings(BaseSettings):
     outbox_redispatch_after_s: int = 60
 
     # live location
-    ping_interval_on_ride_s: int = 3
-    ping_interval_idle_s: int = 15
+    ping_interval_on_ride_s: int = _LIVE.ping_interval_on_ride_s
+    ping_interval_idle_s: int = _LIVE.ping_interval_idle_s
     ping_rate_limit: int = 60  # requests per driver per window
     ping_rate_window_s: int = 10
     ping_batch_max: int = 500
     driver_stale_s: int = 60
-    eta_interval_s: float = 5.0
-    arriving_push_s: int = 120  # "your driver is arriving" once the ETA to the pickup is this
+    eta_interval_s: float = _LIVE.eta_interval_s
+    arriving_push_s: int = (
+        _LIVE.arriving_push_s
+    )  # "your driver is arriving" once the ETA to the pickup is this
     sse_keepalive_s: float = 15.0
 
     # Rules of the domain, held as the domain's own values (their defaults and checks
@@ -103,8 +108,8 @@ class Settings(BaseSettings):
     fraud: FraudRules = FraudRules()
     fixes: PingRules = PingRules()
     rating: RatingRules = RatingRules()
-    detour_factor: float = 1.3
-    average_speed_kmh: float = 30.0
+    detour_factor: float = _LIVE.detour_factor
+    average_speed_kmh: float = _LIVE.average_speed_kmh
 
     @model_validator(mode="after")
     def _derive_and_check(self) -> Settings:
