@@ -55,7 +55,7 @@ task_routes = task_routes_of_jobs()  # each job's queue, spelled out in infra/ro
 
 # Beat: one active instance, guaranteed by RedBeat's lock in Redis; a second beat
 # waits and takes over when the lock expires.
-beat_scheduler = "workers.beat:Scheduler"
+beat_scheduler = "infra.beat:Scheduler"
 redbeat_redis_url = _settings.redis_url
 redbeat_lock_timeout = 15
 beat_max_loop_interval = 5

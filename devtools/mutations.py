@@ -156,10 +156,17 @@ MUTANTS: list[Mutant] = [
     ),
     Mutant(
         "a ride change reaches Redis even if the process dies after the commit (outbox sweep)",
-        "workers/outbox.py",
-        "    return jobs.redispatch_stale(session, get_settings().outbox_redispatch_after_s)",
+        "domain/usecases/sweeps.py",
+        "    return uow.jobs.resend_stale(older_than_s)",
         "    return 0",
         "tests/workers/test_publish.py::test_a_publish_lost_to_redis_is_repaired_by_the_outbox_sweep",
+    ),
+    Mutant(
+        "every ride changed in a unit of work is recorded when it commits (no path skips it)",
+        "domain/usecases/follow_ups.py",
+        "    for ride in uow.rides.changed():\n        record(uow, ride)",
+        "    for ride in uow.rides.changed():\n        pass",
+        "tests/unit/test_ride_usecases.py::test_a_ride_changed_on_a_path_that_records_nothing_still_gets_its_follow_ups",
     ),
     Mutant(
         "only an object's owners (and admins) reach it",

@@ -63,3 +63,8 @@ class RateLimited(DomainError, kind=ErrorKind.RATE_LIMITED, code="rate_limited")
 
 class Unprocessable(DomainError, kind=ErrorKind.UNPROCESSABLE, code="unprocessable"):
     """Well-formed, but not something we can do (a route too long, an implausible amount)."""
+
+
+class NotVisibleYet(Exception):
+    """A row a job is about is not visible yet (the transaction that makes it has not
+    committed): the job comes back later. Not a `DomainError`: no caller ever sees it."""

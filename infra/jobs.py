@@ -139,7 +139,7 @@ def prune_completed(session: Session, older_than_s: int = 86_400, limit: int = 5
     return len(ids)
 
 
-def redispatch_stale(session: Session, older_than_s: int, limit: int = 500) -> int:
+def redispatch_stale(session: Session, older_than_s: float, limit: int = 500) -> int:
     """Send again the messages nobody completed; back off by their attempts."""
     now = utcnow()
     rows = session.exec(
@@ -179,3 +179,10 @@ class OutboxJobs:
 
     def run_here(self, task: str, work: Callable[[], None], **kwargs: Any) -> None:
         run_here(self.session, task, work, **kwargs)
+
+    def resend_stale(self, older_than_s: float) -> int:
+        prune_completed(self.session)
+        return redispatch_stale(self.session, older_than_s)
+
+    def complete(self, job_id: str | None) -> None:
+        mark_completed(self.session, job_id)

@@ -3,15 +3,21 @@ the driver-day lines settlement reads, and drivers' statements (`Statements`).""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from domain.ledger import Account, JournalEntry, Line
-from domain.usecases.ports import Posting
+from domain.payouts import OPEN_PAYOUTS
+from domain.usecases.ports import NewStatement, Posting
+from infra.db import utcnow
 from infra.models import JournalEntryRow, LedgerLine, Settlement
 
 
@@ -128,8 +134,61 @@ def driver_day_lines(
 
 
 class SqlStatements:
+    """`Statements`: one row per driver, UTC day and currency (a unique key)."""
+
     def __init__(self, session: Session) -> None:
         self.session = session
+
+    def driver_lines(
+        self, start: datetime, end: datetime
+    ) -> list[tuple[str, str, int, UUID | None]]:
+        return driver_day_lines(self.session, start, end)
+
+    def carried_before(self, driver_id: UUID, currency: str, period: str) -> int:
+        before = self.session.exec(
+            select(Settlement.carry_out)
+            .where(
+                Settlement.driver_id == driver_id,
+                Settlement.currency == currency,
+                col(Settlement.period) < period,
+            )
+            .order_by(col(Settlement.period).desc())
+            .limit(1)
+        ).first()
+        return before or 0
+
+    def add_once(self, statement: NewStatement) -> bool:
+        insert = (
+            pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        )
+        table = Settlement.__table__  # type: ignore[attr-defined]
+        stmt = (
+            insert(table)
+            .values(id=uuid4(), created_at=utcnow(), payout_attempts=0, **asdict(statement))
+            .on_conflict_do_nothing(index_elements=["driver_id", "period", "currency"])
+            .returning(table.c.id)
+        )
+        return self.session.execute(stmt).first() is not None
+
+    def due(self, tried_before: datetime, limit: int) -> list[UUID]:
+        return list(
+            self.session.exec(
+                select(Settlement.id)
+                .where(
+                    col(Settlement.payout_status).in_(OPEN_PAYOUTS),
+                    col(Settlement.payout_tried_at).is_(None)
+                    | (col(Settlement.payout_tried_at) < tried_before),
+                )
+                .order_by(col(Settlement.period))
+                .limit(limit)
+            ).all()
+        )
+
+    def get(self, statement_id: UUID) -> Settlement | None:
+        return self.session.get(Settlement, statement_id, with_for_update=True)
+
+    def save(self, statement: Settlement) -> None:
+        self.session.add(statement)
 
     def of_driver(self, driver_id: UUID, limit: int = 100) -> list[Settlement]:
         return list(

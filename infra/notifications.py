@@ -1,5 +1,5 @@
-"""Devices and the notification log in SQL, and delivering one logged notification to
-each of its user's devices, once per device."""
+"""Devices, the notification log and broadcasts in SQL, and the deliveries of a logged
+notification to each of its user's devices (`PushDeliveries`), once per device."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 from domain.errors import NotFound
 from domain.jobs import Job
 from domain.notifications import NotificationStatus, PlannedPush, promotion_push
-from domain.usecases.ports import BroadcastProgress
+from domain.usecases.ports import BroadcastProgress, ComeBack
 from infra import jobs
 from infra.db import newest_first, session_scope, utcnow
 from infra.metrics import PUSHES
@@ -56,6 +56,9 @@ def plan_broadcast(session: Session, broadcast_id: uuid.UUID, batch: int = BROAD
 class SqlBroadcasts:
     def __init__(self, session: Session) -> None:
         self.session = session
+
+    def plan_batch(self, broadcast_id: uuid.UUID) -> bool:
+        return plan_broadcast(self.session, broadcast_id)
 
     def create(self, title: str, body: str, created_by: uuid.UUID) -> uuid.UUID:
         row = Broadcast(title=title, body=body, created_by=created_by)
@@ -153,46 +156,43 @@ def log_pushes(
             jobs.enqueue(session, deliver_task, notification_id=str(new[0]))
 
 
-def deliver(notification_id: uuid.UUID) -> float | None | bool:
-    """Send the notification to each of its user's devices that has not had it yet; False
-    when done, else when to come back (FCM's Retry-After, or None: FCM gave none).
+class SqlPushDeliveries:
+    """`PushDeliveries`: each (notification, device token) is one delivery row, each step
+    in a transaction of its own. A token FCM calls dead is forgotten; an answer to come
+    back puts the delivery back to `pending` (FCM took nothing); a send whose answer never
+    came is `unknown` and never sent again (FCM may have delivered it)."""
 
-    Each (notification, token) is one delivery row, handled in transactions of its own:
-    claimed (`sending`, committed) before the push goes out and settled after. A task run
-    twice, or retried after a partial failure, never sends a device the same notification
-    twice; a crash between the two leaves the delivery claimed, not repeated (at most
-    once). A token FCM calls dead is forgotten; an answer to come back puts the delivery
-    back to `pending` (FCM took nothing); a send whose answer never came is `unknown`
-    and never sent again (FCM may have delivered it)."""
-    with session_scope() as session:
-        note = session.get(Notification, notification_id)
-        if note is None:
-            return False
-        user_id = note.user_id
-        push = Push(
-            title=note.title,
-            body=note.body,
-            data={**note.data, "notification_id": str(note.id)},
-            high_priority=note.high_priority,
-            data_only=note.data_only,
-            collapse_key=note.collapse_key,
-            ttl_s=note.ttl_s,
-        )
-        tokens = list(session.exec(select(Device.token).where(Device.user_id == user_id)).all())
-    if tokens and not push_ready():
-        return None  # FCM's token endpoint is out of reach: nothing claimed, come back
-    come_back: float | None | bool = False
-    for token in tokens:
-        delivery_id = _claim(notification_id, token)
-        if delivery_id is None:
-            continue  # sent, claimed or settled already
+    def message(self, notification_id: uuid.UUID) -> tuple[Push, list[str]] | None:
+        with session_scope() as session:
+            note = session.get(Notification, notification_id)
+            if note is None:
+                return None
+            push = Push(
+                title=note.title,
+                body=note.body,
+                data={**note.data, "notification_id": str(note.id)},
+                high_priority=note.high_priority,
+                data_only=note.data_only,
+                collapse_key=note.collapse_key,
+                ttl_s=note.ttl_s,
+            )
+            user_tokens = select(Device.token).where(Device.user_id == note.user_id)
+            return push, list(session.exec(user_tokens).all())
+
+    def ready(self) -> bool:
+        return push_ready()
+
+    def claim(self, notification_id: uuid.UUID, token: str) -> uuid.UUID | None:
+        return _claim(notification_id, token)
+
+    def send(self, delivery_id: uuid.UUID, token: str, push: Push) -> ComeBack | None:
         result = send(token, push)
         PUSHES.labels(result.outcome.value).inc()
         _record(delivery_id, token, result)
-        if result.outcome is PushOutcome.RETRY:
-            come_back = result.retry_after
-    _settle(notification_id, waiting=come_back is not False)
-    return come_back
+        return ComeBack(result.retry_after) if result.outcome is PushOutcome.RETRY else None
+
+    def settle(self, notification_id: uuid.UUID, *, waiting: bool) -> None:
+        _settle(notification_id, waiting=waiting)
 
 
 # The push is out: its answer must be recorded, so a passing database error (SQLite's

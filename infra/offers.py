@@ -59,10 +59,19 @@ def publish_closed(session: Session, offer: Offer, reason: str) -> None:
 
 
 class SqlOffers:
+    """The `Dispatching` port: offers in SQL, each one made or closed told to its driver
+    (stream, push) once the transaction commits."""
+
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def pending_for_ride(self, ride_id: uuid.UUID) -> list[Offer]:
+    def ride(self, ride_id: uuid.UUID) -> Ride | None:
+        return self.session.get(Ride, ride_id, with_for_update=True)
+
+    def save(self, ride: Any) -> None:
+        self.session.add(ride)
+
+    def pending(self, ride_id: uuid.UUID) -> list[Offer]:
         return list(
             self.session.exec(
                 select(Offer)
@@ -82,8 +91,8 @@ class SqlOffers:
             .with_for_update()
         ).first()
 
-    def create(
-        self, ride: Ride, candidate: Candidate, wave: int, now: datetime, ttl_s: float
+    def offer(
+        self, ride: Any, candidate: Candidate, wave: int, now: datetime, ttl_s: float
     ) -> Offer | None:
         """Offer `ride` to the candidate, unless they meanwhile hold another offer."""
         offer = Offer(
@@ -107,7 +116,7 @@ class SqlOffers:
         log_pushes(self.session, [push])
         return offer
 
-    def close(self, offer: Offer, status: OfferStatus, now: datetime) -> None:
+    def close(self, offer: Any, status: str, now: datetime) -> None:
         offer.status = status
         offer.decided_at = now
         self.session.add(offer)
@@ -122,7 +131,7 @@ class SqlOffers:
         ).all()
         return list(rows)
 
-    def claim_due_rides(self, now: datetime, lease_s: float, limit: int = 200) -> list[uuid.UUID]:
+    def claim_due(self, now: datetime, lease_s: float, limit: int = 200) -> list[uuid.UUID]:
         """The rides due to move on, each claimed for `lease_s`: their deadline is pushed
         that far, so the next sweeps leave them to the job sent now, and send another only
         if it has not run by then (a busy or restarting worker). Without this, a sweep
@@ -174,7 +183,7 @@ class SqlOfferBook:
                 f"your offer for this ride is {offer.status}", code=f"offer_{offer.status}"
             )
         self.offers.close(offer, OfferStatus.ACCEPTED, now)
-        for other in self.offers.pending_for_ride(ride.id):
+        for other in self.offers.pending(ride.id):
             if other.id != offer.id:
                 self.offers.close(other, OfferStatus.WITHDRAWN, now)
 
@@ -189,7 +198,7 @@ class SqlOfferBook:
         self.offers.close(offer, OfferStatus.DECLINED, now)
 
     def withdraw_all(self, ride: Any, reason: str, now: datetime) -> None:
-        for offer in self.offers.pending_for_ride(ride.id):
+        for offer in self.offers.pending(ride.id):
             offer.status = OfferStatus.WITHDRAWN
             offer.decided_at = now
             self.offers.session.add(offer)

@@ -12,11 +12,11 @@ from sqlmodel import Session, col, func, select
 from domain.payments import OWED, PaymentKind, PaymentStatus, RefundStatus
 from domain.payments import apply_intent as domain_apply_intent
 from domain.rides import RideState
-from domain.usecases.ports import Card, IntentInfo, SetupIntentInfo
+from domain.usecases.ports import Card, IntentInfo, SetupIntentInfo, StandingHold
 from infra.db import after_commit, end_reads, utcnow
 from infra.live.keys import user_stream
 from infra.live.streams import Streams
-from infra.models import Payment, Refund, User
+from infra.models import Payment, Refund, Ride, User
 from infra.ratelimit import RedisVelocity
 from infra.redis import get_sync_redis
 from infra.settings import get_settings
@@ -109,6 +109,25 @@ class SqlPaymentBook:
                 .limit(limit)
             ).all()
         )
+
+    def standing_holds(
+        self, unchanged_since: datetime, lapsing_by: datetime, limit: int
+    ) -> list[StandingHold]:
+        rows = self.session.exec(
+            select(Payment.ride_id, Ride.status, Payment.capture_before)
+            .join(Ride, col(Ride.id) == col(Payment.ride_id))
+            .where(
+                Payment.kind == PaymentKind.AUTHORIZATION,
+                Payment.status == PaymentStatus.REQUIRES_CAPTURE,
+                (col(Payment.updated_at) < unchanged_since)
+                | (col(Payment.capture_before) < lapsing_by),
+            )
+            .limit(limit)
+        ).all()
+        return [
+            StandingHold(ride_id, status, capture_before)
+            for ride_id, status, capture_before in rows
+        ]
 
     def add_refund(
         self, payment: Payment, amount: int, reason: str, requested_by: uuid.UUID
@@ -232,6 +251,10 @@ class StripePayoutAccounts:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+
+    def account_of(self, driver_id: uuid.UUID) -> str | None:
+        user = self.session.get(User, driver_id)
+        return user.stripe_account_id if user is not None and user.stripe_account_id else None
 
     def onboarding_link(self, driver_id: uuid.UUID) -> str:
         gateway = StripeGateway()

@@ -4,6 +4,7 @@ facts read back from SQL for the hot path when Redis lost them."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
@@ -11,7 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from domain.errors import Conflict
-from domain.rides import DRIVER_ACTIVE, OPEN, RideState
+from domain.rides import DRIVER_ACTIVE, OPEN, RideState, RideStatus
+from domain.rides import Ride as RideAggregate
 from domain.usecases.ports import RideQuery
 from infra.db import newest_first
 from infra.live.publisher import ride_facts
@@ -36,6 +38,7 @@ def _conflict_from(exc: IntegrityError) -> Conflict:
 class SqlRideRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._seen: dict[UUID, RideAggregate] = {}
 
     def get(self, ride_id: UUID, *, for_update: bool = False) -> RideState | None:
         stmt = select(Ride).where(Ride.id == ride_id)
@@ -51,11 +54,24 @@ class SqlRideRepository:
         stmt = select(Ride).where(Ride.driver_id == driver_id, col(Ride.status).in_(DRIVER_ACTIVE))
         return cast(RideState | None, self.session.exec(stmt).first())
 
-    def create(self, **fields: Any) -> RideState:
-        ride = Ride(**fields)
-        self.session.add(ride)
+    def lock(self, ride_id: UUID) -> RideAggregate | None:
+        row = self.get(ride_id, for_update=True)
+        return None if row is None else self._handed_out(row)
+
+    def add(self, **fields: Any) -> RideAggregate:
+        row = Ride(**fields)
+        self.session.add(row)
         self._flush()
-        return cast(RideState, ride)
+        return self._handed_out(cast(RideState, row))
+
+    def changed(self) -> list[RideAggregate]:
+        return [ride for ride in self._seen.values() if ride.events]
+
+    def _handed_out(self, row: RideState) -> RideAggregate:
+        # one aggregate per ride and unit of work, however often it is locked
+        if row.id not in self._seen:
+            self._seen[row.id] = RideAggregate(row)
+        return self._seen[row.id]
 
     def save(self, ride: RideState) -> None:
         self.session.add(ride)
@@ -72,6 +88,25 @@ class SqlRideRepository:
             stmt = stmt.where(Ride.status == query.status)
         stmt = newest_first(stmt, Ride, query.before, query.limit)
         return cast(list[RideState], list(self.session.exec(stmt).all()))
+
+    def stuck(
+        self, unstarted_before: datetime, silent_before: datetime, limit: int
+    ) -> list[RideState]:
+        awaiting = col(Ride.status).in_(RideStatus.awaiting_pickup_set()) & (
+            col(Ride.accepted_at) < unstarted_before
+        )
+        silent = (col(Ride.status) == RideStatus.IN_PROGRESS) & (
+            col(Ride.started_at) < silent_before
+        )
+        return list(self.session.exec(select(Ride).where(awaiting | silent).limit(limit)).all())
+
+    def has_path(self, ride: RideState) -> bool:
+        return cast(Ride, ride).route_polyline is not None
+
+    def store_path(self, ride: RideState, polyline: str, points: int) -> None:
+        row = cast(Ride, ride)
+        row.route_polyline, row.path_points = polyline, points
+        self.session.add(row)
 
     def _flush(self) -> None:
         try:

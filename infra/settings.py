@@ -18,12 +18,15 @@ from domain.pings import PingRules
 from domain.ratings import RatingRules
 from domain.trip import LiveRules
 from domain.usecases.context import FraudRules
+from domain.usecases.settlement import PAYOUT_RETRY_S
+from domain.usecases.sweeps import DEADLINES
 
 DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
 DEV_FLOWER_PASSWORD = "dev-only-flower"
 
 
 _LIVE = LiveRules()  # the live view's defaults, written once in the domain
+_DEADLINES = DEADLINES
 
 
 class Settings(BaseSettings):
@@ -69,15 +72,16 @@ class Settings(BaseSettings):
     # payouts tried every `payout_interval_s`, a refused one again after `payout_retry_s`
     settlement_interval_s: float = 3600.0
     payout_interval_s: float = 600.0
-    payout_retry_s: float = 3600.0
+    payout_retry_s: float = PAYOUT_RETRY_S
     # reconciliation sweeps (beat): how long a state may last before it counts as stuck
     sweep_interval_s: float = 60.0
-    sweep_payment_after_s: float = 600.0  # a payment or refund still pending
-    sweep_hold_ended_s: float = 600.0  # a hold still standing after its ride ended
-    sweep_hold_expiry_margin_s: float = 24 * 3600.0  # settle before Stripe's capture_before
-    sweep_webhook_after_s: float = 120.0  # a stored Stripe event not processed
-    sweep_ride_unstarted_s: float = 3600.0  # accepted (or arrived) and never started
-    sweep_ride_silent_s: float = 3 * 3600.0  # in progress with no ping from the driver
+    # the repair sweeps' deadlines (domain.usecases.sweeps.Deadlines), passed by beat
+    sweep_payment_after_s: float = _DEADLINES.payment_after_s
+    sweep_hold_ended_s: float = _DEADLINES.hold_ended_s
+    sweep_hold_expiry_margin_s: float = _DEADLINES.hold_expiry_margin_s
+    sweep_webhook_after_s: float = _DEADLINES.webhook_after_s
+    sweep_ride_unstarted_s: float = _DEADLINES.ride_unstarted_s
+    sweep_ride_silent_s: float = _DEADLINES.ride_silent_s
     # where Stripe sends a driver back after (or instead of) onboarding their payout account
     public_url: str = "http://127.0.0.1:8000"
 

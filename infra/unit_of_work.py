@@ -1,5 +1,5 @@
 """The SQL unit of work the use cases run in, and the context they take, for the API and
-the workers alike.
+the workers alike; for the workers also what a job retries, and its record when it gives up.
 
 `SqlUnitOfWork` binds every port to one session (one transaction, committed by
 `infra.db.session_scope`): SQL repositories, the outbox, and the after-commit Redis
@@ -12,15 +12,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
+import stripe
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
+from domain.errors import NotVisibleYet
 from domain.geo import RouteModel
+from domain.payments import ProviderUnavailable
 from domain.usecases.context import Context
+from domain.usecases.follow_ups import collect
 from domain.usecases.ports import (
     Broadcasts,
     CardGateway,
     Cards,
     Devices,
+    Dispatching,
+    DriverPositions,
     JobQueue,
     Ledger,
     LivePublisher,
@@ -28,6 +35,7 @@ from domain.usecases.ports import (
     OpsView,
     PaymentBook,
     PayoutAccounts,
+    PushDeliveries,
     PushLog,
     Ratings,
     RiderAlerts,
@@ -37,14 +45,16 @@ from domain.usecases.ports import (
     Velocity,
     WebhookInbox,
 )
+from infra import jobs
 from infra.db import session_scope, utcnow
 from infra.idempotency import SqlIdempotency
 from infra.jobs import OutboxJobs
 from infra.ledger import SqlLedger, SqlStatements
+from infra.live.drivers import RedisDriverPositions
 from infra.live.publisher import RedisLivePublisher
 from infra.live.trip_paths import RedisTripPaths
-from infra.notifications import SqlBroadcasts, SqlDevices, SqlPushLog
-from infra.offers import SqlOfferBook
+from infra.notifications import SqlBroadcasts, SqlDevices, SqlPushDeliveries, SqlPushLog
+from infra.offers import SqlOfferBook, SqlOffers
 from infra.ops import SqlOpsView
 from infra.payments import (
     SqlPaymentBook,
@@ -89,6 +99,10 @@ class SqlUnitOfWork:
         self.webhooks: WebhookInbox = SqlWebhookInbox(session)
         self.pushes: PushLog = SqlPushLog(session)
         self.rider_alerts: RiderAlerts = StreamRiderAlerts(session)
+        self.dispatching: Dispatching = SqlOffers(session)
+        self.drivers: DriverPositions = RedisDriverPositions(
+            get_sync_redis(), settings.driver_stale_s
+        )
         self._stripe_retries = stripe_retries
         self._card_gateway: CardGateway | None = None
         # adapters of the HTTP layer's own needs (not use-case ports)
@@ -103,10 +117,37 @@ class SqlUnitOfWork:
 
 
 @contextmanager
-def sql_unit_of_work() -> Iterator[SqlUnitOfWork]:
-    """One transaction: committed when the block ends, rolled back if it raises."""
+def sql_unit_of_work(*, stripe_retries: int = 2) -> Iterator[SqlUnitOfWork]:
+    """One transaction: committed when the block ends, rolled back if it raises. Before
+    the commit, each ride changed through it is recorded (`follow_ups.collect`)."""
     with session_scope() as session:
-        yield SqlUnitOfWork(session)
+        uow = SqlUnitOfWork(session, stripe_retries=stripe_retries)
+        yield uow
+        collect(uow)  # every ride changed in it: saved, its follow-ups queued
+
+
+# What a job retries with backoff: a row not committed yet, the database or a provider
+# away for a moment. (A card's refusal is an answer, never retried.)
+TRANSIENT: tuple[type[BaseException], ...] = (
+    NotVisibleYet,
+    OperationalError,
+    DBAPIError,
+    ConnectionError,
+    stripe.APIConnectionError,
+    stripe.RateLimitError,
+    stripe.APIError,
+    ProviderUnavailable,
+)
+
+
+def job_gave_up(job_id: str | None, error: str) -> None:
+    """A job's retries are spent: its outbox row says so (the sweep leaves it alone)."""
+    with session_scope() as session:
+        jobs.mark_failed(session, job_id, error)
+
+
+def push_deliveries() -> PushDeliveries:
+    return SqlPushDeliveries()
 
 
 def make_context(settings: Settings | None = None, now: datetime | None = None) -> Context:
@@ -118,4 +159,5 @@ def make_context(settings: Settings | None = None, now: datetime | None = None) 
         fraud=s.fraud,
         max_route_m=s.max_route_m,
         ratings=s.rating,
+        dispatch=s.dispatch,
     )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from domain.jobs import Job
 from infra import jobs
@@ -48,3 +49,16 @@ class SqlWebhookInbox:
 
     def save(self, event: WebhookEvent) -> None:
         self.session.add(event)
+
+    def unprocessed(self, received_before: datetime, limit: int) -> list[str]:
+        return list(
+            self.session.exec(
+                select(WebhookEvent.id)
+                .where(
+                    col(WebhookEvent.processed_at).is_(None),
+                    col(WebhookEvent.received_at) < received_before,
+                )
+                .order_by(col(WebhookEvent.received_at))
+                .limit(limit)
+            ).all()
+        )

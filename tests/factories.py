@@ -75,10 +75,10 @@ def grant_offer(ride_id: str, driver_id: str) -> None:
         ride = session.get(Ride, uuid.UUID(ride_id), with_for_update=True)
         assert ride is not None
         offers = SqlOffers(session)
-        for mine in offers.pending_for_ride(ride.id):
+        for mine in offers.pending(ride.id):
             if str(mine.driver_id) == driver_id:
                 return
-        offer = offers.create(ride, Candidate(driver_id, 100.0), 1, utcnow(), 60.0)
+        offer = offers.offer(ride, Candidate(driver_id, 100.0), 1, utcnow(), 60.0)
         assert offer is not None, "the driver holds another open offer"
 
 

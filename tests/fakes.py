@@ -3,19 +3,43 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
 from domain.ledger import JournalEntry
-from domain.rides import DRIVER_ACTIVE, OPEN, RideEvent, RideState
+from domain.rides import DRIVER_ACTIVE, OPEN, Ride, RideEvent, RideState
+from domain.trip import PathPoint
+from domain.usecases.follow_ups import collect
+from domain.usecases.ports import ComeBack, StandingHold
 from tests.unit.domain.test_rides import FakeRide
 
 
 class MemoryRides:
     def __init__(self) -> None:
         self.rows: dict[uuid.UUID, FakeRide] = {}
+        self.seen: dict[uuid.UUID, Ride] = {}
+
+    def lock(self, ride_id: uuid.UUID) -> Ride | None:
+        row = self.rows.get(ride_id)
+        if row is None:
+            return None
+        return self.seen.setdefault(ride_id, Ride(row))
+
+    def add(self, **fields: Any) -> Ride:
+        fields.pop("payment_method_id", None)
+        if any(r.passenger_id == fields["passenger_id"] and r.status in OPEN
+               for r in self.rows.values()):  # fmt: skip
+            from domain.errors import Conflict
+
+            raise Conflict("you already have an open ride", code="ride_already_open")
+        row = FakeRide(**fields)
+        self.rows[row.id] = row
+        return self.seen.setdefault(row.id, Ride(row))
+
+    def changed(self) -> list[Ride]:
+        return [ride for ride in self.seen.values() if ride.events]
 
     def get(self, ride_id: uuid.UUID, *, for_update: bool = False) -> RideState | None:
         return self.rows.get(ride_id)
@@ -36,17 +60,31 @@ class MemoryRides:
             None,
         )
 
-    def create(self, **fields: Any) -> RideState:
-        fields.pop("payment_method_id", None)
-        ride = FakeRide(**fields)
-        self.rows[ride.id] = ride
-        return ride
-
     def save(self, ride: RideState) -> None:
         pass
 
     def page(self, query: Any) -> list[RideState]:
         return sorted(self.rows.values(), key=lambda r: r.created_at, reverse=True)
+
+    def stuck(
+        self, unstarted_before: datetime, silent_before: datetime, limit: int
+    ) -> list[RideState]:
+        return [
+            r
+            for r in self.rows.values()
+            if (
+                r.status in ("accepted", "arrived")
+                and r.accepted_at is not None
+                and r.accepted_at < unstarted_before
+            )
+            or (r.status == "in_progress" and r.started_at and r.started_at < silent_before)
+        ][:limit]
+
+    def has_path(self, ride: Any) -> bool:
+        return ride.route_polyline is not None
+
+    def store_path(self, ride: Any, polyline: str, points: int) -> None:
+        ride.route_polyline, ride.path_points = polyline, points
 
 
 @dataclass
@@ -55,6 +93,8 @@ class MemoryOffer:
     driver_id: uuid.UUID
     expires_at: datetime
     status: str = "pending"
+    wave: int = 1
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
 
 
 class MemoryOffers:
@@ -200,6 +240,22 @@ class MemoryPayments:
     def save(self, row: Any) -> None:
         pass
 
+    def standing_holds(
+        self, unchanged_since: datetime, lapsing_by: datetime, limit: int
+    ) -> list[StandingHold]:
+        return [
+            StandingHold(p.ride_id, self.ride_status(p.ride_id), p.capture_before)
+            for p in self.rows
+            if p.kind == "authorization"
+            and p.status == "requires_capture"
+            and (
+                (p.updated_at is not None and p.updated_at < unchanged_since)
+                or (p.capture_before is not None and p.capture_before < lapsing_by)
+            )
+        ][:limit]
+
+    ride_status: Any = None  # set by the unit of work: a ride's status by its id
+
 
 class FakeCardGateway:
     """Stripe as the workers see it, in memory: each call keyed as the real gateway keys
@@ -214,6 +270,8 @@ class FakeCardGateway:
         self.refuse_capture: Exception | None = None
         self.refuse_refund: Exception | None = None
         self.refund_states: dict[str, str] = {}
+        self.refuse_transfer: Exception | None = None
+        self.transfers: dict[str, tuple[str, int, str]] = {}  # key: (destination, amount, cur)
 
     def _once(self, key: str, what: str, make: Any) -> Any:
         if key not in {k for _, k in self.calls}:
@@ -277,14 +335,24 @@ class FakeCardGateway:
     def refund_state(self, stripe_refund_id: str) -> str:
         return self.refund_states[stripe_refund_id]
 
+    def transfer(self, *, key: str, statement_id: uuid.UUID, driver_id: uuid.UUID,
+                 destination: str, amount: int, currency: str) -> str:  # fmt: skip
+        if self.refuse_transfer is not None:
+            exc, self.refuse_transfer = self.refuse_transfer, None
+            raise exc
+        self.transfers.setdefault(key, (destination, amount, currency))
+        return f"tr_{key}"
+
 
 class MemoryWebhooks:
     def __init__(self) -> None:
         self.events: dict[str, Any] = {}
 
-    def add(self, event_id: str, payload: dict[str, Any]) -> None:
+    def add(
+        self, event_id: str, payload: dict[str, Any], received_at: datetime = datetime.min
+    ) -> None:
         self.events[event_id] = SimpleNamespace(
-            id=event_id, payload=payload, processed_at=None, result=None
+            id=event_id, payload=payload, processed_at=None, result=None, received_at=received_at
         )
 
     def get(self, event_id: str) -> Any:
@@ -292,6 +360,13 @@ class MemoryWebhooks:
 
     def save(self, event: Any) -> None:
         pass
+
+    def unprocessed(self, received_before: datetime, limit: int) -> list[str]:
+        return [
+            e.id
+            for e in self.events.values()
+            if e.processed_at is None and e.received_at < received_before
+        ][:limit]
 
 
 class MemoryPushLog:
@@ -341,6 +416,15 @@ class MemoryLedger:
 class MemoryJobs:
     def __init__(self) -> None:
         self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.completed: list[str | None] = []
+        self.stale: list[tuple[str, dict[str, Any]]] = []  # written, never completed
+
+    def complete(self, job_id: str | None) -> None:
+        self.completed.append(job_id)
+
+    def resend_stale(self, older_than_s: float) -> int:
+        self.sent.extend(self.stale)
+        return len(self.stale)
 
     def enqueue(self, task: str, **kwargs: Any) -> None:
         self.sent.append((task, kwargs))
@@ -362,6 +446,12 @@ class MemoryLive:
     def ride_changed(self, ride: RideState, event: RideEvent) -> Any:
         return lambda: self.published.append((ride.id, str(event.status)))
 
+    def republish(self, ride: RideState, status: str, at: datetime) -> bool:
+        if (ride.id, status) in self.published:
+            return False
+        self.published.append((ride.id, status))
+        return True
+
 
 class MemoryVelocity:
     def hit(self, what: str, subject: uuid.UUID, limit: int, window_s: int) -> int:
@@ -372,8 +462,236 @@ class MemoryVelocity:
 
 
 class NoPaths:
+    """Recorded paths: none unless a test puts points in."""
+
+    def __init__(self) -> None:
+        self.recorded: dict[uuid.UUID, list[PathPoint]] = {}
+
     def travelled_m(self, ride_id: uuid.UUID, since: datetime | None = None) -> int | None:
         return None
+
+    def points(self, ride_id: uuid.UUID, since: datetime | None = None) -> list[PathPoint]:
+        start = since.timestamp() if since else 0.0
+        return [p for p in self.recorded.get(ride_id, []) if p.t >= start]
+
+
+class MemoryDispatching:
+    """The dispatcher's side over the same offers as `MemoryOffers` (one list)."""
+
+    def __init__(self, rides: MemoryRides, offers: MemoryOffers) -> None:
+        self.rides, self.book = rides, offers
+        self.told: list[tuple[uuid.UUID, str]] = []  # (driver, "offer" / closing status)
+
+    def ride(self, ride_id: uuid.UUID) -> Any:
+        return self.rides.rows.get(ride_id)
+
+    def pending(self, ride_id: uuid.UUID) -> list[MemoryOffer]:
+        return [o for o in self.book.offers if o.ride_id == ride_id and o.status == "pending"]
+
+    def close(self, offer: Any, status: str, now: datetime) -> None:
+        offer.status = str(status)
+        self.told.append((offer.driver_id, str(status)))
+
+    def offered_drivers(self, ride_id: uuid.UUID) -> set[str]:
+        return {str(o.driver_id) for o in self.book.offers if o.ride_id == ride_id}
+
+    def offer(self, ride: Any, candidate: Any, wave: int, now: datetime, ttl_s: float) -> Any:
+        driver = uuid.UUID(candidate.driver_id)
+        if any(o.driver_id == driver and o.status == "pending" for o in self.book.offers):
+            return None  # one pending offer per driver
+        offer = MemoryOffer(ride.id, driver, now + timedelta(seconds=ttl_s), wave=wave)
+        self.book.offers.append(offer)
+        self.told.append((driver, "offer"))
+        return offer
+
+    def save(self, ride: Any) -> None:
+        pass
+
+    def claim_due(self, now: datetime, lease_s: float) -> list[uuid.UUID]:
+        due = [
+            r
+            for r in self.rides.rows.values()
+            if r.status == "requested" and r.dispatch_deadline and r.dispatch_deadline <= now
+        ]
+        for r in due:
+            r.dispatch_deadline = now + timedelta(seconds=lease_s)
+        return [r.id for r in due]
+
+
+class MemoryDrivers:
+    def __init__(self) -> None:
+        self.around: list[Any] = []  # the candidates every search finds
+        self.seen: dict[uuid.UUID, datetime] = {}
+        self.forgotten_at: list[datetime] = []
+
+    def near(self, lat: float, lng: float, radius_m: float) -> list[Any]:
+        return [c for c in self.around if c.distance_m <= radius_m]
+
+    def last_seen(self, driver_id: uuid.UUID) -> datetime | None:
+        return self.seen.get(driver_id)
+
+    def forget_silent(self, now: datetime) -> int:
+        self.forgotten_at.append(now)
+        return 0
+
+
+@dataclass
+class StatementRow:
+    driver_id: uuid.UUID
+    period: str
+    currency: str
+    earned: int
+    cash_held: int
+    net: int
+    rides: int
+    carried_in: int
+    payout_amount: int
+    carry_out: int
+    payout_status: str
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    payout_attempts: int = 0
+    payout_tried_at: datetime | None = None
+    payout_error: str | None = None
+    transfer_id: str | None = None
+    paid_at: datetime | None = None
+
+
+class MemoryStatements:
+    def __init__(self, ledger: MemoryLedger) -> None:
+        self.ledger = ledger
+        self.rows: list[StatementRow] = []
+        self.posted_at: dict[str, datetime] = {}  # entry key: when (default: every day)
+
+    def of_driver(self, driver_id: uuid.UUID, limit: int = 100) -> list[Any]:
+        return [r for r in self.rows if r.driver_id == driver_id][:limit]
+
+    def driver_lines(self, start: datetime, end: datetime) -> list[tuple[str, str, int, Any]]:
+        return [
+            (line.account, line.currency, line.amount, e.ride_id)
+            for key, e in self.ledger.entries.items()
+            if e.kind != "payout" and start <= self.posted_at.get(key, start) < end
+            for line in e.lines
+            if line.account.startswith(("driver_payable:", "cash_held_by_driver:"))
+        ]
+
+    def carried_before(self, driver_id: uuid.UUID, currency: str, period: str) -> int:
+        before = sorted(
+            (r for r in self.rows if (r.driver_id, r.currency) == (driver_id, currency)
+             and r.period < period),
+            key=lambda r: r.period,
+        )  # fmt: skip
+        return before[-1].carry_out if before else 0
+
+    def add_once(self, statement: Any) -> bool:
+        key = (statement.driver_id, statement.period, statement.currency)
+        if any((r.driver_id, r.period, r.currency) == key for r in self.rows):
+            return False
+        self.rows.append(StatementRow(**asdict(statement)))
+        return True
+
+    def due(self, tried_before: datetime, limit: int) -> list[uuid.UUID]:
+        return [
+            r.id
+            for r in self.rows
+            if r.payout_status in ("pending", "payable")
+            and (r.payout_tried_at is None or r.payout_tried_at < tried_before)
+        ][:limit]
+
+    def get(self, statement_id: uuid.UUID) -> Any:
+        return next((r for r in self.rows if r.id == statement_id), None)
+
+    def save(self, statement: Any) -> None:
+        pass
+
+
+class MemoryPayoutAccounts:
+    def __init__(self) -> None:
+        self.accounts: dict[uuid.UUID, str] = {}
+
+    def onboarding_link(self, driver_id: uuid.UUID) -> str:
+        return f"https://connect.example/{driver_id}"
+
+    def account_of(self, driver_id: uuid.UUID) -> str | None:
+        return self.accounts.get(driver_id)
+
+
+class MemoryRatings:
+    def __init__(self) -> None:
+        self.roles: dict[uuid.UUID, str] = {}
+        self.rows: dict[uuid.UUID, Any] = {}  # rating id: rating
+        self.summaries: dict[uuid.UUID, tuple[str, Any]] = {}
+        self.alerts: dict[uuid.UUID, Any] = {}  # open ones
+
+    def get(self, rating_id: uuid.UUID) -> Any:
+        return self.rows.get(rating_id)
+
+    def stars_of(self, user_id: uuid.UUID) -> tuple[str, list[int]] | None:
+        if user_id not in self.roles:
+            return None
+        mine = [r for r in self.rows.values() if r.ratee_id == user_id]
+        mine.sort(key=lambda r: r.created_at, reverse=True)
+        return self.roles[user_id], [r.stars for r in mine]
+
+    def save_summary(self, user_id: uuid.UUID, side: str, summary: Any, now: datetime) -> None:
+        self.summaries[user_id] = (side, summary)
+
+    def follow_alert(self, user_id: uuid.UUID, summary: Any, now: datetime) -> None:
+        if summary is None:
+            self.alerts.pop(user_id, None)
+        else:
+            self.alerts[user_id] = summary
+
+
+class MemoryBroadcasts:
+    def __init__(self, batches: int = 1) -> None:
+        self.batches_left: dict[uuid.UUID, int] = {}
+        self.batches = batches
+
+    def create(self, title: str, body: str, created_by: uuid.UUID) -> uuid.UUID:
+        broadcast_id = uuid.uuid4()
+        self.batches_left[broadcast_id] = self.batches
+        return broadcast_id
+
+    def plan_batch(self, broadcast_id: uuid.UUID) -> bool:
+        self.batches_left[broadcast_id] = max(0, self.batches_left[broadcast_id] - 1)
+        return self.batches_left[broadcast_id] == 0
+
+
+class MemoryDeliveries:
+    """`PushDeliveries` as FCM and the delivery rows would answer: `answers` is what FCM
+    says to each token (default: it took it); a claimed delivery is never sent again."""
+
+    def __init__(self) -> None:
+        self.messages: dict[uuid.UUID, tuple[Any, list[str]]] = {}
+        self.answers: dict[str, ComeBack | None] = {}
+        self.reachable = True
+        self.status: dict[tuple[uuid.UUID, str], str] = {}  # (notification, token)
+        self.sent: list[tuple[uuid.UUID, str]] = []
+        self.settled: list[tuple[uuid.UUID, bool]] = []
+
+    def message(self, notification_id: uuid.UUID) -> tuple[Any, list[str]] | None:
+        return self.messages.get(notification_id)
+
+    def ready(self) -> bool:
+        return self.reachable
+
+    def claim(self, notification_id: uuid.UUID, token: str) -> uuid.UUID | None:
+        key = (notification_id, token)
+        if self.status.setdefault(key, "pending") != "pending":
+            return None
+        self.status[key] = "sending"
+        return uuid.uuid5(notification_id, token)
+
+    def send(self, delivery_id: uuid.UUID, token: str, push: Any) -> ComeBack | None:
+        key = next(k for k in self.status if uuid.uuid5(k[0], k[1]) == delivery_id)
+        answer = self.answers.get(token)
+        self.status[key] = "pending" if answer is not None else "sent"
+        if answer is None:
+            self.sent.append(key)
+        return answer
+
+    def settle(self, notification_id: uuid.UUID, *, waiting: bool) -> None:
+        self.settled.append((notification_id, waiting))
 
 
 @dataclass
@@ -388,12 +706,23 @@ class FakeUnitOfWork:
     paths: NoPaths = field(default_factory=NoPaths)
     cards: Any = None
     statements: Any = None
-    payout_accounts: Any = None
+    payout_accounts: MemoryPayoutAccounts = field(default_factory=MemoryPayoutAccounts)
     ops: Any = None
-    ratings: Any = None
+    ratings: MemoryRatings = field(default_factory=MemoryRatings)
     devices: Any = None
-    broadcasts: Any = None
+    broadcasts: MemoryBroadcasts = field(default_factory=MemoryBroadcasts)
     card_gateway: FakeCardGateway = field(default_factory=FakeCardGateway)
     webhooks: MemoryWebhooks = field(default_factory=MemoryWebhooks)
     pushes: MemoryPushLog = field(default_factory=MemoryPushLog)
     rider_alerts: MemoryRiderAlerts = field(default_factory=MemoryRiderAlerts)
+    drivers: MemoryDrivers = field(default_factory=MemoryDrivers)
+    dispatching: Any = None
+
+    def commit(self) -> None:
+        """What the SQL unit of work does before its commit: every changed ride recorded."""
+        collect(self)
+
+    def __post_init__(self) -> None:
+        self.dispatching = MemoryDispatching(self.rides, self.offers)
+        self.statements = MemoryStatements(self.ledger)
+        self.payments.ride_status = lambda ride_id: self.rides.rows[ride_id].status

@@ -1,9 +1,10 @@
-"""The task wrapper: one transaction per task, retries with backoff, a visible failure.
+"""The task wrapper: one unit of work per task, retries with backoff, a visible failure.
 
-`transactional_task` turns `fn(session, **kwargs)` into a Celery task that runs
-`fn` inside `session_scope()`, marks its outbox row completed in the same
-transaction, retries transient errors with exponential backoff and jitter, and
-when it gives up marks the outbox row failed and logs an alert.
+`transactional_task` turns `fn(uow, **kwargs)` into a Celery task that runs `fn` in one
+unit of work (one transaction), closes its outbox row in the same transaction, retries
+transient errors (`infra.unit_of_work.TRANSIENT`) with exponential backoff and jitter,
+and when it gives up marks the outbox row failed and logs an alert. `fn` loads what the
+job names, calls a use case and maps its answer; it holds no rule of its own.
 """
 
 from __future__ import annotations
@@ -13,23 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import stripe
 from celery import Task
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlmodel import Session
 
-from domain.payments import ProviderUnavailable
-from infra import jobs
-from infra.db import session_scope
 from infra.queue import celery_app
+from infra.unit_of_work import TRANSIENT, job_gave_up, sql_unit_of_work
 
 log = logging.getLogger("ridehail.tasks")
 
 R = TypeVar("R")
-
-
-class Retryable(Exception):
-    """State this task depends on is not there yet (e.g. the producer has not committed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,19 +33,6 @@ class RetryIn:
     seconds: float
 
 
-TRANSIENT: tuple[type[BaseException], ...] = (
-    Retryable,
-    OperationalError,
-    DBAPIError,
-    ConnectionError,
-    # Stripe: network, 429, 5xx. Card errors are answers, not retried.
-    stripe.APIConnectionError,
-    stripe.RateLimitError,
-    stripe.APIError,
-    ProviderUnavailable,  # the gateway's word for all of the above
-)
-
-
 class RidehailTask(Task):
     abstract = True
 
@@ -63,8 +42,7 @@ class RidehailTask(Task):
         outbox_id = kwargs.get("outbox_id") if isinstance(kwargs, dict) else None
         log.error("ALERT task %s[%s] gave up: %r (outbox %s)", self.name, task_id, exc, outbox_id)
         try:
-            with session_scope() as session:
-                jobs.mark_failed(session, outbox_id, repr(exc))
+            job_gave_up(outbox_id, repr(exc))
         except Exception:
             log.exception("could not record the failure of %s[%s]", self.name, task_id)
 
@@ -85,18 +63,17 @@ def transactional_task(
             **options,
         )
         def task(self: Task, outbox_id: str | None = None, **kwargs: Any) -> R:
-            session: Session
-            with session_scope() as session:
-                result = fn(session, **kwargs)
+            # Stripe calls are not retried inside a job: the job itself is, with backoff
+            with sql_unit_of_work(stripe_retries=0) as uow:
+                result = fn(uow, **kwargs)
                 if not isinstance(result, RetryIn):
-                    jobs.mark_completed(session, outbox_id)
+                    uow.jobs.complete(outbox_id)
             if isinstance(result, RetryIn):
                 raise self.retry(
                     countdown=result.seconds, kwargs={**kwargs, "outbox_id": outbox_id}
                 )
             return result
 
-        task.run_fn = fn  # the plain function, for tests of the logic alone
         return task
 
     return decorate

@@ -1,16 +1,14 @@
-"""Beat job: send again the outbox messages that never completed."""
+"""Beat job: send again the outbox jobs that never completed."""
 
 from __future__ import annotations
 
-from sqlmodel import Session
-
 from domain.jobs import Job
-from infra import jobs
+from domain.usecases import sweeps
+from domain.usecases.ports import UnitOfWork
 from infra.settings import get_settings
 from workers.base import transactional_task
 
 
 @transactional_task(Job.REDISPATCH_OUTBOX, max_retries=0)
-def redispatch(session: Session) -> int:
-    jobs.prune_completed(session)
-    return jobs.redispatch_stale(session, get_settings().outbox_redispatch_after_s)
+def redispatch(uow: UnitOfWork) -> int:
+    return sweeps.resend_stale_jobs(uow, get_settings().outbox_redispatch_after_s)

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
-from sqlmodel import Session
-
 from domain.jobs import Job
-from infra.live.positions import Positions
-from infra.redis import get_sync_redis
-from infra.settings import get_settings
+from domain.usecases import sweeps
+from domain.usecases.ports import UnitOfWork
+from infra.unit_of_work import make_context
 from workers.base import transactional_task
 
 
 @transactional_task(Job.SWEEP_STALE_POSITIONS, max_retries=0)
-def sweep_stale(session: Session) -> int:
-    return Positions(get_sync_redis()).sweep_stale(time.time() - get_settings().driver_stale_s)
+def sweep_stale(uow: UnitOfWork) -> int:
+    return sweeps.forget_silent_drivers(uow, make_context())

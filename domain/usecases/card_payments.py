@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from domain.errors import NotVisibleYet
 from domain.jobs import Job
 from domain.ledger import card_received_entry, refund_entry
 from domain.money import Money
@@ -38,11 +39,6 @@ from domain.usecases.context import Context
 from domain.usecases.ports import UnitOfWork
 
 log = logging.getLogger(__name__)
-
-
-class NotVisibleYet(Exception):
-    """A row the job is about is not visible yet (its transaction has not committed):
-    the job must come back later."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from domain.dispatch import DispatchRules
 from domain.fares import FareRules
 from domain.geo import RouteModel
 from domain.ratings import RatingRules
@@ -26,6 +27,7 @@ class Context:
     fraud: FraudRules = field(default_factory=FraudRules)
     max_route_m: int = 200_000
     ratings: RatingRules = field(default_factory=RatingRules)
+    dispatch: DispatchRules = field(default_factory=DispatchRules)
 
     def at(self, now: datetime) -> Context:
         return replace(self, now=now)

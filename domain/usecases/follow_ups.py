@@ -1,5 +1,5 @@
-"""What follows each ride event: one table, and the one function every ride change goes
-through (`record`), in the API and in the workers alike.
+"""What follows each ride event: one table, and what the unit of work does with every
+ride it handed out when it commits (`collect`), in the API and in the workers alike.
 
 Each follow-up is a job written to the outbox in the ride's own transaction and sent to a
 worker after it commits (a crash in between is repaired by the outbox sweep). The live
@@ -76,3 +76,10 @@ def record(uow: UnitOfWork, ride: Ride) -> None:
             at=event.at.isoformat(),
         )
     ride.events.clear()
+
+
+def collect(uow: UnitOfWork) -> None:
+    """Record every ride the unit of work handed out that recorded events: called once,
+    by the unit of work, just before it commits."""
+    for ride in uow.rides.changed():
+        record(uow, ride)

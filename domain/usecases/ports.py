@@ -6,14 +6,15 @@ enqueued or published through it happens only if, and after, it commits.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
 from domain.ledger import JournalEntry
-from domain.rides import RideEvent, RideState
+from domain.rides import Ride, RideEvent, RideState
+from domain.trip import PathPoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,13 +29,93 @@ class RideQuery:
 
 
 class RideRepository(Protocol):
-    def get(self, ride_id: UUID, *, for_update: bool = False) -> RideState | None: ...
+    """Rides. A change goes through the `Ride` aggregate from `lock` or `add`: the
+    repository keeps each one it handed out, and the unit of work, when it commits, saves
+    them and queues the follow-ups of every event they recorded (`follow_ups.collect`), so
+    no path can change a ride and skip what follows."""
+
+    def get(self, ride_id: UUID, *, for_update: bool = False) -> RideState | None:
+        """The ride's row, to read (a change goes through `lock`)."""
+
+    def lock(self, ride_id: UUID) -> Ride | None:
+        """The ride's aggregate, row-locked."""
+
+    def add(self, **fields: Any) -> Ride:
+        """A new ride's aggregate; a second open ride of the passenger is a `Conflict`."""
+
+    def changed(self) -> list[Ride]:
+        """The aggregates handed out here holding events not collected yet."""
+
     def open_ride_of_passenger(self, passenger_id: UUID) -> RideState | None: ...
     def active_ride_of_driver(self, driver_id: UUID) -> RideState | None: ...
-    def create(self, **fields: Any) -> RideState: ...
-    def save(self, ride: RideState) -> None: ...
+
+    def save(self, ride: RideState) -> None:
+        """Written now (not at the commit), so a unique rule broken is a `Conflict` here."""
+
     def page(self, query: RideQuery) -> list[RideState]:
         """Newest first, keyset-paginated on (created_at, id)."""
+
+    def stuck(
+        self, unstarted_before: datetime, silent_before: datetime, limit: int
+    ) -> list[RideState]:
+        """Rides accepted before `unstarted_before` and never started, and rides started
+        before `silent_before` and not ended: candidates for `end_stuck`."""
+
+    def store_path(self, ride: RideState, polyline: str, points: int) -> None:
+        """The trip's recorded path, kept with the ride once it is completed."""
+
+    def has_path(self, ride: RideState) -> bool: ...
+
+
+class DispatchRide(RideState, Protocol):
+    """A requested ride as the dispatcher moves it: its wave, and when it next moves."""
+
+    dispatch_wave: int
+    dispatch_deadline: datetime | None
+
+
+class PendingOffer(Protocol):
+    id: UUID
+    ride_id: UUID
+    driver_id: UUID
+    expires_at: datetime
+
+
+class Dispatching(Protocol):
+    """The dispatcher's side of the offers. Each offer made or closed is told to its
+    driver (their stream, a push) once the transaction commits."""
+
+    def ride(self, ride_id: UUID) -> DispatchRide | None:
+        """The ride, row-locked: one dispatcher moves it at a time."""
+
+    def pending(self, ride_id: UUID) -> Sequence[PendingOffer]:
+        """Its offers still pending (expired or not), row-locked."""
+
+    def close(self, offer: PendingOffer, status: str, now: datetime) -> None: ...
+    def offered_drivers(self, ride_id: UUID) -> set[str]: ...
+
+    def offer(
+        self, ride: DispatchRide, candidate: Any, wave: int, now: datetime, ttl_s: float
+    ) -> PendingOffer | None:
+        """Offer the ride to the candidate, unless they hold another offer meanwhile."""
+
+    def save(self, ride: DispatchRide) -> None: ...
+
+    def claim_due(self, now: datetime, lease_s: float) -> list[UUID]:
+        """Requested rides whose deadline has passed, each claimed for `lease_s` (its
+        deadline pushed that far), so that the next sweeps leave it to the move sent now."""
+
+
+class DriverPositions(Protocol):
+    """Where drivers are (the live view kept by their pings)."""
+
+    def near(self, lat: float, lng: float, radius_m: float) -> list[Any]:
+        """Idle drivers within `radius_m` heard from lately, as `domain.dispatch.Candidate`s."""
+
+    def last_seen(self, driver_id: UUID) -> datetime | None: ...
+
+    def forget_silent(self, now: datetime) -> int:
+        """Drivers silent for longer than the stale window leave nearby search; how many."""
 
 
 class OpenOffer(Protocol):
@@ -104,6 +185,19 @@ class PaymentBook(Protocol):
     def stuck_refunds(self, before: datetime, limit: int) -> list[Any]:
         """Refunds still `pending` since `before`."""
 
+    def standing_holds(
+        self, unchanged_since: datetime, lapsing_by: datetime, limit: int
+    ) -> list[StandingHold]:
+        """Card holds still standing, unchanged since `unchanged_since` or lapsing at
+        Stripe before `lapsing_by`."""
+
+
+@dataclass(frozen=True, slots=True)
+class StandingHold:
+    ride_id: UUID
+    ride_status: str
+    capture_before: datetime | None
+
 
 class CardGateway(Protocol):
     """Stripe as the workers call it: every call keyed with our ids (a repeat moves no
@@ -131,6 +225,19 @@ class CardGateway(Protocol):
     def refund(self, refund_id: UUID, intent_id: str, amount: int, reason: str) -> Any: ...
     def refund_state(self, stripe_refund_id: str) -> str: ...
 
+    def transfer(
+        self,
+        *,
+        key: str,
+        statement_id: UUID,
+        driver_id: UUID,
+        destination: str,
+        amount: int,
+        currency: str,
+    ) -> str:
+        """A statement's payout to the driver's account; the transfer's id. A refusal
+        (funds not available yet, an account not set up) raises `PaymentRefused`."""
+
 
 class WebhookInbox(Protocol):
     """Stripe's events as received (verified, stored once by their id)."""
@@ -140,11 +247,42 @@ class WebhookInbox(Protocol):
 
     def save(self, event: Any) -> None: ...
 
+    def unprocessed(self, received_before: datetime, limit: int) -> list[str]:
+        """Ids of the events received before then and not processed yet, oldest first."""
+
 
 class PushLog(Protocol):
     def log(self, pushes: list[Any]) -> None:
         """Log each planned push once (its key) and queue its delivery, in this
         transaction."""
+
+
+@dataclass(frozen=True, slots=True)
+class ComeBack:
+    """FCM asked us to come back (`after_s`: its Retry-After, if it gave one)."""
+
+    after_s: float | None
+
+
+class PushDeliveries(Protocol):
+    """Sending a logged push to its user's devices. Each step commits on its own: a
+    delivery is claimed (committed) before the push goes out and recorded after, so a
+    device never gets one notification twice (at most once)."""
+
+    def message(self, notification_id: UUID) -> tuple[Any, list[str]] | None:
+        """The push as FCM takes it and its user's device tokens; None if not logged."""
+
+    def ready(self) -> bool:
+        """FCM can be reached (its credentials' token endpoint answers)."""
+
+    def claim(self, notification_id: UUID, token: str) -> UUID | None:
+        """The delivery to this device, claimed; None if sent, claimed or settled."""
+
+    def send(self, delivery_id: UUID, token: str, push: Any) -> ComeBack | None:
+        """Send and record FCM's answer (a dead token is forgotten)."""
+
+    def settle(self, notification_id: UUID, *, waiting: bool) -> None:
+        """The log entry's status from its deliveries (`waiting`: some will be retried)."""
 
 
 class RiderAlerts(Protocol):
@@ -178,10 +316,45 @@ class Ledger(Protocol):
         """These accounts' lines, newest first, before the line id `before_line`."""
 
 
+@dataclass(frozen=True, slots=True)
+class NewStatement:
+    driver_id: UUID
+    period: str  # the UTC day, ISO
+    currency: str
+    earned: int
+    cash_held: int
+    net: int
+    rides: int
+    carried_in: int
+    payout_amount: int
+    carry_out: int
+    payout_status: str
+
+
 class Statements(Protocol):
     """Settlement statements (made by the daily beat job)."""
 
     def of_driver(self, driver_id: UUID, limit: int = 100) -> list[Any]: ...
+
+    def driver_lines(
+        self, start: datetime, end: datetime
+    ) -> list[tuple[str, str, int, UUID | None]]:
+        """(account, currency, amount, ride) of every driver-payable and driver-cash ledger
+        line posted in [start, end)."""
+
+    def carried_before(self, driver_id: UUID, currency: str, period: str) -> int:
+        """The `carry_out` of the driver's latest statement before `period` (0: none)."""
+
+    def add_once(self, statement: NewStatement) -> bool:
+        """Store it unless the driver has one for that day and currency; whether it was."""
+
+    def due(self, tried_before: datetime, limit: int) -> list[UUID]:
+        """Statements still to pay, never tried or last tried before `tried_before`."""
+
+    def get(self, statement_id: UUID) -> Any | None:
+        """The statement, row-locked."""
+
+    def save(self, statement: Any) -> None: ...
 
 
 class OpsView(Protocol):
@@ -197,6 +370,9 @@ class PayoutAccounts(Protocol):
         """A link where the driver sets up (or finishes setting up) their account; the
         account is created once."""
 
+    def account_of(self, driver_id: UUID) -> str | None:
+        """The driver's account id at the provider, if they have one."""
+
 
 class JobQueue(Protocol):
     """Jobs written with the transaction (an outbox) and sent after it commits."""
@@ -207,12 +383,23 @@ class JobQueue(Protocol):
         """A job this process does itself right after the commit (`work`); should that
         fail, or the process die first, a worker runs `task(**kwargs)` instead."""
 
+    def complete(self, job_id: str | None) -> None:
+        """The job this transaction runs is done: its outbox row closes with the commit."""
+
+    def resend_stale(self, older_than_s: float) -> int:
+        """Send again the jobs written that long ago and never completed; how many. Jobs
+        completed a day ago are forgotten."""
+
 
 class LivePublisher(Protocol):
     """Tells the hot path (pings, SSE, polling) of a ride's new state."""
 
     def ride_changed(self, ride: RideState, event: RideEvent) -> Callable[[], None]:
         """The publish of this change, to run once it has committed (idempotent)."""
+
+    def republish(self, ride: RideState, status: str, at: datetime) -> bool:
+        """The same publish again, now; False when it had been done (no newer facts are
+        overwritten, no status is emitted twice)."""
 
 
 class Velocity(Protocol):
@@ -229,6 +416,9 @@ class TripPaths(Protocol):
     def travelled_m(self, ride_id: UUID, since: datetime | None = None) -> int | None:
         """Metres travelled along the ride's recorded path, from `since` (its start)."""
         ...
+
+    def points(self, ride_id: UUID, since: datetime | None = None) -> list[PathPoint]:
+        """The ride's recorded path from `since`, in the order the pings were taken."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +493,17 @@ class Ratings(Protocol):
 
     def summary(self, user_id: UUID) -> Any | None: ...
     def open_alerts(self, limit: int) -> list[Any]: ...
+    def get(self, rating_id: UUID) -> Any | None: ...
+
+    def stars_of(self, user_id: UUID) -> tuple[str, list[int]] | None:
+        """The user's role and every star they received, newest first; the
+        user's row locked, so two recomputations of one user run one after the other.
+        None if there is no such user (yet)."""
+
+    def save_summary(self, user_id: UUID, side: str, summary: Any, now: datetime) -> None: ...
+
+    def follow_alert(self, user_id: UUID, summary: Any | None, now: datetime) -> None:
+        """Keep the user's low-rating alert open with this summary, or close it (None)."""
 
 
 class Devices(Protocol):
@@ -336,6 +537,10 @@ class Broadcasts(Protocol):
 
     def create(self, title: str, body: str, created_by: UUID) -> UUID: ...
 
+    def plan_batch(self, broadcast_id: UUID) -> bool:
+        """Log the promotion for the next batch of opted-in users (their deliveries
+        queued); True once every one of them has it."""
+
     def progress(self, broadcast_id: UUID) -> BroadcastProgress:
         """NotFound if there is no such broadcast."""
 
@@ -361,6 +566,8 @@ class UnitOfWork(Protocol):
     webhooks: WebhookInbox
     pushes: PushLog
     rider_alerts: RiderAlerts
+    dispatching: Dispatching
+    drivers: DriverPositions
 
     @property
     def card_gateway(self) -> CardGateway:

@@ -9,9 +9,16 @@ from typing import Any
 from uuid import UUID
 
 from domain.access import Access, Actor, Caller, require, ride_access
-from domain.errors import Forbidden, NotFound
+from domain.errors import Forbidden, NotFound, NotVisibleYet
 from domain.jobs import Job
-from domain.ratings import RatedSide, Summary, check_rating, clean_comment, summarize
+from domain.ratings import (
+    RatedSide,
+    Summary,
+    check_rating,
+    clean_comment,
+    needs_alert,
+    summarize,
+)
 from domain.rides import RideStatus
 from domain.usecases.context import Context
 from domain.usecases.ports import NewRating, UnitOfWork
@@ -86,3 +93,18 @@ def summary_of(uow: UnitOfWork, ctx: Context, user_id: UUID) -> Summary:
 
 def open_alerts(uow: UnitOfWork, limit: int = 100) -> list[Any]:
     return uow.ratings.open_alerts(limit)
+
+
+def aggregate(uow: UnitOfWork, ctx: Context, user_id: UUID) -> Summary:
+    """The user's summary recomputed from every rating they received (never incremented,
+    so a duplicate or a reordered job changes nothing), and their alert opened or closed."""
+    found = uow.ratings.stars_of(user_id)
+    if found is None:
+        raise NotVisibleYet(f"user {user_id} not visible yet")
+    role, stars = found
+    side = RatedSide(role) if role in set(RatedSide) else RatedSide.PASSENGER
+    result = summarize(stars, side, ctx.ratings)
+    uow.ratings.save_summary(user_id, side, result, ctx.now)
+    alert = needs_alert(result, side, ctx.ratings)
+    uow.ratings.follow_alert(user_id, result if alert else None, ctx.now)
+    return result

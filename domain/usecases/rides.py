@@ -20,7 +20,6 @@ from domain.jobs import Job
 from domain.money import Money
 from domain.rides import OPEN, Ride, RidePayment, RideState, RideStatus, check_route
 from domain.usecases.context import Context
-from domain.usecases.follow_ups import record
 from domain.usecases.ports import RideQuery, UnitOfWork
 
 
@@ -87,7 +86,7 @@ def request_ride(uow: UnitOfWork, ctx: Context, caller: Caller, req: RideRequest
             f"a ride of {quote.amount} is above the cap of {ctx.fraud.max_ride_amount}",
             code="amount_over_cap",
         )
-    state = uow.rides.create(
+    ride = uow.rides.add(
         status=RideStatus.REQUESTED,
         passenger_id=caller.id,
         pickup_lat=req.pickup.lat,
@@ -106,11 +105,9 @@ def request_ride(uow: UnitOfWork, ctx: Context, caller: Caller, req: RideRequest
     )
     if req.payment is RidePayment.CARD:
         hold = hold_amount(Money(quote.amount, quote.currency))
-        uow.payments.hold(state, hold.amount, req.payment_method_id)
-    ride = Ride(state)
+        uow.payments.hold(ride.state, hold.amount, req.payment_method_id)
     ride.requested(ctx.now)
-    record(uow, ride)
-    return state
+    return ride.state
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,17 +153,17 @@ def list_rides(
     )
 
 
-def _locked(uow: UnitOfWork, ride_id: UUID) -> RideState:
-    ride = uow.rides.get(ride_id, for_update=True)
+def _locked(uow: UnitOfWork, ride_id: UUID) -> Ride:
+    ride = uow.rides.lock(ride_id)
     if ride is None:
         raise _not_found()
     return ride
 
 
-def _locked_as_participant(uow: UnitOfWork, caller: Caller, ride_id: UUID) -> RideState:
+def _locked_as_participant(uow: UnitOfWork, caller: Caller, ride_id: UUID) -> Ride:
     """The ride, row-locked, if the caller is its passenger, its driver or an admin."""
     ride = _locked(uow, ride_id)
-    require(ride_access(caller, ride.passenger_id, ride.driver_id), Access.PARTICIPANT)
+    require(ride_access(caller, ride.state.passenger_id, ride.state.driver_id), Access.PARTICIPANT)
     return ride
 
 
@@ -178,7 +175,8 @@ def accept(uow: UnitOfWork, ctx: Context, caller: Caller, ride_id: UUID) -> Ride
     theirs) is told nothing about it: 404. A driver accepts only a ride they hold an
     open, unexpired offer for.
     """
-    state = _locked(uow, ride_id)
+    ride = _locked(uow, ride_id)
+    state = ride.state
     if state.driver_id != caller.id and not uow.offers.ever_offered(state.id, caller.id):
         raise _not_found()
     if state.status != RideStatus.REQUESTED and state.driver_id not in (None, caller.id):
@@ -189,15 +187,15 @@ def accept(uow: UnitOfWork, ctx: Context, caller: Caller, ride_id: UUID) -> Ride
         if uow.rides.active_ride_of_driver(caller.id) is not None:
             raise Conflict("you are already on a ride", code="driver_busy")
         uow.offers.take(state, caller.id, ctx.now)
-    ride = Ride(state)
     ride.accept(caller.id, ctx.now)
-    record(uow, ride)
+    uow.rides.save(state)
     return state
 
 
 def decline(uow: UnitOfWork, ctx: Context, caller: Caller, ride_id: UUID) -> None:
     """The driver says no to their offer: dispatch moves on at once."""
-    state = _locked(uow, ride_id)
+    ride = _locked(uow, ride_id)
+    state = ride.state
     uow.offers.decline(state, caller.id, ctx.now)
     uow.jobs.enqueue(Job.DISPATCH, ride_id=str(state.id))
 
@@ -213,8 +211,8 @@ def driver_step(
     uow: UnitOfWork, ctx: Context, caller: Caller, ride_id: UUID, step: DriverStep
 ) -> RideState:
     # the route is the driver's: participant access here means the ride's own driver
-    state = _locked_as_participant(uow, caller, ride_id)
-    ride = Ride(state)
+    ride = _locked_as_participant(uow, caller, ride_id)
+    state = ride.state
     if step is DriverStep.ARRIVE:
         ride.arrive(caller.id, ctx.now)
     elif step is DriverStep.START:
@@ -228,7 +226,7 @@ def driver_step(
         ride.complete(caller.id, ctx.now, ctx.fares, travelled_m=travelled)
     else:
         ride.no_show(caller.id, ctx.now, ctx.fares)
-    record(uow, ride)
+    uow.rides.save(state)
     return state
 
 
@@ -236,17 +234,18 @@ def cancel(
     uow: UnitOfWork, ctx: Context, caller: Caller, ride_id: UUID, reason: str | None
 ) -> RideState:
     """By the passenger, the assigned driver, an admin, or the system (`SYSTEM`)."""
-    state = _locked_as_participant(uow, caller, ride_id)
-    ride = Ride(state)
+    ride = _locked_as_participant(uow, caller, ride_id)
+    state = ride.state
     ride.cancel(caller.role, ctx.now, ctx.fares, reason)
     uow.offers.withdraw_all(state, "cancelled", ctx.now)
-    record(uow, ride)
+    uow.rides.save(state)
     return state
 
 
 def cancel_unpaid(uow: UnitOfWork, ctx: Context, ride_id: UUID, reason: str) -> bool:
     """The system ends an open ride whose card hold was declined. False if it had ended."""
-    state = _locked(uow, ride_id)
+    ride = _locked(uow, ride_id)
+    state = ride.state
     if state.status not in OPEN:
         return False
     cancel(uow, ctx, SYSTEM, ride_id, reason)
@@ -255,11 +254,11 @@ def cancel_unpaid(uow: UnitOfWork, ctx: Context, ride_id: UUID, reason: str) -> 
 
 def expire(uow: UnitOfWork, ctx: Context, ride_id: UUID) -> RideState:
     """Dispatch found no driver in time."""
-    state = _locked(uow, ride_id)
-    ride = Ride(state)
+    ride = _locked(uow, ride_id)
+    state = ride.state
     ride.expire(ctx.now)
     uow.offers.withdraw_all(state, "expired", ctx.now)
-    record(uow, ride)
+    uow.rides.save(state)
     return state
 
 
@@ -277,8 +276,8 @@ def end_stuck(
     a fee; in progress with no sign of the driver (`last_seen`, else the start) since
     `silent_before` is completed up to that last sign. The checks are made again under the
     ride's lock, so a ride that moved meanwhile is left alone (None)."""
-    state = _locked(uow, ride_id)
-    ride = Ride(state)
+    ride = _locked(uow, ride_id)
+    state = ride.state
     if RideStatus(state.status).awaiting_pickup:
         if state.accepted_at is None or state.accepted_at >= unstarted_before:
             return None
@@ -296,5 +295,5 @@ def end_stuck(
         )
     else:
         return None
-    record(uow, ride)
+    uow.rides.save(state)
     return RideStatus(state.status)

@@ -47,3 +47,6 @@ class RedisLivePublisher:
             LiveRides(get_sync_redis()).ride_changed(facts, payload)
 
         return publish
+
+    def republish(self, ride: RideState, status: str, at: datetime) -> bool:
+        return LiveRides(get_sync_redis()).ride_changed(ride, status_event(ride.id, status, at))

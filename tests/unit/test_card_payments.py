@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from domain.errors import NotVisibleYet
 from domain.payments import CardDeclined, PaymentRefused
 from domain.rides import RideStatus
 from domain.usecases import card_payments as card
@@ -65,6 +66,7 @@ def test_a_declined_card_cancels_the_ride_and_tells_the_rider() -> None:
     [(who, kind, event)] = uow.rider_alerts.told
     assert (who, kind, event["amount"]) == (ride.passenger_id, "payment_failed", HOLD)
     assert uow.pushes.kinds == ["payment_failed"]
+    uow.commit()
     assert "payments.settle_ride" in uow.jobs.tasks  # the cancellation's own follow-ups
 
 
@@ -91,7 +93,7 @@ def test_no_saved_card_fails_without_asking_stripe() -> None:
 
 
 def test_a_ride_not_visible_yet_comes_back_later() -> None:
-    with pytest.raises(card.NotVisibleYet):
+    with pytest.raises(NotVisibleYet):
         card.authorize_ride(FakeUnitOfWork(), CTX, uuid.uuid4())
 
 
@@ -141,7 +143,7 @@ def test_nothing_due_releases_the_hold() -> None:
 def test_a_ride_ended_before_its_hold_was_made_waits_for_it() -> None:
     uow = FakeUnitOfWork()
     ride = _card_ride(uow, status=RideStatus.COMPLETED, fare_amount=900)
-    with pytest.raises(card.NotVisibleYet):
+    with pytest.raises(NotVisibleYet):
         card.settle_ride(uow, CTX, ride.id)
 
 
@@ -207,7 +209,7 @@ def test_an_event_of_a_payment_not_committed_yet_comes_back_and_others_are_not_o
     uow = FakeUnitOfWork()
     ours = {"object": "payment_intent", "id": "pi_x", "metadata": {"payment_id": "p1"}}
     uow.webhooks.add("evt_3", {"data": {"object": ours}})
-    with pytest.raises(card.NotVisibleYet):
+    with pytest.raises(NotVisibleYet):
         card.reconcile_event(uow, CTX, "evt_3")
     uow.webhooks.add("evt_4", {"data": {"object": {"object": "payment_intent", "id": "pi_y"}}})
     assert card.reconcile_event(uow, CTX, "evt_4").result == "not ours"

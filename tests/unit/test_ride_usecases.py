@@ -126,12 +126,16 @@ def test_every_transition_enqueues_its_follow_ups(
     uow, p, d = FakeUnitOfWork(), _passenger(), _driver()
     uow.payments.customers[p.id] = f"cus_{p.id.hex[:8]}"
     ride = _request(uow, p, payment)
+    assert uow.jobs.tasks == []  # nothing is sent before the commit
+    uow.commit()
     assert uow.jobs.tasks == _expected(RideStatus.REQUESTED, payment)
     for prep in before:
         prep(uow, ride, p, d)
+        uow.commit()
     uow.jobs.sent.clear()
     uow.live.published.clear()
     step(uow, ride, p, d)
+    uow.commit()
     assert ride.status == status
     assert uow.jobs.tasks == _expected(status, payment), name
     assert uow.live.published == [(ride.id, status)]
@@ -204,7 +208,26 @@ def test_system_cancellation_leaves_an_ended_ride_alone() -> None:
     uow, p = FakeUnitOfWork(), _passenger()
     ride = _request(uow, p)
     use.cancel(uow, CTX, p, ride.id, None)
+    uow.commit()
     uow.jobs.sent.clear()
     assert use.cancel_unpaid(uow, CTX, ride.id, "card declined") is False
+    uow.commit()
     assert uow.jobs.sent == []
     assert SYSTEM.role is Actor.ADMIN
+
+
+def test_a_ride_changed_on_a_path_that_records_nothing_still_gets_its_follow_ups() -> None:
+    """The unit of work records every ride it handed out: a new path that changes a ride
+    through its aggregate and never saves it or queues anything still has it saved and
+    followed up when it commits, once."""
+    uow, p = FakeUnitOfWork(), _passenger()
+    ride = _request(uow, p)
+    uow.commit()
+    uow.jobs.sent.clear()
+    aggregate = uow.rides.lock(ride.id)
+    assert aggregate is not None
+    aggregate.expire(NOW)  # and nothing else
+    uow.commit()
+    assert uow.jobs.tasks == _expected(RideStatus.EXPIRED, RidePayment.CASH)
+    uow.commit()  # a second commit has nothing new to record
+    assert uow.jobs.tasks == _expected(RideStatus.EXPIRED, RidePayment.CASH)

@@ -497,16 +497,17 @@ def test_a_delivery_its_sender_left_claimed_is_not_sent_again_and_settles_unknow
     """A push worker killed between the claim and FCM's receipt leaves the delivery
     `sending`: whoever runs the job next must not send it (it may be at FCM) and the log
     says `unknown`, not that no device took it."""
+    from domain.usecases.notifications import deliver
     from infra.db import session_scope
     from infra.models import Delivery, Notification
-    from infra.notifications import deliver
+    from infra.notifications import SqlPushDeliveries
 
     fcm = _fcm(settings)
     token = f"claimed-{uuid.uuid4()}"
     _user, note_id = _note_for(token)
     with session_scope() as session:
         session.add(Delivery(notification_id=note_id, token=token, status="sending", attempts=1))
-    assert deliver(note_id) is False
+    assert deliver(SqlPushDeliveries(), note_id) is None
     assert [s for s in _sent(fcm) if s["message"].get("token") == token] == []
     with session_scope() as session:
         note = session.get(Notification, note_id)

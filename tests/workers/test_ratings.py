@@ -16,7 +16,6 @@ from domain.access import Actor, Caller
 from domain.ratings import RatedSide, summarize
 from domain.usecases import ratings as use
 from infra.db import get_engine, session_scope, utcnow
-from infra.ratings import recompute
 from infra.unit_of_work import make_context, sql_unit_of_work
 from tests.factories import Account, advance, register, request_ride
 from tests.wait import until
@@ -122,8 +121,8 @@ def test_concurrent_ratings_add_up_and_a_low_average_raises_an_alert(
                     None,
                     tags,
                 )
-            with session_scope() as session:
-                recompute(session, uuid.UUID(d.id), rules)
+            with sql_unit_of_work() as uow:
+                use.aggregate(uow, make_context(), uuid.UUID(d.id))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -153,8 +152,8 @@ def test_concurrent_ratings_add_up_and_a_low_average_raises_an_alert(
     assert [(a["user_id"], a["count"]) for a in alerts] == [(d.id, 12)]
     assert alerts[0]["average"] == expected.raw_average
     # recomputing again (a duplicate job) changes nothing, and opens no second alert
-    with session_scope() as session:
-        recompute(session, uuid.UUID(d.id), rules)
+    with sql_unit_of_work() as uow:
+        use.aggregate(uow, make_context(), uuid.UUID(d.id))
     assert _summary(client, d) == got
     with get_engine().connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM rating_alerts")).scalar_one() == 1
@@ -167,15 +166,16 @@ def test_a_recomputation_waits_for_the_one_in_flight_and_sees_every_rating(
     meanwhile a new rating is committed and recomputed (B). B must wait for A: without
     the user's row lock, B would finish first and A's late write (which never saw the new
     rating) would overwrite it."""
+    import domain.usecases.ratings
     import infra.ratings
 
     p, d = register(client, "passenger"), register(client, "driver")
     first, second = _completed(client, p, d), _completed(client, p, d)
     assert _rate(client, p, first, 5).status_code == 201
     until(lambda: _summary(client, d)["count"] == 1)
-    rules, driver = settings.rating, uuid.UUID(d.id)
+    driver = uuid.UUID(d.id)
     a_has_read, a_may_write, b_done = threading.Event(), threading.Event(), threading.Event()
-    real_summarize = infra.ratings.summarize
+    real_summarize = domain.usecases.ratings.summarize
 
     def paused_summarize(*args: Any, **kwargs: Any) -> Any:
         if threading.current_thread().name == "A":
@@ -183,11 +183,11 @@ def test_a_recomputation_waits_for_the_one_in_flight_and_sees_every_rating(
             a_may_write.wait(10)
         return real_summarize(*args, **kwargs)
 
-    monkeypatch.setattr(infra.ratings, "summarize", paused_summarize)
+    monkeypatch.setattr(domain.usecases.ratings, "summarize", paused_summarize)
 
     def recompute_a() -> None:
-        with session_scope() as session:
-            recompute(session, driver, rules)
+        with sql_unit_of_work() as uow:
+            use.aggregate(uow, make_context(), driver)
 
     def rate_and_recompute_b() -> None:
         with sql_unit_of_work() as uow:
@@ -200,8 +200,8 @@ def test_a_recomputation_waits_for_the_one_in_flight_and_sees_every_rating(
                 None,
                 ["late"],
             )
-        with session_scope() as session:
-            recompute(session, driver, rules)
+        with sql_unit_of_work() as uow:
+            use.aggregate(uow, make_context(), driver)
         b_done.set()
 
     a = threading.Thread(target=recompute_a, name="A")

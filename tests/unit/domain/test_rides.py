@@ -45,6 +45,9 @@ class FakeRide:
     created_at: datetime = T0
     updated_at: datetime = T0
     dispatch_deadline: datetime | None = None
+    dispatch_wave: int = 0
+    route_polyline: str | None = None
+    path_points: int | None = None
 
 
 DRIVER = uuid.uuid4()
