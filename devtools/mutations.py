@@ -169,6 +169,13 @@ MUTANTS: list[Mutant] = [
         "tests/unit/test_ride_usecases.py::test_a_ride_changed_on_a_path_that_records_nothing_still_gets_its_follow_ups",
     ),
     Mutant(
+        "every payment changed in a unit of work is booked and told when it commits",
+        "domain/usecases/card_payments.py",
+        "            _record_received(uow, payment)",
+        "            pass",
+        "tests/unit/test_card_payments.py::test_a_payment_changed_on_a_path_that_books_nothing_is_still_booked_and_told_once",
+    ),
+    Mutant(
         "only an object's owners (and admins) reach it",
         "domain/access.py",
         "        return Access.PARTICIPANT if str(passenger_id) == me else Access.NONE",

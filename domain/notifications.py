@@ -12,6 +12,7 @@ push is dropped rather than shown late.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from uuid import UUID
 
@@ -198,6 +199,11 @@ def ride_pushes(status: RideStatus, ride: RideFacts) -> list[PlannedPush]:
             return to_passenger
         return to_passenger + to_driver  # an admin or the system: both sides
     return []
+
+
+def iso_utc(at: datetime) -> str:
+    """A time as every payload spells it: ISO 8601 in UTC, `Z`."""
+    return datetime.fromtimestamp(at.timestamp(), UTC).isoformat().replace("+00:00", "Z")
 
 
 def offer_push(

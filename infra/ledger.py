@@ -16,6 +16,7 @@ from sqlmodel import Session, col, func, select
 
 from domain.ledger import Account, JournalEntry, Line
 from domain.payouts import OPEN_PAYOUTS
+from domain.usecases.follow_ups import Handed
 from domain.usecases.ports import NewStatement, Posting
 from infra.db import utcnow
 from infra.models import JournalEntryRow, LedgerLine, Settlement
@@ -138,6 +139,10 @@ class SqlStatements:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._handed = Handed("payout_status")
+
+    def changed(self) -> list[tuple[Any, dict[str, Any]]]:
+        return self._handed.changed()
 
     def driver_lines(
         self, start: datetime, end: datetime
@@ -185,7 +190,7 @@ class SqlStatements:
         )
 
     def get(self, statement_id: UUID) -> Settlement | None:
-        return self.session.get(Settlement, statement_id, with_for_update=True)
+        return self._handed.out(self.session.get(Settlement, statement_id, with_for_update=True))
 
     def save(self, statement: Settlement) -> None:
         self.session.add(statement)

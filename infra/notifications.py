@@ -15,10 +15,8 @@ from sqlmodel import Session, col, select
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from domain.errors import NotFound
-from domain.jobs import Job
 from domain.notifications import NotificationStatus, PlannedPush, promotion_push
 from domain.usecases.ports import BroadcastProgress, ComeBack
-from infra import jobs
 from infra.db import newest_first, session_scope, utcnow
 from infra.metrics import PUSHES
 from infra.models import Broadcast, Delivery, Device, Notification, User
@@ -33,32 +31,32 @@ def _insert(session: Session) -> Any:
 BROADCAST_BATCH = 500
 
 
-def plan_broadcast(session: Session, broadcast_id: uuid.UUID, batch: int = BROADCAST_BATCH) -> bool:
-    """Log the broadcast for the next batch of opted-in users (by id, after the cursor) and
-    queue their deliveries; True once every opted-in user is planned."""
+def next_promotions(
+    session: Session, broadcast_id: uuid.UUID, batch: int = BROADCAST_BATCH
+) -> tuple[list[PlannedPush], bool]:
+    """The broadcast's promotions for the next batch of opted-in users (by id, after the
+    cursor, which moves past them), and whether every opted-in user is planned then."""
     row = session.exec(
         select(Broadcast).where(Broadcast.id == broadcast_id).with_for_update()
     ).first()
     if row is None or row.planned:
-        return True
+        return [], True
     stmt = select(User.id).where(col(User.promotions).is_(True))
     if row.cursor is not None:
         stmt = stmt.where(col(User.id) > row.cursor)
     users = list(session.exec(stmt.order_by(col(User.id)).limit(batch)).all())
-    pushes = [promotion_push(u, row.id, row.title, row.body) for u in users]
-    log_pushes(session, pushes, deliver_task=Job.DELIVER_PROMOTION)
     row.cursor = users[-1] if users else row.cursor
     row.planned = len(users) < batch
     session.add(row)
-    return row.planned
+    return [promotion_push(u, row.id, row.title, row.body) for u in users], row.planned
 
 
 class SqlBroadcasts:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def plan_batch(self, broadcast_id: uuid.UUID) -> bool:
-        return plan_broadcast(self.session, broadcast_id)
+    def next_batch(self, broadcast_id: uuid.UUID) -> tuple[list[PlannedPush], bool]:
+        return next_promotions(self.session, broadcast_id)
 
     def create(self, title: str, body: str, created_by: uuid.UUID) -> uuid.UUID:
         row = Broadcast(title=title, body=body, created_by=created_by)
@@ -123,13 +121,11 @@ class SqlDevices:
         return list(self.session.exec(newest_first(mine, Notification, before, limit)).all())
 
 
-def log_pushes(
-    session: Session, pushes: list[PlannedPush], deliver_task: str = Job.DELIVER_PUSH
-) -> None:
-    """Log each planned push once (its key: a repeated job finds it there) and queue its
-    delivery, in the caller's transaction. Promotions go by `promotions.deliver`, on the
-    low-priority queue."""
+def log_pushes(session: Session, pushes: list[PlannedPush]) -> list[tuple[uuid.UUID, str]]:
+    """Log each planned push once (its key: a repeated job finds it there); the (id, kind)
+    of each one logged now."""
     table: Any = Notification.__table__  # type: ignore[attr-defined]
+    logged = []
     for p in pushes:
         new = session.execute(
             _insert(session)(table)
@@ -153,7 +149,8 @@ def log_pushes(
             .returning(table.c.id)
         ).first()
         if new is not None:
-            jobs.enqueue(session, deliver_task, notification_id=str(new[0]))
+            logged.append((new[0], str(p.kind)))
+    return logged
 
 
 class SqlPushDeliveries:
@@ -274,10 +271,16 @@ def _settle(notification_id: uuid.UUID, *, waiting: bool) -> None:
 
 
 class SqlPushLog:
-    """`PushLog`: planned pushes into the notification log, their deliveries queued."""
+    """`PushLog`: planned pushes into the notification log, each one logged now kept for
+    the unit of work, which queues its delivery (`follow_ups.collect`)."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._new: list[tuple[uuid.UUID, str]] = []
 
     def log(self, pushes: list[PlannedPush]) -> None:
-        log_pushes(self.session, pushes)
+        self._new += log_pushes(self.session, pushes)
+
+    def just_logged(self) -> list[tuple[uuid.UUID, str]]:
+        new, self._new = self._new, []
+        return new

@@ -19,13 +19,11 @@ from sqlmodel import Session, col, select
 
 from domain.dispatch import Candidate, OfferStatus
 from domain.errors import Conflict, NotFound
-from domain.notifications import offer_push
 from domain.rides import RideStatus
 from infra.db import after_commit
 from infra.live.keys import iso
 from infra.live.offers import Offers
 from infra.models import Offer, Ride
-from infra.notifications import log_pushes
 from infra.redis import get_sync_redis
 
 
@@ -111,9 +109,6 @@ class SqlOffers:
         except IntegrityError:
             return None
         publish_offer(self.session, ride, offer)
-        expires = iso(offer.expires_at.timestamp())
-        push = offer_push(offer.driver_id, ride.id, offer.id, expires, round(ttl_s))
-        log_pushes(self.session, [push])
         return offer
 
     def close(self, offer: Any, status: str, now: datetime) -> None:

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, func, select
 from domain.payments import OWED, PaymentKind, PaymentStatus, RefundStatus
 from domain.payments import apply_intent as domain_apply_intent
 from domain.rides import RideState
+from domain.usecases.follow_ups import Handed
 from domain.usecases.ports import Card, IntentInfo, SetupIntentInfo, StandingHold
 from infra.db import after_commit, end_reads, utcnow
 from infra.live.keys import user_stream
@@ -24,8 +25,19 @@ from infra.stripe_gateway import StripeGateway
 
 
 class SqlPaymentBook:
+    """`PaymentBook`: every payment and refund it hands out is remembered with its state
+    then, for the unit of work to follow up what changed (`card_payments.collect`)."""
+
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._payments = Handed("status", "amount_received")
+        self._refunds = Handed("status")
+
+    def changed(self) -> list[tuple[Any, dict[str, Any]]]:
+        return self._payments.changed()
+
+    def changed_refunds(self) -> list[tuple[Any, dict[str, Any]]]:
+        return self._refunds.changed()
 
     def outstanding(self, passenger_id: uuid.UUID) -> int:
         total = self.session.exec(
@@ -42,16 +54,16 @@ class SqlPaymentBook:
         return bool(user and user.stripe_customer_id)
 
     def hold(self, ride: RideState, amount: int, payment_method_id: str | None) -> None:
-        new_payment(self.session, ride, PaymentKind.AUTHORIZATION, amount, payment_method_id)
+        self.add(ride, PaymentKind.AUTHORIZATION, amount, payment_method_id)
 
     def of_ride(self, ride_id: uuid.UUID) -> list[Payment]:
-        return payments_of_ride(self.session, ride_id)
+        return self._payments.all_out(payments_of_ride(self.session, ride_id))
 
     def get(self, payment_id: uuid.UUID, *, for_update: bool = False) -> Payment | None:
         stmt = select(Payment).where(Payment.id == payment_id)
         if for_update:
             stmt = stmt.with_for_update()
-        return self.session.exec(stmt).first()
+        return self._payments.out(self.session.exec(stmt).first())
 
     def refunds_not_failed(self, payment_id: uuid.UUID) -> int:
         total = self.session.exec(
@@ -62,27 +74,36 @@ class SqlPaymentBook:
         return int(total)
 
     def of_kind(self, ride_id: uuid.UUID, kind: str) -> Payment | None:
-        return payment_of(self.session, ride_id, PaymentKind(kind))
+        return self._payments.out(payment_of(self.session, ride_id, PaymentKind(kind)))
 
     def add(
         self, ride: RideState, kind: str, amount: int, payment_method_id: str | None
     ) -> Payment:
-        return new_payment(self.session, ride, PaymentKind(kind), amount, payment_method_id)
+        row = new_payment(self.session, ride, PaymentKind(kind), amount, payment_method_id)
+        return self._payments.out(row)
 
     def by_intent(self, intent_id: str) -> Payment | None:
-        return self.session.exec(
-            select(Payment).where(Payment.stripe_payment_intent_id == intent_id).with_for_update()
-        ).first()
+        return self._payments.out(
+            self.session.exec(
+                select(Payment)
+                .where(Payment.stripe_payment_intent_id == intent_id)
+                .with_for_update()
+            ).first()
+        )
 
     def refund(self, refund_id: uuid.UUID) -> Refund | None:
-        return self.session.exec(
-            select(Refund).where(Refund.id == refund_id).with_for_update()
-        ).first()
+        return self._refunds.out(
+            self.session.exec(
+                select(Refund).where(Refund.id == refund_id).with_for_update()
+            ).first()
+        )
 
     def refund_by_stripe_id(self, stripe_refund_id: str) -> Refund | None:
-        return self.session.exec(
-            select(Refund).where(Refund.stripe_refund_id == stripe_refund_id).with_for_update()
-        ).first()
+        return self._refunds.out(
+            self.session.exec(
+                select(Refund).where(Refund.stripe_refund_id == stripe_refund_id).with_for_update()
+            ).first()
+        )
 
     def customer_of(self, user_id: uuid.UUID) -> str | None:
         user = self.session.get(User, user_id)
@@ -92,22 +113,28 @@ class SqlPaymentBook:
         self.session.add(row)
 
     def stuck(self, before: datetime, limit: int) -> list[Payment]:
-        return list(
-            self.session.exec(
-                select(Payment)
-                .where(Payment.status == PaymentStatus.PENDING, col(Payment.updated_at) < before)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            ).all()
+        return self._payments.all_out(
+            list(
+                self.session.exec(
+                    select(Payment)
+                    .where(
+                        Payment.status == PaymentStatus.PENDING, col(Payment.updated_at) < before
+                    )
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
+                ).all()
+            )
         )
 
     def stuck_refunds(self, before: datetime, limit: int) -> list[Refund]:
-        return list(
-            self.session.exec(
-                select(Refund)
-                .where(Refund.status == RefundStatus.PENDING, col(Refund.updated_at) < before)
-                .limit(limit)
-            ).all()
+        return self._refunds.all_out(
+            list(
+                self.session.exec(
+                    select(Refund)
+                    .where(Refund.status == RefundStatus.PENDING, col(Refund.updated_at) < before)
+                    .limit(limit)
+                ).all()
+            )
         )
 
     def standing_holds(
@@ -141,7 +168,7 @@ class SqlPaymentBook:
         )
         self.session.add(refund)
         self.session.flush()
-        return refund
+        return self._refunds.out(refund)
 
 
 def new_payment(

@@ -19,6 +19,7 @@ from infra.models import Rating, RatingAlert, RatingSummary, User
 class SqlRatings:
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._added: list[Rating] = []
 
     def add(self, new: NewRating) -> Rating:
         rating = Rating(**asdict(new))
@@ -28,7 +29,12 @@ class SqlRatings:
                 self.session.flush()
         except IntegrityError as exc:
             raise Conflict("you rated this ride already", code="already_rated") from exc
+        self._added.append(rating)
         return rating
+
+    def just_added(self) -> list[Rating]:
+        added, self._added = self._added, []
+        return added
 
     def received(
         self, user_id: UUID, before: tuple[datetime, UUID] | None, limit: int

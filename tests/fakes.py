@@ -9,9 +9,10 @@ from types import SimpleNamespace
 from typing import Any
 
 from domain.ledger import JournalEntry
+from domain.notifications import promotion_push
 from domain.rides import DRIVER_ACTIVE, OPEN, Ride, RideEvent, RideState
 from domain.trip import PathPoint
-from domain.usecases.follow_ups import collect
+from domain.usecases.follow_ups import Handed, collect
 from domain.usecases.ports import ComeBack, StandingHold
 from tests.unit.domain.test_rides import FakeRide
 
@@ -180,6 +181,14 @@ class MemoryPayments:
         self.customers: dict[uuid.UUID, str] = {}
         self.rows: list[PaymentRow] = []
         self.refunds: list[RefundRow] = []
+        self._payments = Handed("status", "amount_received")
+        self._refunds = Handed("status")
+
+    def changed(self) -> list[tuple[Any, dict[str, Any]]]:
+        return self._payments.changed()
+
+    def changed_refunds(self) -> list[tuple[Any, dict[str, Any]]]:
+        return self._refunds.changed()
 
     def outstanding(self, passenger_id: uuid.UUID) -> int:
         return self.owed.get(passenger_id, 0)
@@ -192,10 +201,10 @@ class MemoryPayments:
         self.add(ride, "authorization", amount, payment_method_id)
 
     def of_ride(self, ride_id: uuid.UUID) -> list[Any]:
-        return [p for p in self.rows if p.ride_id == ride_id]
+        return self._payments.all_out([p for p in self.rows if p.ride_id == ride_id])
 
     def get(self, payment_id: uuid.UUID, *, for_update: bool = False) -> Any:
-        return next((p for p in self.rows if p.id == payment_id), None)
+        return self._payments.out(next((p for p in self.rows if p.id == payment_id), None))
 
     def refunds_not_failed(self, payment_id: uuid.UUID) -> int:
         return sum(
@@ -205,37 +214,40 @@ class MemoryPayments:
     def add_refund(self, payment: Any, amount: int, reason: str, requested_by: uuid.UUID) -> Any:
         row = RefundRow(payment.id, amount, payment.currency, reason)
         self.refunds.append(row)
-        return row
+        return self._refunds.out(row)
 
     def of_kind(self, ride_id: uuid.UUID, kind: str) -> Any:
-        return next((p for p in self.rows if p.ride_id == ride_id and p.kind == kind), None)
+        found = next((p for p in self.rows if p.ride_id == ride_id and p.kind == kind), None)
+        return self._payments.out(found)
 
     def add(self, ride: Any, kind: str, amount: int, payment_method_id: str | None) -> Any:
         row = PaymentRow(ride.id, ride.passenger_id, kind, amount, ride.currency, payment_method_id)
         self.rows.append(row)
-        return row
+        return self._payments.out(row)
 
     def by_intent(self, intent_id: str) -> Any:
-        return next((p for p in self.rows if p.stripe_payment_intent_id == intent_id), None)
+        found = next((p for p in self.rows if p.stripe_payment_intent_id == intent_id), None)
+        return self._payments.out(found)
 
     def refund(self, refund_id: uuid.UUID) -> Any:
-        return next((r for r in self.refunds if r.id == refund_id), None)
+        return self._refunds.out(next((r for r in self.refunds if r.id == refund_id), None))
 
     def refund_by_stripe_id(self, stripe_refund_id: str) -> Any:
-        return next((r for r in self.refunds if r.stripe_refund_id == stripe_refund_id), None)
+        found = next((r for r in self.refunds if r.stripe_refund_id == stripe_refund_id), None)
+        return self._refunds.out(found)
 
     def customer_of(self, user_id: uuid.UUID) -> str | None:
         return self.customers.get(user_id)
 
     def stuck(self, before: datetime, limit: int) -> list[Any]:
         old = [p for p in self.rows if p.status == "pending" and (p.updated_at or before) < before]
-        return old[:limit]
+        return self._payments.all_out(old[:limit])
 
     def stuck_refunds(self, before: datetime, limit: int) -> list[Any]:
         old = [
             r for r in self.refunds if r.status == "pending" and (r.updated_at or before) < before
         ]
-        return old[:limit]
+        return self._refunds.all_out(old[:limit])
 
     def save(self, row: Any) -> None:
         pass
@@ -372,10 +384,17 @@ class MemoryWebhooks:
 class MemoryPushLog:
     def __init__(self) -> None:
         self.logged: dict[tuple[uuid.UUID, str], Any] = {}
+        self.new: list[tuple[uuid.UUID, str]] = []
 
     def log(self, pushes: list[Any]) -> None:
         for p in pushes:  # once per user and key, as the log's unique key keeps it
-            self.logged.setdefault((p.user_id, p.key), p)
+            if (p.user_id, p.key) not in self.logged:
+                self.logged[(p.user_id, p.key)] = p
+                self.new.append((uuid.uuid5(p.user_id, p.key), str(p.kind)))
+
+    def just_logged(self) -> list[tuple[uuid.UUID, str]]:
+        new, self.new = self.new, []
+        return new
 
     @property
     def kinds(self) -> list[str]:
@@ -560,6 +579,7 @@ class MemoryStatements:
     def __init__(self, ledger: MemoryLedger) -> None:
         self.ledger = ledger
         self.rows: list[StatementRow] = []
+        self._handed = Handed("payout_status")
         self.posted_at: dict[str, datetime] = {}  # entry key: when (default: every day)
 
     def of_driver(self, driver_id: uuid.UUID, limit: int = 100) -> list[Any]:
@@ -598,7 +618,10 @@ class MemoryStatements:
         ][:limit]
 
     def get(self, statement_id: uuid.UUID) -> Any:
-        return next((r for r in self.rows if r.id == statement_id), None)
+        return self._handed.out(next((r for r in self.rows if r.id == statement_id), None))
+
+    def changed(self) -> list[tuple[Any, dict[str, Any]]]:
+        return self._handed.changed()
 
     def save(self, statement: Any) -> None:
         pass
@@ -621,9 +644,24 @@ class MemoryRatings:
         self.rows: dict[uuid.UUID, Any] = {}  # rating id: rating
         self.summaries: dict[uuid.UUID, tuple[str, Any]] = {}
         self.alerts: dict[uuid.UUID, Any] = {}  # open ones
+        self.added: list[Any] = []
 
     def get(self, rating_id: uuid.UUID) -> Any:
         return self.rows.get(rating_id)
+
+    def add(self, new: Any) -> Any:
+        if any((r.ride_id, r.rater_id) == (new.ride_id, new.rater_id) for r in self.rows.values()):
+            from domain.errors import Conflict
+
+            raise Conflict("you rated this ride already", code="already_rated")
+        rating = SimpleNamespace(id=uuid.uuid4(), **asdict(new))
+        self.rows[rating.id] = rating
+        self.added.append(rating)
+        return rating
+
+    def just_added(self) -> list[Any]:
+        added, self.added = self.added, []
+        return added
 
     def stars_of(self, user_id: uuid.UUID) -> tuple[str, list[int]] | None:
         if user_id not in self.roles:
@@ -652,9 +690,11 @@ class MemoryBroadcasts:
         self.batches_left[broadcast_id] = self.batches
         return broadcast_id
 
-    def plan_batch(self, broadcast_id: uuid.UUID) -> bool:
+    def next_batch(self, broadcast_id: uuid.UUID) -> tuple[list[Any], bool]:
         self.batches_left[broadcast_id] = max(0, self.batches_left[broadcast_id] - 1)
-        return self.batches_left[broadcast_id] == 0
+        user = uuid.uuid4()  # one opted-in user per batch
+        push = promotion_push(user, broadcast_id, "t", "b")
+        return [push], self.batches_left[broadcast_id] == 0
 
 
 class MemoryDeliveries:

@@ -94,7 +94,6 @@ def settle_ride(uow: UnitOfWork, ctx: Context, ride_id: UUID) -> str:
             return f"due {due}, capture failed"
         apply_intent(auth, intent, ctx.now)
         uow.payments.save(auth)
-        _record_received(uow, auth)
     captured = captured_by_hold(auth.status, auth.amount_received)
     rest = rest_to_charge(due, captured)
     if rest > 0:
@@ -125,8 +124,6 @@ def refund(uow: UnitOfWork, ctx: Context, refund_id: UUID) -> str:
     row.status = str(result.status)
     row.updated_at = ctx.now
     uow.payments.save(row)
-    if row.status == RefundStatus.SUCCEEDED:
-        _refunded(uow, ctx, row, payment)
     return str(row.status)
 
 
@@ -155,7 +152,6 @@ def reconcile_event(uow: UnitOfWork, ctx: Context, event_id: str) -> Reconciled:
         else:
             apply_intent(payment, uow.card_gateway.intent(obj["id"]), ctx.now)
             uow.payments.save(payment)
-            _record_received(uow, payment)
             event.result = f"payment {payment.status}"
     event.processed_at = ctx.now
     uow.webhooks.save(event)
@@ -172,23 +168,10 @@ def reconcile_refund(uow: UnitOfWork, ctx: Context, stripe_refund_id: str) -> st
     status = uow.card_gateway.refund_state(stripe_refund_id)
     if status == row.status:
         return f"refund {status}"
-    payment = uow.payments.get(row.payment_id, for_update=True)
-    assert payment is not None
-    if row.status == RefundStatus.SUCCEEDED and status in (
-        RefundStatus.FAILED,
-        RefundStatus.CANCELED,
-    ):
-        # the money did not go back after all: undo what we booked
-        payment.amount_refunded -= row.amount
-        uow.ledger.post(
-            refund_entry(row.id, payment.ride_id, Money(row.amount, row.currency), reversed=True)
-        )
+    if row.status == RefundStatus.SUCCEEDED and status in FAILED_REFUNDS:
         log.error("ALERT refund %s %s after succeeding", row.id, status)
-    elif status == RefundStatus.SUCCEEDED:
-        _refunded(uow, ctx, row, payment)
     row.status, row.updated_at = status, ctx.now
     uow.payments.save(row)
-    uow.payments.save(payment)
     return f"refund {status}"
 
 
@@ -197,7 +180,6 @@ def take_intent(uow: UnitOfWork, ctx: Context, payment: Any, intent: Any) -> Non
     told (the device confirmed it, say)."""
     apply_intent(payment, intent, ctx.now)
     uow.payments.save(payment)
-    _record_received(uow, payment)
 
 
 def repair_stuck(uow: UnitOfWork, ctx: Context, before: datetime, batch: int) -> dict[str, int]:
@@ -211,7 +193,6 @@ def repair_stuck(uow: UnitOfWork, ctx: Context, before: datetime, batch: int) ->
                 payment, uow.card_gateway.intent(payment.stripe_payment_intent_id), ctx.now
             )
             uow.payments.save(payment)
-            _record_received(uow, payment)
             out["reread"] += 1
         else:
             job = (
@@ -229,6 +210,41 @@ def repair_stuck(uow: UnitOfWork, ctx: Context, before: datetime, batch: int) ->
             uow.jobs.enqueue(Job.REFUND, refund_id=str(row.id))
             out["refunds_resent"] += 1
     return out
+
+
+# --- what follows a payment's or a refund's change, collected at the commit -------------
+FAILED_REFUNDS = (RefundStatus.FAILED, RefundStatus.CANCELED)
+_RIDER_MUST_ACT = {
+    PaymentStatus.FAILED: NotificationKind.PAYMENT_FAILED,
+    PaymentStatus.REQUIRES_ACTION: NotificationKind.PAYMENT_ACTION_NEEDED,
+}
+
+
+def collect(uow: UnitOfWork) -> None:
+    """What every payment and refund changed in this unit of work entails, called by the
+    unit of work just before it commits, so no path that changes one can skip it: money
+    taken is posted and told; a payment that failed or needs the device tells the rider;
+    a refund made is booked, told and counted on its payment; one that failed after it
+    succeeded is booked back."""
+    for payment, was in uow.payments.changed():
+        if payment.status != was["status"] and payment.status in _RIDER_MUST_ACT:
+            _tell_rider_to_fix(uow, payment, _RIDER_MUST_ACT[PaymentStatus(payment.status)])
+        if payment.amount_received > was["amount_received"]:
+            _record_received(uow, payment)
+    for row, was in uow.payments.changed_refunds():
+        payment = uow.payments.get(row.payment_id, for_update=True)
+        assert payment is not None
+        if row.status == RefundStatus.SUCCEEDED:
+            _refunded(uow, row, payment)
+        elif was["status"] == RefundStatus.SUCCEEDED and row.status in FAILED_REFUNDS:
+            # the money did not go back after all: undo what we booked
+            payment.amount_refunded -= row.amount
+            uow.payments.save(payment)
+            uow.ledger.post(
+                refund_entry(
+                    row.id, payment.ride_id, Money(row.amount, row.currency), reversed=True
+                )
+            )
 
 
 # --- the steps the use cases share ------------------------------------------------------
@@ -257,14 +273,6 @@ def _charge(uow: UnitOfWork, ctx: Context, payment: Any, *, hold: bool) -> None:
             # a card's answer, or e.g. the card was removed meanwhile: the rider must act
             _declined(payment, exc, ctx.now)
     uow.payments.save(payment)
-    if payment.status in (PaymentStatus.FAILED, PaymentStatus.REQUIRES_ACTION):
-        kind = (
-            NotificationKind.PAYMENT_FAILED
-            if payment.status == PaymentStatus.FAILED
-            else NotificationKind.PAYMENT_ACTION_NEEDED
-        )
-        _tell_rider_to_fix(uow, payment, kind)
-    _record_received(uow, payment)
 
 
 def _declined(payment: Any, exc: CardDeclined | PaymentRefused, now: datetime) -> None:
@@ -338,10 +346,10 @@ def _push_payment(uow: UnitOfWork, payment: Any, kind: NotificationKind, amount:
     )
 
 
-def _refunded(uow: UnitOfWork, ctx: Context, row: Any, payment: Any) -> None:
+def _refunded(uow: UnitOfWork, row: Any, payment: Any) -> None:
     """A refund Stripe made: on the payment, in the ledger, and told to the rider."""
     payment.amount_refunded += row.amount
-    payment.updated_at = ctx.now
+    payment.updated_at = row.updated_at or payment.updated_at
     uow.payments.save(payment)
     uow.ledger.post(refund_entry(row.id, payment.ride_id, Money(row.amount, row.currency)))
     uow.pushes.log(

@@ -16,6 +16,7 @@ from uuid import UUID
 from domain.dispatch import OfferStatus, pick
 from domain.errors import NotVisibleYet
 from domain.jobs import Job
+from domain.notifications import iso_utc, offer_push
 from domain.rides import RideStatus
 from domain.usecases import rides as ride_cases
 from domain.usecases.context import Context
@@ -60,6 +61,10 @@ def advance(uow: UnitOfWork, ctx: Context, ride_id: UUID) -> Advanced:
     offered_before = book.offered_drivers(ride.id)
     chosen = pick(found, rules, offered_before)
     made = [o for c in chosen if (o := book.offer(ride, c, wave, now, rules.offer_ttl_s))]
+    ttl = round(rules.offer_ttl_s)
+    uow.pushes.log(
+        [offer_push(o.driver_id, ride.id, o.id, iso_utc(o.expires_at), ttl) for o in made]
+    )
     first_after = None
     if made and not offered_before:
         first_after = max(0.0, (now - ride.created_at).total_seconds())

@@ -14,10 +14,14 @@ jobs here too.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from domain.jobs import Job
+from domain.notifications import NotificationKind
 from domain.rides import Ride, RidePayment, RideStatus
 from domain.usecases.ports import UnitOfWork
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +83,49 @@ def record(uow: UnitOfWork, ride: Ride) -> None:
 
 
 def collect(uow: UnitOfWork) -> None:
-    """Record every ride the unit of work handed out that recorded events: called once,
-    by the unit of work, just before it commits."""
+    """Called by the unit of work just before it commits: every ride it handed out that
+    recorded events is recorded, then what each payment, refund, payout and rating changed
+    in it entails (the `collect` of `card_payments`, `settlement`, `ratings`), then each
+    notification logged in it has its delivery queued (promotions on their own,
+    low-priority queue)."""
+    from domain.usecases import card_payments, ratings, settlement
+
     for ride in uow.rides.changed():
         record(uow, ride)
+    card_payments.collect(uow)
+    settlement.collect(uow)
+    ratings.collect(uow)
+    for notification_id, kind in uow.pushes.just_logged():  # last: the steps above log pushes
+        task = Job.DELIVER_PROMOTION if kind == NotificationKind.PROMOTION else Job.DELIVER_PUSH
+        uow.jobs.enqueue(task, notification_id=str(notification_id))
+
+
+class Handed:
+    """The rows a repository handed out in one unit of work, each with the values of
+    `fields` it had then: what changed since is what the unit of work follows up."""
+
+    def __init__(self, *fields: str) -> None:
+        self.fields = fields
+        self._rows: dict[object, tuple[Any, dict[str, Any]]] = {}
+
+    def out(self, row: R) -> R:
+        if row is not None and row.id not in self._rows:  # type: ignore[attr-defined]
+            self._rows[row.id] = (row, self._values(row))  # type: ignore[attr-defined]
+        return row
+
+    def all_out(self, rows: list[R]) -> list[R]:
+        return [self.out(r) for r in rows]
+
+    def changed(self) -> list[tuple[Any, dict[str, Any]]]:
+        """Each row changed since it was handed out (or since the last call), with what it
+        was; from now on compared with what it is."""
+        out = []
+        for key, (row, was) in self._rows.items():
+            now = self._values(row)
+            if now != was:
+                out.append((row, was))
+                self._rows[key] = (row, now)
+        return out
+
+    def _values(self, row: Any) -> dict[str, Any]:
+        return {f: getattr(row, f) for f in self.fields}

@@ -106,7 +106,8 @@ def deliver(deliveries: PushDeliveries, notification_id: UUID) -> ComeBack | Non
 def plan_broadcast(uow: UnitOfWork, broadcast_id: UUID) -> bool:
     """One batch of a broadcast planned; the next batch is a job of its own, so a large
     broadcast never holds a worker for long. True once every recipient has it."""
-    if uow.broadcasts.plan_batch(broadcast_id):
-        return True
-    uow.jobs.enqueue(Job.BROADCAST, broadcast_id=str(broadcast_id))
-    return False
+    pushes, done = uow.broadcasts.next_batch(broadcast_id)
+    uow.pushes.log(pushes)
+    if not done:
+        uow.jobs.enqueue(Job.BROADCAST, broadcast_id=str(broadcast_id))
+    return done

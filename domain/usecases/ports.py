@@ -185,6 +185,13 @@ class PaymentBook(Protocol):
     def stuck_refunds(self, before: datetime, limit: int) -> list[Any]:
         """Refunds still `pending` since `before`."""
 
+    def changed(self) -> list[tuple[Any, dict[str, Any]]]:
+        """Payments handed out in this unit of work whose `status` or `amount_received`
+        changed since, each with those values as they were."""
+
+    def changed_refunds(self) -> list[tuple[Any, dict[str, Any]]]:
+        """The same for refunds (their `status`)."""
+
     def standing_holds(
         self, unchanged_since: datetime, lapsing_by: datetime, limit: int
     ) -> list[StandingHold]:
@@ -253,8 +260,11 @@ class WebhookInbox(Protocol):
 
 class PushLog(Protocol):
     def log(self, pushes: list[Any]) -> None:
-        """Log each planned push once (its key) and queue its delivery, in this
-        transaction."""
+        """Log each planned push once (its key), in this transaction."""
+
+    def just_logged(self) -> list[tuple[UUID, str]]:
+        """(id, kind) of each notification logged here since the last call: the unit of
+        work queues their deliveries."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,6 +363,9 @@ class Statements(Protocol):
 
     def get(self, statement_id: UUID) -> Any | None:
         """The statement, row-locked."""
+
+    def changed(self) -> list[tuple[Any, dict[str, Any]]]:
+        """Statements handed out here whose `payout_status` changed since, with what it was."""
 
     def save(self, statement: Any) -> None: ...
 
@@ -495,6 +508,9 @@ class Ratings(Protocol):
     def open_alerts(self, limit: int) -> list[Any]: ...
     def get(self, rating_id: UUID) -> Any | None: ...
 
+    def just_added(self) -> list[Any]:
+        """The ratings added here since the last call: the unit of work follows them up."""
+
     def stars_of(self, user_id: UUID) -> tuple[str, list[int]] | None:
         """The user's role and every star they received, newest first; the
         user's row locked, so two recomputations of one user run one after the other.
@@ -537,9 +553,9 @@ class Broadcasts(Protocol):
 
     def create(self, title: str, body: str, created_by: UUID) -> UUID: ...
 
-    def plan_batch(self, broadcast_id: UUID) -> bool:
-        """Log the promotion for the next batch of opted-in users (their deliveries
-        queued); True once every one of them has it."""
+    def next_batch(self, broadcast_id: UUID) -> tuple[list[Any], bool]:
+        """The promotions for the next batch of opted-in users (the broadcast moves past
+        them), and whether every one of them is planned then."""
 
     def progress(self, broadcast_id: UUID) -> BroadcastProgress:
         """NotFound if there is no such broadcast."""

@@ -65,9 +65,15 @@ def rate(
             created_at=ctx.now,
         )
     )
-    uow.jobs.enqueue(Job.AGGREGATE_RATINGS, user_id=str(ratee))
-    uow.jobs.enqueue(Job.NOTIFY_RATING, rating_id=str(rating.id))
     return rating
+
+
+def collect(uow: UnitOfWork) -> None:
+    """Each rating added in this unit of work: its ratee's summary recomputed, and the
+    ratee told (called by the unit of work just before it commits)."""
+    for rating in uow.ratings.just_added():
+        uow.jobs.enqueue(Job.AGGREGATE_RATINGS, user_id=str(rating.ratee_id))
+        uow.jobs.enqueue(Job.NOTIFY_RATING, rating_id=str(rating.id))
 
 
 def received(

@@ -138,4 +138,11 @@ def _pay(uow: UnitOfWork, ctx: Context, st: Any) -> None:
         log.warning("payout of statement %s refused: %s (%s)", st.id, exc.code, exc.detail)
         return
     st.payout_status, st.payout_error, st.paid_at = PayoutStatus.PAID, None, ctx.now
-    uow.ledger.post(payout_entry(st.id, st.driver_id, Money(st.payout_amount, st.currency)))
+
+
+def collect(uow: UnitOfWork) -> None:
+    """A statement paid in this unit of work is booked: one journal entry (its key), the
+    driver's payable down by what was transferred (called just before the commit)."""
+    for st, was in uow.statements.changed():
+        if st.payout_status == PayoutStatus.PAID != was["payout_status"]:
+            uow.ledger.post(payout_entry(st.id, st.driver_id, Money(st.payout_amount, st.currency)))

@@ -6,7 +6,9 @@ nothing twice. The same flows against the Stripe stand-in and a real worker are 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import pytest
 
@@ -21,6 +23,14 @@ from tests.unit.domain.test_rides import FakeRide
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 CTX = Context(now=NOW)
 HOLD = 1_500
+T = TypeVar("T")
+
+
+def _tx(use_case: Callable[..., T], uow: FakeUnitOfWork, *args: Any) -> T:
+    """A use case in a transaction of its own: what it changed is collected at the commit."""
+    out = use_case(uow, *args)
+    uow.commit()
+    return out
 
 
 def _card_ride(uow: FakeUnitOfWork, **fields: object) -> FakeRide:
@@ -32,7 +42,7 @@ def _card_ride(uow: FakeUnitOfWork, **fields: object) -> FakeRide:
 
 
 def _held(uow: FakeUnitOfWork, ride: FakeRide, status: str, **fields: object) -> FakeRide:
-    assert card.authorize_ride(uow, CTX, ride.id) == "requires_capture"
+    assert _tx(card.authorize_ride, uow, CTX, ride.id) == "requires_capture"
     ride.status = status
     for k, v in fields.items():
         setattr(ride, k, v)
@@ -47,8 +57,8 @@ def _entries(uow: FakeUnitOfWork) -> list[str]:
 def test_the_hold_is_asked_once_however_often_the_job_runs() -> None:
     uow = FakeUnitOfWork()
     ride = _card_ride(uow)
-    assert card.authorize_ride(uow, CTX, ride.id) == "requires_capture"
-    assert card.authorize_ride(uow, CTX, ride.id) == "requires_capture"
+    assert _tx(card.authorize_ride, uow, CTX, ride.id) == "requires_capture"
+    assert _tx(card.authorize_ride, uow, CTX, ride.id) == "requires_capture"
     assert [what for what, _ in uow.card_gateway.calls] == ["charge"]
     auth = uow.payments.of_kind(ride.id, "authorization")
     assert (auth.status, auth.payment_method_id) == ("requires_capture", "pm_card_visa")
@@ -60,13 +70,12 @@ def test_a_declined_card_cancels_the_ride_and_tells_the_rider() -> None:
     uow = FakeUnitOfWork()
     ride = _card_ride(uow)
     uow.card_gateway.decline = CardDeclined("no", decline_code="insufficient_funds")
-    assert card.authorize_ride(uow, CTX, ride.id) == "failed"
+    assert _tx(card.authorize_ride, uow, CTX, ride.id) == "failed"
     assert ride.status == RideStatus.CANCELLED
     assert uow.payments.of_kind(ride.id, "authorization").failure_code == "insufficient_funds"
     [(who, kind, event)] = uow.rider_alerts.told
     assert (who, kind, event["amount"]) == (ride.passenger_id, "payment_failed", HOLD)
     assert uow.pushes.kinds == ["payment_failed"]
-    uow.commit()
     assert "payments.settle_ride" in uow.jobs.tasks  # the cancellation's own follow-ups
 
 
@@ -76,7 +85,7 @@ def test_a_card_needing_3ds_keeps_the_ride_and_asks_the_device() -> None:
     uow.card_gateway.decline = CardDeclined(
         "authenticate", code="authentication_required", intent_id="pi_3ds"
     )
-    assert card.authorize_ride(uow, CTX, ride.id) == "requires_action"
+    assert _tx(card.authorize_ride, uow, CTX, ride.id) == "requires_action"
     assert ride.status == RideStatus.REQUESTED
     auth = uow.payments.of_kind(ride.id, "authorization")
     assert auth.stripe_payment_intent_id == "pi_3ds"
@@ -87,7 +96,7 @@ def test_no_saved_card_fails_without_asking_stripe() -> None:
     uow = FakeUnitOfWork()
     ride = _card_ride(uow)
     uow.card_gateway.card = None
-    assert card.authorize_ride(uow, CTX, ride.id) == "failed"
+    assert _tx(card.authorize_ride, uow, CTX, ride.id) == "failed"
     assert uow.card_gateway.calls == []
     assert uow.payments.of_kind(ride.id, "authorization").failure_code == "no_payment_method"
 
@@ -101,8 +110,8 @@ def test_a_ride_not_visible_yet_comes_back_later() -> None:
 def test_a_fare_below_the_hold_is_captured_once_and_booked_once() -> None:
     uow = FakeUnitOfWork()
     ride = _held(uow, _card_ride(uow), RideStatus.COMPLETED, fare_amount=1_200)
-    assert card.settle_ride(uow, CTX, ride.id) == "due 1200, captured 1200, rest 0"
-    assert card.settle_ride(uow, CTX, ride.id) == "due 1200, captured 1200, rest 0"
+    assert _tx(card.settle_ride, uow, CTX, ride.id) == "due 1200, captured 1200, rest 0"
+    assert _tx(card.settle_ride, uow, CTX, ride.id) == "due 1200, captured 1200, rest 0"
     assert [what for what, _ in uow.card_gateway.calls] == ["charge", "capture"]
     auth = uow.payments.of_kind(ride.id, "authorization")
     assert (auth.status, auth.amount_received) == ("succeeded", 1_200)
@@ -113,10 +122,10 @@ def test_a_fare_below_the_hold_is_captured_once_and_booked_once() -> None:
 def test_a_fare_above_the_hold_captures_the_hold_and_charges_the_rest() -> None:
     uow = FakeUnitOfWork()
     ride = _held(uow, _card_ride(uow), RideStatus.COMPLETED, fare_amount=1_900)
-    assert card.settle_ride(uow, CTX, ride.id) == "due 1900, captured 1500, rest 400"
+    assert _tx(card.settle_ride, uow, CTX, ride.id) == "due 1900, captured 1500, rest 400"
     extra = uow.payments.of_kind(ride.id, "extra_charge")
     assert (extra.amount, extra.status, extra.amount_received) == (400, "succeeded", 400)
-    assert card.settle_ride(uow, CTX, ride.id) == "due 1900, captured 1500, rest 400"
+    assert _tx(card.settle_ride, uow, CTX, ride.id) == "due 1900, captured 1500, rest 400"
     assert [what for what, _ in uow.card_gateway.calls] == ["charge", "capture", "charge"]
     assert len(uow.ledger.entries) == 2  # what each payment received, once
 
@@ -125,7 +134,7 @@ def test_a_hold_that_cannot_be_captured_is_charged_whole_instead() -> None:
     uow = FakeUnitOfWork()
     ride = _held(uow, _card_ride(uow), RideStatus.COMPLETED, fare_amount=1_200)
     uow.card_gateway.refuse_capture = PaymentRefused("the hold lapsed", code="charge_expired")
-    assert card.settle_ride(uow, CTX, ride.id) == "due 1200, capture failed"
+    assert _tx(card.settle_ride, uow, CTX, ride.id) == "due 1200, capture failed"
     auth = uow.payments.of_kind(ride.id, "authorization")
     assert (auth.status, auth.failure_code) == ("failed", "charge_expired")
     extra = uow.payments.of_kind(ride.id, "extra_charge")
@@ -135,7 +144,7 @@ def test_a_hold_that_cannot_be_captured_is_charged_whole_instead() -> None:
 def test_nothing_due_releases_the_hold() -> None:
     uow = FakeUnitOfWork()
     ride = _held(uow, _card_ride(uow), RideStatus.CANCELLED, fee_amount=None)
-    assert card.settle_ride(uow, CTX, ride.id) == "due 0, captured 0, rest 0"
+    assert _tx(card.settle_ride, uow, CTX, ride.id) == "due 0, captured 0, rest 0"
     assert uow.payments.of_kind(ride.id, "authorization").status == "canceled"
     assert uow.ledger.entries == {}
 
@@ -144,13 +153,13 @@ def test_a_ride_ended_before_its_hold_was_made_waits_for_it() -> None:
     uow = FakeUnitOfWork()
     ride = _card_ride(uow, status=RideStatus.COMPLETED, fare_amount=900)
     with pytest.raises(NotVisibleYet):
-        card.settle_ride(uow, CTX, ride.id)
+        _tx(card.settle_ride, uow, CTX, ride.id)
 
 
 # --- refunds and webhooks --------------------------------------------------------------
 def _paid(uow: FakeUnitOfWork) -> tuple[FakeRide, object]:
     ride = _held(uow, _card_ride(uow), RideStatus.COMPLETED, fare_amount=1_200)
-    card.settle_ride(uow, CTX, ride.id)
+    _tx(card.settle_ride, uow, CTX, ride.id)
     return ride, uow.payments.of_kind(ride.id, "authorization")
 
 
@@ -158,8 +167,8 @@ def test_a_refund_is_asked_once_booked_once_and_told() -> None:
     uow = FakeUnitOfWork()
     _ride, paid = _paid(uow)
     row = uow.payments.add_refund(paid, 500, "requested_by_customer", uuid.uuid4())
-    assert card.refund(uow, CTX, row.id) == "succeeded"
-    assert card.refund(uow, CTX, row.id) == "succeeded"
+    assert _tx(card.refund, uow, CTX, row.id) == "succeeded"
+    assert _tx(card.refund, uow, CTX, row.id) == "succeeded"
     assert paid.amount_refunded == 500  # type: ignore[attr-defined]
     assert f"refund:{row.id}" in uow.ledger.entries
     assert [w for w, _ in uow.card_gateway.calls].count("refund") == 1
@@ -171,7 +180,7 @@ def test_a_refund_stripe_refuses_books_nothing() -> None:
     _ride, paid = _paid(uow)
     row = uow.payments.add_refund(paid, 500, "requested_by_customer", uuid.uuid4())
     uow.card_gateway.refuse_refund = PaymentRefused("no")
-    assert card.refund(uow, CTX, row.id) == "failed"
+    assert _tx(card.refund, uow, CTX, row.id) == "failed"
     assert paid.amount_refunded == 0  # type: ignore[attr-defined]
     assert not any(k.startswith("refund:") for k in uow.ledger.entries)
 
@@ -180,12 +189,12 @@ def test_a_refund_that_fails_after_succeeding_is_reversed_once() -> None:
     uow = FakeUnitOfWork()
     _ride, paid = _paid(uow)
     row = uow.payments.add_refund(paid, 500, "requested_by_customer", uuid.uuid4())
-    card.refund(uow, CTX, row.id)
+    _tx(card.refund, uow, CTX, row.id)
     uow.card_gateway.refund_states[row.stripe_refund_id] = "failed"
     event = {"data": {"object": {"object": "refund", "id": row.stripe_refund_id}}}
     uow.webhooks.add("evt_1", event)
-    assert card.reconcile_event(uow, CTX, "evt_1").result == "refund failed"
-    assert card.reconcile_event(uow, CTX, "evt_1").result == "refund failed"  # a redelivery
+    assert _tx(card.reconcile_event, uow, CTX, "evt_1").result == "refund failed"
+    assert _tx(card.reconcile_event, uow, CTX, "evt_1").result == "refund failed"  # a redelivery
     assert paid.amount_refunded == 0  # type: ignore[attr-defined]
     assert row.status == "failed"
     assert f"refund:{row.id}:reversed" in uow.ledger.entries
@@ -199,7 +208,7 @@ def test_a_payment_event_reads_stripes_current_state_and_books_what_was_taken() 
     intent.status, intent.amount_received = "succeeded", 1_200  # captured, say from the dashboard
     stale = {"object": "payment_intent", "id": intent.id, "status": "requires_capture"}
     uow.webhooks.add("evt_2", {"data": {"object": stale}, "created": NOW.timestamp() - 4})
-    done = card.reconcile_event(uow, CTX, "evt_2")
+    done = _tx(card.reconcile_event, uow, CTX, "evt_2")
     assert (done.result, done.lag_s) == ("payment succeeded", 4.0)
     assert (auth.status, auth.amount_received) == ("succeeded", 1_200)
     assert list(uow.ledger.entries) == [f"payment:{auth.id}:received"]
@@ -210,11 +219,11 @@ def test_an_event_of_a_payment_not_committed_yet_comes_back_and_others_are_not_o
     ours = {"object": "payment_intent", "id": "pi_x", "metadata": {"payment_id": "p1"}}
     uow.webhooks.add("evt_3", {"data": {"object": ours}})
     with pytest.raises(NotVisibleYet):
-        card.reconcile_event(uow, CTX, "evt_3")
+        _tx(card.reconcile_event, uow, CTX, "evt_3")
     uow.webhooks.add("evt_4", {"data": {"object": {"object": "payment_intent", "id": "pi_y"}}})
-    assert card.reconcile_event(uow, CTX, "evt_4").result == "not ours"
+    assert _tx(card.reconcile_event, uow, CTX, "evt_4").result == "not ours"
     uow.webhooks.add("evt_5", {"data": {"object": {"object": "customer", "id": "cus_1"}}})
-    assert card.reconcile_event(uow, CTX, "evt_5").result == "ignored"
+    assert _tx(card.reconcile_event, uow, CTX, "evt_5").result == "ignored"
 
 
 # --- repair ----------------------------------------------------------------------------
@@ -223,14 +232,14 @@ def test_the_sweep_rereads_what_stripe_knows_and_resends_what_it_never_saw() -> 
 
     uow = FakeUnitOfWork()
     seen = _card_ride(uow)
-    card.authorize_ride(uow, CTX, seen.id)
+    _tx(card.authorize_ride, uow, CTX, seen.id)
     auth = uow.payments.of_kind(seen.id, "authorization")
     auth.status, auth.updated_at = "pending", NOW - timedelta(hours=1)  # the answer was lost
     never = _card_ride(uow)
     uow.payments.of_kind(never.id, "authorization").updated_at = NOW - timedelta(hours=1)
     fresh = _card_ride(uow)
     uow.payments.of_kind(fresh.id, "authorization").updated_at = NOW
-    out = card.repair_stuck(uow, CTX, NOW - timedelta(minutes=5), 100)
+    out = _tx(card.repair_stuck, uow, CTX, NOW - timedelta(minutes=5), 100)
     assert out == {"reread": 1, "resent": 1, "refunds_reread": 0, "refunds_resent": 0}
     assert auth.status == "requires_capture"  # Stripe's state, read again
     assert uow.jobs.sent[-1] == ("payments.authorize_ride", {"ride_id": str(never.id)})
@@ -242,7 +251,7 @@ def test_a_payment_the_device_confirmed_is_booked_and_told() -> None:
     ride = _card_ride(uow)
     auth = uow.payments.of_kind(ride.id, "authorization")
     intent = type("Intent", (), {"id": "pi_dev", "status": "succeeded", "amount_received": 900})
-    card.take_intent(uow, CTX, auth, intent)
+    _tx(card.take_intent, uow, CTX, auth, intent)
     assert (auth.status, auth.amount_received, auth.stripe_payment_intent_id) == (
         "succeeded",
         900,
@@ -250,3 +259,25 @@ def test_a_payment_the_device_confirmed_is_booked_and_told() -> None:
     )
     assert list(uow.ledger.entries) == [f"payment:{auth.id}:received"]
     assert uow.pushes.kinds == ["payment_succeeded"]
+
+
+def test_a_payment_changed_on_a_path_that_books_nothing_is_still_booked_and_told_once() -> None:
+    """The unit of work follows up every payment it handed out: a new path that only
+    changes a payment's row still has the money posted, the rider told of it, and a
+    failure told to the rider, once however often it commits."""
+    uow = FakeUnitOfWork()
+    ride = _card_ride(uow)
+    uow.commit()
+    auth = uow.payments.of_kind(ride.id, "authorization")
+    auth.status, auth.amount_received = "succeeded", 1_500  # and nothing else
+    uow.commit()
+    uow.commit()
+    assert list(uow.ledger.entries) == [f"payment:{auth.id}:received"]
+    assert uow.pushes.kinds == ["payment_succeeded"]
+    other = _card_ride(uow)
+    uow.commit()
+    extra = uow.payments.add(other, "extra_charge", 300, None)
+    extra.status, extra.failure_code = "failed", "card_declined"
+    uow.commit()
+    uow.commit()
+    assert [(k, e["amount"]) for _, k, e in uow.rider_alerts.told] == [("payment_failed", 300)]

@@ -50,6 +50,11 @@ def test_a_wave_offers_the_nearest_drivers_and_waits_for_their_answers() -> None
     assert done == dispatch.Advanced("wave 1: 2 offers", first_offer_after_s=2.0)
     assert {str(o.driver_id) for o in uow.offers.offers} == {near.driver_id, nearer.driver_id}
     assert (ride.dispatch_wave, ride.dispatch_deadline) == (1, NOW + timedelta(seconds=15))
+    offered = {user: p.data["expires_at"] for (user, _), p in uow.pushes.logged.items()}
+    assert offered == {
+        uuid.UUID(near.driver_id): "2026-03-01T12:00:15Z",
+        uuid.UUID(nearer.driver_id): "2026-03-01T12:00:15Z",
+    }  # each driver offered gets a push of their offer
     # run again while the wave is open: nothing new, come back when it closes
     assert dispatch.advance(uow, CTX, ride.id).outcome == "waiting"
     assert len(uow.offers.offers) == 2
@@ -190,6 +195,25 @@ def test_a_summary_is_recomputed_from_every_rating_and_follows_the_alert() -> No
     assert ratings.aggregate(uow, CTX, driver) == again  # a duplicate job: the same
 
 
+def test_a_rating_has_its_ratee_recomputed_and_told_once_it_commits() -> None:
+    from domain.access import Actor, Caller
+
+    uow = FakeUnitOfWork()
+    driver = uuid.uuid4()
+    ride = _ride(
+        uow, status=RideStatus.COMPLETED, driver_id=driver, completed_at=NOW - timedelta(hours=1)
+    )
+    passenger = Caller(ride.passenger_id, Actor.PASSENGER)
+    rating = ratings.rate(uow, CTX, passenger, ride.id, 5, None, [])
+    assert uow.jobs.sent == []  # nothing before the commit
+    uow.commit()
+    uow.commit()
+    assert uow.jobs.sent == [
+        (Job.AGGREGATE_RATINGS, {"user_id": str(driver)}),
+        (Job.NOTIFY_RATING, {"rating_id": str(rating.id)}),
+    ]
+
+
 def test_a_user_not_committed_yet_makes_the_aggregation_come_back() -> None:
     with pytest.raises(NotVisibleYet):
         ratings.aggregate(FakeUnitOfWork(), CTX, uuid.uuid4())
@@ -201,8 +225,12 @@ def test_a_ride_event_tells_both_sides_once() -> None:
     ride = _ride(uow, status=RideStatus.ACCEPTED, driver_id=uuid.uuid4())
     told = notifications.tell_ride_event(uow, ride.id, "accepted")
     assert told == len(uow.pushes.logged) >= 1
+    uow.commit()  # each one logged has its delivery queued
+    assert uow.jobs.tasks == [Job.DELIVER_PUSH] * told
     notifications.tell_ride_event(uow, ride.id, "accepted")
+    uow.commit()
     assert len(uow.pushes.logged) == told  # a repeated job logs nothing new
+    assert uow.jobs.tasks == [Job.DELIVER_PUSH] * told
     with pytest.raises(NotVisibleYet):
         notifications.tell_ride_event(uow, uuid.uuid4(), "accepted")
 
@@ -262,8 +290,11 @@ def test_a_broadcast_is_planned_batch_by_batch() -> None:
     broadcast_id = uow.broadcasts.create("t", "b", uuid.uuid4())
     assert notifications.plan_broadcast(uow, broadcast_id) is False
     assert uow.jobs.sent == [(Job.BROADCAST, {"broadcast_id": str(broadcast_id)})]
+    uow.commit()  # the batch's promotions go by the low-priority queue
+    assert uow.jobs.tasks == [Job.BROADCAST, Job.DELIVER_PROMOTION]
     assert notifications.plan_broadcast(uow, broadcast_id) is True
-    assert len(uow.jobs.sent) == 1
+    uow.commit()
+    assert uow.jobs.tasks == [Job.BROADCAST, Job.DELIVER_PROMOTION, Job.DELIVER_PROMOTION]
 
 
 # --- settlement --------------------------------------------------------------------------
@@ -331,7 +362,9 @@ def test_a_statement_is_paid_by_one_transfer_and_one_journal_entry() -> None:
     assert settlement.pay_statement(uow, later, st.id) == "payable"
     assert (st.payout_error, st.payout_attempts) == ("balance_insufficient", 1)
     assert settlement.pay_statement(uow, later, st.id) == "paid"
+    uow.commit()  # the payout is booked with the commit
     assert settlement.pay_statement(uow, later, st.id) == "paid"  # a repeat pays nothing
+    uow.commit()
     assert list(uow.card_gateway.transfers.values()) == [("acct_1", _earned(2_000), "usd")]
     assert uow.ledger.entry_amount(f"payout:{st.id}") == _earned(2_000)
     with pytest.raises(NotVisibleYet):
