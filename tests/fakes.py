@@ -10,11 +10,20 @@ from typing import Any
 
 from domain.ledger import JournalEntry
 from domain.notifications import promotion_push
+from domain.payments import PaymentObjectMissing
 from domain.rides import DRIVER_ACTIVE, OPEN, Ride, RideEvent, RideState
 from domain.trip import PathPoint
 from domain.usecases.follow_ups import Handed, collect
-from domain.usecases.ports import ComeBack, StandingHold
-from tests.unit.domain.test_rides import FakeRide
+from domain.usecases.ports import (
+    BroadcastProgress,
+    Card,
+    ComeBack,
+    IntentInfo,
+    Posting,
+    SetupIntentInfo,
+    StandingHold,
+)
+from tests.unit.domain.test_rides import T0, FakeRide
 
 
 class MemoryRides:
@@ -65,7 +74,14 @@ class MemoryRides:
         pass
 
     def page(self, query: Any) -> list[RideState]:
-        return sorted(self.rows.values(), key=lambda r: r.created_at, reverse=True)
+        found = [
+            r
+            for r in self.rows.values()
+            if query.passenger_id in (None, r.passenger_id)
+            and query.driver_id in (None, r.driver_id)
+            and query.status in (None, r.status)
+        ]
+        return sorted(found, key=lambda r: r.created_at, reverse=True)[: query.limit]
 
     def stuck(
         self, unstarted_before: datetime, silent_before: datetime, limit: int
@@ -425,6 +441,17 @@ class MemoryLedger:
         lines = [line for e in self.entries.values() for line in e.lines]
         return {k: v for k, v in balances(lines).items() if k[0] in accounts}
 
+    def postings(self, accounts: list[str], before_line: int | None, limit: int) -> list[Posting]:
+        lines = [
+            Posting(n, e.key, e.kind, line.account, line.amount, line.currency, e.ride_id, T0)
+            for n, (e, line) in enumerate(
+                ((e, line) for e in self.entries.values() for line in e.lines), start=1
+            )
+            if line.account in accounts
+        ]
+        newest = [p for p in reversed(lines) if before_line is None or p.line_id < before_line]
+        return newest[:limit]
+
     def entry_amount(self, key: str) -> int | None:
         entry = self.entries.get(key)
         return (
@@ -473,11 +500,88 @@ class MemoryLive:
 
 
 class MemoryVelocity:
+    """Counts per (what, subject) in one window that never resets."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, uuid.UUID], int] = {}
+
     def hit(self, what: str, subject: uuid.UUID, limit: int, window_s: int) -> int:
-        return 0
+        n = self.counts[(what, subject)] = self.counts.get((what, subject), 0) + 1
+        return 0 if n <= limit else window_s
 
     def count(self, what: str, subject: uuid.UUID, window_s: int) -> int:
-        return 0
+        return self.counts.get((what, subject), 0)
+
+
+class MemoryCards:
+    """The rider's cards at the provider: `saved[customer]`, the first one the default."""
+
+    def __init__(self) -> None:
+        self.customers: dict[uuid.UUID, str] = {}
+        self.saved_cards: dict[str, list[Card]] = {}
+        self.intents: dict[str, IntentInfo] = {}
+        self.confirmed: list[str] = []
+
+    def customer(self, user_id: uuid.UUID) -> str:
+        return self.customers.setdefault(user_id, f"cus_{user_id.hex[:8]}")
+
+    def setup_intent(self, customer: str, user_id: uuid.UUID) -> SetupIntentInfo:
+        return SetupIntentInfo(f"seti_{customer}", f"seti_{customer}_secret", customer)
+
+    def saved(self, customer: str) -> list[Card]:
+        return list(self.saved_cards.get(customer, []))
+
+    def owned(self, customer: str, payment_method_id: str) -> Card:
+        found = next((c for c in self.saved(customer) if c.id == payment_method_id), None)
+        if found is None:
+            raise PaymentObjectMissing("no such card", code="payment_method_not_found")
+        return found
+
+    def detach(self, customer: str, payment_method_id: str) -> None:
+        self.saved_cards[customer] = [c for c in self.saved(customer) if c.id != payment_method_id]
+
+    def make_default(self, customer: str, payment_method_id: str) -> None:
+        cards = self.saved(customer)
+        cards.sort(key=lambda c: c.id != payment_method_id)
+        self.saved_cards[customer] = cards
+
+    def intent(self, intent_id: str) -> IntentInfo:
+        return self.intents[intent_id]
+
+    def confirm(self, intent_id: str, payment_id: uuid.UUID) -> Any:
+        self.confirmed.append(intent_id)
+        info = self.intents[intent_id]
+        return SimpleNamespace(id=intent_id, status="succeeded", amount_received=info.amount)
+
+
+class MemoryDevices:
+    def __init__(self) -> None:
+        self.tokens: dict[str, tuple[uuid.UUID, str]] = {}  # token: (user, platform)
+        self.wants_promotions: set[uuid.UUID] = set()
+        self.notes: list[Any] = []  # the notification log, newest last
+
+    def register(self, user_id: uuid.UUID, token: str, platform: str) -> None:
+        self.tokens[token] = (user_id, platform)
+
+    def unregister(self, user_id: uuid.UUID, token: str) -> bool:
+        if self.tokens.get(token, (None, ""))[0] != user_id:
+            return False
+        del self.tokens[token]
+        return True
+
+    def promotions(self, user_id: uuid.UUID) -> bool:
+        return user_id in self.wants_promotions
+
+    def set_promotions(self, user_id: uuid.UUID, wanted: bool) -> None:
+        (self.wants_promotions.add if wanted else self.wants_promotions.discard)(user_id)
+
+    def log(self, user_id: uuid.UUID, before: Any, limit: int) -> list[Any]:
+        return [n for n in reversed(self.notes) if n.user_id == user_id][:limit]
+
+
+class MemoryOps:
+    def overview(self, since_h: int, active_limit: int) -> dict[str, Any]:
+        return {"since_h": since_h, "active_limit": active_limit}
 
 
 class NoPaths:
@@ -663,6 +767,27 @@ class MemoryRatings:
         added, self.added = self.added, []
         return added
 
+    def received(self, user_id: uuid.UUID, before: Any, limit: int) -> list[Any]:
+        mine = [r for r in self.rows.values() if r.ratee_id == user_id]
+        return sorted(mine, key=lambda r: r.created_at, reverse=True)[:limit]
+
+    def summary(self, user_id: uuid.UUID) -> Any:
+        found = self.summaries.get(user_id)
+        if found is None:
+            return None
+        side, s = found
+        return SimpleNamespace(
+            side=side,
+            average=s.average,
+            count=s.count,
+            distribution={str(k): v for k, v in s.distribution.items()},
+            smoothed=s.smoothed,
+            raw_average=s.raw_average,
+        )
+
+    def open_alerts(self, limit: int) -> list[Any]:
+        return [SimpleNamespace(user_id=u, summary=s) for u, s in self.alerts.items()][:limit]
+
     def stars_of(self, user_id: uuid.UUID) -> tuple[str, list[int]] | None:
         if user_id not in self.roles:
             return None
@@ -689,6 +814,14 @@ class MemoryBroadcasts:
         broadcast_id = uuid.uuid4()
         self.batches_left[broadcast_id] = self.batches
         return broadcast_id
+
+    def progress(self, broadcast_id: uuid.UUID) -> BroadcastProgress:
+        if broadcast_id not in self.batches_left:
+            from domain.errors import NotFound
+
+            raise NotFound("broadcast not found", code="broadcast_not_found")
+        planned = self.batches_left[broadcast_id] == 0
+        return BroadcastProgress(broadcast_id, planned, recipients=0, sent=0, queued=0)
 
     def next_batch(self, broadcast_id: uuid.UUID) -> tuple[list[Any], bool]:
         self.batches_left[broadcast_id] = max(0, self.batches_left[broadcast_id] - 1)
@@ -744,12 +877,12 @@ class FakeUnitOfWork:
     live: MemoryLive = field(default_factory=MemoryLive)
     velocity: MemoryVelocity = field(default_factory=MemoryVelocity)
     paths: NoPaths = field(default_factory=NoPaths)
-    cards: Any = None
+    cards: MemoryCards = field(default_factory=MemoryCards)
     statements: Any = None
     payout_accounts: MemoryPayoutAccounts = field(default_factory=MemoryPayoutAccounts)
-    ops: Any = None
+    ops: MemoryOps = field(default_factory=MemoryOps)
     ratings: MemoryRatings = field(default_factory=MemoryRatings)
-    devices: Any = None
+    devices: MemoryDevices = field(default_factory=MemoryDevices)
     broadcasts: MemoryBroadcasts = field(default_factory=MemoryBroadcasts)
     card_gateway: FakeCardGateway = field(default_factory=FakeCardGateway)
     webhooks: MemoryWebhooks = field(default_factory=MemoryWebhooks)

@@ -1,3 +1,5 @@
+"""Accounts: register, the password token, its refresh, and who the caller is (`/users/me`)."""
+
 from __future__ import annotations
 
 from typing import Annotated

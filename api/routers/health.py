@@ -1,3 +1,6 @@
+"""Liveness and readiness: `/healthz` answers while the process runs, `/readyz` when the
+database, Redis and the broker answer."""
+
 from __future__ import annotations
 
 import asyncio
