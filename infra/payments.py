@@ -20,7 +20,6 @@ from infra.live.streams import Streams
 from infra.models import Payment, Refund, Ride, User
 from infra.ratelimit import RedisVelocity
 from infra.redis import get_sync_redis
-from infra.settings import get_settings
 from infra.stripe_gateway import StripeGateway
 
 
@@ -276,8 +275,9 @@ class StripeCards:
 class StripePayoutAccounts:
     """The use cases' `PayoutAccounts` port: drivers' Stripe Connect (Express) accounts."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, public_url: str) -> None:
         self.session = session
+        self.public_url = public_url.rstrip("/")  # where Stripe sends the driver back
 
     def account_of(self, driver_id: uuid.UUID) -> str | None:
         user = self.session.get(User, driver_id)
@@ -299,7 +299,7 @@ class StripePayoutAccounts:
             assert user is not None
             user.stripe_account_id = account
             self.session.add(user)
-        base = get_settings().public_url.rstrip("/")
+        base = self.public_url
         return gateway.onboarding_link(
             account,
             refresh_url=f"{base}/api/v1/payouts/onboarding?state=expired",

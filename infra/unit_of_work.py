@@ -91,7 +91,7 @@ class SqlUnitOfWork:
         self.paths: TripPaths = RedisTripPaths(settings.fixes)
         self.cards: Cards = StripeCards(session)
         self.statements: Statements = SqlStatements(session)
-        self.payout_accounts: PayoutAccounts = StripePayoutAccounts(session)
+        self.payout_accounts: PayoutAccounts = StripePayoutAccounts(session, settings.public_url)
         self.ops: OpsView = SqlOpsView(session)
         self.ratings: Ratings = SqlRatings(session)
         self.devices: Devices = SqlDevices(session)

@@ -19,7 +19,6 @@ from api.deps import ContextDep, CurrentAdmin, CurrentCaller, CurrentPassenger, 
 from api.errors import error_responses
 from domain.usecases import payments as use
 from domain.usecases.ports import Card
-from infra.settings import get_settings
 
 router = APIRouter(
     prefix="/api/v1/payments", tags=["payments"], responses=error_responses(401, 403, 503)
@@ -46,10 +45,10 @@ def _card_out(card: Card) -> CardOut:
 
 
 @router.post("/setup-intent", response_model=SetupIntentOut, responses=error_responses(429))
-def setup_intent(caller: CurrentPassenger, uow: UowDep) -> SetupIntentOut:
+def setup_intent(caller: CurrentPassenger, uow: UowDep, ctx: ContextDep) -> SetupIntentOut:
     """A client secret for the app to save a card with Stripe's SDK, for rides later
     (off-session). The card is attached to the passenger's customer when confirmed."""
-    info = use.start_saving_card(uow, caller, get_settings().fraud.cards_per_hour)
+    info = use.start_saving_card(uow, caller, ctx.fraud.cards_per_hour)
     return SetupIntentOut(
         client_secret=info.client_secret, setup_intent_id=info.id, customer_id=info.customer_id
     )
