@@ -63,22 +63,22 @@ def request_ride(
 
 
 def grant_offer(ride_id: str, driver_id: str) -> None:
-    """What dispatch would do for a driver near the pickup: an open offer of this ride."""
+    """What dispatch would do for a driver near the pickup: an open offer of this ride,
+    and its push (`dispatch.make_offer`, in a unit of work of its own)."""
     import uuid
 
     from domain.dispatch import Candidate
-    from infra.db import session_scope, utcnow
-    from infra.models import Ride
-    from infra.offers import SqlOffers
+    from domain.usecases.dispatch import make_offer
+    from infra.db import utcnow
+    from infra.unit_of_work import sql_unit_of_work
 
-    with session_scope() as session:
-        ride = session.get(Ride, uuid.UUID(ride_id), with_for_update=True)
+    with sql_unit_of_work() as uow:
+        ride = uow.dispatching.ride(uuid.UUID(ride_id))
         assert ride is not None
-        offers = SqlOffers(session)
-        for mine in offers.pending(ride.id):
+        for mine in uow.dispatching.pending(ride.id):
             if str(mine.driver_id) == driver_id:
                 return
-        offer = offers.offer(ride, Candidate(driver_id, 100.0), 1, utcnow(), 60.0)
+        offer = make_offer(uow, ride, Candidate(driver_id, 100.0), 1, utcnow(), 60.0)
         assert offer is not None, "the driver holds another open offer"
 
 

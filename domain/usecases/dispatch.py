@@ -10,7 +10,8 @@ timers of a process that may die.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from domain.dispatch import OfferStatus, pick
@@ -20,7 +21,7 @@ from domain.notifications import iso_utc, offer_push
 from domain.rides import RideStatus
 from domain.usecases import rides as ride_cases
 from domain.usecases.context import Context
-from domain.usecases.ports import UnitOfWork
+from domain.usecases.ports import DispatchRide, PendingOffer, UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,11 +61,7 @@ def advance(uow: UnitOfWork, ctx: Context, ride_id: UUID) -> Advanced:
     found = uow.drivers.near(ride.pickup_lat, ride.pickup_lng, rules.radius(wave))
     offered_before = book.offered_drivers(ride.id)
     chosen = pick(found, rules, offered_before)
-    made = [o for c in chosen if (o := book.offer(ride, c, wave, now, rules.offer_ttl_s))]
-    ttl = round(rules.offer_ttl_s)
-    uow.pushes.log(
-        [offer_push(o.driver_id, ride.id, o.id, iso_utc(o.expires_at), ttl) for o in made]
-    )
+    made = [o for c in chosen if (o := make_offer(uow, ride, c, wave, now, rules.offer_ttl_s))]
     first_after = None
     if made and not offered_before:
         first_after = max(0.0, (now - ride.created_at).total_seconds())
@@ -74,6 +71,18 @@ def advance(uow: UnitOfWork, ctx: Context, ride_id: UUID) -> Advanced:
     )
     book.save(ride)
     return Advanced(f"wave {wave}: {len(made)} offers", first_after)
+
+
+def make_offer(
+    uow: UnitOfWork, ride: DispatchRide, candidate: Any, wave: int, now: datetime, ttl_s: float
+) -> PendingOffer | None:
+    """One offer of the ride to the candidate, and its push (unless they meanwhile hold
+    another offer: then none)."""
+    offer = uow.dispatching.offer(ride, candidate, wave, now, ttl_s)
+    if offer is not None:
+        expires = iso_utc(offer.expires_at)
+        uow.pushes.log([offer_push(offer.driver_id, ride.id, offer.id, expires, round(ttl_s))])
+    return offer
 
 
 def move_due_rides(uow: UnitOfWork, ctx: Context, lease_s: float) -> int:
