@@ -19,9 +19,9 @@ from sqlmodel import Session, col, select
 
 from domain.dispatch import Candidate, OfferStatus
 from domain.errors import Conflict, NotFound
+from domain.notifications import iso_utc
 from domain.rides import RideStatus
 from infra.db import after_commit
-from infra.live.keys import iso
 from infra.live.offers import Offers
 from infra.models import Offer, Ride
 from infra.redis import get_sync_redis
@@ -35,7 +35,7 @@ def offer_payload(ride: Ride, offer: Offer) -> dict[str, Any]:
         "dropoff": {"lat": ride.dropoff_lat, "lng": ride.dropoff_lng},
         "estimate": {"amount": ride.estimate_amount, "currency": ride.currency},
         "distance_m": offer.distance_m,
-        "expires_at": iso(offer.expires_at.timestamp()),
+        "expires_at": iso_utc(offer.expires_at),  # as the offer push says it
     }
 
 

@@ -100,11 +100,10 @@ class SqlUnitOfWork:
         self.pushes: PushLog = SqlPushLog(session)
         self.rider_alerts: RiderAlerts = StreamRiderAlerts(session)
         self.dispatching: Dispatching = SqlOffers(session)
-        self.drivers: DriverPositions = RedisDriverPositions(
-            get_sync_redis(), settings.driver_stale_s
-        )
         self._stripe_retries = stripe_retries
         self._card_gateway: CardGateway | None = None
+        self._drivers: DriverPositions | None = None
+        self._driver_stale_s = settings.driver_stale_s
         # adapters of the HTTP layer's own needs (not use-case ports)
         self.users = SqlUsers(session)
         self.idempotency = SqlIdempotency(session)
@@ -114,6 +113,13 @@ class SqlUnitOfWork:
         if self._card_gateway is None:
             self._card_gateway = StripeGateway(retries=self._stripe_retries)
         return self._card_gateway
+
+    @property
+    def drivers(self) -> DriverPositions:
+        """Made when first used (only the dispatcher and the stuck-ride sweep need it)."""
+        if self._drivers is None:
+            self._drivers = RedisDriverPositions(get_sync_redis(), self._driver_stale_s)
+        return self._drivers
 
 
 @contextmanager

@@ -88,6 +88,7 @@ def collect(uow: UnitOfWork) -> None:
     in it entails (the `collect` of `card_payments`, `settlement`, `ratings`), then each
     notification logged in it has its delivery queued (promotions on their own,
     low-priority queue)."""
+    # imported here: those modules are use cases above this table (rides.py imports it)
     from domain.usecases import card_payments, ratings, settlement
 
     for ride in uow.rides.changed():

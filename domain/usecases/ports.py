@@ -583,7 +583,10 @@ class UnitOfWork(Protocol):
     pushes: PushLog
     rider_alerts: RiderAlerts
     dispatching: Dispatching
-    drivers: DriverPositions
+
+    @property
+    def drivers(self) -> DriverPositions:
+        """Made when first used."""
 
     @property
     def card_gateway(self) -> CardGateway:
