@@ -41,6 +41,10 @@ async def maybe_emit_eta(
         },
     )
     if arriving_soon(rules, ride_status, eta) and await state.rides.first_arriving(ride_id):
-        # best effort, straight to the push worker: an ETA is not a committed state to put
-        # in an outbox
-        await asyncio.to_thread(send_now, Job.NOTIFY_ARRIVING, ride_id=ride_id)
+        # straight to the push worker: an ETA is not a committed state to put in an outbox.
+        # If the broker is out of reach, the gate opens again and the next fix tries.
+        try:
+            await asyncio.to_thread(send_now, Job.NOTIFY_ARRIVING, ride_id=ride_id)
+        except Exception:
+            await state.rides.forget_arriving(ride_id)
+            raise

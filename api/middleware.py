@@ -11,6 +11,7 @@ import os
 import time
 from typing import Any
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infra.db import reading_only
@@ -176,6 +177,11 @@ class Edge:
                 "unavailable",
                 {"Retry-After": "1"},
             )
+        except ClientDisconnect:
+            # the client went away while sending its body: nothing was done, nobody listens
+            log.info("%s %s: the client disconnected", scope.get("method"), scope.get("path"))
+            if not tracker.started:
+                await _send_error(tracker, 400, "the request was cut short", "client_disconnected")
         except Exception:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if tracker.started:  # the answer is under way: nothing better than ending it

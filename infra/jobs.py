@@ -91,11 +91,64 @@ class _CompletedSoon:
 _completed_soon = _CompletedSoon()
 
 
+class _RetrySoon:
+    """Tries again, in this process, an in-process job that failed (Redis restarting at
+    the commit): after 0.5, 1, 2, 4 and 8 s, so a blip costs a live view a second, not the
+    minute the outbox sweep waits. If all fail, or the process dies first, the sweep sends
+    the job to a worker as before; the jobs are idempotent, so a late repeat is harmless."""
+
+    delays_s: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[float, int, str, Callable[[], None], uuid.UUID]]
+        self._jobs = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._pid = 0
+
+    def add(self, task: str, work: Callable[[], None], outbox_id: uuid.UUID) -> None:
+        if not self.delays_s:
+            return
+        self._jobs.put((time.monotonic() + self.delays_s[0], 0, task, work, outbox_id))
+        if self._pid != os.getpid():
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._pid = os.getpid()
+                    threading.Thread(target=self._run, name="outbox-retry", daemon=True).start()
+
+    def _run(self) -> None:
+        waiting: list[tuple[float, int, str, Callable[[], None], uuid.UUID]] = []
+        while True:
+            timeout = max(0.0, min(w[0] for w in waiting) - time.monotonic()) if waiting else None
+            try:
+                waiting.append(self._jobs.get(timeout=timeout))
+                continue  # take every new one before trying any
+            except queue.Empty:
+                pass
+            now = time.monotonic()
+            due = [w for w in waiting if w[0] <= now]
+            waiting = [w for w in waiting if w[0] > now]
+            for _at, tries, task, work, outbox_id in due:
+                try:
+                    work()
+                except Exception:
+                    if tries + 1 < len(self.delays_s):
+                        at = time.monotonic() + self.delays_s[tries + 1]
+                        waiting.append((at, tries + 1, task, work, outbox_id))
+                    else:
+                        log.warning("outbox: %s still failing; left to the sweep", task)
+                    continue
+                _completed_soon.add(outbox_id)
+
+
+_retry_soon = _RetrySoon()
+
+
 def run_here(session: Session, task: str, work: Callable[[], None], **kwargs: Any) -> None:
     """A job the committing process does itself, right after the commit (`work`), with the
     outbox's guarantee: its row is written with the transaction and marked completed
-    once `work` succeeded. If `work` fails, or the process dies first, the row stays
-    pending and the outbox sweep sends `task(**kwargs)` to a worker."""
+    once `work` succeeded. If `work` fails it is tried again here a few times over some
+    seconds; if those fail too, or the process dies first, the row stays pending and the
+    outbox sweep sends `task(**kwargs)` to a worker."""
     message = OutboxMessage(task=task, task_kwargs=kwargs)
     session.add(message)
     outbox_id = message.id
@@ -104,7 +157,8 @@ def run_here(session: Session, task: str, work: Callable[[], None], **kwargs: An
         try:
             work()
         except Exception:
-            log.warning("outbox: %s failed in-process; the sweep sends it to a worker", task)
+            log.warning("outbox: %s failed in-process; tried again shortly", task)
+            _retry_soon.add(task, work, outbox_id)
             return
         _completed_soon.add(outbox_id)
 

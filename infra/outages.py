@@ -1,11 +1,12 @@
-"""What a passing outage of a service we depend on looks like (the database or Redis
-unreachable, a connection cut): the API answers 503 with `Retry-After` rather than 500,
+"""What a passing outage of a service we depend on looks like (the database, Redis or
+the broker unreachable, a connection cut): the API answers 503 with `Retry-After` rather than 500,
 and the client tries again; Celery tasks retry. Trying again is safe: a request that
 failed so did not commit, or it did and its repeat is recognised (a ride request by its
 Idempotency-Key, a ping by its id or time, a step by the ride's state)."""
 
 from __future__ import annotations
 
+from kombu import exceptions as broker_errors
 from redis import exceptions as redis_errors
 from sqlalchemy import exc as sa_errors
 
@@ -17,4 +18,5 @@ OUTAGES: tuple[type[BaseException], ...] = (
     sa_errors.InterfaceError,
     sa_errors.DisconnectionError,
     sa_errors.TimeoutError,  # no connection free in the pool in time
+    broker_errors.OperationalError,  # the broker unreachable for a job sent at once
 )

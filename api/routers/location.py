@@ -6,6 +6,7 @@ The hot path touches Redis only: a JWT check (cached), parsing, one script call.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Annotated, Any
 
@@ -40,6 +41,8 @@ from domain.trip import next_ping_in
 from infra.metrics import PINGS
 from infra.settings import Settings, get_settings
 from infra.users import device_key_hash, driver_of_device_key
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(
     prefix="/api/v1", tags=["live location"], responses=error_responses(401, 403, 429)
@@ -171,13 +174,16 @@ async def _apply(
     if res.event_id and res.ride_status in DRIVER_ACTIVE:
         taken = [p for (_, p), code in zip(parsed, res.codes, strict=True) if code == "accepted"]
         newest = max(taken, key=lambda p: p.recorded_at)
-        await maybe_emit_eta(
-            request,
-            settings.live_rules,
-            res.ride_id,
-            res.ride_status,
-            {"lat": newest.lat, "lng": newest.lng, "speed": newest.speed},
-        )
+        try:
+            await maybe_emit_eta(
+                request,
+                settings.live_rules,
+                res.ride_id,
+                res.ride_status,
+                {"lat": newest.lat, "lng": newest.lng, "speed": newest.speed},
+            )
+        except Exception:  # the fixes are stored: the answer must say so
+            log.warning("ETA for ride %s not emitted", res.ride_id, exc_info=True)
     reasons.sort(key=lambda r: r["index"])
     _count(accepted, duplicates, reasons)
     return {

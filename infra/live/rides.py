@@ -88,6 +88,10 @@ class LiveRidesAsync:
         """True the first time only: whether to tell the passenger the driver is close."""
         return bool(await self.r.set(Keys.of(Keys.ARRIVING_TOLD, ride_id), "1", nx=True, ex=86400))
 
+    async def forget_arriving(self, ride_id: str) -> None:
+        """The notice could not be sent: the next close fix may try again."""
+        await self.r.delete(Keys.of(Keys.ARRIVING_TOLD, ride_id))
+
     async def eta_due(self, ride_id: str, interval_s: float) -> bool:
         """True at most once per `interval_s` per ride: whether to emit an ETA now."""
         return bool(

@@ -18,9 +18,10 @@ class RedisTripPaths:
 
     def points(self, ride_id: UUID, since: datetime | None = None) -> list[PathPoint]:
         """The ride's recorded fixes that arrived from `since` (its start) on. The hot path
-        records from the pickup on, with each fix's arrival time by the server's clock, so
-        that a start it learns of late (a Redis restart delaying the publish) loses
-        nothing, and fixes sent while waiting at the pickup are left out here."""
+        records from the acceptance on, with each fix's arrival time by the server's
+        clock, so that a step it learns of late (its publish repeated by the outbox) loses
+        nothing, and fixes sent on the way to the pickup or waiting there are left out
+        here."""
         out = []
         start = since.timestamp() if since is not None else None
         for raw in LiveRides(get_sync_redis()).trip_path(str(ride_id)):

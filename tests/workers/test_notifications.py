@@ -419,6 +419,52 @@ def test_the_passenger_is_told_once_when_the_driver_is_about_to_arrive(
     assert len(arriving()) == 1  # once per ride
 
 
+def test_a_fix_is_accepted_when_the_arriving_notice_cannot_be_sent(
+    client: TestClient, settings: Any, monkeypatch: Any
+) -> None:
+    """The broker out of reach when the driver comes close: the fix is still stored and
+    the answer says so (never a 500 for a fix accepted), and the next close fix sends the
+    notice once the broker is back."""
+    import time
+
+    import kombu.exceptions
+
+    import api.eta
+    from tests.factories import PICKUP
+
+    monkeypatch.setattr(settings, "eta_interval_s", 0)
+    fcm = _fcm(settings)
+    p, d = register(client, "passenger"), register(client, "driver")
+    _device(client, p, f"waiting-{p.id}")
+    ride = request_ride(client, p)
+    advance(client, ride["id"], d, "accept")
+    real_send = api.eta.send_now
+    tried: list[str] = []
+
+    def broker_down(task: str, **_kwargs: Any) -> None:
+        tried.append(task)
+        raise kombu.exceptions.OperationalError("Error 111 connecting to the broker")
+
+    monkeypatch.setattr(api.eta, "send_now", broker_down)
+    now = time.time()
+    fix = {"lat": PICKUP["lat"] + 0.001, "lng": PICKUP["lng"], "recorded_at": now - 20}
+    r = client.post("/api/v1/drivers/me/location", json=fix, headers=d.headers)
+    assert r.status_code == 202, r.text
+    assert r.json()["accepted"] == 1
+    assert tried == ["notifications.arriving"]
+    position = client.get(f"/api/v1/rides/{ride['id']}/driver-location", headers=p.headers)
+    assert position.json()["lat"] == fix["lat"]
+
+    monkeypatch.setattr(api.eta, "send_now", real_send)
+    fix = {"lat": PICKUP["lat"] + 0.0005, "lng": PICKUP["lng"], "recorded_at": now - 10}
+    assert client.post("/api/v1/drivers/me/location", json=fix, headers=d.headers).is_success
+    until(
+        lambda: [
+            s for s in _sent(fcm, ride["id"]) if s["message"]["data"]["type"] == "driver_arriving"
+        ]
+    )
+
+
 def test_cancellations_expiry_and_a_declined_card_are_told(
     client: TestClient, settings: Any
 ) -> None:

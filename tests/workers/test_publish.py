@@ -129,6 +129,7 @@ def test_a_publish_lost_to_redis_is_repaired_by_the_outbox_sweep(
 ) -> None:
     from fastapi.testclient import TestClient
 
+    import infra.jobs
     from api.main import app
     from tests.factories import register, request_ride
     from tests.wait import until
@@ -136,6 +137,8 @@ def test_a_publish_lost_to_redis_is_repaired_by_the_outbox_sweep(
     def redis_down(*_args: Any, **_kwargs: Any) -> bool:
         raise ConnectionError("redis went away")
 
+    # the API process dies before it could try again: the sweep is what is left
+    monkeypatch.setattr(infra.jobs._RetrySoon, "delays_s", ())
     with TestClient(app) as client:
         p = register(client, "passenger")
         monkeypatch.setattr(LiveRides, "ride_changed", redis_down)
@@ -155,3 +158,32 @@ def test_a_publish_lost_to_redis_is_repaired_by_the_outbox_sweep(
     until(lambda: _publish_rows(ride["id"]) == [("requested", True)])
     assert _statuses(f"ride:{ride['id']}:events") == ["requested"]
     assert get_sync_redis().hget(f"ride:{ride['id']}:meta", "status") == "requested"
+
+
+def test_a_publish_lost_to_a_redis_blip_is_repeated_in_process_within_seconds(
+    db: None, monkeypatch: Any
+) -> None:
+    """No worker and no sweep here: the API process itself tries again, so a passenger's
+    app sees the ride a second after Redis is back, not a minute later."""
+    from fastapi.testclient import TestClient
+
+    from api.main import app
+    from tests.factories import register, request_ride
+    from tests.wait import until
+
+    real = LiveRides.ride_changed
+    failures = []
+
+    def blip(self: LiveRides, *args: Any, **kwargs: Any) -> bool:
+        if len(failures) < 2:  # the commit's own try and the first retry
+            failures.append(1)
+            raise ConnectionError("redis restarting")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(LiveRides, "ride_changed", blip)
+    with TestClient(app) as client:
+        ride = request_ride(client, register(client, "passenger"))
+        until(lambda: get_sync_redis().exists(f"ride:{ride['id']}:meta") == 1, timeout=5)
+    assert len(failures) == 2
+    assert _statuses(f"ride:{ride['id']}:events") == ["requested"]
+    until(lambda: _publish_rows(ride["id"]) == [("requested", True)], timeout=5)

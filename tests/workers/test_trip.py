@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
@@ -87,12 +88,16 @@ def test_without_a_path_the_estimate_is_used(client: TestClient) -> None:
     assert row.path_points == 0
 
 
-def test_a_start_the_hot_path_learns_of_late_loses_no_fix(client: TestClient) -> None:
-    """Redis restarting when the start commits delays its publish (the outbox repeats it
-    later); meanwhile the hot path still believes the driver waits at the pickup. The
-    chaos run found the trip's first fixes missing from its path then, and the fare
-    short. Now fixes are kept from the pickup on, and the trip counts those that arrived
-    after its start."""
+@pytest.mark.parametrize("redis_believes", ["arrived", "accepted"])
+def test_a_start_the_hot_path_learns_of_late_loses_no_fix(
+    client: TestClient, redis_believes: str
+) -> None:
+    """A ride's step reaches Redis late when its publish was lost (Redis restarting at the
+    commit, or the API process dying right after it): the outbox repeats it a minute
+    later, and meanwhile the hot path still believes the driver is on the way to the
+    pickup or waiting there. Fixes are kept from the acceptance on, each with its arrival
+    time, and the trip counts those that arrived after its start: none is lost, and none
+    from before the start is counted."""
     from infra.redis import get_sync_redis
 
     p = register(client, "passenger")
@@ -103,8 +108,8 @@ def test_a_start_the_hot_path_learns_of_late_loses_no_fix(client: TestClient) ->
     waiting = {"lat": LAT - STEP, "lng": LNG, "recorded_at": t0 - 20}  # at the pickup
     client.post("/api/v1/drivers/me/location", json=waiting, headers=d.headers)
     advance(client, ride["id"], d, "start")
-    # the start's publish lost: Redis still says the driver is at the pickup
-    get_sync_redis().hset(f"drv:{d.id}:state", "ride_status", "arrived")
+    # the start's publish lost (and the arrival's too): Redis lags behind the database
+    get_sync_redis().hset(f"drv:{d.id}:state", "ride_status", redis_believes)
     records = [
         {"lat": LAT + i * STEP, "lng": LNG, "recorded_at": t0 + 10 * i, "accuracy": 5}
         for i in range(11)

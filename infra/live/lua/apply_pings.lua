@@ -37,10 +37,11 @@ local st = redis.call('HMGET', state_key, 'status', 'ride_id', 'ride_status')
 local status, ride_id, ride_status = st[1] or 'offline', st[2], st[3]
 local last = redis.call('HMGET', pos_key, 'lat', 'lng', 'ts')
 local llat, llng, lts = tonumber(last[1]), tonumber(last[2]), tonumber(last[3])
--- the trip's path is kept from the pickup on (arrived too), each fix with the time it
--- arrived: a start whose publish to Redis was delayed (Redis restarting) must not lose
--- the trip's first fixes; RedisTripPaths keeps those that arrived after the start
-local on_trip = ride_id and (ride_status == IN_PROGRESS or ride_status == ARRIVED)
+-- the trip's path is kept from the acceptance on, each fix with the time it arrived:
+-- the ride's later steps may reach Redis late (their publish waits for the outbox when
+-- Redis was restarting or the API died after the commit), and a fix of the trip must not
+-- be lost meanwhile; RedisTripPaths keeps those that arrived after the start
+local on_ride = ride_id and DRIVER_ACTIVE[ride_status]
 
 local function dist(lat1, lng1, lat2, lng2)
   local r = math.pi / 180
@@ -76,7 +77,7 @@ for i = 0, n - 1 do
   if code == 'invalid_fix' and uuid ~= '' then redis.call('ZADD', uuid_key, ts, uuid) end
   if code == 'accepted' then
     if uuid ~= '' then redis.call('ZADD', uuid_key, ts, uuid) end
-    if on_trip then
+    if on_ride then
       redis.call('RPUSH', ride_path_key(ride_id),
         ts .. ',' .. lat .. ',' .. lng .. ',' .. ARGV[b + 5] .. ',' .. received)
     end
@@ -98,7 +99,7 @@ local function fix_json(b, live)
 end
 
 local event_id = ''
-if ride_id and DRIVER_ACTIVE[ride_status] then
+if on_ride then
   local stream = ride_events_key(ride_id)
   for _, fix in ipairs(published) do
     local data = fix_json(fix[1], fix[2])
@@ -122,7 +123,7 @@ if newest then
   redis.call('PUBLISH', CHANNEL_PREFIX .. admin_stream,
     aid .. '\31' .. 'location' .. '\31' .. data)
 end
-if on_trip then
+if on_ride then
   local path_key = ride_path_key(ride_id)
   if redis.call('LLEN', path_key) > path_max then redis.call('LTRIM', path_key, -path_max, -1) end
 end
