@@ -1,4 +1,5 @@
-"""Dependencies: the request's unit of work and context, the caller from the JWT, settings."""
+"""Dependencies: the request's unit of work (or its read-only views) and context, the
+caller from the JWT, settings."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from fastapi.security import OAuth2PasswordBearer
 from api.errors import ApiError
 from domain.access import Actor, Caller
 from domain.usecases.context import Context
+from domain.usecases.ports import Views
 from infra.security import InvalidToken, decode_token_cached
 from infra.settings import Settings, get_settings
-from infra.unit_of_work import SqlUnitOfWork, make_context, sql_unit_of_work
+from infra.unit_of_work import SqlUnitOfWork, make_context, read_views, sql_unit_of_work
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
@@ -26,6 +28,15 @@ def get_uow() -> Iterator[SqlUnitOfWork]:
 
 # scope="function": commit before the response is sent, so a failed commit is the answer
 UowDep = Annotated[SqlUnitOfWork, Depends(get_uow, scope="function")]
+
+
+def get_views() -> Iterator[Views]:
+    """What a page only reads: one read-only session, no unit of work."""
+    with read_views() as views:
+        yield views
+
+
+ViewsDep = Annotated[Views, Depends(get_views)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 

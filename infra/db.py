@@ -165,6 +165,18 @@ def after_commit(session: Session, callback: AfterCommit) -> None:
 
 
 @contextmanager
+def read_session() -> Iterator[Session]:
+    """A session that only reads: rolled back at the end, never committed (what the
+    views read is never written back)."""
+    session = _session_factory()()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
+@contextmanager
 def session_scope() -> Iterator[Session]:
     """One transaction: committed when the block ends, rolled back if it raises, its
     after-commit callbacks run once committed. A bare session: the use cases' unit of

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, func, select
 from domain.ledger import Account, JournalEntry, Line
 from domain.payouts import OPEN_PAYOUTS
 from domain.usecases.follow_ups import Handed
-from domain.usecases.ports import NewStatement, Posting
+from domain.usecases.ports import NewStatement
 from infra.db import utcnow
 from infra.models import JournalEntryRow, LedgerLine, Settlement
 
@@ -64,34 +64,6 @@ class SqlLedger:
             .where(JournalEntryRow.key == key)
         ).all()
         return sum(a for a in rows if a > 0) if rows else None
-
-    def balances_of(self, accounts: list[str]) -> dict[tuple[str, str], int]:
-        rows = self.session.exec(
-            select(LedgerLine.account, LedgerLine.currency, func.sum(LedgerLine.amount))
-            .where(col(LedgerLine.account).in_(accounts))
-            .group_by(col(LedgerLine.account), col(LedgerLine.currency))
-        ).all()
-        return {(a, c): int(total) for a, c, total in rows}
-
-    def postings(self, accounts: list[str], before_line: int | None, limit: int) -> list[Posting]:
-        stmt = (
-            sa_select(
-                col(LedgerLine.id),
-                col(JournalEntryRow.key),
-                col(JournalEntryRow.kind),
-                col(LedgerLine.account),
-                col(LedgerLine.amount),
-                col(LedgerLine.currency),
-                col(JournalEntryRow.ride_id),
-                col(JournalEntryRow.created_at),
-            )
-            .join(JournalEntryRow, col(JournalEntryRow.id) == col(LedgerLine.entry_id))
-            .where(col(LedgerLine.account).in_(accounts))
-        )
-        if before_line is not None:
-            stmt = stmt.where(col(LedgerLine.id) < before_line)
-        rows = self.session.execute(stmt.order_by(col(LedgerLine.id).desc()).limit(limit)).all()
-        return [Posting(*row) for row in rows]
 
     def lines(self, ride_id: UUID | None = None) -> list[Line]:
         stmt = select(LedgerLine.account, LedgerLine.amount, LedgerLine.currency).join(
@@ -194,13 +166,3 @@ class SqlStatements:
 
     def save(self, statement: Settlement) -> None:
         self.session.add(statement)
-
-    def of_driver(self, driver_id: UUID, limit: int = 100) -> list[Settlement]:
-        return list(
-            self.session.exec(
-                select(Settlement)
-                .where(Settlement.driver_id == driver_id)
-                .order_by(col(Settlement.period).desc())
-                .limit(limit)
-            ).all()
-        )

@@ -4,20 +4,18 @@ notification to each of its user's devices (`PushDeliveries`), once per device."
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func
+from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from domain.errors import NotFound
 from domain.notifications import NotificationStatus, PlannedPush, promotion_push
-from domain.usecases.ports import BroadcastProgress, ComeBack
-from infra.db import newest_first, session_scope, utcnow
+from domain.usecases.ports import ComeBack
+from infra.db import session_scope, utcnow
 from infra.metrics import PUSHES
 from infra.models import Broadcast, Delivery, Device, Notification, User
 from infra.push import Push, PushOutcome, PushResult, send
@@ -64,24 +62,6 @@ class SqlBroadcasts:
         self.session.flush()
         return row.id
 
-    def progress(self, broadcast_id: uuid.UUID) -> BroadcastProgress:
-        row = self.session.get(Broadcast, broadcast_id)
-        if row is None:
-            raise NotFound("broadcast not found", code="broadcast_not_found")
-        rows = self.session.execute(
-            select(Notification.status, func.count())
-            .where(Notification.key == f"broadcast:{broadcast_id}")
-            .group_by(Notification.status)
-        ).all()
-        counts: dict[str, int] = {str(status): int(n) for status, n in rows}
-        return BroadcastProgress(
-            id=row.id,
-            planned=row.planned,
-            recipients=sum(counts.values()),
-            sent=counts.get(NotificationStatus.SENT, 0),
-            queued=counts.get(NotificationStatus.QUEUED, 0),
-        )
-
 
 class SqlDevices:
     def __init__(self, session: Session) -> None:
@@ -104,21 +84,11 @@ class SqlDevices:
         )
         return bool(result.rowcount)
 
-    def promotions(self, user_id: uuid.UUID) -> bool:
-        user = self.session.get(User, user_id)
-        return bool(user and user.promotions)
-
     def set_promotions(self, user_id: uuid.UUID, wanted: bool) -> None:
         user = self.session.get(User, user_id)
         if user is not None:
             user.promotions = wanted
             self.session.add(user)
-
-    def log(
-        self, user_id: uuid.UUID, before: tuple[datetime, uuid.UUID] | None, limit: int
-    ) -> list[Notification]:
-        mine = select(Notification).where(Notification.user_id == user_id)
-        return list(self.session.exec(newest_first(mine, Notification, before, limit)).all())
 
 
 def log_pushes(session: Session, pushes: list[PlannedPush]) -> list[tuple[uuid.UUID, str]]:

@@ -12,7 +12,6 @@ from sqlmodel import Session, col, select
 from domain.errors import Conflict
 from domain.ratings import Summary
 from domain.usecases.ports import NewRating
-from infra.db import newest_first
 from infra.models import Rating, RatingAlert, RatingSummary, User
 
 
@@ -35,15 +34,6 @@ class SqlRatings:
     def just_added(self) -> list[Rating]:
         added, self._added = self._added, []
         return added
-
-    def received(
-        self, user_id: UUID, before: tuple[datetime, UUID] | None, limit: int
-    ) -> list[Rating]:
-        stmt = newest_first(select(Rating).where(Rating.ratee_id == user_id), Rating, before, limit)
-        return list(self.session.exec(stmt).all())
-
-    def summary(self, user_id: UUID) -> RatingSummary | None:
-        return self.session.get(RatingSummary, user_id)
 
     def get(self, rating_id: UUID) -> Rating | None:
         return self.session.get(Rating, rating_id)
@@ -88,13 +78,3 @@ class SqlRatings:
             open_alert.average = summary.raw_average or open_alert.average
             open_alert.count = summary.count
             self.session.add(open_alert)
-
-    def open_alerts(self, limit: int) -> list[RatingAlert]:
-        return list(
-            self.session.exec(
-                select(RatingAlert)
-                .where(col(RatingAlert.closed_at).is_(None))
-                .order_by(col(RatingAlert.created_at).desc())
-                .limit(limit)
-            ).all()
-        )

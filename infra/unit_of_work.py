@@ -32,7 +32,6 @@ from domain.usecases.ports import (
     Ledger,
     LivePublisher,
     OfferBook,
-    OpsView,
     PaymentBook,
     PayoutAccounts,
     PushDeliveries,
@@ -46,7 +45,7 @@ from domain.usecases.ports import (
     WebhookInbox,
 )
 from infra import jobs
-from infra.db import session_scope, utcnow
+from infra.db import read_session, session_scope, utcnow
 from infra.idempotency import SqlIdempotency
 from infra.jobs import OutboxJobs
 from infra.ledger import SqlLedger, SqlStatements
@@ -55,7 +54,6 @@ from infra.live.publisher import RedisLivePublisher
 from infra.live.trip_paths import RedisTripPaths
 from infra.notifications import SqlBroadcasts, SqlDevices, SqlPushDeliveries, SqlPushLog
 from infra.offers import SqlOfferBook, SqlOffers
-from infra.ops import SqlOpsView
 from infra.payments import (
     SqlPaymentBook,
     StreamRiderAlerts,
@@ -69,6 +67,7 @@ from infra.rides import SqlRideRepository
 from infra.settings import Settings, get_settings
 from infra.stripe_gateway import StripeGateway
 from infra.users import SqlUsers
+from infra.views import SqlViews
 from infra.webhooks import SqlWebhookInbox
 
 
@@ -92,7 +91,6 @@ class SqlUnitOfWork:
         self.cards: Cards = StripeCards(session)
         self.statements: Statements = SqlStatements(session)
         self.payout_accounts: PayoutAccounts = StripePayoutAccounts(session, settings.public_url)
-        self.ops: OpsView = SqlOpsView(session)
         self.ratings: Ratings = SqlRatings(session)
         self.devices: Devices = SqlDevices(session)
         self.broadcasts: Broadcasts = SqlBroadcasts(session)
@@ -130,6 +128,14 @@ def sql_unit_of_work(*, stripe_retries: int = 2) -> Iterator[SqlUnitOfWork]:
         uow = SqlUnitOfWork(session, stripe_retries=stripe_retries)
         yield uow
         collect(uow)  # every ride changed in it: saved, its follow-ups queued
+
+
+@contextmanager
+def read_views() -> Iterator[SqlViews]:
+    """The `Views` port on a session that only reads: nothing is collected at the end,
+    nothing committed."""
+    with read_session() as session:
+        yield SqlViews(session)
 
 
 # What a job retries with backoff: a row not committed yet, the database or a provider

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+from domain.errors import NotFound
 from domain.ledger import JournalEntry
 from domain.notifications import promotion_push
 from domain.payments import PaymentObjectMissing
@@ -435,23 +436,6 @@ class MemoryLedger:
         self.entries[entry.key] = entry
         return True
 
-    def balances_of(self, accounts: list[str]) -> dict[tuple[str, str], int]:
-        from domain.ledger import balances
-
-        lines = [line for e in self.entries.values() for line in e.lines]
-        return {k: v for k, v in balances(lines).items() if k[0] in accounts}
-
-    def postings(self, accounts: list[str], before_line: int | None, limit: int) -> list[Posting]:
-        lines = [
-            Posting(n, e.key, e.kind, line.account, line.amount, line.currency, e.ride_id, T0)
-            for n, (e, line) in enumerate(
-                ((e, line) for e in self.entries.values() for line in e.lines), start=1
-            )
-            if line.account in accounts
-        ]
-        newest = [p for p in reversed(lines) if before_line is None or p.line_id < before_line]
-        return newest[:limit]
-
     def entry_amount(self, key: str) -> int | None:
         entry = self.entries.get(key)
         return (
@@ -569,19 +553,8 @@ class MemoryDevices:
         del self.tokens[token]
         return True
 
-    def promotions(self, user_id: uuid.UUID) -> bool:
-        return user_id in self.wants_promotions
-
     def set_promotions(self, user_id: uuid.UUID, wanted: bool) -> None:
         (self.wants_promotions.add if wanted else self.wants_promotions.discard)(user_id)
-
-    def log(self, user_id: uuid.UUID, before: Any, limit: int) -> list[Any]:
-        return [n for n in reversed(self.notes) if n.user_id == user_id][:limit]
-
-
-class MemoryOps:
-    def overview(self, since_h: int, active_limit: int) -> dict[str, Any]:
-        return {"since_h": since_h, "active_limit": active_limit}
 
 
 class NoPaths:
@@ -686,9 +659,6 @@ class MemoryStatements:
         self._handed = Handed("payout_status")
         self.posted_at: dict[str, datetime] = {}  # entry key: when (default: every day)
 
-    def of_driver(self, driver_id: uuid.UUID, limit: int = 100) -> list[Any]:
-        return [r for r in self.rows if r.driver_id == driver_id][:limit]
-
     def driver_lines(self, start: datetime, end: datetime) -> list[tuple[str, str, int, Any]]:
         return [
             (line.account, line.currency, line.amount, e.ride_id)
@@ -767,27 +737,6 @@ class MemoryRatings:
         added, self.added = self.added, []
         return added
 
-    def received(self, user_id: uuid.UUID, before: Any, limit: int) -> list[Any]:
-        mine = [r for r in self.rows.values() if r.ratee_id == user_id]
-        return sorted(mine, key=lambda r: r.created_at, reverse=True)[:limit]
-
-    def summary(self, user_id: uuid.UUID) -> Any:
-        found = self.summaries.get(user_id)
-        if found is None:
-            return None
-        side, s = found
-        return SimpleNamespace(
-            side=side,
-            average=s.average,
-            count=s.count,
-            distribution={str(k): v for k, v in s.distribution.items()},
-            smoothed=s.smoothed,
-            raw_average=s.raw_average,
-        )
-
-    def open_alerts(self, limit: int) -> list[Any]:
-        return [SimpleNamespace(user_id=u, summary=s) for u, s in self.alerts.items()][:limit]
-
     def stars_of(self, user_id: uuid.UUID) -> tuple[str, list[int]] | None:
         if user_id not in self.roles:
             return None
@@ -814,14 +763,6 @@ class MemoryBroadcasts:
         broadcast_id = uuid.uuid4()
         self.batches_left[broadcast_id] = self.batches
         return broadcast_id
-
-    def progress(self, broadcast_id: uuid.UUID) -> BroadcastProgress:
-        if broadcast_id not in self.batches_left:
-            from domain.errors import NotFound
-
-            raise NotFound("broadcast not found", code="broadcast_not_found")
-        planned = self.batches_left[broadcast_id] == 0
-        return BroadcastProgress(broadcast_id, planned, recipients=0, sent=0, queued=0)
 
     def next_batch(self, broadcast_id: uuid.UUID) -> tuple[list[Any], bool]:
         self.batches_left[broadcast_id] = max(0, self.batches_left[broadcast_id] - 1)
@@ -867,6 +808,72 @@ class MemoryDeliveries:
         self.settled.append((notification_id, waiting))
 
 
+class FakeViews:
+    """The `Views` port over a fake unit of work's stores: what a page reads is what the
+    use cases wrote there, as the SQL views read the tables the unit of work writes."""
+
+    def __init__(self, uow: FakeUnitOfWork) -> None:
+        self.uow = uow
+
+    def overview(self, since_h: int, active_limit: int) -> dict[str, Any]:
+        return {"since_h": since_h, "active_limit": active_limit}
+
+    def _lines(self) -> list[tuple[JournalEntry, Any]]:
+        return [(e, line) for e in self.uow.ledger.entries.values() for line in e.lines]
+
+    def balances_of(self, accounts: list[str]) -> dict[tuple[str, str], int]:
+        from domain.ledger import balances
+
+        lines = [line for _e, line in self._lines()]
+        return {k: v for k, v in balances(lines).items() if k[0] in accounts}
+
+    def postings(self, accounts: list[str], before_line: int | None, limit: int) -> list[Posting]:
+        lines = [
+            Posting(n, e.key, e.kind, line.account, line.amount, line.currency, e.ride_id, T0)
+            for n, (e, line) in enumerate(self._lines(), start=1)
+            if line.account in accounts
+        ]
+        newest = [p for p in reversed(lines) if before_line is None or p.line_id < before_line]
+        return newest[:limit]
+
+    def statements_of(self, driver_id: uuid.UUID, limit: int) -> list[Any]:
+        return [r for r in self.uow.statements.rows if r.driver_id == driver_id][:limit]
+
+    def ratings_received(self, user_id: uuid.UUID, before: Any, limit: int) -> list[Any]:
+        mine = [r for r in self.uow.ratings.rows.values() if r.ratee_id == user_id]
+        return sorted(mine, key=lambda r: r.created_at, reverse=True)[:limit]
+
+    def rating_summary(self, user_id: uuid.UUID) -> Any:
+        found = self.uow.ratings.summaries.get(user_id)
+        if found is None:
+            return None
+        side, s = found
+        return SimpleNamespace(
+            side=side,
+            average=s.average,
+            count=s.count,
+            distribution={str(k): v for k, v in s.distribution.items()},
+            smoothed=s.smoothed,
+            raw_average=s.raw_average,
+        )
+
+    def open_rating_alerts(self, limit: int) -> list[Any]:
+        alerts = self.uow.ratings.alerts.items()
+        return [SimpleNamespace(user_id=u, summary=s) for u, s in alerts][:limit]
+
+    def notifications_of(self, user_id: uuid.UUID, before: Any, limit: int) -> list[Any]:
+        return [n for n in reversed(self.uow.devices.notes) if n.user_id == user_id][:limit]
+
+    def wants_promotions(self, user_id: uuid.UUID) -> bool:
+        return user_id in self.uow.devices.wants_promotions
+
+    def broadcast_progress(self, broadcast_id: uuid.UUID) -> BroadcastProgress:
+        left = self.uow.broadcasts.batches_left
+        if broadcast_id not in left:
+            raise NotFound("broadcast not found", code="broadcast_not_found")
+        return BroadcastProgress(broadcast_id, left[broadcast_id] == 0, 0, 0, 0)
+
+
 @dataclass
 class FakeUnitOfWork:
     rides: MemoryRides = field(default_factory=MemoryRides)
@@ -880,7 +887,6 @@ class FakeUnitOfWork:
     cards: MemoryCards = field(default_factory=MemoryCards)
     statements: Any = None
     payout_accounts: MemoryPayoutAccounts = field(default_factory=MemoryPayoutAccounts)
-    ops: MemoryOps = field(default_factory=MemoryOps)
     ratings: MemoryRatings = field(default_factory=MemoryRatings)
     devices: MemoryDevices = field(default_factory=MemoryDevices)
     broadcasts: MemoryBroadcasts = field(default_factory=MemoryBroadcasts)

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
-from api.deps import CurrentDriver, UowDep
+from api.deps import CurrentDriver, UowDep, ViewsDep
 from api.errors import ApiError, error_responses
 from domain.ledger import Account
 from domain.usecases import payments as use
+from domain.usecases import views
 
 router = APIRouter(prefix="/api/v1", tags=["payments"], responses=error_responses(401, 403))
 
@@ -54,7 +55,7 @@ def cash_collected(
 @router.get("/drivers/me/earnings", responses=error_responses(400))
 def earnings(
     caller: CurrentDriver,
-    uow: UowDep,
+    read: ViewsDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:
@@ -64,7 +65,7 @@ def earnings(
         before = int(cursor) if cursor else None
     except ValueError as exc:
         raise ApiError(400, "invalid cursor", "invalid_cursor") from exc
-    found = use.driver_earnings(uow, caller, before, limit)
+    found = views.driver_earnings(read, caller, before, limit)
     cash = str(Account.CASH_HELD_BY_DRIVER)
     items = [
         {
@@ -91,12 +92,12 @@ def _ts(at: Any) -> str | None:
 
 
 @router.get("/drivers/me/settlements")
-def settlements(caller: CurrentDriver, uow: UowDep) -> dict[str, Any]:
+def settlements(caller: CurrentDriver, read: ViewsDep) -> dict[str, Any]:
     """Daily statements, newest first (made by the `payments.settle_day` beat job), each
     with its payout: `paid` (a transfer to the driver's payout account), `pending`,
     `payable` (not paid yet, e.g. no payout account: tried again), or `carried` (nothing
     to pay; what the driver owes is taken from the next statement)."""
-    rows = use.driver_statements(uow, caller)
+    rows = read.statements_of(caller.id, limit=100)
     return {
         "items": [
             {

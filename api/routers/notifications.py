@@ -9,7 +9,7 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from api.deps import CurrentAdmin, CurrentCaller, UowDep
+from api.deps import CurrentAdmin, CurrentCaller, UowDep, ViewsDep
 from api.errors import error_responses
 from api.pagination import PageDep
 from domain.usecases import notifications as use
@@ -53,9 +53,9 @@ def unregister_device(token: str, caller: CurrentCaller, uow: UowDep) -> None:
 
 
 @router.get("/notifications", response_model=NotificationPage, responses=error_responses(400))
-def notifications(caller: CurrentCaller, uow: UowDep, ask: PageDep) -> NotificationPage:
+def notifications(caller: CurrentCaller, read: ViewsDep, ask: PageDep) -> NotificationPage:
     """What was sent to me, newest first, with its delivery status."""
-    rows = use.my_notifications(uow, caller, ask.before, ask.fetch)
+    rows = read.notifications_of(caller.id, ask.before, ask.fetch)
     items, next_cursor = ask.page(
         rows, lambda r: NotificationPublic.model_validate(r, from_attributes=True)
     )
@@ -67,8 +67,8 @@ class Preferences(BaseModel):
 
 
 @router.get("/notifications/preferences", response_model=Preferences)
-def preferences(caller: CurrentCaller, uow: UowDep) -> Preferences:
-    return Preferences(promotions=use.promotions_wanted(uow, caller))
+def preferences(caller: CurrentCaller, read: ViewsDep) -> Preferences:
+    return Preferences(promotions=read.wants_promotions(caller.id))
 
 
 @router.put("/notifications/preferences", response_model=Preferences)
@@ -115,5 +115,7 @@ def broadcast(body: BroadcastIn, caller: CurrentAdmin, uow: UowDep) -> Broadcast
     responses=error_responses(404),
     tags=["operations"],
 )
-def broadcast_progress(broadcast_id: uuid.UUID, caller: CurrentAdmin, uow: UowDep) -> BroadcastOut:
-    return _broadcast_out(use.broadcast_progress(uow, broadcast_id))
+def broadcast_progress(
+    broadcast_id: uuid.UUID, caller: CurrentAdmin, read: ViewsDep
+) -> BroadcastOut:
+    return _broadcast_out(read.broadcast_progress(broadcast_id))

@@ -13,9 +13,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
-from api.deps import CurrentAdmin, UowDep
+from api.deps import CurrentAdmin, ViewsDep
 from api.errors import error_responses
-from domain.usecases import ops as use
+from domain.usecases import views
 
 router = APIRouter(tags=["operations"])
 
@@ -41,8 +41,8 @@ def ops_page() -> HTMLResponse:
 
 @router.get("/api/v1/admin/overview", responses=error_responses(401, 403))
 def overview(
-    caller: CurrentAdmin, uow: UowDep, since_h: Annotated[int, Query(ge=1, le=24 * 30)] = 24
+    caller: CurrentAdmin, read: ViewsDep, since_h: Annotated[int, Query(ge=1, le=24 * 30)] = 24
 ) -> dict[str, Any]:
     """Rides and payments by status (over `since_h` hours), queue depths, drivers online,
     open low-rating alerts, and the rides under way with their pickup and dropoff."""
-    return use.overview(uow, caller, since_h)
+    return views.overview(read, caller, since_h)

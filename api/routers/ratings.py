@@ -10,11 +10,12 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StrictInt
 
-from api.deps import ContextDep, CurrentAdmin, CurrentCaller, UowDep
+from api.deps import ContextDep, CurrentAdmin, CurrentCaller, UowDep, ViewsDep
 from api.errors import error_responses
 from api.pagination import PageDep
 from domain.ratings import TAGS, RatedSide
 from domain.usecases import ratings as use
+from domain.usecases import views
 
 router = APIRouter(prefix="/api/v1", tags=["ratings"], responses=error_responses(401, 403))
 
@@ -71,9 +72,9 @@ def tags(caller: CurrentCaller) -> dict[str, list[str]]:
 
 
 @router.get("/ratings/user/{user_id}", response_model=RatingPage, responses=error_responses(400))
-def received(user_id: uuid.UUID, caller: CurrentCaller, uow: UowDep, ask: PageDep) -> RatingPage:
+def received(user_id: uuid.UUID, caller: CurrentCaller, read: ViewsDep, ask: PageDep) -> RatingPage:
     """Ratings the user received, newest first."""
-    rows = use.received(uow, user_id, ask.before, ask.fetch)
+    rows = read.ratings_received(user_id, ask.before, ask.fetch)
     items, next_cursor = ask.page(
         rows, lambda r: RatingPublic.model_validate(r, from_attributes=True)
     )
@@ -82,10 +83,10 @@ def received(user_id: uuid.UUID, caller: CurrentCaller, uow: UowDep, ask: PageDe
 
 @router.get("/users/{user_id}/rating", response_model=RatingSummaryOut, tags=["users"])
 def summary(
-    user_id: uuid.UUID, caller: CurrentCaller, uow: UowDep, ctx: ContextDep
+    user_id: uuid.UUID, caller: CurrentCaller, read: ViewsDep, ctx: ContextDep
 ) -> RatingSummaryOut:
     """`{average, count, distribution}`, as the rating worker last computed it."""
-    s = use.summary_of(uow, ctx, user_id)
+    s = views.rating_summary(read, ctx, user_id)
     return RatingSummaryOut(
         average=s.average,
         count=s.count,
@@ -95,7 +96,7 @@ def summary(
 
 
 @router.get("/admin/ratings/alerts", tags=["operations"])
-def alerts(caller: CurrentAdmin, uow: UowDep) -> dict[str, Any]:
+def alerts(caller: CurrentAdmin, read: ViewsDep) -> dict[str, Any]:
     """Drivers whose average is under the line (`RIDEHAIL_RATING_ALERT_BELOW`)."""
     return {
         "items": [
@@ -106,7 +107,7 @@ def alerts(caller: CurrentAdmin, uow: UowDep) -> dict[str, Any]:
                 "count": a.count,
                 "created_at": a.created_at.isoformat().replace("+00:00", "Z"),
             }
-            for a in use.open_alerts(uow)
+            for a in read.open_rating_alerts(limit=100)
         ],
         "next_cursor": None,
     }

@@ -3,8 +3,6 @@ each ride event and rating tells whom; delivery to the devices; promotional broa
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from domain.access import Caller
@@ -25,17 +23,6 @@ def unregister_device(uow: UnitOfWork, caller: Caller, token: str) -> None:
         raise NotFound("device not found", code="device_not_found")
 
 
-def my_notifications(
-    uow: UnitOfWork, caller: Caller, before: tuple[datetime, UUID] | None, limit: int
-) -> list[Any]:
-    return uow.devices.log(caller.id, before, limit)
-
-
-def promotions_wanted(uow: UnitOfWork, caller: Caller) -> bool:
-    """Ride and payment pushes always go out; promotions only to those who opted in."""
-    return uow.devices.promotions(caller.id)
-
-
 def want_promotions(uow: UnitOfWork, caller: Caller, wanted: bool) -> bool:
     uow.devices.set_promotions(caller.id, wanted)
     return wanted
@@ -47,10 +34,6 @@ def broadcast(uow: UnitOfWork, admin: Caller, title: str, body: str) -> Broadcas
     broadcast_id = uow.broadcasts.create(title, body, admin.id)
     uow.jobs.enqueue(Job.BROADCAST, broadcast_id=str(broadcast_id))
     return BroadcastProgress(broadcast_id, planned=False, recipients=0, sent=0, queued=0)
-
-
-def broadcast_progress(uow: UnitOfWork, broadcast_id: UUID) -> BroadcastProgress:
-    return uow.broadcasts.progress(broadcast_id)
 
 
 def tell_ride_event(uow: UnitOfWork, ride_id: UUID, status: str) -> int:

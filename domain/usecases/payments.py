@@ -14,13 +14,13 @@ from uuid import UUID
 from domain.access import Access, Actor, Caller, ride_access
 from domain.errors import Conflict, IllegalTransition, NotFound, RateLimited, Unprocessable
 from domain.jobs import Job
-from domain.ledger import Account, account, cash_collected_entry, driver_position
+from domain.ledger import cash_collected_entry
 from domain.money import Money
 from domain.payments import OWED, PaymentKind, refund_amount
 from domain.rides import RidePayment, RideStatus
 from domain.usecases import card_payments
 from domain.usecases.context import Context
-from domain.usecases.ports import Card, IntentInfo, Posting, SetupIntentInfo, UnitOfWork
+from domain.usecases.ports import Card, IntentInfo, SetupIntentInfo, UnitOfWork
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,35 +104,6 @@ def request_refund(
     refund = uow.payments.add_refund(payment, amount, reason, admin.id)
     uow.jobs.enqueue(Job.REFUND, refund_id=str(refund.id))
     return refund
-
-
-@dataclass(frozen=True, slots=True)
-class Earnings:
-    """A driver's position per currency (`driver_position`) and the postings behind it,
-    newest first; `next_before` is the cursor of the next page."""
-
-    balances: dict[str, dict[str, int]]
-    postings: list[Posting]
-    next_before: int | None
-
-
-def driver_earnings(uow: UnitOfWork, caller: Caller, before: int | None, limit: int) -> Earnings:
-    accounts = [
-        account(Account.DRIVER_PAYABLE, caller.id),
-        account(Account.CASH_HELD_BY_DRIVER, caller.id),
-    ]
-    balances = uow.ledger.balances_of(accounts)
-    currencies = sorted({c for _a, c in balances})
-    rows = uow.ledger.postings(accounts, before, limit + 1)
-    return Earnings(
-        balances={c: driver_position(balances, caller.id, c) for c in currencies},
-        postings=rows[:limit],
-        next_before=rows[limit - 1].line_id if len(rows) > limit else None,
-    )
-
-
-def driver_statements(uow: UnitOfWork, caller: Caller) -> list[Any]:
-    return uow.statements.of_driver(caller.id)
 
 
 def payout_account_link(uow: UnitOfWork, caller: Caller) -> str:

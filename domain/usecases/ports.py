@@ -319,12 +319,6 @@ class Ledger(Protocol):
     def post(self, entry: JournalEntry) -> bool: ...
     def entry_amount(self, key: str) -> int | None: ...
 
-    def balances_of(self, accounts: list[str]) -> dict[tuple[str, str], int]:
-        """{(account, currency): balance} of these accounts, derived from their lines."""
-
-    def postings(self, accounts: list[str], before_line: int | None, limit: int) -> list[Posting]:
-        """These accounts' lines, newest first, before the line id `before_line`."""
-
 
 @dataclass(frozen=True, slots=True)
 class NewStatement:
@@ -343,8 +337,6 @@ class NewStatement:
 
 class Statements(Protocol):
     """Settlement statements (made by the daily beat job)."""
-
-    def of_driver(self, driver_id: UUID, limit: int = 100) -> list[Any]: ...
 
     def driver_lines(
         self, start: datetime, end: datetime
@@ -368,12 +360,6 @@ class Statements(Protocol):
         """Statements handed out here whose `payout_status` changed since, with what it was."""
 
     def save(self, statement: Any) -> None: ...
-
-
-class OpsView(Protocol):
-    """What the ops page shows: counts by status, queues, alerts, the rides under way."""
-
-    def overview(self, since_h: int, active_limit: int) -> dict[str, Any]: ...
 
 
 class PayoutAccounts(Protocol):
@@ -499,13 +485,6 @@ class Ratings(Protocol):
     def add(self, rating: NewRating) -> Any:
         """Store a rating; `Conflict` (`already_rated`) if this rater rated this ride."""
 
-    def received(
-        self, user_id: UUID, before: tuple[datetime, UUID] | None, limit: int
-    ) -> list[Any]:
-        """Ratings the user received, newest first, keyset-paginated on (created_at, id)."""
-
-    def summary(self, user_id: UUID) -> Any | None: ...
-    def open_alerts(self, limit: int) -> list[Any]: ...
     def get(self, rating_id: UUID) -> Any | None: ...
 
     def just_added(self) -> list[Any]:
@@ -523,14 +502,11 @@ class Ratings(Protocol):
 
 
 class Devices(Protocol):
-    """Users' push tokens and their notification log."""
+    """Users' push tokens and whether they want promotions."""
 
     def register(self, user_id: UUID, token: str, platform: str) -> None: ...
     def unregister(self, user_id: UUID, token: str) -> bool: ...
-    def promotions(self, user_id: UUID) -> bool: ...
     def set_promotions(self, user_id: UUID, wanted: bool) -> None: ...
-
-    def log(self, user_id: UUID, before: tuple[datetime, UUID] | None, limit: int) -> list[Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -557,8 +533,44 @@ class Broadcasts(Protocol):
         """The promotions for the next batch of opted-in users (the broadcast moves past
         them), and whether every one of them is planned then."""
 
-    def progress(self, broadcast_id: UUID) -> BroadcastProgress:
-        """NotFound if there is no such broadcast."""
+
+class Views(Protocol):
+    """What is only read, for an answer (never to decide a change): one read-only
+    session, no unit of work. Each is one query a page or an app shows as it is."""
+
+    def overview(self, since_h: int, active_limit: int) -> dict[str, Any]:
+        """The ops page: rides and payments by status over the last `since_h` hours, the
+        queues, the drivers online, the open low-rating alerts, the rides under way."""
+
+    def balances_of(self, accounts: list[str]) -> dict[tuple[str, str], int]:
+        """{(account, currency): balance} of these accounts, derived from their lines."""
+
+    def postings(self, accounts: list[str], before_line: int | None, limit: int) -> list[Posting]:
+        """These accounts' lines, newest first, before the line id `before_line`."""
+
+    def statements_of(self, driver_id: UUID, limit: int) -> list[Any]:
+        """The driver's statements, newest day first."""
+
+    def ratings_received(
+        self, user_id: UUID, before: tuple[datetime, UUID] | None, limit: int
+    ) -> list[Any]:
+        """Ratings the user received, newest first, keyset-paginated on (created_at, id)."""
+
+    def rating_summary(self, user_id: UUID) -> Any | None:
+        """The summary the rating worker last stored for the user, if any."""
+
+    def open_rating_alerts(self, limit: int) -> list[Any]: ...
+
+    def notifications_of(
+        self, user_id: UUID, before: tuple[datetime, UUID] | None, limit: int
+    ) -> list[Any]:
+        """The pushes logged for the user, newest first, keyset-paginated."""
+
+    def wants_promotions(self, user_id: UUID) -> bool:
+        """Ride and payment pushes always go out; promotions only to those who opted in."""
+
+    def broadcast_progress(self, broadcast_id: UUID) -> BroadcastProgress:
+        """How far a broadcast got; NotFound if there is no such broadcast."""
 
 
 class UnitOfWork(Protocol):
@@ -575,7 +587,6 @@ class UnitOfWork(Protocol):
     cards: Cards
     statements: Statements
     payout_accounts: PayoutAccounts
-    ops: OpsView
     ratings: Ratings
     devices: Devices
     broadcasts: Broadcasts

@@ -4,7 +4,6 @@ is recomputed by a worker (`ratings.aggregate`), never in the request."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -74,31 +73,6 @@ def collect(uow: UnitOfWork) -> None:
     for rating in uow.ratings.just_added():
         uow.jobs.enqueue(Job.AGGREGATE_RATINGS, user_id=str(rating.ratee_id))
         uow.jobs.enqueue(Job.NOTIFY_RATING, rating_id=str(rating.id))
-
-
-def received(
-    uow: UnitOfWork, user_id: UUID, before: tuple[datetime, UUID] | None, limit: int
-) -> list[Any]:
-    """Ratings the user received, newest first (never who gave them)."""
-    return uow.ratings.received(user_id, before, limit)
-
-
-def summary_of(uow: UnitOfWork, ctx: Context, user_id: UUID) -> Summary:
-    """The summary the worker last computed; a user nobody rated yet has the prior."""
-    row = uow.ratings.summary(user_id)
-    if row is None:
-        return summarize([], RatedSide.PASSENGER, ctx.ratings)
-    return Summary(
-        average=row.average,
-        count=row.count,
-        distribution={int(k): v for k, v in row.distribution.items()},
-        smoothed=row.smoothed,
-        raw_average=row.raw_average,
-    )
-
-
-def open_alerts(uow: UnitOfWork, limit: int = 100) -> list[Any]:
-    return uow.ratings.open_alerts(limit)
 
 
 def aggregate(uow: UnitOfWork, ctx: Context, user_id: UUID) -> Summary:

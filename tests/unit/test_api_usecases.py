@@ -17,10 +17,10 @@ from domain.jobs import Job
 from domain.payments import PaymentObjectMissing
 from domain.ratings import RatedSide, summarize
 from domain.rides import RideStatus
-from domain.usecases import notifications, ops, payments, ratings, rides
+from domain.usecases import notifications, payments, ratings, rides, views
 from domain.usecases.context import Context
 from domain.usecases.ports import Card, IntentInfo
-from tests.fakes import FakeUnitOfWork
+from tests.fakes import FakeUnitOfWork, FakeViews
 from tests.unit.domain.test_rides import FakeRide
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -108,13 +108,12 @@ def test_earnings_show_the_drivers_position_and_page_their_postings() -> None:
     for _ in range(3):
         ride = _completed(uow, p, d)
         payments.collect_cash(uow, d, ride.id, 1_200)
-    first = payments.driver_earnings(uow, d, None, limit=2)
+    first = views.driver_earnings(FakeViews(uow), d, None, limit=2)
     assert first.balances == {"usd": {"earned": 0, "cash_held": 3_600, "net_payable": -3_600}}
     assert len(first.postings) == 2
     assert first.next_before is not None
-    rest = payments.driver_earnings(uow, d, first.next_before, limit=2)
+    rest = views.driver_earnings(FakeViews(uow), d, first.next_before, limit=2)
     assert (len(rest.postings), rest.next_before) == (1, None)
-    assert payments.driver_statements(uow, d) == []
     assert payments.payout_account_link(uow, d).endswith(str(d.id))
 
 
@@ -166,12 +165,13 @@ def test_devices_promotions_and_the_log_are_each_users_own() -> None:
         notifications.unregister_device(uow, _who(Actor.PASSENGER), "tok-1")
     notifications.unregister_device(uow, p, "tok-1")
     assert uow.devices.tokens == {}
-    assert notifications.promotions_wanted(uow, p) is False
+    assert FakeViews(uow).wants_promotions(p.id) is False
     assert notifications.want_promotions(uow, p, True) is True
-    assert notifications.promotions_wanted(uow, p) is True
+    assert FakeViews(uow).wants_promotions(p.id) is True
     uow.devices.notes += [SimpleNamespace(user_id=p.id, kind="trip_started")]
     uow.devices.notes += [SimpleNamespace(user_id=uuid.uuid4(), kind="offer")]
-    assert [n.kind for n in notifications.my_notifications(uow, p, None, 20)] == ["trip_started"]
+    mine = FakeViews(uow).notifications_of(p.id, None, 20)
+    assert [n.kind for n in mine] == ["trip_started"]
 
 
 def test_a_broadcast_is_planned_by_workers_and_its_progress_read_back() -> None:
@@ -181,17 +181,17 @@ def test_a_broadcast_is_planned_by_workers_and_its_progress_read_back() -> None:
         "planning",
         [(Job.BROADCAST, {"broadcast_id": str(started.id)})],
     )
-    assert notifications.broadcast_progress(uow, started.id).status == "planning"
+    assert FakeViews(uow).broadcast_progress(started.id).status == "planning"
     notifications.plan_broadcast(uow, started.id)
-    assert notifications.broadcast_progress(uow, started.id).status == "done"
+    assert FakeViews(uow).broadcast_progress(started.id).status == "done"
     with pytest.raises(NotFound):
-        notifications.broadcast_progress(uow, uuid.uuid4())
+        FakeViews(uow).broadcast_progress(uuid.uuid4())
 
 
 # --- ratings read back, ops, rides --------------------------------------------------------
 def test_ratings_received_a_summary_with_its_prior_and_the_open_alerts() -> None:
     uow, driver = FakeUnitOfWork(), uuid.uuid4()
-    prior = ratings.summary_of(uow, CTX, driver)
+    prior = views.rating_summary(FakeViews(uow), CTX, driver)
     assert prior == summarize([], RatedSide.PASSENGER, CTX.ratings)  # nobody rated them yet
     uow.ratings.roles[driver] = "driver"
     for n in range(12):
@@ -199,16 +199,16 @@ def test_ratings_received_a_summary_with_its_prior_and_the_open_alerts() -> None
             ratee_id=driver, stars=1, created_at=NOW + timedelta(seconds=n)
         )
     computed = ratings.aggregate(uow, CTX, driver)
-    assert ratings.summary_of(uow, CTX, driver) == computed
-    assert len(ratings.received(uow, driver, None, 5)) == 5
-    assert [a.user_id for a in ratings.open_alerts(uow)] == [driver]
+    assert views.rating_summary(FakeViews(uow), CTX, driver) == computed
+    assert len(FakeViews(uow).ratings_received(driver, None, 5)) == 5
+    assert [a.user_id for a in FakeViews(uow).open_rating_alerts(10)] == [driver]
 
 
 def test_the_ops_view_is_for_admins_only() -> None:
-    uow = FakeUnitOfWork()
-    assert ops.overview(uow, _who(Actor.ADMIN), since_h=6)["since_h"] == 6
+    read = FakeViews(FakeUnitOfWork())
+    assert views.overview(read, _who(Actor.ADMIN), since_h=6)["since_h"] == 6
     with pytest.raises(NotFound):
-        ops.overview(uow, _who(Actor.DRIVER))
+        views.overview(read, _who(Actor.DRIVER))
 
 
 def test_an_estimate_a_listing_by_role_and_a_decline_that_moves_dispatch_on() -> None:

@@ -17,6 +17,7 @@ from domain.ratings import RatedSide, summarize
 from domain.usecases import ratings as use
 from infra.db import get_engine, session_scope, utcnow
 from infra.unit_of_work import make_context, sql_unit_of_work
+from infra.views import SqlViews
 from tests.factories import Account, advance, register, request_ride
 from tests.wait import until
 
@@ -167,7 +168,6 @@ def test_a_recomputation_waits_for_the_one_in_flight_and_sees_every_rating(
     the user's row lock, B would finish first and A's late write (which never saw the new
     rating) would overwrite it."""
     import domain.usecases.ratings
-    import infra.ratings
 
     p, d = register(client, "passenger"), register(client, "driver")
     first, second = _completed(client, p, d), _completed(client, p, d)
@@ -215,6 +215,6 @@ def test_a_recomputation_waits_for_the_one_in_flight_and_sees_every_rating(
     b.join(10)
     assert b_done.is_set()
     with session_scope() as session:
-        summary = infra.ratings.SqlRatings(session).summary(driver)
+        summary = SqlViews(session).rating_summary(driver)
         assert summary is not None
         assert (summary.count, summary.distribution["1"]) == (2, 1)
