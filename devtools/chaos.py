@@ -976,6 +976,13 @@ class Chaos:
         for what, n in busy.items():
             if n and not (what == "payouts_open" and n == waiting):
                 bad(f"left open at the end: {what} {n}")
+        if busy["outbox"]:
+            # which jobs, how often sent, when last, and why they stopped (if they did)
+            rows = self.rows(
+                "SELECT task, attempts, created_at, dispatched_at, failed_at, last_error "
+                "FROM outbox WHERE completed_at IS NULL ORDER BY created_at LIMIT 10"
+            )
+            bad(f"outbox jobs never completed (task/attempts/created/sent/failed/error): {rows}")
         return {
             "violations": v,
             "examined": examined,

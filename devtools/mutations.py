@@ -211,6 +211,27 @@ MUTANTS: list[Mutant] = [
         "raise",
         "tests/e2e/test_resilience.py::test_an_unexpected_error_is_a_500_in_the_one_shape_and_the_connection_lives",
     ),
+    Mutant(
+        "every accepted fix of a trip is in its path while Redis lags (kept from acceptance)",
+        "infra/live/lua/apply_pings.lua",
+        "local on_ride = ride_id and DRIVER_ACTIVE[ride_status]",
+        "local on_ride = ride_id and (ride_status == IN_PROGRESS or ride_status == ARRIVED)",
+        "tests/workers/test_trip.py::test_a_start_the_hot_path_learns_of_late_loses_no_fix",
+    ),
+    Mutant(
+        "a publish failed in a Redis blip is repeated within seconds (in-process retry)",
+        "infra/jobs.py",
+        "    delays_s: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0)",
+        "    delays_s: tuple[float, ...] = ()",
+        "tests/workers/test_publish.py::test_a_publish_lost_to_a_redis_blip_is_repeated_in_process_within_seconds",
+    ),
+    Mutant(
+        "a stored fix is acknowledged whatever its notices do",
+        "api/routers/location.py",
+        "        except Exception:  # the fixes are stored: the answer must say so",
+        "        except ZeroDivisionError:  # the fixes are stored: the answer must say so",
+        "tests/workers/test_notifications.py::test_a_fix_is_accepted_when_the_arriving_notice_cannot_be_sent",
+    ),
 ]
 
 

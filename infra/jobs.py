@@ -193,6 +193,12 @@ def prune_completed(session: Session, older_than_s: int = 86_400, limit: int = 5
     return len(ids)
 
 
+# A message is lost again each time the worker that took it dies: its next re-send waits
+# 1, 2, then 4 periods, never longer, so once the faults stop every job is done within
+# a few minutes (a job that fails for good is marked failed by its retries, not here).
+MAX_BACKOFF = 4
+
+
 def redispatch_stale(session: Session, older_than_s: float, limit: int = 500) -> int:
     """Send again the messages nobody completed; back off by their attempts."""
     now = utcnow()
@@ -209,7 +215,7 @@ def redispatch_stale(session: Session, older_than_s: float, limit: int = 500) ->
     ).all()
     sent = 0
     for message in rows:
-        wait = older_than_s * (2 ** min(message.attempts, 6))
+        wait = older_than_s * min(2**message.attempts, MAX_BACKOFF)
         if message.dispatched_at and message.dispatched_at > now - timedelta(seconds=wait):
             continue
         message.attempts += 1
