@@ -232,6 +232,13 @@ MUTANTS: list[Mutant] = [
         "        except ZeroDivisionError:  # the fixes are stored: the answer must say so",
         "tests/workers/test_notifications.py::test_a_fix_is_accepted_when_the_arriving_notice_cannot_be_sent",
     ),
+    Mutant(
+        "a job lost with its worker is sent again within 4 periods, never later",
+        "infra/jobs.py",
+        "MAX_BACKOFF = 4",
+        "MAX_BACKOFF = 64",
+        "tests/infra/test_outbox.py",
+    ),
 ]
 
 
