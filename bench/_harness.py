@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +100,10 @@ class Stack:
         return f"http://127.0.0.1:{self.bare_port}"
 
     @property
+    def metrics_dir(self) -> Path:
+        return self.tmp / "metrics"
+
+    @property
     def api_log(self) -> Path:
         return self.tmp / "api.log"
 
@@ -124,8 +127,10 @@ class Stack:
             "RIDEHAIL_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
             "RIDEHAIL_DATA_DIR": str(self.tmp),
             "RIDEHAIL_ENVIRONMENT": "development",
+            "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
             **self.extra_env,
         }
+        self.metrics_dir.mkdir()
         launcher.run_migrations(self.env)
         self.api_port = free_port()
         self.api = launcher.start_api(
@@ -224,10 +229,15 @@ def log_problems(path: Path) -> list[str]:
     ]
 
 
-def metrics(base_url: str) -> dict[tuple[str, str, str], float]:
-    """The server's request counters by (method, route, status)."""
-    with urllib.request.urlopen(base_url + "/metrics", timeout=5) as resp:
-        text = resp.read().decode()
+def metrics(stack: Stack) -> dict[tuple[str, str, str], float]:
+    """The server's request counters by (method, route, status), read from the files its
+    processes count in (the API serves no /metrics: `ridehail metrics` does, on an
+    internal port)."""
+    from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(stack.metrics_dir))
+    text = generate_latest(registry).decode()
     out: dict[tuple[str, str, str], float] = {}
     pattern = re.compile(
         r'^ridehail_http_requests_total\{method="([^"]+)",route="([^"]+)",status="(\d+)"\} (\S+)$'

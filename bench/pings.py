@@ -288,13 +288,13 @@ def main() -> int:
             run_wrk(url, warm, threads=args.threads, conns=args.conns, duration_s=args.warmup)
             lua = lua_script(tmp, name, tokens, path, next(bases), batch=batch)
             api = "api" in pids
-            m0 = metrics(stack.api_url) if api else {}
+            m0 = metrics(stack) if api else {}
             cs0 = stack.commandstats()
             with cpu_meter(**pids) as cpu:
                 res = run_wrk(
                     url, lua, threads=args.threads, conns=args.conns, duration_s=args.duration
                 )
-            m1 = metrics(stack.api_url) if api else {}
+            m1 = metrics(stack) if api else {}
             cs1 = stack.commandstats()
             bad = ""
             if batch:

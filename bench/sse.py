@@ -307,7 +307,7 @@ async def run(args: argparse.Namespace) -> int:
             per_client_kb = (rss_after - rss_before) / n_clients
 
             # --- delivery latency ------------------------------------------------------------
-            m0 = metrics(base)
+            m0 = metrics(stack)
             with cpu_meter(api=api_pid, redis=stack.redis.pid) as cpu:
                 t = time.monotonic()
                 sent = await pinger(base, riders, args.rate, args.duration, tally)
@@ -316,7 +316,7 @@ async def run(args: argparse.Namespace) -> int:
             deadline = time.monotonic() + 5
             while len(tally.delivered_keys) < expected and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            m1 = metrics(base)
+            m1 = metrics(stack)
             rss_end = proc_stat(api_pid)[1]
 
             for task in clients:
