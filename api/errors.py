@@ -116,6 +116,10 @@ def document_errors(app: FastAPI) -> None:
             version=app.version,
             description=app.description,
             routes=app.routes,
+            tags=app.openapi_tags,
+            servers=app.servers,
+            contact=app.contact,
+            license_info=app.license_info,
         )
         schemas = doc.setdefault("components", {}).setdefault("schemas", {})
         for name, schema in (

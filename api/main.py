@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import errors
+from api import errors, operations
 from api.live import RideFactsCache
 from api.middleware import Edge
 from api.routers import (
@@ -58,8 +58,13 @@ def create_app() -> FastAPI:
     app = FastAPI(
         title="ridehail",
         version="1.0",
-        description="Real-time and payments backend of a ride-hailing service. "
-        "Reference: docs/api.md.",
+        description="Real-time and payments backend of a ride-hailing service: rides from "
+        "request to rating, live location over HTTP (Server-Sent Events or polling, no "
+        "WebSockets), card and cash payments. Reference: docs/api.md.",
+        servers=[{"url": settings.public_url, "description": "this deployment"}],
+        contact={"name": "ridehail backend team", "url": f"{settings.public_url}/docs"},
+        license_info={"name": "Proprietary", "identifier": "LicenseRef-Proprietary"},
+        openapi_tags=operations.TAGS,
         lifespan=lifespan,
     )
     errors.install(app)
@@ -77,6 +82,7 @@ def create_app() -> FastAPI:
     app.include_router(ratings.router)
     app.include_router(notifications.router)
     app.include_router(ops.router)
+    operations.apply(app)
     app.add_middleware(Edge, max_bytes=settings.max_body_bytes)
     return app
 

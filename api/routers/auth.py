@@ -35,6 +35,8 @@ def _pair(user: User, settings: Settings) -> TokenPair:
     responses=error_responses(403, 409),
 )
 def register(body: RegisterIn, uow: UowDep) -> User:
+    """A passenger or driver account (admins are made on the command line: 403 here). An
+    email already registered is a 409. Sign in with `create_token` next."""
     if body.role not in _SELF_SERVICE_ROLES:
         raise ApiError(
             403,
@@ -53,6 +55,9 @@ def token(
     uow: UowDep,
     settings: SettingsDep,
 ) -> TokenPair:
+    """OAuth2's password grant (a form: `username` is the email): an access token (minutes)
+    and a single-use refresh token (days). Too many attempts from one address or for one
+    email are a 429 with `Retry-After`."""
     retry_after = users.sign_in_wait(
         form.username, client_ip(request), settings.login_attempts_per_minute
     )
@@ -70,6 +75,9 @@ def token(
 
 @router.post("/auth/refresh", response_model=TokenPair)
 def refresh(body: RefreshIn, uow: UowDep, settings: SettingsDep) -> TokenPair:
+    """A new pair for a refresh token, which is spent: using it twice is a 401. An app
+    with several requests waiting on an expired token refreshes once and shares the
+    answer."""
     try:
         claims = decode_token(body.refresh_token, "refresh")
     except InvalidToken as exc:
@@ -84,6 +92,7 @@ def refresh(body: RefreshIn, uow: UowDep, settings: SettingsDep) -> TokenPair:
 
 @router.get("/users/me", response_model=UserPublic, tags=["users"])
 def me(caller: CurrentCaller, uow: UowDep) -> User:
+    """The account the access token belongs to: id, email, name and role."""
     user = uow.users.get(caller.id)
     if user is None:
         raise ApiError(401, "account no longer exists", "invalid_token")

@@ -18,7 +18,8 @@ router = APIRouter(tags=["operations"])
 
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
-    """The process is up."""
+    """The process is up and serving requests (it checks nothing else: see
+    `check_readiness`)."""
     return {"status": "ok"}
 
 

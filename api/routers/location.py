@@ -288,9 +288,13 @@ async def _batch(
     status_code=202,
     response_model=PingAnswer,
     openapi_extra=_schema(NativePing),
-    summary="One ping; impossible values are a 422 with the reason",
 )
 async def ping(request: Request, caller: PingDriver) -> JSONResponse:
+    """One fix from the driver app (or a device key). Accepted fixes are the driver's live
+    position, join the ride's path and reach the ride's followers before the answer;
+    impossible values (out of range, a jump faster than a car, too old) are a 422 with the
+    reason. A repeat of a fix already taken (same id, or same time) counts as a duplicate,
+    never twice. `next_ping_in_s` says when to send the next."""
     settings = get_settings()
     body = await read_json(request)
     try:
@@ -310,9 +314,12 @@ async def ping(request: Request, caller: PingDriver) -> JSONResponse:
     status_code=202,
     response_model=PingAnswer,
     openapi_extra=_BATCH_DOC,
-    summary="A batch: bad records are counted and explained, never a non-2xx",
 )
 async def pings(request: Request, caller: PingDriver) -> JSONResponse:
+    """Many fixes at once (a backlog sent after a network loss): native records, or the
+    bodies of the tracking SDKs the apps use. Applied in time order in one step; each bad
+    record is counted and explained in `reasons` by its index, never a non-2xx for the
+    batch."""
     settings = get_settings()
     records = _records(await read_json(request))
     return await _batch(request, settings, str(caller.id), records, _auto)
@@ -321,6 +328,9 @@ async def pings(request: Request, caller: PingDriver) -> JSONResponse:
 # --- status ------------------------------------------------------------------------------
 @router.post("/drivers/me/status", openapi_extra=_schema(StatusIn))
 async def set_status(request: Request, caller: CurrentDriver) -> dict[str, Any]:
+    """`online` puts the driver in nearby search and dispatch (with their next fix);
+    `offline` takes them out at once. Going offline during a ride is a 409
+    (`driver_on_ride`)."""
     body = await read_json(request)
     status = body.get("status") if isinstance(body, dict) else None
     if status not in ("online", "offline"):
@@ -356,16 +366,19 @@ async def _driver_of_key(request: Request, key: str | None) -> str:
     return str(driver)
 
 
-_OSMAND = "OsmAnd / Traccar Client protocol (query parameters, or Traccar Client 9's JSON)"
-
-
-@router.get("/osmand", status_code=200, response_model=PingAnswer, summary=_OSMAND)
+@router.get("/osmand", status_code=200, response_model=PingAnswer)
 async def osmand_get(request: Request) -> JSONResponse:
+    """The OsmAnd protocol as Traccar Client and OsmAnd send it: the fix in query
+    parameters (`id` the device key, `lat`, `lon`, `timestamp`, `speed` in knots,
+    `bearing`, `accuracy`). Always 200 when the key is known (the clients treat anything
+    else as undelivered and retry forever); what was refused is in `reasons`."""
     return await osmand(request)
 
 
-@router.post("/osmand", status_code=200, response_model=PingAnswer, summary=_OSMAND)
+@router.post("/osmand", status_code=200, response_model=PingAnswer)
 async def osmand(request: Request) -> JSONResponse:
+    """The OsmAnd protocol posted: query parameters, a form body, or Traccar Client 9's
+    JSON (`{"device_id", "location": {...} or [...]}`). Answers as the GET form does."""
     settings = get_settings()
     params = dict(request.query_params)
     body: Any = None

@@ -68,11 +68,14 @@ class Preferences(BaseModel):
 
 @router.get("/notifications/preferences", response_model=Preferences)
 def preferences(caller: CurrentCaller, read: ViewsDep) -> Preferences:
+    """Whether I receive promotional pushes. Ride and payment pushes always go out."""
     return Preferences(promotions=read.wants_promotions(caller.id))
 
 
 @router.put("/notifications/preferences", response_model=Preferences)
 def set_preferences(body: Preferences, caller: CurrentCaller, uow: UowDep) -> Preferences:
+    """Opt in to promotional pushes, or out (a broadcast already planned for me may still
+    arrive). Ride and payment pushes are not affected."""
     return Preferences(promotions=use.want_promotions(uow, caller, body.promotions))
 
 
@@ -118,4 +121,6 @@ def broadcast(body: BroadcastIn, caller: CurrentAdmin, uow: UowDep) -> Broadcast
 def broadcast_progress(
     broadcast_id: uuid.UUID, caller: CurrentAdmin, read: ViewsDep
 ) -> BroadcastOut:
+    """How far a broadcast got: `planning` while recipients are still being added, then
+    `done`; how many recipients it has so far, and how many pushes were sent."""
     return _broadcast_out(read.broadcast_progress(broadcast_id))

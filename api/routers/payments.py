@@ -69,6 +69,7 @@ def detach(pm_id: str, caller: CurrentPassenger, uow: UowDep) -> None:
 
 @router.post("/methods/{pm_id}/default", response_model=CardOut, responses=error_responses(404))
 def make_default(pm_id: str, caller: CurrentPassenger, uow: UowDep) -> CardOut:
+    """The card new card rides are paid with. Another user's card is a 404."""
     return _card_out(use.make_default_card(uow, caller, pm_id))
 
 

@@ -40,6 +40,8 @@ _CONFLICT = error_responses(404, 409)
 
 @router.post("/estimate", response_model=EstimateOut, responses=error_responses())
 def estimate(body: EstimateIn, caller: CurrentPassenger, ctx: ContextDep) -> EstimateOut:
+    """The fare, distance and duration the service would quote for this trip now; nothing
+    is booked."""
     quote = use.estimate(
         ctx, Point(body.pickup.lat, body.pickup.lng), Point(body.dropoff.lat, body.dropoff.lng)
     )
@@ -61,6 +63,10 @@ def request_ride(
     ctx: ContextDep,
     key: Annotated[str | None, Depends(idempotency.idempotency_key_header)],
 ) -> Any:
+    """Ask for a ride from pickup to dropoff, paid in cash or by card (a card ride is
+    authorized in the background). Dispatch starts at once; follow the ride's stream to
+    hear of the driver. Send an `Idempotency-Key` so a retry after a lost answer never
+    books twice. One open ride per passenger: another is a 409."""
     endpoint = "POST /api/v1/rides"
     replay = idempotency.Replay(uow, caller.id, key, endpoint, body.model_dump(mode="json"))
     if (first := replay.first_answer()) is not None:
@@ -101,6 +107,8 @@ def get_ride(
 
 @router.post("/{ride_id}/accept", response_model=RidePublic, responses=_CONFLICT)
 def accept(ride_id: uuid.UUID, caller: CurrentDriver, uow: UowDep, ctx: ContextDep) -> RidePublic:
+    """Take the ride offered to you. Only the driver holding an open offer may, and only
+    one driver wins: a ride already taken, or an offer expired, is a 409."""
     return ride_out(use.accept(uow, ctx, caller, ride_id))
 
 
@@ -123,18 +131,32 @@ def _driver_step(step: use.DriverStep) -> Any:
     return endpoint
 
 
-for _step, _summary in (
-    (use.DriverStep.ARRIVE, "The driver is at the pickup"),
-    (use.DriverStep.START, "The passenger is on board"),
-    (use.DriverStep.COMPLETE, "The trip is over; the final fare is fixed"),
-    (use.DriverStep.NO_SHOW, "The passenger did not come; the no-show fee applies"),
+for _step, _description in (
+    (
+        use.DriverStep.ARRIVE,
+        "The assigned driver is at the pickup: the passenger is told. From an accepted ride.",
+    ),
+    (
+        use.DriverStep.START,
+        "The passenger is on board and the trip's path is recorded from now. From an arrived ride.",
+    ),
+    (
+        use.DriverStep.COMPLETE,
+        "The trip is over: the final fare is fixed from the path travelled (the estimate if "
+        "none was recorded), and payment, ledger and notices follow. From a ride in progress.",
+    ),
+    (
+        use.DriverStep.NO_SHOW,
+        "The passenger did not come after the wait: the ride ends and the no-show fee "
+        "applies. From an arrived ride.",
+    ),
 ):
     router.add_api_route(
         f"/{{ride_id}}/{_step.value}",
         _driver_step(_step),
         methods=["POST"],
         response_model=RidePublic,
-        summary=_summary,
+        description=_description,
         responses=_CONFLICT,
     )
 
@@ -147,4 +169,7 @@ def cancel(
     ctx: ContextDep,
     body: Annotated[CancelIn | None, Body()] = None,
 ) -> RidePublic:
+    """Cancel as the passenger (before the trip starts) or the driver (before pickup). A
+    late cancellation by the passenger carries the cancellation fee; the ride's follow-ups
+    (refund or fee, notices) come after."""
     return ride_out(use.cancel(uow, ctx, caller, ride_id, body.reason if body else None))

@@ -62,6 +62,7 @@ _RIDE_EVENTS = {
     "status": "`{ride_id, status, at}`",
     "eta": "`{ride_id, seconds, distance_m, target, at}`",
 }
+_ADMIN_EVENTS = {name: _RIDE_EVENTS[name] for name in ("location", "status")}
 _DRIVER_EVENTS = {
     "offer": "`{ride_id, offer_id, pickup, dropoff, estimate, distance_m, expires_at}`",
     "offer_withdrawn": "`{ride_id, reason}`",
@@ -79,6 +80,22 @@ _SSE_DOC: dict[str, Any] = {
             "terminal status. Auth: the `Authorization` header, or `?access_token=` with a "
             "stream token from `POST /api/v1/rides/{id}/stream-token`.",
             "content": {"text/event-stream": {"schema": _event_schema(_RIDE_EVENTS)}},
+        }
+    }
+}
+
+
+_ADMIN_SSE_DOC: dict[str, Any] = {
+    "responses": {
+        200: {
+            "description": "A `text/event-stream` for ops: `status` (`{ride_id, status, at}`) "
+            "for every ride, and `location` (a driver's newest position) for every driver, "
+            "on a ride or not; no `eta`. Live from now: a fresh connection replays nothing; "
+            "the `Last-Event-ID` header resumes after the last event received. It never "
+            "ends by itself. Keep-alives as on the ride stream. Auth: an admin's "
+            "`Authorization` header, or `?access_token=` with a token from "
+            "`POST /api/v1/admin/stream-token`.",
+            "content": {"text/event-stream": {"schema": _event_schema(_ADMIN_EVENTS)}},
         }
     }
 }
@@ -103,6 +120,8 @@ async def stream_token(
 
 @router.post("/admin/stream-token", response_model=StreamToken)
 async def admin_stream_token(caller: CurrentAdmin, settings: SettingsDep) -> StreamToken:
+    """A short-lived token for `?access_token=` on the admin stream only (for a browser's
+    `EventSource`, which cannot send headers)."""
     ttl = settings.stream_token_ttl_s
     return StreamToken(
         token=issue_token(caller.id, caller.role, "stream", ttl, scope="admin"), expires_in=ttl
@@ -274,12 +293,16 @@ StreamAskDep = Annotated[StreamAsk, Depends(stream_ask)]
 
 @router.get("/rides/{ride_id}/events", openapi_extra=_SSE_DOC, response_class=StreamingResponse)
 async def ride_events(ride_id: str, ask: StreamAskDep) -> StreamingResponse:
+    """The ride's events as Server-Sent Events, for its passenger, its driver and admins:
+    the driver's positions while assigned, each status, ETAs. A fresh connection replays
+    the ride's history; `Last-Event-ID` resumes after the last event received, with
+    nothing lost or repeated. Polling alternative: `get_driver_location`."""
     rid = _uuid(ride_id)
     facts = await followed_ride(ask.request, await ask.caller(f"ride:{rid}"), rid)
     return ask.respond(ride_stream(rid), resume=ask.resume, ended=facts.ended)
 
 
-@router.get("/admin/events", openapi_extra=_SSE_DOC, response_class=StreamingResponse)
+@router.get("/admin/events", openapi_extra=_ADMIN_SSE_DOC, response_class=StreamingResponse)
 async def admin_events(ask: StreamAskDep) -> StreamingResponse:
     """Every ride status change and driver position, for the ops dashboard (live from now,
     or from `Last-Event-ID`)."""
@@ -290,6 +313,7 @@ async def admin_events(ask: StreamAskDep) -> StreamingResponse:
 # --- the driver app's own channel (dispatch) ---------------------------------------------
 @router.post("/drivers/me/stream-token", response_model=StreamToken, tags=["dispatch"])
 async def driver_stream_token(caller: CurrentDriver, settings: SettingsDep) -> StreamToken:
+    """A short-lived token for `?access_token=` on the driver's own stream only."""
     ttl = settings.stream_token_ttl_s
     token = issue_token(caller.id, caller.role, "stream", ttl, scope=f"driver:{caller.id}")
     return StreamToken(token=token, expires_in=ttl)
@@ -318,6 +342,9 @@ _DRIVER_SSE_DOC: dict[str, Any] = {
     tags=["dispatch"],
 )
 async def driver_events(ask: StreamAskDep) -> StreamingResponse:
+    """The driver app's channel as Server-Sent Events: offers with their deadline, offers
+    withdrawn, and the status of the driver's rides. Polling alternative:
+    `list_my_offers`."""
     # scope None: a stream token must be for the driver stream of its own subject
     caller = await ask.caller(None, Actor.DRIVER)
     resume = ask.resume

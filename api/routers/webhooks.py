@@ -26,6 +26,10 @@ async def stripe_webhook(
     settings: SettingsDep,
     stripe_signature: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
+    """For Stripe only: an event, verified by its `Stripe-Signature` against the
+    endpoint's secret, stored once by its id and reconciled in the background (a worker
+    reads the object's current state from Stripe, so order and repeats do not matter).
+    Answers 2xx at once; a bad signature or payload is a 400."""
     secret = settings.stripe_webhook_secret
     if not secret:
         raise ApiError(400, "webhooks are not configured here", "webhooks_disabled")
