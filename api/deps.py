@@ -80,6 +80,7 @@ def _role(*roles: Actor) -> Callable[[Caller], Awaitable[Caller]]:
             )
         return caller
 
+    check.roles = roles  # type: ignore[attr-defined]  # read by api.operations
     return check
 
 
@@ -121,4 +122,5 @@ async def ping_driver(request: Request) -> Caller:
     return caller
 
 
+ping_driver.roles = (Actor.DRIVER,)  # type: ignore[attr-defined]
 PingDriver = Annotated[Caller, Depends(ping_driver)]

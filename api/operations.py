@@ -173,24 +173,105 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
 }
 
 
+# How each operation is entered, where it is not the bearer access token FastAPI declares
+PUBLIC = {"register_user", "create_token", "refresh_token", "check_health", "check_readiness"}
+BEARER = "OAuth2PasswordBearer"
+SECURITY: dict[str, list[dict[str, list[str]]]] = {
+    **{op: [] for op in PUBLIC},
+    # EventSource cannot send headers: a short-lived stream token in the query instead
+    "stream_ride_events": [{BEARER: []}, {"streamToken": []}],
+    "stream_driver_events": [{BEARER: []}, {"streamToken": []}],
+    "stream_admin_events": [{BEARER: []}, {"streamToken": []}],
+    # tracking apps that cannot send headers: the device key in `id`
+    "report_osmand_location": [{"deviceKey": []}],
+    "post_osmand_location": [{"deviceKey": []}],
+    "report_location": [{BEARER: []}],
+    "report_locations": [{BEARER: []}],
+    "receive_stripe_webhook": [{"stripeSignature": []}],
+}
+SCHEMES = {
+    "streamToken": {
+        "type": "apiKey",
+        "in": "query",
+        "name": "access_token",
+        "description": "A stream token (60 s) from the stream's `stream-token` operation, "
+        "for clients that cannot send headers (a browser's EventSource).",
+    },
+    "deviceKey": {
+        "type": "apiKey",
+        "in": "query",
+        "name": "id",
+        "description": "The driver's device key (`create_device_key`), as OsmAnd and "
+        "Traccar Client send it.",
+    },
+    "stripeSignature": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Stripe-Signature",
+        "description": "Stripe's signature of the event with the endpoint's secret.",
+    },
+}
+# who may call, where the handler decides it (a ride's stream: whoever may see the ride)
+ROLES_IN_HANDLER = {
+    "stream_ride_events": ["passenger", "driver", "admin"],
+    "stream_driver_events": ["driver"],
+    "stream_admin_events": ["admin"],
+    "report_osmand_location": ["driver"],
+    "post_osmand_location": ["driver"],
+}
+ANY_ROLE = ["passenger", "driver", "admin"]
+_UNAUTHENTICATED = {
+    "description": "No valid credentials: sign in (or get a new token) and try again.",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+}
+
+
+def _roles(dependant: Any) -> list[str] | None:
+    """The roles the route's dependencies require: None if it needs no sign-in."""
+    found: list[str] | None = None
+    for dep in dependant.dependencies:
+        roles = getattr(dep.call, "roles", None)
+        if roles is not None:
+            return [str(r) for r in roles]
+        if getattr(dep.call, "__name__", "") == "get_caller":
+            found = ANY_ROLE
+        below = _roles(dep)
+        if below is not None and (found is None or len(below) < len(found)):
+            found = below
+    return found
+
+
 def apply(app: FastAPI) -> None:
-    """Give every operation of the served document its operationId and summary from the
-    table (wrapping the document's builder, so every route, however it is mounted, is
-    named)."""
+    """Give every operation of the served document its operationId, summary, security and
+    the roles that may call it (wrapping the document's builder, so every route, however
+    it is mounted, is named)."""
+    from fastapi import routing
+    from fastapi.openapi.utils import _get_api_route_for_openapi
+
     build = app.openapi
 
     def named() -> dict[str, Any]:
         doc = build()
-        name_operations(doc)
+        roles: dict[tuple[str, str], list[str] | None] = {}
+        for context in routing.iter_route_contexts(app.routes):
+            route = _get_api_route_for_openapi(context)
+            if route is not None:
+                for method in route.methods or ():
+                    roles[(method, route.path_format)] = _roles(route.dependant)
+        name_operations(doc, roles)
         return doc
 
     app.openapi = named  # type: ignore[method-assign]
 
 
-def name_operations(doc: dict[str, Any]) -> None:
-    """Set each operation's operationId and summary; a route without an entry, or an entry
-    without a route, is an error (the tests build the document)."""
+def name_operations(
+    doc: dict[str, Any], roles: dict[tuple[str, str], list[str] | None] | None = None
+) -> None:
+    """Set each operation's operationId, summary, security and roles; a route without an
+    entry, or an entry without a route, is an error (the tests build the document)."""
     documented = set()
+    schemes = doc.setdefault("components", {}).setdefault("securitySchemes", {})
+    schemes.update(SCHEMES)
     for path, methods in doc.get("paths", {}).items():
         for method, op in methods.items():
             key = (method.upper(), path)
@@ -198,6 +279,22 @@ def name_operations(doc: dict[str, Any]) -> None:
                 raise RuntimeError(f"{key[0]} {path} has no entry in api.operations")
             documented.add(key)
             op["operationId"], op["summary"] = OPERATIONS[key]
+            if op["operationId"] in SECURITY:
+                op["security"] = SECURITY[op["operationId"]]
+                if op["security"] and op["operationId"] != "receive_stripe_webhook":
+                    # a missing or invalid token or key (Stripe's signature is a 400)
+                    op["responses"].setdefault("401", _UNAUTHENTICATED)
+            elif "security" in op:  # one entry per scheme (two dependencies may name it)
+                unique = {tuple(sorted(r)): r for r in op["security"]}
+                op["security"] = list(unique.values())
+            who = ROLES_IN_HANDLER.get(op["operationId"]) or (roles or {}).get(key)
+            if who is None or op["operationId"] in PUBLIC:
+                op["x-roles"] = []
+            else:
+                op["x-roles"] = who
+                line = f"Who may call: {', '.join(who)}."
+                if line not in op.get("description", ""):
+                    op["description"] = f"{op.get('description', '').rstrip()}\n\n{line}"
     unused = set(OPERATIONS) - documented
     if unused:
         raise RuntimeError(f"api.operations names routes that do not exist: {sorted(unused)}")

@@ -70,3 +70,25 @@ def test_every_operation_is_described(doc: dict[str, Any]) -> None:
         description = op.get("description", "")
         assert len(description) >= 40, (method, path, description)
         assert description != op["summary"], (method, path)
+
+
+def test_every_operation_says_how_it_is_entered_and_who_may_call(doc: dict[str, Any]) -> None:
+    from api.operations import PUBLIC
+
+    schemes = set(doc["components"]["securitySchemes"])
+    assert {"OAuth2PasswordBearer", "streamToken", "deviceKey", "stripeSignature"} <= schemes
+    for method, path, op in _operations(doc):
+        assert "security" in op, (method, path)
+        named = {name for requirement in op["security"] for name in requirement}
+        assert named <= schemes, (method, path, named)
+        if op["operationId"] in PUBLIC:
+            assert (op["security"], op["x-roles"]) == ([], []), (method, path)
+        elif op["operationId"] != "receive_stripe_webhook":
+            assert op["x-roles"], (method, path)
+            assert "Who may call:" in op["description"], (method, path)
+    by_id = {op["operationId"]: op for _m, _p, op in _operations(doc)}
+    assert by_id["request_ride"]["x-roles"] == ["passenger"]
+    assert by_id["accept_offer"]["x-roles"] == ["driver"]
+    assert by_id["get_overview"]["x-roles"] == ["admin"]
+    assert by_id["report_location"]["x-roles"] == ["driver"]
+    assert by_id["get_ride"]["x-roles"] == ["passenger", "driver", "admin"]
