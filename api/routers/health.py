@@ -4,10 +4,11 @@ database, Redis and the broker answer."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from infra.db import ping_database
 from infra.redis import ping_broker
@@ -16,7 +17,18 @@ from infra.settings import get_settings
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
+class Health(BaseModel):
+    status: Literal["ok"] = Field(description="Always `ok`: the process answers.")
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"] = Field(description="`ready` when every check is ok.")
+    checks: dict[str, str] = Field(
+        description="Each dependency (`database`, `redis`, `broker`): `ok`, or the error met."
+    )
+
+
+@router.get("/healthz", response_model=Health)
 async def healthz() -> dict[str, str]:
     """The process is up and serving requests (it checks nothing else: see
     `check_readiness`)."""
@@ -31,7 +43,16 @@ async def _check(name: str, coro: Any, results: dict[str, str]) -> None:
         results[name] = f"error: {type(exc).__name__}"
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={
+        503: {
+            "description": "A dependency did not answer: the same body, `not_ready`.",
+            "model": Readiness,
+        }
+    },
+)
 async def readyz(request: Request) -> JSONResponse:
     """The database, Redis and the broker answer."""
     settings = get_settings()

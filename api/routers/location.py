@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -74,6 +74,13 @@ class PingAnswer(BaseModel):
 
 class StatusIn(BaseModel):
     status: str = Field(description="online | offline")
+
+
+class DriverStatusOut(BaseModel):
+    status: Literal["online", "offline"] = Field(description="The driver's status now.")
+    next_ping_in_s: int = Field(
+        description="Seconds until the app should send its next fix (0: stop sending)."
+    )
 
 
 class DeviceKey(BaseModel):
@@ -326,7 +333,7 @@ async def pings(request: Request, caller: PingDriver) -> JSONResponse:
 
 
 # --- status ------------------------------------------------------------------------------
-@router.post("/drivers/me/status", openapi_extra=_schema(StatusIn))
+@router.post("/drivers/me/status", response_model=DriverStatusOut, openapi_extra=_schema(StatusIn))
 async def set_status(request: Request, caller: CurrentDriver) -> dict[str, Any]:
     """`online` puts the driver in nearby search and dispatch (with their next fix);
     `offline` takes them out at once. Going offline during a ride is a 409

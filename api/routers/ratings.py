@@ -61,7 +61,12 @@ def rate(body: RatingIn, caller: CurrentCaller, uow: UowDep, ctx: ContextDep) ->
     return JSONResponse(out.model_dump(mode="json"), status_code=201)
 
 
-@router.get("/ratings/tags")
+class RatingTags(BaseModel):
+    passenger: list[str] = Field(description="What a passenger may say about the driver.")
+    driver: list[str] = Field(description="What a driver may say about the passenger.")
+
+
+@router.get("/ratings/tags", response_model=RatingTags)
 def tags(caller: CurrentCaller) -> dict[str, list[str]]:
     """The tags each side may give: a passenger about the driver, a driver about the
     passenger."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from api import idempotency
 from api.deps import (
@@ -112,7 +113,12 @@ def accept(ride_id: uuid.UUID, caller: CurrentDriver, uow: UowDep, ctx: ContextD
     return ride_out(use.accept(uow, ctx, caller, ride_id))
 
 
-@router.post("/{ride_id}/decline", responses=_CONFLICT)
+class DeclineOut(BaseModel):
+    ride_id: uuid.UUID = Field(description="The ride whose offer was declined.")
+    offer: Literal["declined"] = Field(description="What became of the offer.")
+
+
+@router.post("/{ride_id}/decline", response_model=DeclineOut, responses=_CONFLICT)
 def decline(
     ride_id: uuid.UUID, caller: CurrentDriver, uow: UowDep, ctx: ContextDep
 ) -> dict[str, str]:

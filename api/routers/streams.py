@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.deps import (
     CurrentAdmin,
@@ -361,7 +361,16 @@ async def my_offers(request: Request, caller: CurrentDriver) -> dict[str, Any]:
     return {"items": [offer] if offer else [], "next_cursor": None}
 
 
-@router.get("/admin/drivers/{driver_id}/dispatch-stats", tags=["dispatch"])
+class DispatchStats(BaseModel):
+    offered: int = Field(description="Offers the driver received.")
+    accepted: int = Field(description="Offers they accepted.")
+    declined: int = Field(description="Offers they declined.")
+    expired: int = Field(description="Offers they let expire.")
+
+
+@router.get(
+    "/admin/drivers/{driver_id}/dispatch-stats", response_model=DispatchStats, tags=["dispatch"]
+)
 async def dispatch_stats(driver_id: str, request: Request, caller: CurrentAdmin) -> dict[str, int]:
     """Offers a driver received and what became of them (ops, and ranking ties)."""
     return await live(request).offers.offer_stats(_uuid(driver_id, "driver"))

@@ -177,6 +177,8 @@ def test_error_answers_are_documented_in_the_one_shape(client: TestClient) -> No
         for method, op in methods.items():
             responses = op["responses"]
             for status, answer in responses.items():
+                if (path, status) == ("/readyz", "503"):
+                    continue  # not ready: the readiness body itself, with each check
                 if status.startswith(("4", "5")):
                     schema = answer["content"]["application/json"]["schema"]
                     assert schema == {"$ref": error_ref}, (method, path, status)

@@ -92,3 +92,17 @@ def test_every_operation_says_how_it_is_entered_and_who_may_call(doc: dict[str, 
     assert by_id["get_overview"]["x-roles"] == ["admin"]
     assert by_id["report_location"]["x-roles"] == ["driver"]
     assert by_id["get_ride"]["x-roles"] == ["passenger", "driver", "admin"]
+
+
+def test_these_answers_are_named_models(doc: dict[str, Any]) -> None:
+    by_id = {op["operationId"]: op for _m, _p, op in _operations(doc)}
+    for op_id in (
+        "set_driver_status",
+        "decline_offer",
+        "check_health",
+        "check_readiness",
+        "get_dispatch_stats",
+        "list_rating_tags",
+    ):
+        schema = by_id[op_id]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert schema.get("$ref", "").startswith("#/components/schemas/"), (op_id, schema)
