@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.error_codes import KNOWN
 from domain.errors import DomainError, ErrorKind
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,10 @@ def install(app: FastAPI) -> None:
     async def _domain_error(_req: Request, exc: DomainError) -> JSONResponse:
         retry_after = getattr(exc, "retry_after", None)
         headers = {"Retry-After": str(retry_after)} if retry_after else None
-        return error_response(STATUS_OF_KIND[exc.kind], exc.detail, exc.code, headers)
+        # a provider's own code (Stripe's `expired_card`...) is not one of ours: the
+        # error's class names it
+        code = exc.code if exc.code in KNOWN else type(exc).code
+        return error_response(STATUS_OF_KIND[exc.kind], exc.detail, code, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:

@@ -248,9 +248,14 @@ def apply(app: FastAPI) -> None:
     from fastapi import routing
     from fastapi.openapi.utils import _get_api_route_for_openapi
 
+    from api import document
+
     build = app.openapi
+    finished: list[dict[str, Any]] = []
 
     def named() -> dict[str, Any]:
+        if finished:
+            return finished[0]
         doc = build()
         roles: dict[tuple[str, str], list[str] | None] = {}
         for context in routing.iter_route_contexts(app.routes):
@@ -259,6 +264,8 @@ def apply(app: FastAPI) -> None:
                 for method in route.methods or ():
                     roles[(method, route.path_format)] = _roles(route.dependant)
         name_operations(doc, roles)
+        document.finish(doc)
+        finished.append(doc)
         return doc
 
     app.openapi = named  # type: ignore[method-assign]

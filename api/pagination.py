@@ -1,4 +1,5 @@
-"""Opaque keyset cursors: `?limit=&cursor=` -> `{items, next_cursor}`."""
+"""Every list: `?limit=&cursor=` -> `{items, next_cursor}` (`api.schemas.Page`), with opaque keyset
+cursors and one default page size."""
 
 from __future__ import annotations
 
@@ -14,6 +15,26 @@ from fastapi import Depends, Query
 from api.errors import ApiError
 
 T = TypeVar("T")
+
+#: the page size when `limit` is not given, the same for every list
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+
+Limit = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=MAX_LIMIT,
+        description=f"At most this many items (1 to {MAX_LIMIT}; {DEFAULT_LIMIT} if not given).",
+    ),
+]
+Cursor = Annotated[
+    str | None,
+    Query(
+        description="The `next_cursor` of the previous page; leave out for the first page. "
+        "Opaque: pass it back as it came.",
+    ),
+]
 
 
 def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
@@ -55,7 +76,7 @@ class PageAsk:
         return [shape(r) for r in items], next_cursor
 
 
-def page_ask(limit: Annotated[int, Query(ge=1, le=100)] = 20, cursor: str | None = None) -> PageAsk:
+def page_ask(limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> PageAsk:
     return PageAsk(limit, decode_cursor(cursor))
 
 

@@ -6,13 +6,16 @@ from __future__ import annotations
 import math
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictFloat, StrictInt, field_validator
 
+from api.error_codes import ErrorCode
 from domain.access import Access
 from domain.rides import RidePayment, RideState, RideStatus
 from domain.usecases.rides import RideView
+
+T = TypeVar("T")
 
 
 class Strict(BaseModel):
@@ -95,6 +98,16 @@ class CancelIn(Strict):
 
 
 class RidePublic(BaseModel):
+    """A ride as its passenger, its driver and admins see it."""
+
+    # `view` is always sent: the document must say it is there (it tells the two apart)
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    view: Literal["ride"] = Field(
+        default="ride",
+        description="Which shape this is: `ride` (all of it), or `offer` (what a driver "
+        "holding an offer sees).",
+    )
     id: uuid.UUID
     status: RideStatus
     passenger_id: uuid.UUID
@@ -127,28 +140,46 @@ class RidePublic(BaseModel):
     )
 
 
-class RidePage(BaseModel):
-    items: list[RidePublic]
-    next_cursor: str | None
+class Page(BaseModel, Generic[T]):
+    """One page of a list. Each list names its own page (`RidePage`, `CardPage`...), all of
+    this one shape."""
+
+    items: list[T] = Field(description="This page's items, in the order the operation states.")
+    next_cursor: str | None = Field(
+        description="The `cursor` of the next page; null on the last page."
+    )
+
+
+class RidePage(Page[RidePublic]):
+    """Rides, newest first."""
 
 
 class ValidationIssue(BaseModel):
-    loc: list[str | int]
-    msg: str
-    type: str
+    """One field that failed validation."""
+
+    loc: list[str | int] = Field(
+        description="Where: `body`, `query`, `path` or `header`, then the field's path."
+    )
+    msg: str = Field(description="What is wrong, for people.")
+    type: str = Field(description="What is wrong, for programs (e.g. `missing`).")
 
 
 class ErrorOut(BaseModel):
     """Every error answer: a human `detail` (text, or the list of what failed validation)
     and a machine `code`."""
 
-    detail: str | list[ValidationIssue]
-    code: str
+    detail: str | list[ValidationIssue] = Field(
+        description="For people: a sentence, or (`validation_error`) each field that failed."
+    )
+    code: ErrorCode = Field(description="For programs: what went wrong.")
 
 
 class RideOffered(BaseModel):
     """A ride as a driver holding an open offer for it sees it: the offer's fields."""
 
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    view: Literal["offer"] = Field(default="offer", description="Always `offer` here.")
     id: uuid.UUID
     status: RideStatus
     pickup: LatLng
@@ -197,6 +228,9 @@ def ride_out(r: RideState) -> RidePublic:
         distance_m=r.estimate_distance_m if r.distance_m is None else r.distance_m,
         duration_s=r.estimate_duration_s if r.duration_s is None else r.duration_s,
     )
+
+
+RideSeen = Annotated[RidePublic | RideOffered, Field(discriminator="view")]
 
 
 def ride_view_out(view: RideView) -> RidePublic | RideOffered:

@@ -21,6 +21,8 @@ from domain.rides import RideState, RideStatus
 
 
 class NotificationKind(StrEnum):
+    """What a notification is about."""
+
     DRIVER_ASSIGNED = "driver_assigned"
     DRIVER_ARRIVING = "driver_arriving"
     DRIVER_ARRIVED = "driver_arrived"
@@ -39,6 +41,10 @@ class NotificationKind(StrEnum):
 
 
 class NotificationStatus(StrEnum):
+    """How far a notification's delivery got: `queued`, `sent` (FCM took it for at least
+    one of the user's devices), `failed` (no device took it), `unknown` (FCM's answer never
+    came; never sent again)."""
+
     QUEUED = "queued"
     SENT = "sent"  # delivered to FCM for at least one of the user's devices
     FAILED = "failed"  # no device took it (none registered, or all refused)

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 from domain.pings import distance_m
 from domain.rides import DRIVER_ACTIVE, RideStatus
+
+
+class DriverStatus(StrEnum):
+    """Whether a driver takes rides: `online` (in nearby search and dispatch) or
+    `offline`."""
+
+    ONLINE = "online"
+    OFFLINE = "offline"
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +150,7 @@ def next_ping_in(rules: LiveRules, driver_status: str, ride_status: str) -> int:
     """Short on a ride, long while idle and online, 0 (stop) when offline."""
     if ride_status in DRIVER_ACTIVE:
         return rules.ping_interval_on_ride_s
-    if driver_status == "online":
+    if driver_status == DriverStatus.ONLINE:
         return rules.ping_interval_idle_s
     return 0
 

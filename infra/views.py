@@ -71,15 +71,11 @@ class SqlViews:
         rows = self.session.execute(stmt.order_by(col(LedgerLine.id).desc()).limit(limit)).all()
         return [Posting(*row) for row in rows]
 
-    def statements_of(self, driver_id: UUID, limit: int) -> list[Settlement]:
-        return list(
-            self.session.exec(
-                select(Settlement)
-                .where(Settlement.driver_id == driver_id)
-                .order_by(col(Settlement.period).desc())
-                .limit(limit)
-            ).all()
-        )
+    def statements_of(
+        self, driver_id: UUID, before: tuple[datetime, UUID] | None, limit: int
+    ) -> list[Settlement]:
+        mine = select(Settlement).where(Settlement.driver_id == driver_id)
+        return list(self.session.exec(newest_first(mine, Settlement, before, limit)).all())
 
     def ratings_received(
         self, user_id: UUID, before: tuple[datetime, UUID] | None, limit: int
@@ -90,15 +86,11 @@ class SqlViews:
     def rating_summary(self, user_id: UUID) -> RatingSummary | None:
         return self.session.get(RatingSummary, user_id)
 
-    def open_rating_alerts(self, limit: int) -> list[RatingAlert]:
-        return list(
-            self.session.exec(
-                select(RatingAlert)
-                .where(col(RatingAlert.closed_at).is_(None))
-                .order_by(col(RatingAlert.created_at).desc())
-                .limit(limit)
-            ).all()
-        )
+    def open_rating_alerts(
+        self, before: tuple[datetime, UUID] | None, limit: int
+    ) -> list[RatingAlert]:
+        stmt = select(RatingAlert).where(col(RatingAlert.closed_at).is_(None))
+        return list(self.session.exec(newest_first(stmt, RatingAlert, before, limit)).all())
 
     def wants_promotions(self, user_id: UUID) -> bool:
         user = self.session.get(User, user_id)

@@ -836,7 +836,7 @@ class FakeViews:
         newest = [p for p in reversed(lines) if before_line is None or p.line_id < before_line]
         return newest[:limit]
 
-    def statements_of(self, driver_id: uuid.UUID, limit: int) -> list[Any]:
+    def statements_of(self, driver_id: uuid.UUID, before: Any, limit: int) -> list[Any]:
         return [r for r in self.uow.statements.rows if r.driver_id == driver_id][:limit]
 
     def ratings_received(self, user_id: uuid.UUID, before: Any, limit: int) -> list[Any]:
@@ -857,7 +857,7 @@ class FakeViews:
             raw_average=s.raw_average,
         )
 
-    def open_rating_alerts(self, limit: int) -> list[Any]:
+    def open_rating_alerts(self, before: Any, limit: int) -> list[Any]:
         alerts = self.uow.ratings.alerts.items()
         return [SimpleNamespace(user_id=u, summary=s) for u, s in alerts][:limit]
 

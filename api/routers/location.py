@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -23,9 +23,13 @@ from api.deps import (
     UowDep,
     ping_driver,
 )
+from api.error_codes import ErrorCode
 from api.errors import ApiError, error_responses
 from api.eta import maybe_emit_eta
+from api.events import Position
 from api.live import live, read_json
+from api.pagination import DEFAULT_LIMIT, Limit
+from api.schemas import Page, Strict
 from domain.access import Actor
 from domain.pings import (
     MAX_GEO_LAT,
@@ -37,7 +41,7 @@ from domain.pings import (
     from_osmand,
 )
 from domain.rides import DRIVER_ACTIVE
-from domain.trip import next_ping_in
+from domain.trip import DriverStatus, next_ping_in
 from infra.metrics import PINGS
 from infra.settings import Settings, get_settings
 from infra.users import device_key_hash, driver_of_device_key
@@ -51,40 +55,106 @@ router = APIRouter(
 
 # --- documentation shapes (the handlers parse bodies themselves, for speed) -------------
 class NativePing(BaseModel):
-    lat: float = Field(ge=-MAX_GEO_LAT, le=MAX_GEO_LAT, description="within the map's limit")
-    lng: float = Field(ge=-180, le=180)
-    recorded_at: str = Field(description="RFC 3339 time of the fix (or unix seconds / ms)")
-    heading: float | None = Field(default=None, ge=0, le=360)
-    speed: float | None = Field(default=None, ge=0, description="m/s")
-    accuracy: float | None = Field(default=None, ge=0, description="metres")
-    uuid: str | None = Field(default=None, description="client id of the fix, for dedupe")
+    """One fix as the driver app sends it."""
+
+    lat: float = Field(
+        ge=-MAX_GEO_LAT, le=MAX_GEO_LAT, description="Latitude, within the map's limit."
+    )
+    lng: float = Field(ge=-180, le=180, description="Longitude.")
+    recorded_at: str = Field(
+        description="When the device took the fix: RFC 3339, or unix seconds or milliseconds.",
+        examples=["2026-12-05T18:04:05.120Z"],
+    )
+    heading: float | None = Field(default=None, ge=0, le=360, description="Degrees from north.")
+    speed: float | None = Field(default=None, ge=0, description="Metres per second.")
+    accuracy: float | None = Field(default=None, ge=0, description="Horizontal accuracy, metres.")
+    altitude: float | None = Field(default=None, description="Metres above sea level.")
+    uuid: str | None = Field(
+        default=None,
+        description="The device's id of the fix (the first 100 characters count): a repeat is "
+        "a duplicate.",
+    )
 
 
-class PingBatch(BaseModel):
-    pings: list[NativePing]
+class SdkCoords(BaseModel):
+    """`coords` of a react-native-background-geolocation record."""
+
+    latitude: float = Field(ge=-MAX_GEO_LAT, le=MAX_GEO_LAT, description="Latitude.")
+    longitude: float = Field(ge=-180, le=180, description="Longitude.")
+    accuracy: float | None = Field(default=None, ge=0, description="Metres.")
+    speed: float | None = Field(default=None, description="Metres per second (-1: unknown).")
+    heading: float | None = Field(default=None, description="Degrees (-1: unknown).")
+    altitude: float | None = Field(default=None, description="Metres.")
+
+
+class SdkLocation(BaseModel):
+    """One record as react-native-background-geolocation (and Traccar Client 9) post it;
+    fields not listed are ignored."""
+
+    coords: SdkCoords = Field(description="Where.")
+    timestamp: str = Field(description="When, RFC 3339.")
+    uuid: str | None = Field(default=None, description="The SDK's id of the record.")
+    is_moving: bool | None = Field(default=None, description="The SDK's motion state.")
+    odometer: float | None = Field(default=None, description="Metres, as the SDK counts.")
+
+
+class NativeBatch(Strict):
+    """The driver app's own batch."""
+
+    pings: list[NativePing] = Field(description="The fixes, in any order (applied by time).")
+
+
+class SdkBatch(Strict):
+    """react-native-background-geolocation's HTTP body (`batchSync` off or on)."""
+
+    location: SdkLocation | list[SdkLocation] = Field(description="One record, or many.")
+
+
+class SdkLocations(Strict):
+    """The same records under `locations`."""
+
+    locations: list[SdkLocation] = Field(description="The records.")
+
+
+class Rejection(BaseModel):
+    """A record that was not taken, and why."""
+
+    index: int = Field(description="Its position in the request (0 for a single fix).")
+    reason: ErrorCode = Field(description="Why, for programs.")
+    detail: str = Field(description="Why, for people.")
 
 
 class PingAnswer(BaseModel):
-    accepted: int
-    rejected: int
-    duplicates: int
-    reasons: list[dict[str, Any]]
-    next_ping_in_s: int
+    """What became of the fixes sent."""
+
+    accepted: int = Field(description="Fixes taken (a fix the device marked invalid included).")
+    rejected: int = Field(description="Fixes refused; each in `reasons`.")
+    duplicates: int = Field(description="Fixes already taken before (same id or time).")
+    reasons: list[Rejection] = Field(description="Each refused (or invalid) record, by index.")
+    next_ping_in_s: int = Field(description="Seconds until the next fix is wanted (0: stop).")
 
 
-class StatusIn(BaseModel):
-    status: str = Field(description="online | offline")
+class StatusIn(Strict):
+    """The driver's wish."""
+
+    status: DriverStatus = Field(description="`online` to take rides, `offline` to stop.")
 
 
 class DriverStatusOut(BaseModel):
-    status: Literal["online", "offline"] = Field(description="The driver's status now.")
+    """The driver's status now."""
+
+    status: DriverStatus = Field(description="The driver's status now.")
     next_ping_in_s: int = Field(
         description="Seconds until the app should send its next fix (0: stop sending)."
     )
 
 
 class DeviceKey(BaseModel):
-    device_key: str
+    """A device key, shown once."""
+
+    device_key: str = Field(
+        description="The secret the tracking app sends as `id`; making a new one ends the old."
+    )
 
 
 _BEARER: list[dict[str, list[str]]] = [{"OAuth2PasswordBearer": []}]
@@ -124,20 +194,84 @@ _BATCH_DOC = {
     "security": _BEARER,
     "requestBody": {
         "required": True,
+        "description": "Five shapes, told apart by their one required key (`pings`, "
+        "`location`, `locations`, `coords`) or by being an array; each branch excludes the "
+        "others, so exactly one matches. No `discriminator`: the tracking SDKs' bodies carry "
+        "no tag field to name.",
         "content": {
             "application/json": {
                 "schema": {
                     "oneOf": [
-                        _inline(PingBatch),
+                        _inline(NativeBatch),
+                        _inline(SdkBatch),
+                        _inline(SdkLocations),
                         {
-                            "type": "object",
-                            "description": "react-native-background-geolocation: "
-                            '{"location": {...}} or {"location": [...]}',
-                            "properties": {"location": {}},
+                            "type": "array",
+                            "description": "A bare array of records of either format.",
+                            "items": {"anyOf": [_inline(NativePing), _inline(SdkLocation)]},
                         },
+                        _inline(SdkLocation),
                     ]
                 }
             }
+        },
+    },
+}
+
+_OSMAND_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
+    "deviceid": ({"type": "string"}, "The device key, where a client sends it as `deviceid`."),
+    "lat": ({"type": "number", "minimum": -MAX_GEO_LAT, "maximum": MAX_GEO_LAT}, "Latitude."),
+    "lon": ({"type": "number", "minimum": -180, "maximum": 180}, "Longitude."),
+    "timestamp": (
+        {"type": "string"},
+        "When: unix seconds or milliseconds, or RFC 3339; now if left out.",
+    ),
+    "speed": ({"type": "number", "minimum": 0}, "Knots."),
+    "bearing": ({"type": "number", "minimum": 0, "maximum": 360}, "Degrees from north."),
+    "heading": ({"type": "number", "minimum": 0, "maximum": 360}, "Another name of `bearing`."),
+    "accuracy": ({"type": "number", "minimum": 0}, "Metres."),
+    "altitude": ({"type": "number"}, "Metres."),
+    "batt": ({"type": "number"}, "Battery level, percent."),
+    "valid": ({"type": "boolean"}, "False when the device says the fix is not valid."),
+}
+_OSMAND_PARAMS = [
+    {"name": name, "in": "query", "required": False, "schema": schema, "description": text}
+    for name, (schema, text) in _OSMAND_FIELDS.items()
+]
+_OSMAND_FORM = {
+    "type": "object",
+    "description": "The same fields as the query's, as a form.",
+    "properties": {
+        "id": {"type": "string", "description": "The device key."},
+        **{
+            name: {**schema, "description": text} for name, (schema, text) in _OSMAND_FIELDS.items()
+        },
+    },
+}
+_OSMAND_JSON = {
+    "type": "object",
+    "description": "Traccar Client 9's JSON.",
+    "required": ["location"],
+    "properties": {
+        "device_id": {"type": "string", "description": "The device key."},
+        "location": {
+            "description": "One record, or many.",
+            "oneOf": [
+                _inline(SdkLocation),
+                {"type": "array", "items": _inline(SdkLocation)},
+            ],
+        },
+    },
+}
+_OSMAND_GET_DOC: dict[str, Any] = {"parameters": _OSMAND_PARAMS}
+_OSMAND_POST_DOC: dict[str, Any] = {
+    "parameters": _OSMAND_PARAMS,
+    "requestBody": {
+        "required": False,
+        "description": "Optional: the fix may come in the query alone.",
+        "content": {
+            "application/x-www-form-urlencoded": {"schema": _OSMAND_FORM},
+            "application/json": {"schema": _OSMAND_JSON},
         },
     },
 }
@@ -333,7 +467,12 @@ async def pings(request: Request, caller: PingDriver) -> JSONResponse:
 
 
 # --- status ------------------------------------------------------------------------------
-@router.post("/drivers/me/status", response_model=DriverStatusOut, openapi_extra=_schema(StatusIn))
+@router.post(
+    "/drivers/me/status",
+    response_model=DriverStatusOut,
+    openapi_extra=_schema(StatusIn),
+    responses=error_responses(409),
+)
 async def set_status(request: Request, caller: CurrentDriver) -> dict[str, Any]:
     """`online` puts the driver in nearby search and dispatch (with their next fix);
     `offline` takes them out at once. Going offline during a ride is a 409
@@ -373,7 +512,7 @@ async def _driver_of_key(request: Request, key: str | None) -> str:
     return str(driver)
 
 
-@router.get("/osmand", status_code=200, response_model=PingAnswer)
+@router.get("/osmand", status_code=200, response_model=PingAnswer, openapi_extra=_OSMAND_GET_DOC)
 async def osmand_get(request: Request) -> JSONResponse:
     """The OsmAnd protocol as Traccar Client and OsmAnd send it: the fix in query
     parameters (`id` the device key, `lat`, `lon`, `timestamp`, `speed` in knots,
@@ -382,7 +521,7 @@ async def osmand_get(request: Request) -> JSONResponse:
     return await osmand(request)
 
 
-@router.post("/osmand", status_code=200, response_model=PingAnswer)
+@router.post("/osmand", status_code=200, response_model=PingAnswer, openapi_extra=_OSMAND_POST_DOC)
 async def osmand(request: Request) -> JSONResponse:
     """The OsmAnd protocol posted: query parameters, a form body, or Traccar Client 9's
     JSON (`{"device_id", "location": {...} or [...]}`). Answers as the GET form does."""
@@ -412,15 +551,29 @@ async def osmand(request: Request) -> JSONResponse:
 
 
 # --- nearby ------------------------------------------------------------------------------
-@router.get("/drivers/nearby")
+class NearbyDriver(Position):
+    """An online driver near the point asked about."""
+
+    distance_m: int = Field(description="Straight-line metres from the point.")
+
+
+class NearbyPage(Page[NearbyDriver]):
+    """The nearest drivers, nearest first: always one page (the nearest `limit`)."""
+
+
+@router.get("/drivers/nearby", response_model=NearbyPage)
 async def nearby(
     request: Request,
     caller: PassengerOrAdmin,
     settings: SettingsDep,
-    lat: Annotated[float, Query(ge=-MAX_GEO_LAT, le=MAX_GEO_LAT)],
-    lng: Annotated[float, Query(ge=-180, le=180)],
-    radius_m: Annotated[float, Query(gt=0, le=50_000)] = 3_000,
-    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    lat: Annotated[
+        float, Query(ge=-MAX_GEO_LAT, le=MAX_GEO_LAT, description="Latitude of the point.")
+    ],
+    lng: Annotated[float, Query(ge=-180, le=180, description="Longitude of the point.")],
+    radius_m: Annotated[
+        float, Query(gt=0, le=50_000, description="How far to look, in metres.")
+    ] = 3_000,
+    limit: Limit = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
     """Online drivers by distance. Passengers see idle drivers; admins see all online ones."""
     found = await live(request).positions.nearby(lat, lng, radius_m, limit * 5 + 20)

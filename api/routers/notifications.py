@@ -12,8 +12,10 @@ from pydantic import BaseModel, Field
 from api.deps import CurrentAdmin, CurrentCaller, UowDep, ViewsDep
 from api.errors import error_responses
 from api.pagination import PageDep
+from api.schemas import Page
+from domain.notifications import NotificationKind, NotificationStatus
 from domain.usecases import notifications as use
-from domain.usecases.ports import BroadcastProgress
+from domain.usecases.ports import BroadcastProgress, BroadcastStatus
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"], responses=error_responses(401, 403))
 
@@ -24,18 +26,19 @@ class DeviceIn(BaseModel):
 
 
 class NotificationPublic(BaseModel):
-    id: uuid.UUID
-    kind: str
-    title: str
-    body: str
-    ride_id: uuid.UUID | None
-    status: str = Field(description="queued | sent | failed")
-    created_at: datetime
+    """A push sent (or to be sent) to the user, as logged."""
+
+    id: uuid.UUID = Field(description="The notification's id.")
+    kind: NotificationKind = Field(description="What it is about.")
+    title: str = Field(description="The title shown.")
+    body: str = Field(description="The text shown.")
+    ride_id: uuid.UUID | None = Field(description="The ride it is about, if any.")
+    status: NotificationStatus = Field(description="How far its delivery got.")
+    created_at: datetime = Field(description="When it was logged.")
 
 
-class NotificationPage(BaseModel):
-    items: list[NotificationPublic]
-    next_cursor: str | None
+class NotificationPage(Page[NotificationPublic]):
+    """Notifications, newest first."""
 
 
 @router.post("/devices", status_code=201, response_model=DeviceIn)
@@ -80,13 +83,17 @@ def set_preferences(body: Preferences, caller: CurrentCaller, uow: UowDep) -> Pr
 
 
 class BroadcastIn(BaseModel):
-    title: str = Field(min_length=1, max_length=200)
-    body: str = Field(min_length=1, max_length=1000)
+    """A promotional push to every user who opted in."""
+
+    title: str = Field(min_length=1, max_length=200, description="The title shown.")
+    body: str = Field(min_length=1, max_length=1000, description="The text shown.")
 
 
 class BroadcastOut(BaseModel):
-    id: uuid.UUID
-    status: str = Field(description="planning | sending | done")
+    """A broadcast and how far it got."""
+
+    id: uuid.UUID = Field(description="The broadcast's id.")
+    status: BroadcastStatus = Field(description="Where it is.")
     recipients: int = Field(description="users who opted in, logged so far")
     sent: int = Field(description="of them, reached on at least one device")
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api.deps import ContextDep, CurrentAdmin, CurrentCaller, CurrentPassenger, UowDep
 from api.errors import error_responses
+from api.schemas import Page
 from domain.usecases import payments as use
 from domain.usecases.ports import Card
 
@@ -32,12 +33,18 @@ class SetupIntentOut(BaseModel):
 
 
 class CardOut(BaseModel):
-    id: str
-    brand: str | None
-    last4: str | None
-    exp_month: int | None
-    exp_year: int | None
-    default: bool
+    """A saved card, as Stripe describes it: never its number."""
+
+    id: str = Field(description="Stripe's PaymentMethod id (`pm_...`).")
+    brand: str | None = Field(description="`visa`, `mastercard`, ...")
+    last4: str | None = Field(description="The card number's last 4 digits.")
+    exp_month: int | None = Field(description="Expiry month, 1 to 12.")
+    exp_year: int | None = Field(description="Expiry year, four digits.")
+    default: bool = Field(description="Card rides are paid with this card.")
+
+
+class CardPage(Page[CardOut]):
+    """The saved cards: always one page (a passenger keeps a handful)."""
 
 
 def _card_out(card: Card) -> CardOut:
@@ -54,11 +61,11 @@ def setup_intent(caller: CurrentPassenger, uow: UowDep, ctx: ContextDep) -> Setu
     )
 
 
-@router.get("/methods")
-def methods(caller: CurrentPassenger, uow: UowDep) -> dict[str, Any]:
+@router.get("/methods", response_model=CardPage)
+def methods(caller: CurrentPassenger, uow: UowDep) -> CardPage:
     """The passenger's saved cards (brand, last 4 digits, expiry), the default marked."""
     cards = use.saved_cards(uow, caller)
-    return {"items": [_card_out(c).model_dump() for c in cards], "next_cursor": None}
+    return CardPage(items=[_card_out(c) for c in cards], next_cursor=None)
 
 
 @router.delete("/methods/{pm_id}", status_code=204, responses=error_responses(404))
@@ -89,10 +96,19 @@ class PaymentEarningsView(BaseModel):
 
 
 class PaymentOut(PaymentEarningsView):
-    """A payment as the passenger and admins see it."""
+    """A payment as the passenger and admins see it (in a ride's list, the driver sees it
+    without `risk_level` and `failure_code`)."""
 
-    risk_level: str | None
-    failure_code: str | None
+    risk_level: str | None = Field(
+        default=None, description="Stripe's risk evaluation of the charge, when there is one."
+    )
+    failure_code: str | None = Field(
+        default=None, description="Why the last attempt failed (Stripe's code), if it did."
+    )
+
+
+class PaymentPage(Page[PaymentOut]):
+    """A ride's payments, oldest first: always one page (a ride has a few)."""
 
 
 class RefundIn(BaseModel):
@@ -110,17 +126,31 @@ class RefundOut(BaseModel):
     created_at: datetime
 
 
-@router.get("", responses=error_responses(404))
-def ride_payments(ride_id: uuid.UUID, caller: CurrentCaller, uow: UowDep) -> dict[str, Any]:
+@router.get(
+    "",
+    response_model=PaymentPage,
+    response_model_exclude_unset=True,
+    responses=error_responses(404),
+)
+def ride_payments(
+    ride_id: Annotated[uuid.UUID, Query(description="The ride.")],
+    caller: CurrentCaller,
+    uow: UowDep,
+) -> PaymentPage:
     """The payments of a ride (its participants and admins), with refunded amounts. The
     ride's driver sees what concerns their earnings, not the rider's card risk or
-    failure codes."""
+    failure codes (those fields are left out)."""
     found = use.ride_payments(uow, caller, ride_id)
-    shape = PaymentOut if found.full_view else PaymentEarningsView
-    return {
-        "items": [shape.model_validate(p, from_attributes=True) for p in found.items],
-        "next_cursor": None,
-    }
+    if found.full_view:
+        items = [PaymentOut.model_validate(p, from_attributes=True) for p in found.items]
+    else:  # only the fields the driver may see are set: the others are left out
+        items = [
+            PaymentOut.model_construct(
+                **PaymentEarningsView.model_validate(p, from_attributes=True).model_dump()
+            )
+            for p in found.items
+        ]
+    return PaymentPage(items=items, next_cursor=None)
 
 
 @router.post(

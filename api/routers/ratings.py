@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -13,6 +12,7 @@ from pydantic import BaseModel, Field, StrictInt
 from api.deps import ContextDep, CurrentAdmin, CurrentCaller, UowDep, ViewsDep
 from api.errors import error_responses
 from api.pagination import PageDep
+from api.schemas import Page
 from domain.ratings import TAGS, RatedSide
 from domain.usecases import ratings as use
 from domain.usecases import views
@@ -38,16 +38,30 @@ class RatingPublic(BaseModel):
     created_at: datetime
 
 
-class RatingPage(BaseModel):
-    items: list[RatingPublic]
-    next_cursor: str | None
+class RatingPage(Page[RatingPublic]):
+    """Ratings, newest first."""
 
 
 class RatingSummaryOut(BaseModel):
-    average: float = Field(description="smoothed towards the prior while `smoothed`")
-    count: int
+    """A user's rating as the rating worker last computed it."""
+
+    shown: float = Field(
+        description="The figure to show: the plain mean once the user has enough ratings, "
+        "smoothed towards the prior before (so one early bad trip does not sink a new "
+        "driver)."
+    )
+    mean: float | None = Field(
+        description="The plain mean of the ratings counted; null for a user nobody rated."
+    )
+    average: float = Field(
+        deprecated=True,
+        description="The same as `shown`, kept for apps written against it; read `shown`.",
+    )
+    count: int = Field(description="Ratings counted (the most recent ones).")
     distribution: dict[str, int] = Field(description='stars -> ratings: {"1": n, ..., "5": n}')
-    smoothed: bool
+    smoothed: bool = Field(
+        description="True while `shown` is smoothed, i.e. differs in kind from `mean`."
+    )
 
 
 @router.post(
@@ -93,6 +107,8 @@ def summary(
     """`{average, count, distribution}`, as the rating worker last computed it."""
     s = views.rating_summary(read, ctx, user_id)
     return RatingSummaryOut(
+        shown=s.average,
+        mean=s.raw_average,
         average=s.average,
         count=s.count,
         distribution={str(k): v for k, v in sorted(s.distribution.items())},
@@ -100,19 +116,31 @@ def summary(
     )
 
 
-@router.get("/admin/ratings/alerts", tags=["operations"])
-def alerts(caller: CurrentAdmin, read: ViewsDep) -> dict[str, Any]:
-    """Drivers whose average is under the line (`RIDEHAIL_RATING_ALERT_BELOW`)."""
-    return {
-        "items": [
-            {
-                "id": str(a.id),
-                "user_id": str(a.user_id),
-                "average": a.average,
-                "count": a.count,
-                "created_at": a.created_at.isoformat().replace("+00:00", "Z"),
-            }
-            for a in read.open_rating_alerts(limit=100)
-        ],
-        "next_cursor": None,
-    }
+class RatingAlertOut(BaseModel):
+    """A driver whose plain mean fell under the line; closed when it is back above."""
+
+    id: uuid.UUID = Field(description="The alert's id.")
+    user_id: uuid.UUID = Field(description="The driver.")
+    average: float = Field(description="The driver's plain mean when the alert was opened.")
+    count: int = Field(description="Ratings that mean was over.")
+    created_at: datetime = Field(description="When the alert was opened.")
+
+
+class RatingAlertPage(Page[RatingAlertOut]):
+    """Open alerts, newest first."""
+
+
+@router.get(
+    "/admin/ratings/alerts",
+    tags=["operations"],
+    response_model=RatingAlertPage,
+    responses=error_responses(400),
+)
+def alerts(caller: CurrentAdmin, read: ViewsDep, ask: PageDep) -> RatingAlertPage:
+    """Drivers whose average is under the line (`RIDEHAIL_RATING_ALERT_BELOW`), newest
+    alert first."""
+    rows = read.open_rating_alerts(ask.before, ask.fetch)
+    items, next_cursor = ask.page(
+        rows, lambda a: RatingAlertOut.model_validate(a, from_attributes=True)
+    )
+    return RatingAlertPage(items=items, next_cursor=next_cursor)

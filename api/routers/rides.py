@@ -27,6 +27,7 @@ from api.schemas import (
     RideOffered,
     RidePage,
     RidePublic,
+    RideSeen,
     ride_out,
     ride_view_out,
 )
@@ -98,7 +99,7 @@ def my_rides(
     return RidePage(items=items, next_cursor=next_cursor)
 
 
-@router.get("/{ride_id}", response_model=RidePublic | RideOffered, responses=error_responses(404))
+@router.get("/{ride_id}", response_model=RideSeen, responses=error_responses(404))
 def get_ride(
     ride_id: uuid.UUID, caller: CurrentCaller, uow: UowDep, ctx: ContextDep
 ) -> RidePublic | RideOffered:

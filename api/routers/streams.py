@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -24,8 +25,10 @@ from api.deps import (
     stream_caller,
 )
 from api.errors import ApiError, error_responses
+from api.events import RETRY_MS, STREAMS, OfferEvent, Position
 from api.live import followed_ride, hub, live
 from api.routers.location import position_out
+from api.schemas import Page
 from domain.access import Actor, Caller
 from domain.rides import TERMINAL
 from infra.events import Event, id_key, read_after
@@ -42,76 +45,74 @@ router = APIRouter(
 )
 
 
-def _event_schema(events: dict[str, str]) -> dict[str, Any]:
-    """A text/event-stream's events, each a frame `id: <stream id>`, `event: <name>`,
-    `data: <JSON>`, described so a reader of the document knows what arrives."""
+def _sse_doc(operation_id: str, extra: str) -> dict[str, Any]:
+    """The stream's 200 answer, from `api.events.STREAMS`: a `text/event-stream` whose
+    events point at their payloads' schemas (the AsyncAPI document names the same ones)."""
+    stream = next(s for s in STREAMS if s.operation_id == operation_id)
+    names = ", ".join(f"`{name}` ({model.__name__})" for name, model in stream.events.items())
     return {
-        "type": "string",
-        "format": "event-stream",
-        "description": "Server-Sent Events; `data:` is JSON. Events: "
-        + "; ".join(f"`{name}` {shape}" for name, shape in events.items()),
-        "x-sse-events": events,
-    }
-
-
-_RIDE_EVENTS = {
-    "location": (
-        "`{driver_id, lat, lng, heading, speed, accuracy, recorded_at, live}`: one per "
-        "accepted fix, in time order"
-    ),
-    "status": "`{ride_id, status, at}`",
-    "eta": "`{ride_id, seconds, distance_m, target, at}`",
-}
-_ADMIN_EVENTS = {name: _RIDE_EVENTS[name] for name in ("location", "status")}
-_DRIVER_EVENTS = {
-    "offer": "`{ride_id, offer_id, pickup, dropoff, estimate, distance_m, expires_at}`",
-    "offer_withdrawn": "`{ride_id, reason}`",
-    "ride_status": "`{ride_id, status, at}`",
-}
-
-_SSE_DOC: dict[str, Any] = {
-    "responses": {
-        200: {
-            "description": "A `text/event-stream`. Every event has an `id:` (the Redis stream "
-            "id): reconnect with `Last-Event-ID` to receive, in order, what you missed. "
-            "Comment lines (`: keep-alive`) arrive every 15 s. Events: `location` "
-            "(a position), `status` (`{ride_id, status, at}`), `eta` "
-            "(`{ride_id, seconds, distance_m}`). The stream ends after the ride's "
-            "terminal status. Auth: the `Authorization` header, or `?access_token=` with a "
-            "stream token from `POST /api/v1/rides/{id}/stream-token`.",
-            "content": {"text/event-stream": {"schema": _event_schema(_RIDE_EVENTS)}},
+        "responses": {
+            200: {
+                "description": f"A `text/event-stream`: {names}. Every event has an `id:` "
+                "(the Redis stream id) and `data:` one JSON object; reconnect with "
+                "`Last-Event-ID` to receive, in order, what you missed. The first line is "
+                f"`retry: {RETRY_MS}` (reconnect after {RETRY_MS // 1000} s); comment lines "
+                "(`: keep-alive`) arrive every 15 s. " + extra + " The whole protocol, as "
+                "AsyncAPI 3: `/asyncapi.json`.",
+                "headers": {
+                    "Cache-Control": {
+                        "description": "`no-cache`: the stream is never stored.",
+                        "schema": {"type": "string"},
+                    },
+                    "X-Accel-Buffering": {
+                        "description": "`no`: a proxy in front must pass events on at once.",
+                        "schema": {"type": "string"},
+                    },
+                },
+                "content": {
+                    "text/event-stream": {
+                        "schema": {
+                            "type": "string",
+                            "description": "Frames `id:`, `event:`, `data:`; the data's schema "
+                            "by event name is in `x-sse-events`.",
+                            "x-sse-events": {
+                                name: {"$ref": f"#/components/schemas/{model.__name__}"}
+                                for name, model in stream.events.items()
+                            },
+                        }
+                    }
+                },
+            }
         }
     }
-}
 
 
-_ADMIN_SSE_DOC: dict[str, Any] = {
-    "responses": {
-        200: {
-            "description": "A `text/event-stream` for ops: `status` (`{ride_id, status, at}`) "
-            "for every ride, and `location` (a driver's newest position) for every driver, "
-            "on a ride or not; no `eta`. Live from now: a fresh connection replays nothing; "
-            "the `Last-Event-ID` header resumes after the last event received. It never "
-            "ends by itself. Keep-alives as on the ride stream. Auth: an admin's "
-            "`Authorization` header, or `?access_token=` with a token from "
-            "`POST /api/v1/admin/stream-token`.",
-            "content": {"text/event-stream": {"schema": _event_schema(_ADMIN_EVENTS)}},
-        }
-    }
-}
+_SSE_DOC = _sse_doc(
+    "stream_ride_events",
+    "The stream ends after the ride's terminal status. Auth: the `Authorization` header, or "
+    "`?access_token=` with a stream token from `create_ride_stream_token`.",
+)
+_ADMIN_SSE_DOC = _sse_doc(
+    "stream_admin_events",
+    "Live from now: a fresh connection replays nothing. It never ends by itself. Auth: an "
+    "admin's `Authorization` header, or `?access_token=` with a token from "
+    "`create_admin_stream_token`.",
+)
 
 
 class StreamToken(BaseModel):
-    token: str
-    expires_in: int
+    """A short-lived token for `?access_token=` on one stream."""
+
+    token: str = Field(description="Pass as `access_token` in the stream's query.")
+    expires_in: int = Field(description="Seconds it stays valid; get a new one before.")
 
 
 @router.post("/rides/{ride_id}/stream-token", response_model=StreamToken)
 async def stream_token(
-    ride_id: str, request: Request, caller: CurrentCaller, settings: SettingsDep
+    ride_id: uuid.UUID, request: Request, caller: CurrentCaller, settings: SettingsDep
 ) -> StreamToken:
     """A short-lived token for `?access_token=` on this ride's event stream only."""
-    rid = _uuid(ride_id)
+    rid = str(ride_id)
     await followed_ride(request, caller, rid)
     ttl = settings.stream_token_ttl_s
     token = issue_token(caller.id, caller.role, "stream", ttl, scope=f"ride:{rid}")
@@ -128,24 +129,32 @@ async def admin_stream_token(caller: CurrentAdmin, settings: SettingsDep) -> Str
     )
 
 
-def _uuid(value: str, what: str = "ride") -> str:
-    import uuid
-
-    try:
-        return str(uuid.UUID(value))
-    except ValueError as exc:
-        raise ApiError(404, f"{what} not found", f"{what}_not_found") from exc
+_ETAG = {
+    "description": "The position's version: send it back in `If-None-Match` to get a 304 "
+    "while the driver has not moved.",
+    "schema": {"type": "string"},
+}
 
 
-@router.get("/rides/{ride_id}/driver-location")
+@router.get(
+    "/rides/{ride_id}/driver-location",
+    response_model=Position,
+    responses={
+        200: {"headers": {"ETag": _ETAG}},
+        304: {
+            "description": "The driver has not moved since the `ETag` sent.",
+            "headers": {"ETag": _ETAG},
+        },
+    },
+)
 async def driver_location(
-    ride_id: str,
+    ride_id: uuid.UUID,
     request: Request,
     caller: CurrentCaller,
     if_none_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     """The ride driver's last position. Poll with `If-None-Match`: 304 while it has not moved."""
-    facts = await followed_ride(request, caller, _uuid(ride_id), fresh=True)
+    facts = await followed_ride(request, caller, str(ride_id), fresh=True)
     driver_id = facts.driver_id
     if not facts.driver_active:
         # a driver's whereabouts are the passenger's business only during the ride
@@ -191,14 +200,14 @@ async def _sse(
         sub = await events_hub.subscribe(stream)
     except OUTAGES as exc:  # Redis out of reach: the client comes back in 2 s
         log.warning("stream %s not opened: %s", stream, type(exc).__name__)
-        yield "retry: 2000\n\n"
+        yield f"retry: {RETRY_MS}\n\n"
         return
     kind = stream.partition(":")[0]  # ride, drv, admin
     SSE_CONNECTIONS.labels(kind).inc()
     connected = SSE_CLIENTS.labels(kind)
     connected.inc()
     try:
-        yield "retry: 2000\n\n"
+        yield f"retry: {RETRY_MS}\n\n"
         last = last_event_id
         after = last_event_id if last_event_id else (None if replay_all else "$")
         backlog = [] if after == "$" else await read_after(live(request).client, stream, after)
@@ -292,12 +301,12 @@ StreamAskDep = Annotated[StreamAsk, Depends(stream_ask)]
 
 
 @router.get("/rides/{ride_id}/events", openapi_extra=_SSE_DOC, response_class=StreamingResponse)
-async def ride_events(ride_id: str, ask: StreamAskDep) -> StreamingResponse:
+async def ride_events(ride_id: uuid.UUID, ask: StreamAskDep) -> StreamingResponse:
     """The ride's events as Server-Sent Events, for its passenger, its driver and admins:
     the driver's positions while assigned, each status, ETAs. A fresh connection replays
     the ride's history; `Last-Event-ID` resumes after the last event received, with
     nothing lost or repeated. Polling alternative: `get_driver_location`."""
-    rid = _uuid(ride_id)
+    rid = str(ride_id)
     facts = await followed_ride(ask.request, await ask.caller(f"ride:{rid}"), rid)
     return ask.respond(ride_stream(rid), resume=ask.resume, ended=facts.ended)
 
@@ -319,20 +328,11 @@ async def driver_stream_token(caller: CurrentDriver, settings: SettingsDep) -> S
     return StreamToken(token=token, expires_in=ttl)
 
 
-_DRIVER_SSE_DOC: dict[str, Any] = {
-    "responses": {
-        200: {
-            "description": "A `text/event-stream` for the driver app: `offer` "
-            "(`{ride_id, offer_id, pickup, dropoff, estimate, distance_m, expires_at}`), "
-            "`offer_withdrawn` (`{ride_id, reason}`: taken, cancelled, expired), "
-            "`ride_status` (`{ride_id, status, at}`). Same ids, `Last-Event-ID` resume, "
-            "keep-alives and auth as the ride stream (stream token from "
-            "`POST /api/v1/drivers/me/stream-token`). A fresh connection first replays "
-            "the last offer-lifetime of events, so an open offer is never missed.",
-            "content": {"text/event-stream": {"schema": _event_schema(_DRIVER_EVENTS)}},
-        }
-    }
-}
+_DRIVER_SSE_DOC = _sse_doc(
+    "stream_driver_events",
+    "A fresh connection first replays the last offer-lifetime of events, so an open offer is "
+    "never missed. Auth as the ride stream, with a token from `create_driver_stream_token`.",
+)
 
 
 @router.get(
@@ -354,9 +354,14 @@ async def driver_events(ask: StreamAskDep) -> StreamingResponse:
     return ask.respond(driver_stream(str(caller.id)), resume=resume)
 
 
-@router.get("/drivers/me/offers", tags=["dispatch"])
+class OfferPage(Page[OfferEvent]):
+    """The open offers: none or one (a driver holds one offer at most)."""
+
+
+@router.get("/drivers/me/offers", tags=["dispatch"], response_model=OfferPage)
 async def my_offers(request: Request, caller: CurrentDriver) -> dict[str, Any]:
-    """Open offers (polling fallback of the driver stream); a driver holds one at most."""
+    """Open offers (polling fallback of the driver stream); a driver holds one at most, so
+    this list is always one page."""
     offer = await live(request).offers.open_offer(str(caller.id))
     return {"items": [offer] if offer else [], "next_cursor": None}
 
@@ -371,6 +376,8 @@ class DispatchStats(BaseModel):
 @router.get(
     "/admin/drivers/{driver_id}/dispatch-stats", response_model=DispatchStats, tags=["dispatch"]
 )
-async def dispatch_stats(driver_id: str, request: Request, caller: CurrentAdmin) -> dict[str, int]:
+async def dispatch_stats(
+    driver_id: uuid.UUID, request: Request, caller: CurrentAdmin
+) -> dict[str, int]:
     """Offers a driver received and what became of them (ops, and ranking ties)."""
-    return await live(request).offers.offer_stats(_uuid(driver_id, "driver"))
+    return await live(request).offers.offer_stats(str(driver_id))

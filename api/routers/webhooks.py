@@ -11,6 +11,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
+from pydantic import BaseModel, Field
 
 from api.deps import SettingsDep
 from api.errors import ApiError, error_responses
@@ -20,7 +21,14 @@ from infra.webhooks import store_new_event
 router = APIRouter(prefix="/api/v1/webhooks", tags=["payments"])
 
 
-@router.post("/stripe", responses=error_responses(400))
+class WebhookAck(BaseModel):
+    """What Stripe is told: the event is stored (Stripe only reads the status)."""
+
+    received: bool = Field(description="Always true: the event is stored.")
+    duplicate: bool = Field(description="True when this event id was stored before.")
+
+
+@router.post("/stripe", response_model=WebhookAck, responses=error_responses(400))
 async def stripe_webhook(
     request: Request,
     settings: SettingsDep,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -509,8 +510,19 @@ class Devices(Protocol):
     def set_promotions(self, user_id: UUID, wanted: bool) -> None: ...
 
 
+class BroadcastStatus(StrEnum):
+    """`planning` while recipients are still being added, `sending` while pushes wait,
+    then `done`."""
+
+    PLANNING = "planning"
+    SENDING = "sending"
+    DONE = "done"
+
+
 @dataclass(frozen=True, slots=True)
 class BroadcastProgress:
+    """How far a broadcast got."""
+
     id: UUID
     planned: bool  # every opted-in user has their entry
     recipients: int  # entries so far
@@ -518,10 +530,10 @@ class BroadcastProgress:
     queued: int  # of them, not delivered yet
 
     @property
-    def status(self) -> str:
+    def status(self) -> BroadcastStatus:
         if not self.planned:
-            return "planning"
-        return "sending" if self.queued else "done"
+            return BroadcastStatus.PLANNING
+        return BroadcastStatus.SENDING if self.queued else BroadcastStatus.DONE
 
 
 class Broadcasts(Protocol):
@@ -548,8 +560,10 @@ class Views(Protocol):
     def postings(self, accounts: list[str], before_line: int | None, limit: int) -> list[Posting]:
         """These accounts' lines, newest first, before the line id `before_line`."""
 
-    def statements_of(self, driver_id: UUID, limit: int) -> list[Any]:
-        """The driver's statements, newest day first."""
+    def statements_of(
+        self, driver_id: UUID, before: tuple[datetime, UUID] | None, limit: int
+    ) -> list[Any]:
+        """The driver's statements, newest first, keyset-paginated on (created_at, id)."""
 
     def ratings_received(
         self, user_id: UUID, before: tuple[datetime, UUID] | None, limit: int
@@ -559,7 +573,8 @@ class Views(Protocol):
     def rating_summary(self, user_id: UUID) -> Any | None:
         """The summary the rating worker last stored for the user, if any."""
 
-    def open_rating_alerts(self, limit: int) -> list[Any]: ...
+    def open_rating_alerts(self, before: tuple[datetime, UUID] | None, limit: int) -> list[Any]:
+        """Low-rating alerts not closed yet, newest first, keyset-paginated."""
 
     def notifications_of(
         self, user_id: UUID, before: tuple[datetime, UUID] | None, limit: int

@@ -201,7 +201,7 @@ def test_ratings_received_a_summary_with_its_prior_and_the_open_alerts() -> None
     computed = ratings.aggregate(uow, CTX, driver)
     assert views.rating_summary(FakeViews(uow), CTX, driver) == computed
     assert len(FakeViews(uow).ratings_received(driver, None, 5)) == 5
-    assert [a.user_id for a in FakeViews(uow).open_rating_alerts(10)] == [driver]
+    assert [a.user_id for a in FakeViews(uow).open_rating_alerts(None, 10)] == [driver]
 
 
 def test_the_ops_view_is_for_admins_only() -> None:

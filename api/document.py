@@ -1,0 +1,103 @@
+"""The last touches of the OpenAPI document, on what FastAPI builds from the routes: the
+streams' event schemas, the error codes' meanings, the list parameters shared by every
+list, and the headers and statuses the edge of the service adds to every answer
+(`api.middleware.Edge`), which no route declares itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.error_codes import MEANINGS
+from api.events import EVENT_MODELS
+
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+
+PARAMETERS = {
+    "limit": "Limit",
+    "cursor": "Cursor",
+}
+
+HEADERS: dict[str, Any] = {
+    "X-Request-ID": {
+        "description": "This request's id, in the service's logs and the jobs it started: "
+        "the one the client sent (letters, digits, `-_.:`, up to 64), or a new one. Quote it "
+        "when reporting a problem.",
+        "schema": {"type": "string", "maxLength": 64},
+    },
+    "Idempotent-Replayed": {
+        "description": "`true` when the answer is the stored first answer to this "
+        "`Idempotency-Key`: nothing was done again.",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+}
+
+RESPONSES: dict[str, Any] = {
+    "PayloadTooLarge": {
+        "description": "The body is over the size limit (or a batch over its record limit).",
+        "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}},
+        "content": _ERROR,
+    },
+    "UnsupportedMediaType": {
+        "description": "The body is not JSON: send `Content-Type: application/json`.",
+        "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}},
+        "content": _ERROR,
+    },
+    "InternalError": {
+        "description": "A fault of ours (`internal_error`), logged with the request id.",
+        "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}},
+        "content": _ERROR,
+    },
+}
+
+#: operations whose body is a form or a query as well as JSON (OsmAnd's clients)
+_NOT_ONLY_JSON = {"post_osmand_location"}
+
+
+def finish(doc: dict[str, Any]) -> None:
+    components = doc.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for name, model in EVENT_MODELS.items():
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for sub, sub_schema in schema.pop("$defs", {}).items():
+            schemas.setdefault(sub, sub_schema)
+        schemas[name] = schema
+    if "ErrorCode" in schemas:
+        schemas["ErrorCode"]["description"] = (
+            "What went wrong, for programs; `x-enumDescriptions` says what each code means."
+        )
+        schemas["ErrorCode"]["x-enumDescriptions"] = dict(MEANINGS)
+    parameters = components.setdefault("parameters", {})
+    headers = components.setdefault("headers", {})
+    headers.update(HEADERS)
+    components.setdefault("responses", {}).update(RESPONSES)
+    request_id = {"$ref": "#/components/headers/X-Request-ID"}
+    for methods in doc.get("paths", {}).values():
+        for op in methods.values():
+            for i, param in enumerate(op.get("parameters", [])):
+                shared = PARAMETERS.get(param.get("name", ""))
+                if shared and param.get("in") == "query":
+                    parameters.setdefault(shared, param)
+                    op["parameters"][i] = {"$ref": f"#/components/parameters/{shared}"}
+            responses = op.setdefault("responses", {})
+            if "requestBody" in op:
+                responses.setdefault("413", {"$ref": "#/components/responses/PayloadTooLarge"})
+                if op.get("operationId") not in _NOT_ONLY_JSON:
+                    responses.setdefault(
+                        "415", {"$ref": "#/components/responses/UnsupportedMediaType"}
+                    )
+            responses.setdefault("500", {"$ref": "#/components/responses/InternalError"})
+            for answer in responses.values():
+                if "$ref" not in answer:
+                    answer.setdefault("headers", {}).setdefault("X-Request-ID", request_id)
+            if any(
+                p.get("name") == "Idempotency-Key" for p in op.get("parameters", []) if "name" in p
+            ):
+                for status, answer in responses.items():
+                    if status.startswith("2"):
+                        answer["headers"]["Idempotent-Replayed"] = {
+                            "$ref": "#/components/headers/Idempotent-Replayed"
+                        }
