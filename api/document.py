@@ -5,10 +5,12 @@ list, and the headers and statuses the edge of the service adds to every answer
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from api.error_codes import MEANINGS
-from api.events import EVENT_MODELS
+from api.events import EVENT_MODELS, frame_schemas
+from api.routers.location import BODY_MODELS, OSMAND_SCHEMAS
 
 _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
 
@@ -28,10 +30,6 @@ HEADERS: dict[str, Any] = {
         "description": "`true` when the answer is the stored first answer to this "
         "`Idempotency-Key`: nothing was done again.",
         "schema": {"type": "string", "enum": ["true"]},
-    },
-    "Retry-After": {
-        "description": "Seconds to wait before trying again.",
-        "schema": {"type": "integer", "minimum": 0},
     },
 }
 
@@ -57,14 +55,39 @@ RESPONSES: dict[str, Any] = {
 _NOT_ONLY_JSON = {"post_osmand_location"}
 
 
+#: schemas FastAPI names after their route, renamed for what they are
+RENAMED = {"Body_create_token": "TokenForm", "Body_token_api_v1_auth_token_post": "TokenForm"}
+
+
+def _rename(doc: dict[str, Any], schemas: dict[str, Any]) -> None:
+    for old, new in RENAMED.items():
+        if old not in schemas:
+            continue
+        schemas[new] = schemas.pop(old)
+        schemas[new]["title"] = new
+        schemas[new]["description"] = "The OAuth2 password form: the email as `username`."
+        text = json.dumps(doc["paths"]).replace(
+            f'"#/components/schemas/{old}"', f'"#/components/schemas/{new}"'
+        )
+        doc["paths"] = json.loads(text)
+
+
 def finish(doc: dict[str, Any]) -> None:
+    servers = doc.get("servers") or [{"url": ""}]
+    doc["externalDocs"] = {
+        "description": "The streams' protocol and events, as AsyncAPI 3",
+        "url": f"{servers[0]['url']}/asyncapi.json",
+    }
     components = doc.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
-    for name, model in EVENT_MODELS.items():
+    for name, model in {**EVENT_MODELS, **{m.__name__: m for m in BODY_MODELS}}.items():
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         for sub, sub_schema in schema.pop("$defs", {}).items():
             schemas.setdefault(sub, sub_schema)
         schemas[name] = schema
+    schemas.update(frame_schemas())
+    schemas.update(OSMAND_SCHEMAS)
+    _rename(doc, schemas)
     if "ErrorCode" in schemas:
         schemas["ErrorCode"]["description"] = (
             "What went wrong, for programs; `x-enumDescriptions` says what each code means."
@@ -94,7 +117,8 @@ def finish(doc: dict[str, Any]) -> None:
                 if "$ref" not in answer:
                     answer.setdefault("headers", {}).setdefault("X-Request-ID", request_id)
             if any(
-                p.get("name") == "Idempotency-Key" for p in op.get("parameters", []) if "name" in p
+                str(p.get("name", "")).lower() == "idempotency-key"
+                for p in op.get("parameters", [])
             ):
                 for status, answer in responses.items():
                     if status.startswith("2"):

@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -116,6 +117,10 @@ class Stream:
     description: str
     events: dict[str, type[BaseModel]]
     token_from: str
+    frame: str
+
+    def frame_ref(self) -> dict[str, str]:
+        return {"$ref": f"#/components/schemas/{self.frame}"}
 
 
 STREAMS = (
@@ -128,6 +133,7 @@ STREAMS = (
         "stream ends after the terminal status.",
         {"location": LocationEvent, "status": StatusEvent, "eta": EtaEvent},
         "create_ride_stream_token",
+        "RideStreamFrame",
     ),
     Stream(
         "stream_driver_events",
@@ -142,6 +148,7 @@ STREAMS = (
             "ride_status": RideStatusEvent,
         },
         "create_driver_stream_token",
+        "DriverStreamFrame",
     ),
     Stream(
         "stream_admin_events",
@@ -151,6 +158,7 @@ STREAMS = (
         "Live from now: a fresh connection replays nothing. It never ends by itself.",
         {"location": LocationEvent, "status": StatusEvent},
         "create_admin_stream_token",
+        "AdminStreamFrame",
     ),
 )
 
@@ -158,6 +166,51 @@ STREAMS = (
 EVENT_MODELS: dict[str, type[BaseModel]] = {
     model.__name__: model for stream in STREAMS for model in stream.events.values()
 }
+
+
+def _frame_name(model: type[BaseModel]) -> str:
+    return model.__name__.removesuffix("Event") + "Frame"
+
+
+def frame_schemas() -> dict[str, Any]:
+    """One schema per event as a frame (`id`, `event`, `data`), and per stream the union of
+    its frames told apart by `event`: what one read of the stream yields, for clients that
+    type their parser (OpenAPI 3.1 has no schema for a stream's items; 3.2's `itemSchema`
+    is this)."""
+    out: dict[str, Any] = {}
+    for stream in STREAMS:
+        for event, model in stream.events.items():
+            out[_frame_name(model)] = {
+                "type": "object",
+                "title": _frame_name(model),
+                "description": f"A `{event}` event as the stream frames it.",
+                "properties": {
+                    "id": {
+                        "type": "string",
+                        "pattern": r"^\d+-\d+$",
+                        "description": "The event's id: send it as `Last-Event-ID` to resume.",
+                    },
+                    "event": {"type": "string", "const": event, "description": "Its name."},
+                    "data": {"$ref": f"#/components/schemas/{model.__name__}"},
+                },
+                "required": ["id", "event", "data"],
+            }
+        out[stream.frame] = {
+            "title": stream.frame,
+            "description": f"What one event of `{stream.operation_id}` is.",
+            "oneOf": [
+                {"$ref": f"#/components/schemas/{_frame_name(m)}"} for m in stream.events.values()
+            ],
+            "discriminator": {
+                "propertyName": "event",
+                "mapping": {
+                    event: f"#/components/schemas/{_frame_name(m)}"
+                    for event, m in stream.events.items()
+                },
+            },
+        }
+    return out
+
 
 #: the server's reconnection hint, sent first on every stream (`retry:` in ms)
 RETRY_MS = 2000

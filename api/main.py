@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
-from api import errors, operations
+from api import asyncapi, errors, operations
 from api.live import RideFactsCache
 from api.middleware import Edge
 from api.routers import (
@@ -60,7 +61,8 @@ def create_app() -> FastAPI:
         version="1.0",
         description="Real-time and payments backend of a ride-hailing service: rides from "
         "request to rating, live location over HTTP (Server-Sent Events or polling, no "
-        "WebSockets), card and cash payments. Reference: docs/api.md.",
+        "WebSockets), card and cash payments. The streams' events are described here and, "
+        "as a protocol, in the AsyncAPI document at `/asyncapi.json`.",
         servers=[{"url": settings.public_url, "description": "this deployment"}],
         contact={"name": "ridehail backend team", "url": f"{settings.public_url}/docs"},
         license_info={"name": "Proprietary", "identifier": "LicenseRef-Proprietary"},
@@ -83,6 +85,13 @@ def create_app() -> FastAPI:
     app.include_router(notifications.router)
     app.include_router(ops.router)
     operations.apply(app)
+    streams_doc = asyncapi.build(settings.public_url)
+
+    @app.get("/asyncapi.json", include_in_schema=False)
+    def asyncapi_json() -> JSONResponse:
+        """The streams' AsyncAPI 3 document (the HTTP half: `/openapi.json`)."""
+        return JSONResponse(streams_doc)
+
     app.add_middleware(Edge, max_bytes=settings.max_body_bytes)
     return app
 

@@ -8,10 +8,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StrictFloat, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from api.error_codes import ErrorCode
 from domain.access import Access
+from domain.pings import MAX_GEO_LAT
 from domain.rides import RidePayment, RideState, RideStatus
 from domain.usecases.rides import RideView
 
@@ -46,10 +47,16 @@ class RegisterIn(Strict):
 
 
 class TokenPair(BaseModel):
-    access_token: str
-    token_type: Literal["bearer"] = "bearer"
-    expires_in: int
-    refresh_token: str
+    """An access token and the refresh token that renews it."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    access_token: str = Field(description="Send as `Authorization: Bearer <token>`.")
+    token_type: Literal["bearer"] = Field(default="bearer", description="Always `bearer`.")
+    expires_in: int = Field(description="Seconds the access token stays valid.")
+    refresh_token: str = Field(
+        description="Trade it once for a new pair (`refresh_token`); it is then spent."
+    )
 
 
 class RefreshIn(Strict):
@@ -57,9 +64,12 @@ class RefreshIn(Strict):
 
 
 class LatLng(Strict):
-    # numbers only: JSON `false` is not 0 here
-    lat: StrictFloat | StrictInt = Field(ge=-90, le=90)
-    lng: StrictFloat | StrictInt = Field(ge=-180, le=180)
+    """A point, WGS 84 degrees. The latitude stops at the map's limit (±85.05°), beyond
+    which no position can be indexed."""
+
+    # numbers only (strict): JSON `false` or "1" is not a coordinate here
+    lat: float = Field(ge=-MAX_GEO_LAT, le=MAX_GEO_LAT, strict=True, description="Latitude.")
+    lng: float = Field(ge=-180, le=180, strict=True, description="Longitude.")
 
     @field_validator("lat", "lng")
     @classmethod

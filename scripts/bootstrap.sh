@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `make run` / `make test` need on a fresh Debian machine:
-# redis-server (and, for the tests, PostgreSQL, Chromium with its driver, which test
+# redis-server (and, for the tests, PostgreSQL, Node.js with the contract linters' npm
+# packages from their lockfile, Chromium with its driver, which test
 # the ops page in a real browser, and luacheck, which lints the Redis scripts) from
 # Debian's packages when absent, and the project with its dependencies into ./.venv.
 set -euo pipefail
@@ -26,6 +27,17 @@ if [ "$want_pg" = "--postgres" ] && ! command -v chromedriver >/dev/null 2>&1; t
 fi
 if [ "$want_pg" = "--postgres" ] && ! command -v luacheck >/dev/null 2>&1; then
   apt_install lua-check  # lints the Redis scripts (infra/lua) in the tests
+fi
+if [ "$want_pg" = "--postgres" ] && ! command -v npm >/dev/null 2>&1; then
+  apt_install nodejs npm  # the contract's linters and the typed-client check
+fi
+if [ "$want_pg" = "--postgres" ]; then
+  lint=devtools/apilint
+  if [ ! -f "$lint/node_modules/.installed" ] || [ "$lint/package-lock.json" -nt "$lint/node_modules/.installed" ]; then
+    echo "bootstrap: installing the contract's linters from $lint/package-lock.json" >&2
+    (cd "$lint" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+    touch "$lint/node_modules/.installed"
+  fi
 fi
 
 PY=${PYTHON:-python3}

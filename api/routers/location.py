@@ -160,24 +160,19 @@ class DeviceKey(BaseModel):
 _BEARER: list[dict[str, list[str]]] = [{"OAuth2PasswordBearer": []}]
 
 
-def _inline(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's JSON schema with its own `$defs` inlined, so it stands alone inside the
-    OpenAPI document (whose references resolve against components, not `$defs`)."""
-    schema = model.model_json_schema(ref_template="#/$defs/{model}")
-    defs = schema.pop("$defs", {})
+#: the bodies the handlers parse themselves, added to the document's components
+BODY_MODELS: tuple[type[BaseModel], ...] = (
+    NativePing,
+    NativeBatch,
+    SdkBatch,
+    SdkLocations,
+    SdkLocation,
+    StatusIn,
+)
 
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref", "")
-            if ref.startswith("#/$defs/"):
-                return resolve(defs[ref.removeprefix("#/$defs/")])
-            return {k: resolve(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [resolve(v) for v in node]
-        return node
 
-    result: dict[str, Any] = resolve(schema)
-    return result
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -185,7 +180,7 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
         "security": _BEARER,
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": _inline(model)}},
+            "content": {"application/json": {"schema": _ref(model)}},
         },
     }
 
@@ -202,15 +197,15 @@ _BATCH_DOC = {
             "application/json": {
                 "schema": {
                     "oneOf": [
-                        _inline(NativeBatch),
-                        _inline(SdkBatch),
-                        _inline(SdkLocations),
+                        _ref(NativeBatch),
+                        _ref(SdkBatch),
+                        _ref(SdkLocations),
                         {
                             "type": "array",
                             "description": "A bare array of records of either format.",
-                            "items": {"anyOf": [_inline(NativePing), _inline(SdkLocation)]},
+                            "items": {"anyOf": [_ref(NativePing), _ref(SdkLocation)]},
                         },
-                        _inline(SdkLocation),
+                        _ref(SdkLocation),
                     ]
                 }
             }
@@ -240,6 +235,7 @@ _OSMAND_PARAMS = [
 ]
 _OSMAND_FORM = {
     "type": "object",
+    "title": "OsmandForm",
     "description": "The same fields as the query's, as a form.",
     "properties": {
         "id": {"type": "string", "description": "The device key."},
@@ -250,6 +246,7 @@ _OSMAND_FORM = {
 }
 _OSMAND_JSON = {
     "type": "object",
+    "title": "TraccarJson",
     "description": "Traccar Client 9's JSON.",
     "required": ["location"],
     "properties": {
@@ -257,12 +254,15 @@ _OSMAND_JSON = {
         "location": {
             "description": "One record, or many.",
             "oneOf": [
-                _inline(SdkLocation),
-                {"type": "array", "items": _inline(SdkLocation)},
+                _ref(SdkLocation),
+                {"type": "array", "items": _ref(SdkLocation)},
             ],
         },
     },
 }
+#: OsmAnd's bodies, as schemas for the document's components
+OSMAND_SCHEMAS = {"OsmandForm": _OSMAND_FORM, "TraccarJson": _OSMAND_JSON}
+
 _OSMAND_GET_DOC: dict[str, Any] = {"parameters": _OSMAND_PARAMS}
 _OSMAND_POST_DOC: dict[str, Any] = {
     "parameters": _OSMAND_PARAMS,
@@ -270,8 +270,10 @@ _OSMAND_POST_DOC: dict[str, Any] = {
         "required": False,
         "description": "Optional: the fix may come in the query alone.",
         "content": {
-            "application/x-www-form-urlencoded": {"schema": _OSMAND_FORM},
-            "application/json": {"schema": _OSMAND_JSON},
+            "application/x-www-form-urlencoded": {
+                "schema": {"$ref": "#/components/schemas/OsmandForm"}
+            },
+            "application/json": {"schema": {"$ref": "#/components/schemas/TraccarJson"}},
         },
     },
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from enum import StrEnum
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
@@ -20,9 +20,19 @@ from domain.usecases.ports import BroadcastProgress, BroadcastStatus
 router = APIRouter(prefix="/api/v1", tags=["notifications"], responses=error_responses(401, 403))
 
 
+class Platform(StrEnum):
+    """Where the app runs."""
+
+    ANDROID = "android"
+    IOS = "ios"
+    WEB = "web"
+
+
 class DeviceIn(BaseModel):
-    token: str = Field(min_length=1, max_length=4096, description="the app's FCM token")
-    platform: Literal["android", "ios", "web"]
+    """A device that receives pushes."""
+
+    token: str = Field(min_length=1, max_length=4096, description="The app's FCM token.")
+    platform: Platform = Field(description="Where the app runs.")
 
 
 class NotificationPublic(BaseModel):

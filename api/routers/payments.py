@@ -96,18 +96,31 @@ class PaymentEarningsView(BaseModel):
 
 
 class PaymentOut(PaymentEarningsView):
-    """A payment as the passenger and admins see it (in a ride's list, the driver sees it
-    without `risk_level` and `failure_code`)."""
+    """A payment as the passenger and admins see it."""
 
     risk_level: str | None = Field(
-        default=None, description="Stripe's risk evaluation of the charge, when there is one."
+        description="Stripe's risk evaluation of the charge, when there is one."
     )
     failure_code: str | None = Field(
-        default=None, description="Why the last attempt failed (Stripe's code), if it did."
+        description="Why the last attempt failed (Stripe's code), if it did."
     )
 
 
-class PaymentPage(Page[PaymentOut]):
+class PaymentListed(PaymentEarningsView):
+    """A payment in a ride's list: the passenger and admins see every field; the ride's
+    driver sees what concerns their earnings, without `risk_level` and `failure_code`."""
+
+    risk_level: str | None = Field(
+        default=None,
+        description="Stripe's risk evaluation of the charge; left out in the driver's view.",
+    )
+    failure_code: str | None = Field(
+        default=None,
+        description="Why the last attempt failed (Stripe's code); left out in the driver's view.",
+    )
+
+
+class PaymentPage(Page[PaymentListed]):
     """A ride's payments, oldest first: always one page (a ride has a few)."""
 
 
@@ -142,10 +155,10 @@ def ride_payments(
     failure codes (those fields are left out)."""
     found = use.ride_payments(uow, caller, ride_id)
     if found.full_view:
-        items = [PaymentOut.model_validate(p, from_attributes=True) for p in found.items]
+        items = [PaymentListed.model_validate(p, from_attributes=True) for p in found.items]
     else:  # only the fields the driver may see are set: the others are left out
         items = [
-            PaymentOut.model_construct(
+            PaymentListed.model_construct(
                 **PaymentEarningsView.model_validate(p, from_attributes=True).model_dump()
             )
             for p in found.items

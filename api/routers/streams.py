@@ -73,8 +73,11 @@ def _sse_doc(operation_id: str, extra: str) -> dict[str, Any]:
                     "text/event-stream": {
                         "schema": {
                             "type": "string",
-                            "description": "Frames `id:`, `event:`, `data:`; the data's schema "
-                            "by event name is in `x-sse-events`.",
+                            "description": "Frames `id:`, `event:`, `data:`; one frame's shape "
+                            "is `contentSchema`, the data's schema by event name is in "
+                            "`x-sse-events`.",
+                            "contentMediaType": "text/event-stream",
+                            "contentSchema": stream.frame_ref(),
                             "x-sse-events": {
                                 name: {"$ref": f"#/components/schemas/{model.__name__}"}
                                 for name, model in stream.events.items()

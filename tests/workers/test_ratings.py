@@ -49,6 +49,8 @@ def test_both_sides_rate_once_and_the_summaries_follow(client: TestClient) -> No
     assert (early.status_code, early.json()["code"]) == (409, "ride_not_completed")
     advance(client, ride["id"], d, "arrive", "start", "complete")
     assert _summary(client, d) == {
+        "shown": 4.5,  # the prior: nobody rated them yet
+        "mean": None,
         "average": 4.5,
         "count": 0,
         "distribution": {"1": 0, "2": 0, "3": 0, "4": 0, "5": 0},
@@ -70,7 +72,9 @@ def test_both_sides_rate_once_and_the_summaries_follow(client: TestClient) -> No
     assert _rate(client, p, str(uuid.uuid4()), 5).status_code == 404
     # the worker adds them up: a newcomer's average is smoothed
     until(lambda: _summary(client, d)["count"] == 1)
-    assert _summary(client, d)["average"] == round((5 + 4.5 * 5) / 6, 2)
+    first = _summary(client, d)
+    assert first["shown"] == first["average"] == round((5 + 4.5 * 5) / 6, 2)
+    assert first["mean"] == 5  # the plain mean, apart from the figure shown
     assert _summary(client, d)["distribution"]["5"] == 1
     until(lambda: _summary(client, p)["count"] == 1)
     assert _summary(client, p)["distribution"]["2"] == 1
@@ -138,6 +142,7 @@ def test_concurrent_ratings_add_up_and_a_low_average_raises_an_alert(
     got = _summary(client, d)
     assert got["average"] == expected.average == round(sum(stars) / 12, 2)
     assert got["smoothed"] is False
+    assert got["shown"] == got["mean"] == got["average"]  # enough ratings: the plain mean
     assert got["distribution"] == {str(k): v for k, v in expected.distribution.items()}
     # 3.42 < 4.2 with 12 ratings: ops see the driver
     with session_scope() as session:
