@@ -6,6 +6,7 @@ list, and the headers and statuses the edge of the service adds to every answer
 from __future__ import annotations
 
 import json
+from importlib.resources import files
 from typing import Any
 
 from api.error_codes import MEANINGS
@@ -72,6 +73,39 @@ def _rename(doc: dict[str, Any], schemas: dict[str, Any]) -> None:
         doc["paths"] = json.loads(text)
 
 
+def _examples() -> dict[str, Any]:
+    """Real requests and answers, one per operation, written by the tour in
+    `tests/workers/test_examples.py` from a run of the service."""
+    found = files("api").joinpath("examples.json")
+    return json.loads(found.read_text(encoding="utf-8")) if found.is_file() else {}
+
+
+def _recorded(value: Any) -> dict[str, Any]:
+    return {"recorded": {"summary": "From a run of the service", "value": value}}
+
+
+def _add_examples(doc: dict[str, Any]) -> None:
+    examples = _examples()
+    for methods in doc.get("paths", {}).values():
+        for op in methods.values():
+            seen = examples.get(op.get("operationId"))
+            if seen is None:
+                continue
+            body = op.get("requestBody", {}).get("content", {})
+            form = "application/x-www-form-urlencoded"
+            ctype = form if seen.get("form") else "application/json"
+            if seen["request"] is not None and ctype in body:
+                body[ctype]["examples"] = _recorded(seen["request"])
+            for param in op.get("parameters", []):
+                value = (seen.get("query") or {}).get(param.get("name"))
+                if value is not None:
+                    param["example"] = value
+            answer = op.get("responses", {}).get(seen["status"], {})
+            for content in answer.get("content", {}).values():
+                if seen["response"] is not None:
+                    content["examples"] = _recorded(seen["response"])
+
+
 def finish(doc: dict[str, Any]) -> None:
     servers = doc.get("servers") or [{"url": ""}]
     doc["externalDocs"] = {
@@ -88,6 +122,7 @@ def finish(doc: dict[str, Any]) -> None:
     schemas.update(frame_schemas())
     schemas.update(OSMAND_SCHEMAS)
     _rename(doc, schemas)
+    _add_examples(doc)
     if "ErrorCode" in schemas:
         schemas["ErrorCode"]["description"] = (
             "What went wrong, for programs; `x-enumDescriptions` says what each code means."
