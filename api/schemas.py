@@ -11,7 +11,7 @@ from typing import Annotated, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from api.error_codes import ErrorCode
-from domain.access import Access
+from domain.access import Access, Actor
 from domain.pings import MAX_GEO_LAT
 from domain.rides import RidePayment, RideState, RideStatus
 from domain.usecases.rides import RideView
@@ -24,18 +24,23 @@ class Strict(BaseModel):
 
 
 class UserPublic(BaseModel):
-    id: uuid.UUID
-    email: str
-    name: str
-    role: str
-    created_at: datetime
+    """A user as they see themselves."""
+
+    id: uuid.UUID = Field(description="The user's id.")
+    email: str = Field(description="Their sign-in email.")
+    name: str = Field(description="The name others see.")
+    role: Actor = Field(description="What they may do.")
+    created_at: datetime = Field(description="When the account was made.")
 
 
 class RegisterIn(Strict):
     email: EmailStr
     password: str = Field(min_length=8, max_length=128)
     name: str = Field(min_length=1, max_length=200)
-    role: str = Field(description="passenger or driver; admins are made on the command line")
+    role: Actor = Field(
+        description="`passenger` or `driver`; `admin` is refused (403 `role_not_allowed`): "
+        "admins are made on the command line"
+    )
 
     @field_validator("name")
     @classmethod

@@ -1,5 +1,7 @@
 """The published contract: `docs/openapi.json` and `docs/asyncapi.json`, as the service
-serves them, and the check that a change to them breaks no app already written.
+serves them (with the parts of `docs/api.md` and `docs/realtime.md` made from them: the
+error codes, the streams' events), and the check that a change to them breaks no app
+already written.
 
     .venv/bin/python -m devtools.contract            # is the snapshot the served one?
     .venv/bin/python -m devtools.contract --write    # write it (refused if it breaks apps)
@@ -45,6 +47,61 @@ def served() -> tuple[dict[str, Any], dict[str, Any]]:
 
 def dump(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+# --- the reference pages' generated parts ------------------------------------------------
+def render_error_codes() -> str:
+    from api.error_codes import MEANINGS
+
+    rows = "".join(f"| `{code}` | {meaning} |\n" for code, meaning in MEANINGS.items())
+    return "| code | meaning |\n|---|---|\n" + rows
+
+
+def render_events(streams: dict[str, Any]) -> str:
+    schemas = streams["components"]["schemas"]
+    messages = streams["components"]["messages"]
+    out = "| stream | event | data |\n|---|---|---|\n"
+    for channel in streams["channels"].values():
+        for event, ref in channel["messages"].items():
+            message = messages[ref["$ref"].rsplit("/", 1)[1]]
+            name = message["payload"]["$ref"].rsplit("/", 1)[1]
+            schema = schemas[name]
+            required = set(schema.get("required", []))
+            fields = ", ".join(
+                f"`{f}`" if f in required else f"`{f}`?" for f in schema.get("properties", {})
+            )
+            out += f"| `{channel['address']}` | `{event}` | {name}: {fields} |\n"
+    return out
+
+
+def generated_parts(streams: dict[str, Any]) -> dict[tuple[Path, str], str]:
+    return {
+        (ROOT / "docs" / "api.md", "error-codes"): render_error_codes(),
+        (ROOT / "docs" / "realtime.md", "events"): render_events(streams),
+    }
+
+
+def _markers(name: str) -> tuple[str, str]:
+    return (
+        f"<!-- generated:{name} (python -m devtools.contract --write) -->\n",
+        f"<!-- /generated:{name} -->",
+    )
+
+
+def part_of(page: Path, name: str) -> str | None:
+    start, end = _markers(name)
+    text = page.read_text(encoding="utf-8")
+    if start not in text or end not in text:
+        return None
+    return text.split(start, 1)[1].split(end, 1)[0]
+
+
+def fill(page: Path, name: str, body: str) -> None:
+    start, end = _markers(name)
+    text = page.read_text(encoding="utf-8")
+    before, rest = text.split(start, 1)
+    after = rest.split(end, 1)[1]
+    page.write_text(before + start + body + end + after, encoding="utf-8")
 
 
 # --- what breaks an app ------------------------------------------------------------------
@@ -98,6 +155,10 @@ def _props(schema: dict[str, Any], doc: _Doc) -> tuple[dict[str, Any], set[str]]
         more, req = _props(part, doc)
         props.update(more)
         required |= req
+    # an optional object (`X | None`): its fields are compared as the object's
+    branches = [b for b in schema.get("anyOf", []) if doc.resolve(b).get("type") != "null"]
+    if len(branches) == 1 and not props:
+        return _props(branches[0], doc)
     return props, required
 
 
@@ -123,6 +184,8 @@ def _compare(
         gone = set(old_enum) - set(new_enum or old_enum)
         if gone:
             out.append(f"{where}: no longer takes {sorted(map(str, gone))}")
+    elif not reading and new_enum is not None and "string" in old_types:
+        out.append(f"{where}: now only takes {sorted(map(str, new_enum))}")
     old_props, old_req = _props(old, a)
     new_props, new_req = _props(new, b)
     for name, schema in old_props.items():
@@ -237,8 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     broken = breaking_changes(old_openapi, openapi) + breaking_stream_changes(old_streams, streams)
     for line in broken:
         print(f"breaking: {line}")
-    same = dump(openapi) == (OPENAPI.read_text() if OPENAPI.exists() else "") and dump(streams) == (
-        ASYNCAPI.read_text() if ASYNCAPI.exists() else ""
+    parts = generated_parts(streams)
+    same = (
+        dump(openapi) == (OPENAPI.read_text() if OPENAPI.exists() else "")
+        and dump(streams) == (ASYNCAPI.read_text() if ASYNCAPI.exists() else "")
+        and all(part_of(page, name) == body for (page, name), body in parts.items())
     )
     if not args.write:
         print("the snapshot is the served contract" if same else "the snapshot is out of date")
@@ -253,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
             log.writelines(f"- {line}\n" for line in broken)
     OPENAPI.write_text(dump(openapi), encoding="utf-8")
     ASYNCAPI.write_text(dump(streams), encoding="utf-8")
+    for (page, name), body in parts.items():
+        fill(page, name, body)
     print(f"wrote {OPENAPI.relative_to(ROOT)} and {ASYNCAPI.relative_to(ROOT)}")
     return 0
 

@@ -16,6 +16,9 @@ from domain.errors import NotFound
 
 
 class Actor(StrEnum):
+    """A user's role: `passenger` (asks for rides), `driver` (takes them), `admin` (runs
+    the service)."""
+
     PASSENGER = "passenger"
     DRIVER = "driver"
     ADMIN = "admin"

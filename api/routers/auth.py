@@ -15,7 +15,7 @@ from infra.models import User
 from infra.security import InvalidToken, decode_token, issue_token
 from infra.settings import Settings
 
-router = APIRouter(prefix="/api/v1", tags=["auth"], responses=error_responses(401))
+router = APIRouter(prefix="/api/v1", tags=["auth"])
 
 _SELF_SERVICE_ROLES = {"passenger", "driver"}
 
@@ -48,7 +48,7 @@ def register(body: RegisterIn, uow: UowDep) -> User:
     )
 
 
-@router.post("/auth/token", response_model=TokenPair)
+@router.post("/auth/token", response_model=TokenPair, responses=error_responses(401, 429))
 def token(
     request: Request,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
@@ -73,7 +73,7 @@ def token(
     return _pair(user, settings)
 
 
-@router.post("/auth/refresh", response_model=TokenPair)
+@router.post("/auth/refresh", response_model=TokenPair, responses=error_responses(401))
 def refresh(body: RefreshIn, uow: UowDep, settings: SettingsDep) -> TokenPair:
     """A new pair for a refresh token, which is spent: using it twice is a 401. An app
     with several requests waiting on an expired token refreshes once and shares the
@@ -90,7 +90,7 @@ def refresh(body: RefreshIn, uow: UowDep, settings: SettingsDep) -> TokenPair:
     return _pair(user, settings)
 
 
-@router.get("/users/me", response_model=UserPublic, tags=["users"])
+@router.get("/users/me", response_model=UserPublic, tags=["users"], responses=error_responses(401))
 def me(caller: CurrentCaller, uow: UowDep) -> User:
     """The account the access token belongs to: id, email, name and role."""
     user = uow.users.get(caller.id)

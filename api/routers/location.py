@@ -217,6 +217,10 @@ _OSMAND_FIELDS: dict[str, tuple[dict[str, Any], str]] = {
     "deviceid": ({"type": "string"}, "The device key, where a client sends it as `deviceid`."),
     "lat": ({"type": "number", "minimum": -MAX_GEO_LAT, "maximum": MAX_GEO_LAT}, "Latitude."),
     "lon": ({"type": "number", "minimum": -180, "maximum": 180}, "Longitude."),
+    "location": (
+        {"type": "string", "pattern": r"^-?[0-9.]+,-?[0-9.]+$"},
+        "`lat,lon` in one parameter, as Traccar's own server reads it (instead of the two).",
+    ),
     "timestamp": (
         {"type": "string"},
         "When: unix seconds or milliseconds, or RFC 3339; now if left out.",

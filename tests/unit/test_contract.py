@@ -25,6 +25,17 @@ def test_the_snapshot_is_the_served_contract(documents: tuple[dict[str, Any], ..
     assert contract.ASYNCAPI.read_text() == contract.dump(streams)
 
 
+def test_the_reference_pages_show_the_served_codes_and_events(
+    documents: tuple[dict[str, Any], ...],
+) -> None:
+    _openapi, streams = documents
+    for (page, name), body in contract.generated_parts(streams).items():
+        assert contract.part_of(page, name) == body, f"{page.name}: {name} is out of date"
+    events = contract.render_events(streams)
+    assert "| `/api/v1/drivers/me/events` | `offer_withdrawn` | OfferWithdrawnEvent:" in events
+    assert "`live`" in events
+
+
 def test_nothing_served_breaks_an_app_written_against_the_snapshot(
     documents: tuple[dict[str, Any], ...],
 ) -> None:
@@ -47,6 +58,7 @@ def test_the_check_sees_each_kind_of_break(documents: tuple[dict[str, Any], ...]
     schemas["EstimateOut"]["properties"]["amount"] = {"type": "string"}
     schemas["RatingIn"]["properties"]["stars"] = {"type": "string"}
     schemas["Preferences"]["properties"]["promotions"] = {"type": "string"}
+    schemas["CancelIn"]["properties"]["reason"] = {"type": "string", "enum": ["late"]}
     del new["paths"]["/api/v1/rides"]["post"]["responses"]["201"]
     found = "\n".join(contract.breaking_changes(old, new))
     for expected in (
@@ -58,6 +70,7 @@ def test_the_check_sees_each_kind_of_break(documents: tuple[dict[str, Any], ...]
         "POST /api/v1/ratings body.stars: no longer takes ['integer']",
         "PUT /api/v1/notifications/preferences body.promotions: no longer takes ['boolean']",
         "POST /api/v1/rides 201: no longer answered",
+        "POST /api/v1/rides/{ride_id}/cancel body.reason: now only takes ['late']",
     ):
         assert expected in found, (expected, found)
     # an addition breaks nothing
