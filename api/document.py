@@ -52,6 +52,50 @@ RESPONSES: dict[str, Any] = {
     },
 }
 
+#: what each path, query or header parameter is, where its route does not say
+PARAMETER_MEANINGS = {
+    "ride_id": "The ride's id.",
+    "driver_id": "The driver's id.",
+    "user_id": "The user's id.",
+    "payment_id": "The payment's id.",
+    "broadcast_id": "The broadcast's id.",
+    "pm_id": "The saved card's Stripe id (`pm_...`).",
+    "token": "The device's FCM token, as registered.",
+    "status": "Only rides in this status.",
+    "if-none-match": "The `ETag` of the position last received: a 304 while it is the same.",
+    "last-event-id": "The id of the last event received: the stream resumes after it.",
+    "stripe-signature": "Stripe's signature of the body (`t=...,v1=...`).",
+    "idempotency-key": "Your id of this request: a retry with it replays the first answer.",
+}
+
+#: query parameters the streams read themselves, for clients that cannot send headers
+STREAM_QUERY = [
+    {
+        "name": "access_token",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "A stream token from the stream's `stream-token` operation, where no "
+        "`Authorization` header can be sent (a browser's EventSource).",
+    },
+    {
+        "name": "last_event_id",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "pattern": r"^\d+-\d+$"},
+        "description": "As the `Last-Event-ID` header, where a client cannot set it.",
+    },
+]
+
+_TOKEN_FORM = {
+    "grant_type": "`password`, or left out.",
+    "username": "The email.",
+    "password": "The password.",
+    "scope": "Not used; leave out.",
+    "client_id": "Not used; leave out.",
+    "client_secret": "Not used; leave out.",
+}
+
 #: operations whose body is a form or a query as well as JSON (OsmAnd's clients)
 _NOT_ONLY_JSON = {"post_osmand_location"}
 
@@ -67,6 +111,9 @@ def _rename(doc: dict[str, Any], schemas: dict[str, Any]) -> None:
         schemas[new] = schemas.pop(old)
         schemas[new]["title"] = new
         schemas[new]["description"] = "The OAuth2 password form: the email as `username`."
+        for prop, meaning in _TOKEN_FORM.items():
+            if prop in schemas[new].get("properties", {}):
+                schemas[new]["properties"][prop]["description"] = meaning
         text = json.dumps(doc["paths"]).replace(
             f'"#/components/schemas/{old}"', f'"#/components/schemas/{new}"'
         )
@@ -106,6 +153,18 @@ def _add_examples(doc: dict[str, Any]) -> None:
                     content["examples"] = _recorded(seen["response"])
 
 
+def _success(answer: dict[str, Any], schemas: dict[str, Any], op: dict[str, Any]) -> str:
+    """A success answer's description: what its schema is, rather than FastAPI's
+    "Successful Response"."""
+    for content in answer.get("content", {}).values():
+        ref = content.get("schema", {}).get("$ref", "")
+        if ref:
+            found = schemas.get(ref.rsplit("/", 1)[1], {}).get("description", "")
+            if found:
+                return str(found).split("\n\n")[0]
+    return "Done: no content." if not answer.get("content") else str(op.get("summary", ""))
+
+
 def finish(doc: dict[str, Any]) -> None:
     servers = doc.get("servers") or [{"url": ""}]
     doc["externalDocs"] = {
@@ -135,6 +194,15 @@ def finish(doc: dict[str, Any]) -> None:
     request_id = {"$ref": "#/components/headers/X-Request-ID"}
     for methods in doc.get("paths", {}).values():
         for op in methods.values():
+            if op.get("operationId", "").startswith("stream_"):
+                names = {p.get("name") for p in op.get("parameters", [])}
+                op.setdefault("parameters", []).extend(
+                    dict(p) for p in STREAM_QUERY if p["name"] not in names
+                )
+            for param in op.get("parameters", []):
+                meaning = PARAMETER_MEANINGS.get(str(param.get("name", "")).lower())
+                if meaning and "description" not in param:
+                    param["description"] = meaning
             for i, param in enumerate(op.get("parameters", [])):
                 shared = PARAMETERS.get(param.get("name", ""))
                 if shared and param.get("in") == "query":
@@ -148,6 +216,13 @@ def finish(doc: dict[str, Any]) -> None:
                         "415", {"$ref": "#/components/responses/UnsupportedMediaType"}
                     )
             responses.setdefault("500", {"$ref": "#/components/responses/InternalError"})
+            for status, answer in responses.items():
+                if status.startswith("2") and answer.get("description") in (
+                    "Successful Response",
+                    "",
+                    None,
+                ):
+                    answer["description"] = _success(answer, schemas, op)
             for answer in responses.values():
                 if "$ref" not in answer:
                     answer.setdefault("headers", {}).setdefault("X-Request-ID", request_id)

@@ -34,9 +34,13 @@ class UserPublic(BaseModel):
 
 
 class RegisterIn(Strict):
-    email: EmailStr
-    password: str = Field(min_length=8, max_length=128)
-    name: str = Field(min_length=1, max_length=200)
+    """A new account."""
+
+    email: EmailStr = Field(description="The email to sign in with (one account per email).")
+    password: str = Field(description="8 to 128 characters.", min_length=8, max_length=128)
+    name: str = Field(
+        description="The name others see (the driver's, on a ride).", min_length=1, max_length=200
+    )
     role: Actor = Field(
         description="`passenger` or `driver`; `admin` is refused (403 `role_not_allowed`): "
         "admins are made on the command line"
@@ -65,7 +69,13 @@ class TokenPair(BaseModel):
 
 
 class RefreshIn(Strict):
-    refresh_token: str = Field(min_length=1, max_length=4096)
+    """A refresh token to trade."""
+
+    refresh_token: str = Field(
+        description="The refresh token of the last pair (it works once).",
+        min_length=1,
+        max_length=4096,
+    )
 
 
 class LatLng(Strict):
@@ -85,31 +95,51 @@ class LatLng(Strict):
 
 
 class MoneyOut(BaseModel):
-    amount: int
-    currency: str
+    """An amount of money."""
+
+    amount: int = Field(description="Minor units (cents).")
+    currency: str = Field(description="ISO 4217, lower case.")
 
 
 class EstimateIn(Strict):
-    pickup: LatLng
-    dropoff: LatLng
+    """A trip to price."""
+
+    pickup: LatLng = Field(description="Where the passenger is picked up.")
+    dropoff: LatLng = Field(description="Where the trip ends.")
 
 
 class EstimateOut(BaseModel):
-    amount: int
-    currency: str
-    distance_m: int
-    duration_s: int
+    """A trip priced before it is asked for."""
+
+    amount: int = Field(description="The estimated fare, minor units.")
+    currency: str = Field(description="ISO 4217, lower case.")
+    distance_m: int = Field(description="Estimated road metres.")
+    duration_s: int = Field(description="Estimated seconds.")
 
 
 class RideIn(Strict):
-    pickup: LatLng
-    dropoff: LatLng
-    payment: Literal["cash", "card"]
-    payment_method_id: str | None = Field(default=None, max_length=255)
+    """A ride to request."""
+
+    pickup: LatLng = Field(description="Where the passenger waits.")
+    dropoff: LatLng = Field(description="Where the trip ends.")
+    payment: RidePayment = Field(
+        description="`cash`, or `card` (a saved card: the default, or `payment_method_id`)."
+    )
+    payment_method_id: str | None = Field(
+        description="A saved card to pay with (`pm_...`); the default card if left out.",
+        default=None,
+        max_length=255,
+    )
 
 
 class CancelIn(Strict):
-    reason: str | None = Field(default=None, max_length=500)
+    """Why the ride is cancelled (optional)."""
+
+    reason: str | None = Field(
+        description="Why, in a few words (shown to the other side and ops).",
+        default=None,
+        max_length=500,
+    )
 
 
 class RidePublic(BaseModel):
@@ -123,22 +153,28 @@ class RidePublic(BaseModel):
         description="Which shape this is: `ride` (all of it), or `offer` (what a driver "
         "holding an offer sees).",
     )
-    id: uuid.UUID
-    status: RideStatus
-    passenger_id: uuid.UUID
-    driver_id: uuid.UUID | None
-    pickup: LatLng
-    dropoff: LatLng
-    payment: RidePayment
-    estimate: MoneyOut
-    fare: MoneyOut | None
+    id: uuid.UUID = Field(description="The ride's id.")
+    status: RideStatus = Field(description="Where the ride is.")
+    passenger_id: uuid.UUID = Field(description="Who asked for it.")
+    driver_id: uuid.UUID | None = Field(description="Who drives it, once a driver accepted.")
+    pickup: LatLng = Field(description="Where the passenger is picked up.")
+    dropoff: LatLng = Field(description="Where the trip ends.")
+    payment: RidePayment = Field(description="How it is paid: `cash` or `card`.")
+    estimate: MoneyOut = Field(description="The fare estimated at the request.")
+    fare: MoneyOut | None = Field(
+        description="The fare, fixed at completion from the travelled path."
+    )
     fee: MoneyOut | None = Field(
         default=None, description="cancellation or no-show fee, when one is due"
     )
-    distance_m: int | None
-    duration_s: int | None
-    created_at: datetime
-    updated_at: datetime
+    distance_m: int | None = Field(
+        description="The estimate's road metres until completion, then what was travelled."
+    )
+    duration_s: int | None = Field(
+        description="The estimate's seconds until completion, then how long it took."
+    )
+    created_at: datetime = Field(description="When it was requested.")
+    updated_at: datetime = Field(description="When it last changed.")
     accepted_at: datetime | None = Field(default=None, description="a driver took the ride")
     arrived_at: datetime | None = Field(default=None, description="the driver was at the pickup")
     started_at: datetime | None = Field(default=None, description="the passenger got in")
@@ -149,7 +185,9 @@ class RidePublic(BaseModel):
     cancelled_by: str | None = Field(
         default=None, description="passenger, driver or admin (admin also: the system)"
     )
-    cancel_reason: str | None = None
+    cancel_reason: str | None = Field(
+        default=None, description="Why it was cancelled, if it was and a reason was given."
+    )
     route_polyline: str | None = Field(
         default=None, description="the travelled path, Google encoded polyline (after completion)"
     )
@@ -195,15 +233,17 @@ class RideOffered(BaseModel):
     model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
     view: Literal["offer"] = Field(default="offer", description="Always `offer` here.")
-    id: uuid.UUID
-    status: RideStatus
-    pickup: LatLng
-    dropoff: LatLng
-    payment: RidePayment
-    estimate: MoneyOut
-    distance_m: int
-    duration_s: int
-    expires_at: datetime | None
+    id: uuid.UUID = Field(description="The ride's id.")
+    status: RideStatus = Field(
+        description="Where the ride is (`requested` while the offer stands)."
+    )
+    pickup: LatLng = Field(description="Where the passenger waits.")
+    dropoff: LatLng = Field(description="Where the trip ends.")
+    payment: RidePayment = Field(description="How it is paid.")
+    estimate: MoneyOut = Field(description="The estimated fare.")
+    distance_m: int = Field(description="The estimate's road metres.")
+    duration_s: int = Field(description="The estimate's seconds.")
+    expires_at: datetime | None = Field(description="When the offer lapses.")
 
 
 def _money(amount: int | None, currency: str) -> MoneyOut | None:

@@ -20,11 +20,16 @@ from domain.rides import RideStatus
 
 
 class PaymentKind(StrEnum):
+    """`authorization`: the hold at the request, captured at completion; `extra_charge`:
+    what the hold did not cover."""
+
     AUTHORIZATION = "authorization"
     EXTRA_CHARGE = "extra_charge"
 
 
 class PaymentStatus(StrEnum):
+    """Where a payment is at Stripe."""
+
     PENDING = "pending"  # recorded, not yet asked of Stripe (or processing there)
     REQUIRES_CAPTURE = "requires_capture"  # the hold stands
     REQUIRES_ACTION = "requires_action"  # 3-D Secure on the device
@@ -34,6 +39,8 @@ class PaymentStatus(StrEnum):
 
 
 class RefundStatus(StrEnum):
+    """`pending` until Stripe answers, then `succeeded` or `failed`."""
+
     PENDING = "pending"
     SUCCEEDED = "succeeded"
     FAILED = "failed"

@@ -18,6 +18,10 @@ from domain.money import Money
 
 
 class PayoutStatus(StrEnum):
+    """Where a statement's payout is: `pending` (not tried yet), `paid`, `carried`
+    (nothing to pay: carried into the next statement), `payable` (tried and not paid:
+    tried again)."""
+
     PENDING = "pending"  # to be paid, not tried yet
     PAID = "paid"
     CARRIED = "carried"  # nothing to pay: carried into the next statement

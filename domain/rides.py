@@ -24,6 +24,10 @@ from domain.fares import FareRules, cancellation_fee, compute_fare, no_show_fee
 
 
 class RideStatus(StrEnum):
+    """Where a ride is: `requested` → `accepted` → `arrived` → `in_progress` →
+    `completed`; or `cancelled`, `no_show` (the passenger never came), `expired` (no
+    driver was found)."""
+
     REQUESTED = "requested"
     ACCEPTED = "accepted"
     ARRIVED = "arrived"

@@ -24,14 +24,18 @@ router = APIRouter(prefix="/api/v1", tags=["payments"], responses=error_response
 
 
 class CashIn(BaseModel):
+    """The cash the driver took for a cash ride."""
+
     amount: int = Field(ge=0, description="what the driver took, in minor units")
 
 
 class CashOut(BaseModel):
-    ride_id: uuid.UUID
-    amount: int
-    currency: str
-    fare: int
+    """The cash recorded for a ride, against its fare."""
+
+    ride_id: uuid.UUID = Field(description="The ride.")
+    amount: int = Field(description="What the driver took, minor units.")
+    currency: str = Field(description="ISO 4217, lower case.")
+    fare: int = Field(description="The ride's fare.")
     difference: int = Field(description="amount - fare: positive overpaid, negative short")
 
 
@@ -196,6 +200,8 @@ def _statement(r: Any) -> Statement:
 
 
 class PayoutAccountOut(BaseModel):
+    """A link to Stripe's onboarding of the driver's payout account."""
+
     url: str = Field(description="Stripe's onboarding page for the driver's payout account")
 
 

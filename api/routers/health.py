@@ -18,10 +18,14 @@ router = APIRouter(tags=["operations"])
 
 
 class Health(BaseModel):
+    """The process answers."""
+
     status: Literal["ok"] = Field(description="Always `ok`: the process answers.")
 
 
 class Readiness(BaseModel):
+    """Whether the process can serve, with each check."""
+
     status: Literal["ready", "not_ready"] = Field(description="`ready` when every check is ok.")
     checks: dict[str, str] = Field(
         description="Each dependency (`database`, `redis`, `broker`): `ok`, or the error met."

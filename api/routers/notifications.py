@@ -76,6 +76,8 @@ def notifications(caller: CurrentCaller, read: ViewsDep, ask: PageDep) -> Notifi
 
 
 class Preferences(BaseModel):
+    """A user's choice of pushes."""
+
     promotions: bool = Field(description="promotional pushes; ride and payment ones always go")
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from api.deps import ContextDep, CurrentAdmin, CurrentCaller, CurrentPassenger, UowDep
 from api.errors import error_responses
 from api.schemas import Page
+from domain.payments import PaymentKind, PaymentStatus, RefundStatus
 from domain.usecases import payments as use
 from domain.usecases.ports import Card
 
@@ -27,9 +28,11 @@ router = APIRouter(
 
 
 class SetupIntentOut(BaseModel):
-    client_secret: str
-    setup_intent_id: str
-    customer_id: str
+    """What the device needs to save a card with Stripe."""
+
+    client_secret: str = Field(description="For Stripe's SDK on the device, to confirm the card.")
+    setup_intent_id: str = Field(description="Stripe's SetupIntent (`seti_...`).")
+    customer_id: str = Field(description="The passenger's Stripe customer (`cus_...`).")
 
 
 class CardOut(BaseModel):
@@ -84,15 +87,22 @@ def make_default(pm_id: str, caller: CurrentPassenger, uow: UowDep) -> CardOut:
 class PaymentEarningsView(BaseModel):
     """A payment as the ride's driver sees it: what concerns their earnings."""
 
-    id: uuid.UUID
-    ride_id: uuid.UUID
-    kind: str
-    status: str
-    amount: int
-    amount_received: int
-    amount_refunded: int
-    currency: str
-    created_at: datetime
+    id: uuid.UUID = Field(description="The payment's id.")
+    ride_id: uuid.UUID = Field(description="Its ride.")
+    kind: PaymentKind = Field(
+        description="`authorization` (the hold at the request, captured at completion) or "
+        "`extra_charge` (what the hold did not cover)."
+    )
+    status: PaymentStatus = Field(
+        description="`pending` (not yet asked of Stripe), `requires_capture` (the hold "
+        "stands), `requires_action` (3-D Secure on the device), `succeeded`, `canceled` (the "
+        "hold released or lapsed), `failed`."
+    )
+    amount: int = Field(description="Minor units asked.")
+    amount_received: int = Field(description="Minor units captured.")
+    amount_refunded: int = Field(description="Minor units refunded so far.")
+    currency: str = Field(description="ISO 4217, lower case.")
+    created_at: datetime = Field(description="When it was made.")
 
 
 class PaymentOut(PaymentEarningsView):
@@ -125,18 +135,28 @@ class PaymentPage(Page[PaymentListed]):
 
 
 class RefundIn(BaseModel):
+    """A full or partial refund to make."""
+
     amount: int | None = Field(default=None, gt=0, description="minor units; default: all")
-    reason: str = Field(min_length=1, max_length=500)
+    reason: str = Field(
+        description="Why (kept with the refund, for ops and the ledger).",
+        min_length=1,
+        max_length=500,
+    )
 
 
 class RefundOut(BaseModel):
-    id: uuid.UUID
-    payment_id: uuid.UUID
-    amount: int
-    currency: str
-    reason: str
-    status: str
-    created_at: datetime
+    """A refund and where it is."""
+
+    id: uuid.UUID = Field(description="The refund's id.")
+    payment_id: uuid.UUID = Field(description="The payment refunded.")
+    amount: int = Field(description="Minor units.")
+    currency: str = Field(description="ISO 4217, lower case.")
+    reason: str = Field(description="Why.")
+    status: RefundStatus = Field(
+        description="`pending` until Stripe answers, then `succeeded` or `failed`."
+    )
+    created_at: datetime = Field(description="When it was asked for.")
 
 
 @router.get(
@@ -180,16 +200,22 @@ def refund(payment_id: uuid.UUID, body: RefundIn, caller: CurrentAdmin, uow: Uow
 
 # --- on-device flows (3-D Secure, fixing a failed payment) ---------------------------------
 class IntentIn(BaseModel):
-    ride_id: uuid.UUID
+    """The ride whose payment the device must act on."""
+
+    ride_id: uuid.UUID = Field(description="The ride whose payment needs the passenger.")
 
 
 class IntentOut(BaseModel):
-    id: str
-    payment_id: uuid.UUID
-    client_secret: str | None
-    status: str
-    amount: int
-    currency: str
+    """A ride's PaymentIntent, for the device to act on."""
+
+    id: str = Field(description="Stripe's PaymentIntent (`pi_...`).")
+    payment_id: uuid.UUID = Field(description="Our payment it belongs to.")
+    client_secret: str | None = Field(
+        description="For Stripe's SDK on the device (3-D Secure, another card)."
+    )
+    status: str = Field(description="Stripe's status of it.")
+    amount: int = Field(description="Minor units.")
+    currency: str = Field(description="ISO 4217, lower case.")
 
 
 @router.post("/intent", response_model=IntentOut, responses=error_responses(404, 409))

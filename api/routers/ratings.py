@@ -21,21 +21,27 @@ router = APIRouter(prefix="/api/v1", tags=["ratings"], responses=error_responses
 
 
 class RatingIn(BaseModel):
-    ride_id: uuid.UUID
-    stars: StrictInt = Field(ge=1, le=5)
+    """A rating of the other side of a ride."""
+
+    ride_id: uuid.UUID = Field(description="The completed ride.")
+    stars: StrictInt = Field(description="1 to 5.", ge=1, le=5)
     comment: str | None = Field(default=None, max_length=2000, description="plain text")
-    tags: list[str] = Field(default_factory=list, max_length=20)
+    tags: list[str] = Field(
+        description="From `list_rating_tags`, for the side rated; needed at 3 stars or fewer.",
+        default_factory=list,
+        max_length=20,
+    )
 
 
 class RatingPublic(BaseModel):
     """A rating as anyone reads it: never who gave it."""
 
-    id: uuid.UUID
-    ride_id: uuid.UUID
-    stars: int
-    comment: str | None
-    tags: list[str]
-    created_at: datetime
+    id: uuid.UUID = Field(description="The rating's id.")
+    ride_id: uuid.UUID = Field(description="Its ride.")
+    stars: int = Field(description="1 to 5.")
+    comment: str | None = Field(description="Plain text, if any.")
+    tags: list[str] = Field(description="The tags given.")
+    created_at: datetime = Field(description="When it was given.")
 
 
 class RatingPage(Page[RatingPublic]):
@@ -76,6 +82,8 @@ def rate(body: RatingIn, caller: CurrentCaller, uow: UowDep, ctx: ContextDep) ->
 
 
 class RatingTags(BaseModel):
+    """The tags each side may give."""
+
     passenger: list[str] = Field(description="What a passenger may say about the driver.")
     driver: list[str] = Field(description="What a driver may say about the passenger.")
 

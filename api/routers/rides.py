@@ -115,6 +115,8 @@ def accept(ride_id: uuid.UUID, caller: CurrentDriver, uow: UowDep, ctx: ContextD
 
 
 class DeclineOut(BaseModel):
+    """What became of the declined offer."""
+
     ride_id: uuid.UUID = Field(description="The ride whose offer was declined.")
     offer: Literal["declined"] = Field(description="What became of the offer.")
 

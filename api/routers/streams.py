@@ -370,6 +370,8 @@ async def my_offers(request: Request, caller: CurrentDriver) -> dict[str, Any]:
 
 
 class DispatchStats(BaseModel):
+    """Offers a driver received and what became of them."""
+
     offered: int = Field(description="Offers the driver received.")
     accepted: int = Field(description="Offers they accepted.")
     declined: int = Field(description="Offers they declined.")
