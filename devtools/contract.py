@@ -74,8 +74,24 @@ def render_events(streams: dict[str, Any]) -> str:
     return out
 
 
-def generated_parts(streams: dict[str, Any]) -> dict[tuple[Path, str], str]:
+def render_operations(openapi: dict[str, Any]) -> str:
+    out = "| operation | route | who may call | what |\n|---|---|---|---|\n"
+    for path, methods in openapi["paths"].items():
+        for method, op in methods.items():
+            who = ", ".join(op.get("x-roles") or []) or "anyone"
+            if op.get("operationId") == "receive_stripe_webhook":
+                who = "Stripe (signed)"
+            out += (
+                f"| `{op['operationId']}` | `{method.upper()} {path}` | {who} | {op['summary']} |\n"
+            )
+    return out
+
+
+def generated_parts(
+    openapi: dict[str, Any], streams: dict[str, Any]
+) -> dict[tuple[Path, str], str]:
     return {
+        (ROOT / "docs" / "api.md", "operations"): render_operations(openapi),
         (ROOT / "docs" / "api.md", "error-codes"): render_error_codes(),
         (ROOT / "docs" / "realtime.md", "events"): render_events(streams),
     }
@@ -300,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     broken = breaking_changes(old_openapi, openapi) + breaking_stream_changes(old_streams, streams)
     for line in broken:
         print(f"breaking: {line}")
-    parts = generated_parts(streams)
+    parts = generated_parts(openapi, streams)
     same = (
         dump(openapi) == (OPENAPI.read_text() if OPENAPI.exists() else "")
         and dump(streams) == (ASYNCAPI.read_text() if ASYNCAPI.exists() else "")

@@ -69,6 +69,7 @@ def test_a_typed_client_generates_and_an_app_compiles_against_it() -> None:
     )  # fmt: skip
     generated = (LINT / "generated" / "api.d.ts").read_text()
     assert "request_ride: {" in generated  # operations by their own names
+    assert "api_v1" not in generated.replace("/api/v1/", "")
     assert '"RideStreamFrame":' in generated or "RideStreamFrame:" in generated
     _run("tsc", "-p", "tsconfig.json")
 

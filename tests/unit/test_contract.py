@@ -28,12 +28,15 @@ def test_the_snapshot_is_the_served_contract(documents: tuple[dict[str, Any], ..
 def test_the_reference_pages_show_the_served_codes_and_events(
     documents: tuple[dict[str, Any], ...],
 ) -> None:
-    _openapi, streams = documents
-    for (page, name), body in contract.generated_parts(streams).items():
+    openapi, streams = documents
+    for (page, name), body in contract.generated_parts(openapi, streams).items():
         assert contract.part_of(page, name) == body, f"{page.name}: {name} is out of date"
     events = contract.render_events(streams)
     assert "| `/api/v1/drivers/me/events` | `offer_withdrawn` | OfferWithdrawnEvent:" in events
     assert "`live`" in events
+    operations = contract.render_operations(openapi)
+    assert "| `accept_offer` | `POST /api/v1/rides/{ride_id}/accept` | driver |" in operations
+    assert operations.count("\n") == 59 + 2
 
 
 def test_nothing_served_breaks_an_app_written_against_the_snapshot(

@@ -6,6 +6,18 @@ import type { components, paths } from "../generated/api.js";
 type Schemas = components["schemas"];
 const api = createClient<paths>({ baseUrl: "http://127.0.0.1:8000" });
 
+export async function signUp(email: string, password: string): Promise<string | null> {
+  const made = await api.POST("/api/v1/auth/register", {
+    body: { email, password, name: "Ada", role: "passenger" },
+  });
+  if (made.error) return made.error.code === "email_taken" ? null : made.error.code;
+  const tokens = await api.POST("/api/v1/auth/token", {
+    body: { username: email, password },
+    bodySerializer: (form) => new URLSearchParams(form as Record<string, string>),
+  });
+  return tokens.data?.access_token ?? null;
+}
+
 export async function requestAndFollow(token: string): Promise<string> {
   const headers = { Authorization: `Bearer ${token}` };
   const asked = await api.POST("/api/v1/rides", {
@@ -27,12 +39,18 @@ export async function requestAndFollow(token: string): Promise<string> {
   if (!ride.data) return "gone";
   // the discriminator narrows: only the full view has a fare
   const fare = ride.data.view === "ride" ? ride.data.fare?.amount : ride.data.expires_at;
+  // follow it: a stream token for the browser's EventSource, typed frames below
+  const streamToken = await api.POST("/api/v1/rides/{ride_id}/stream-token", {
+    params: { path: { ride_id: ride.data.id } },
+    headers,
+  });
+  const follow = `/api/v1/rides/${ride.data.id}/events?access_token=${streamToken.data?.token}`;
   const page = await api.GET("/api/v1/drivers/me/earnings", {
     params: { query: { limit: 20, cursor: "12" } },
     headers,
   });
   const first: Schemas["EarningLine"] | undefined = page.data?.items[0];
-  return `${ride.data.status} ${String(fare)} ${first?.account ?? "none"}`;
+  return `${ride.data.status} ${String(fare)} ${first?.account ?? "none"} ${follow}`;
 }
 
 export function onFrame(frame: Schemas["RideStreamFrame"]): string {
