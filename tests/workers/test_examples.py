@@ -40,6 +40,7 @@ from tests.factories import (
     login,
     payment_row,
     register,
+    request_ride,
 )
 from tests.wait import until
 
@@ -303,11 +304,7 @@ def test_every_operation_answers_as_its_schema_says(client: TestClient, settings
     httpx.post(
         f"{base}/_config/intents/{setup['setup_intent_id']}/authenticate", json={"success": True}
     ).raise_for_status()
-    second = client.post(
-        "/api/v1/rides",
-        json={"pickup": PICKUP, "dropoff": DROPOFF, "payment": "card"},
-        headers=q.headers,
-    ).json()
+    second = request_ride(client, q, "card")
     until(lambda: (a := payment_row(second["id"])) and a["status"] == "requires_action")
     grant_offer(second["id"], d.id)
     for action in ("accept", "arrive", "start", "complete"):
@@ -333,11 +330,7 @@ def test_every_operation_answers_as_its_schema_says(client: TestClient, settings
 
     # a cash ride: the cash the driver took
     c = register(client, "passenger")
-    cash = client.post(
-        "/api/v1/rides",
-        json={"pickup": PICKUP, "dropoff": DROPOFF, "payment": "cash"},
-        headers=c.headers,
-    ).json()
+    cash = request_ride(client, c, "cash")
     grant_offer(cash["id"], d.id)
     for action in ("accept", "arrive", "start"):
         assert client.post(f"/api/v1/rides/{cash['id']}/{action}", headers=d.headers).is_success
@@ -365,11 +358,7 @@ def test_every_operation_answers_as_its_schema_says(client: TestClient, settings
     # a ride declined, one cancelled, one whose passenger never came
     e = register(client, "passenger")
     other = register(client, "driver")
-    declined = client.post(
-        "/api/v1/rides",
-        json={"pickup": PICKUP, "dropoff": DROPOFF, "payment": "cash"},
-        headers=e.headers,
-    ).json()
+    declined = request_ride(client, e, "cash")
     grant_offer(declined["id"], other.id)
     tour.call("get_ride", 200, other.headers, path={"ride_id": declined["id"]})  # the offer
     tour.call("decline_offer", 200, other.headers, path={"ride_id": declined["id"]})
@@ -381,11 +370,7 @@ def test_every_operation_answers_as_its_schema_says(client: TestClient, settings
         json_body={"reason": "found another way"},
     )
     f = register(client, "passenger")
-    waited = client.post(
-        "/api/v1/rides",
-        json={"pickup": PICKUP, "dropoff": DROPOFF, "payment": "cash"},
-        headers=f.headers,
-    ).json()
+    waited = request_ride(client, f, "cash")
     grant_offer(waited["id"], other.id)
     for action in ("accept", "arrive"):
         assert client.post(f"/api/v1/rides/{waited['id']}/{action}", headers=other.headers)
