@@ -11,6 +11,7 @@ from typing import Any
 
 from api.error_codes import MEANINGS
 from api.events import EVENT_MODELS, frame_schemas
+from api.middleware import FORM_PATHS
 from api.routers.location import BODY_MODELS, OSMAND_SCHEMAS
 
 _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
@@ -95,9 +96,6 @@ _TOKEN_FORM = {
     "client_id": "Not used; leave out.",
     "client_secret": "Not used; leave out.",
 }
-
-#: operations whose body is a form or a query as well as JSON (OsmAnd's clients)
-_NOT_ONLY_JSON = {"post_osmand_location"}
 
 
 #: schemas FastAPI names after their route, renamed for what they are
@@ -192,8 +190,8 @@ def finish(doc: dict[str, Any]) -> None:
     headers.update(HEADERS)
     components.setdefault("responses", {}).update(RESPONSES)
     request_id = {"$ref": "#/components/headers/X-Request-ID"}
-    for methods in doc.get("paths", {}).values():
-        for op in methods.values():
+    for path, methods in doc.get("paths", {}).items():
+        for method, op in methods.items():
             if op.get("operationId", "").startswith("stream_"):
                 names = {p.get("name") for p in op.get("parameters", [])}
                 op.setdefault("parameters", []).extend(
@@ -209,9 +207,9 @@ def finish(doc: dict[str, Any]) -> None:
                     parameters.setdefault(shared, param)
                     op["parameters"][i] = {"$ref": f"#/components/parameters/{shared}"}
             responses = op.setdefault("responses", {})
-            if "requestBody" in op:
+            if method in ("post", "put", "patch"):  # the edge reads every such body
                 responses.setdefault("413", {"$ref": "#/components/responses/PayloadTooLarge"})
-                if op.get("operationId") not in _NOT_ONLY_JSON:
+                if not path.startswith(FORM_PATHS):  # forms are welcome there
                     responses.setdefault(
                         "415", {"$ref": "#/components/responses/UnsupportedMediaType"}
                     )

@@ -245,3 +245,38 @@ def test_the_roles_and_the_public_operations_the_document_declares_hold(
                 assert r.json()["code"] == "role_forbidden"
                 checked += 1
     assert checked > 40
+
+
+def test_the_statuses_the_edge_answers_are_declared_where_they_happen(
+    client: TestClient, settings: Any
+) -> None:
+    """413 and 415 come from the edge, before any route: every operation that takes a body
+    declares them (415 not where forms are welcome), and each declared one really answers
+    them."""
+    doc = client.get("/openapi.json").json()
+    checked = 0
+    for path, methods in doc["paths"].items():
+        for method, op in methods.items():
+            url = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path)
+            responses = op["responses"]
+            if method not in ("post", "put", "patch"):
+                assert "413" not in responses, (method, path)
+                continue
+            assert "413" in responses, (method, path)
+            big = client.request(
+                method.upper(),
+                url,
+                content=b"{}",
+                headers={"content-type": "application/json",
+                         "content-length": str(settings.max_body_bytes + 1)},
+            )  # fmt: skip
+            assert (big.status_code, big.json()["code"]) == (413, "payload_too_large"), path
+            text_body = client.request(
+                method.upper(), url, content=b"hello", headers={"content-type": "text/plain"}
+            )
+            if "415" in responses:
+                assert text_body.status_code == 415, (method, path)
+            else:
+                assert text_body.status_code != 415, (method, path)
+            checked += 1
+    assert checked > 30
