@@ -132,6 +132,10 @@ async def admin_stream_token(caller: CurrentAdmin, settings: SettingsDep) -> Str
     )
 
 
+_NO_CACHE = {
+    "description": "`no-cache`: a cache must ask again (with the `ETag`) every time.",
+    "schema": {"type": "string"},
+}
 _ETAG = {
     "description": "The position's version: send it back in `If-None-Match` to get a 304 "
     "while the driver has not moved.",
@@ -143,10 +147,10 @@ _ETAG = {
     "/rides/{ride_id}/driver-location",
     response_model=Position,
     responses={
-        200: {"headers": {"ETag": _ETAG}},
+        200: {"headers": {"ETag": _ETAG, "Cache-Control": _NO_CACHE}},
         304: {
             "description": "The driver has not moved since the `ETag` sent.",
-            "headers": {"ETag": _ETAG},
+            "headers": {"ETag": _ETAG, "Cache-Control": _NO_CACHE},
         },
     },
 )
