@@ -3,7 +3,8 @@
 Starts each local service (Redis, the Stripe and FCM stand-ins) on the host and port its
 setting names unless something already answers there, applies the migrations, then runs
 the API, a worker, beat and Flower. Everything it started is stopped when it is stopped,
-or when any of its processes dies. A development tool: it lives outside the product's
+or when any of its processes dies, but for the API, which is started again (five times a
+minute at most), as a supervisor would. A development tool: it lives outside the product's
 packages, and `python -m devtools.stack` is what `ridehail run` executes.
 """
 
@@ -23,6 +24,11 @@ from urllib.parse import urlparse
 from devtools import launcher
 from infra.migrate import upgrade_head
 from infra.settings import Settings, get_settings
+
+#: processes started again when they die (a crash of the API is a restart, as under a
+#: supervisor in production); any other process dying stops the stack
+RESTARTED = {"api"}
+MAX_RESTARTS_PER_MINUTE = 5
 
 
 class Stack:
@@ -185,13 +191,24 @@ def run() -> int:
             "Try `.venv/bin/ridehail simulate` in another terminal.",
             flush=True,
         )
+        starters = stack.starters()
+        restarts: list[float] = []
         while not stopping:
-            for name, proc in stack.procs:
-                if proc.poll() is not None:
-                    print(f"ridehail: {name} exited with {proc.returncode}; stopping", flush=True)
-                    stopping = True
-                    code = 1
-                    break
+            for i, (name, proc) in enumerate(stack.procs):
+                if proc.poll() is None:
+                    continue
+                recent = [t for t in restarts if t > time.monotonic() - 60]
+                if name in RESTARTED and len(recent) < MAX_RESTARTS_PER_MINUTE:
+                    # as a supervisor would: the API's clients reconnect and resume
+                    print(f"ridehail: {name} exited with {proc.returncode}; restarting", flush=True)
+                    restarts = [*recent, time.monotonic()]
+                    stack.procs[i] = (name, starters[name]())
+                    print(f"ridehail: started {name} (pid {stack.procs[i][1].pid})", flush=True)
+                    continue
+                print(f"ridehail: {name} exited with {proc.returncode}; stopping", flush=True)
+                stopping = True
+                code = 1
+                break
             time.sleep(0.5)
     finally:
         stack.stop()

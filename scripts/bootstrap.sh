@@ -32,12 +32,14 @@ if [ "$want_pg" = "--postgres" ] && ! command -v npm >/dev/null 2>&1; then
   apt_install nodejs npm  # the contract's linters and the typed-client check
 fi
 if [ "$want_pg" = "--postgres" ]; then
-  lint=devtools/apilint
-  if [ ! -f "$lint/node_modules/.installed" ] || [ "$lint/package-lock.json" -nt "$lint/node_modules/.installed" ]; then
-    echo "bootstrap: installing the contract's linters from $lint/package-lock.json" >&2
-    (cd "$lint" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
-    touch "$lint/node_modules/.installed"
-  fi
+  # the contract's linters, and the TypeScript client kit (clients/kit), from their lockfiles
+  for dir in devtools/apilint clients/kit; do
+    if [ ! -f "$dir/node_modules/.installed" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.installed" ]; then
+      echo "bootstrap: installing $dir's npm packages from its package-lock.json" >&2
+      (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+      touch "$dir/node_modules/.installed"
+    fi
+  done
 fi
 
 PY=${PYTHON:-python3}

@@ -96,3 +96,18 @@ def test_a_python_client_generates_without_a_warning(tmp_path: Path) -> None:
     assert not [m for m in models if "api_v1" in m or m.startswith("body_")], sorted(models)
     calls = {p.stem for p in (out / "ridehail_client" / "api" / "rides").glob("*.py")}
     assert {"request_ride", "get_ride", "accept_offer"} <= calls
+
+
+def test_the_client_kits_types_are_the_published_contracts() -> None:
+    """`clients/kit/src/api.d.ts` is what openapi-typescript makes of `docs/openapi.json`
+    (regenerate with `npm run generate` in clients/kit)."""
+    kit = LINT.parents[1] / "clients" / "kit"
+    fresh = kit / "node_modules" / ".generated-check.d.ts"
+    done = subprocess.run(
+        [str(kit / "node_modules" / ".bin" / "openapi-typescript"), "../../docs/openapi.json",
+         "--default-non-nullable", "false", "-o", str(fresh)],
+        cwd=kit, capture_output=True, text=True, timeout=300,
+        env={"PATH": "/usr/bin:/bin", "NO_COLOR": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert fresh.read_text() == (kit / "src" / "api.d.ts").read_text(), "npm run generate"

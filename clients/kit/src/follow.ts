@@ -1,0 +1,218 @@
+/**
+ * Following a stream of the service as an app must: over `fetch` (headers work, and it
+ * exists where `EventSource` does not), resuming after any drop with `Last-Event-ID` so
+ * no event is lost or repeated, honouring the server's `retry:` hint, backing off with
+ * jitter while the service is away, and switching to ETag polling when something between
+ * app and service buffers the stream (no byte arrives), and back to streaming later.
+ *
+ * Every event reaches the handler once: by its stream id while streaming, and by what it
+ * says (a status once, a fix once by its time) across a switch to polling and back.
+ */
+import type { Session } from "./session.js";
+import { ApiError } from "./session.js";
+import { readSse, type SseFrame } from "./sse.js";
+
+export type Mode = "stream" | "polling";
+
+export interface FollowOptions {
+  /** no byte this long after the stream opened: a proxy buffers it; poll instead */
+  bufferedAfterMs?: number;
+  /** how often to poll while polling */
+  pollEveryMs?: number;
+  /** while polling, try streaming again this often */
+  streamAgainAfterMs?: number;
+  /** the longest wait between reconnects */
+  maxDelayMs?: number;
+  /** for tests: the jitter's source */
+  random?: () => number;
+}
+
+export interface Follow {
+  /** stop following (the open connection is closed) */
+  stop(): void;
+  /** resolves when the stream ended (a terminal event) or `stop()` was called */
+  readonly done: Promise<void>;
+  readonly mode: Mode;
+  readonly lastEventId: string | null;
+}
+
+/** What one stream needs: where it is, how to poll it, how to tell events apart. */
+export interface StreamSpec<F extends { id: string; event: string; data: unknown }> {
+  path: string;
+  /** one poll: the events it finds (without stream ids), and whether the stream is over */
+  poll(session: Session, baseUrl: string, signal: AbortSignal): Promise<{ frames: F[]; over: boolean }>;
+  /** what an event says, to deliver it once across streaming and polling */
+  key(frame: F): string;
+  /** the last event of the stream */
+  ends(frame: F): boolean;
+}
+
+export interface FollowHandlers<F> {
+  event(frame: F): void;
+  mode?(mode: Mode): void;
+  /** a fault that ends the follow (the stream is not the caller's, or is gone) */
+  failed?(error: ApiError): void;
+}
+
+const FATAL = new Set([401, 403, 404, 422]);
+
+function idKey(id: string): [number, number] {
+  const [ms, seq] = id.split("-");
+  return [Number(ms), Number(seq ?? 0)];
+}
+
+function after(a: string, b: string): boolean {
+  const [am, as] = idKey(a);
+  const [bm, bs] = idKey(b);
+  return am > bm || (am === bm && as > bs);
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+
+export function follow<F extends { id: string; event: string; data: unknown }>(
+  session: Session,
+  baseUrl: string,
+  spec: StreamSpec<F>,
+  handlers: FollowHandlers<F>,
+  options: FollowOptions = {},
+): Follow {
+  const bufferedAfterMs = options.bufferedAfterMs ?? 5_000;
+  const pollEveryMs = options.pollEveryMs ?? 2_000;
+  const streamAgainAfterMs = options.streamAgainAfterMs ?? 30_000;
+  const maxDelayMs = options.maxDelayMs ?? 30_000;
+  const random = options.random ?? Math.random;
+  const stopper = new AbortController();
+  const seen = new Set<string>();
+  const state = { mode: "stream" as Mode, last: null as string | null, retryMs: 2_000 };
+  let over = false;
+
+  const deliver = (frame: F): void => {
+    if (frame.id && state.last && !after(frame.id, state.last)) return; // replayed
+    if (frame.id) state.last = frame.id;
+    const key = spec.key(frame);
+    if (seen.has(key)) return; // told already (by polling, or the stream)
+    seen.add(key);
+    handlers.event(frame);
+    if (spec.ends(frame)) over = true;
+  };
+
+  const setMode = (mode: Mode): void => {
+    if (state.mode !== mode) {
+      state.mode = mode;
+      handlers.mode?.(mode);
+    }
+  };
+
+  /** One connection: "ended" when it ended (the server closed it, the stream is over, or
+   * the follow stopped), "buffered" when it opened and no byte came. */
+  const stream = async (): Promise<"ended" | "buffered"> => {
+    const connection = new AbortController();
+    const cut = () => connection.abort();
+    stopper.signal.addEventListener("abort", cut);
+    const headers: Record<string, string> = { Accept: "text/event-stream" };
+    if (state.last) headers["Last-Event-ID"] = state.last;
+    let alive = false;
+    const watchdog = setTimeout(() => {
+      if (!alive) connection.abort();
+    }, bufferedAfterMs);
+    try {
+      const answer = await session.fetch(
+        new Request(`${baseUrl}${spec.path}`, { headers, signal: connection.signal }),
+      );
+      if (!answer.ok || !answer.body) {
+        const body = (await answer.json().catch(() => ({}))) as { code?: string; detail?: string };
+        throw new ApiError(answer.status, (body.code ?? "error") as never, body.detail ?? "");
+      }
+      await readSse(
+        answer.body,
+        {
+          alive: () => {
+            alive = true;
+          },
+          retry: (ms) => {
+            state.retryMs = ms;
+          },
+          frame: (raw: SseFrame) => {
+            deliver({ id: raw.id ?? "", event: raw.event, data: JSON.parse(raw.data) } as F);
+            return over ? "stop" : undefined;
+          },
+        },
+        connection.signal,
+      );
+      if (!alive && connection.signal.aborted && !stopper.signal.aborted && !over) {
+        return "buffered"; // opened, and not one byte before the watchdog: held back
+      }
+      return "ended";
+    } catch (error) {
+      if (connection.signal.aborted && !stopper.signal.aborted && !alive && !over) {
+        return "buffered";
+      }
+      if (over || stopper.signal.aborted) return "ended";
+      throw error;
+    } finally {
+      clearTimeout(watchdog);
+      stopper.signal.removeEventListener("abort", cut);
+    }
+  };
+
+  const run = async (): Promise<void> => {
+    let failures = 0;
+    let pollingSince = 0;
+    while (!over && !stopper.signal.aborted) {
+      if (state.mode === "stream") {
+        try {
+          const how = await stream();
+          if (how === "buffered") {
+            setMode("polling");
+            pollingSince = Date.now();
+            continue;
+          }
+          failures = 0;
+        } catch (error) {
+          if (error instanceof ApiError && FATAL.has(error.status)) {
+            handlers.failed?.(error);
+            return;
+          }
+          failures += 1;
+        }
+        if (over || stopper.signal.aborted) break;
+        // the server's hint after a clean drop; backoff with jitter while it is away
+        const base = Math.min(maxDelayMs, state.retryMs * 2 ** Math.max(0, failures - 1));
+        await sleep(failures ? base * (0.5 + random() * 0.5) : state.retryMs, stopper.signal);
+      } else {
+        try {
+          const found = await spec.poll(session, baseUrl, stopper.signal);
+          found.frames.forEach(deliver);
+          if (found.over) over = true;
+        } catch (error) {
+          if (error instanceof ApiError && FATAL.has(error.status)) {
+            handlers.failed?.(error);
+            return;
+          }
+        }
+        if (over) break;
+        await sleep(pollEveryMs, stopper.signal);
+        if (Date.now() - pollingSince >= streamAgainAfterMs) setMode("stream");
+      }
+    }
+  };
+
+  const done = run();
+  return {
+    stop: () => stopper.abort(),
+    done,
+    get mode() {
+      return state.mode;
+    },
+    get lastEventId() {
+      return state.last;
+    },
+  };
+}
