@@ -10,6 +10,7 @@ import {
   MemoryStorage,
   type Fix,
   type Follow,
+  type FollowOptions,
   type Ridehail,
   type RideFrame,
 } from "../src/index.js";
@@ -89,13 +90,15 @@ async function rideUnderWay(where: { lat: number; lng: number }, driverFetch?: t
   return { driver, passenger, reporter, rideId, t0 };
 }
 
-function collect(passenger: Ridehail, rideId: string, options = {}) {
+function collect(passenger: Ridehail, rideId: string, options: FollowOptions = {}) {
   const events: RideFrame[] = [];
   const modes: string[] = [];
   const follow = passenger.followRide(
     rideId,
     { event: (e) => events.push(e), mode: (m) => modes.push(m) },
-    options,
+    // a loaded machine may be slow to send the first byte: only the buffering test
+    // (which says so) should ever see the switch to polling
+    { bufferedAfterMs: 20_000, ...options },
   );
   opened.push(follow);
   return { events, modes, follow };
