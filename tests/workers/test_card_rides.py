@@ -26,6 +26,7 @@ from tests.factories import (
     card_ride,
     held,
     ledger_sum,
+    pay_on_device,
     payment_row,
     register,
 )
@@ -347,13 +348,7 @@ def test_a_card_needing_3ds_ends_in_a_balance_that_the_device_settles(
     ).json()
     assert intent["payment_id"] == str(extra["id"])
     assert intent["client_secret"]
-    device = stripe_client().v1.payment_intents.confirm(
-        intent["id"], params={"payment_method": extra["payment_method_id"]}
-    )
-    if device.status == "requires_action":
-        httpx.post(
-            f"{base}/_config/intents/{intent['id']}/authenticate", json={"success": True}
-        ).raise_for_status()
+    pay_on_device(base, intent["id"], extra["payment_method_id"])
     r = client.post(f"/api/v1/payments/{extra['id']}/confirm", headers=p.headers)
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "succeeded"

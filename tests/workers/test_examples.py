@@ -38,6 +38,7 @@ from tests.factories import (
     grant_offer,
     held,
     login,
+    pay_on_device,
     payment_row,
     register,
     request_ride,
@@ -324,13 +325,7 @@ def test_every_operation_answers_as_its_schema_says(client: TestClient, settings
     intent = tour.call(
         "create_ride_intent", 200, q.headers, json_body={"ride_id": second["id"]}
     ).json()
-    device = stripe_client().v1.payment_intents.confirm(
-        intent["id"], params={"payment_method": extra["payment_method_id"]}
-    )
-    if device.status == "requires_action":
-        httpx.post(
-            f"{base}/_config/intents/{intent['id']}/authenticate", json={"success": True}
-        ).raise_for_status()
+    pay_on_device(base, intent["id"], extra["payment_method_id"])
     tour.call("confirm_payment", 200, q.headers, path={"payment_id": str(extra["id"])})
 
     # a cash ride: the cash the driver took
