@@ -280,3 +280,19 @@ def test_the_statuses_the_edge_answers_are_declared_where_they_happen(
                 assert text_body.status_code != 415, (method, path)
             checked += 1
     assert checked > 30
+
+
+def test_the_streams_contract_is_served_beside_the_http_one(client: TestClient) -> None:
+    from api import asyncapi
+    from infra.settings import get_settings
+
+    served = client.get("/asyncapi.json")
+    assert served.status_code == 200
+    assert served.json() == asyncapi.build(get_settings().public_url)
+    openapi = client.get("/openapi.json").json()
+    assert openapi["externalDocs"]["url"].endswith("/asyncapi.json")
+    # the same event schemas in both
+    for name in ("LocationEvent", "StatusEvent", "OfferEvent"):
+        assert (
+            served.json()["components"]["schemas"][name] == openapi["components"]["schemas"][name]
+        )
