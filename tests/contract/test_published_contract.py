@@ -111,3 +111,21 @@ def test_the_client_kits_types_are_the_published_contracts() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert fresh.read_text() == (kit / "src" / "api.d.ts").read_text(), "npm run generate"
+
+
+def test_the_client_kits_reference_is_made_from_its_types(tmp_path: Path) -> None:
+    """`docs/clients-api/README.md` is what TypeDoc makes of the kit's exported types and
+    their comments (regenerate with `npm run docs` in clients/kit)."""
+    kit = LINT.parents[1] / "clients" / "kit"
+    done = subprocess.run(
+        [str(kit / "node_modules" / ".bin" / "typedoc"), "--logLevel", "Warn", "--out",
+         str(tmp_path)],
+        cwd=kit, capture_output=True, text=True, timeout=300,
+        env={"PATH": "/usr/bin:/bin", "NO_COLOR": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not (done.stdout + done.stderr).strip(), done.stdout + done.stderr  # no warning
+    made = (tmp_path / "README.md").read_text()
+    assert made == (LINT.parents[1] / "docs" / "clients-api" / "README.md").read_text()
+    assert "### LocationReporter" in made
+    assert "http" not in made  # nothing in docs/ links outside the repository

@@ -13,14 +13,14 @@ import createClient, { type Client } from "openapi-fetch";
 import type { paths } from "./api.js";
 import type { Follow, FollowHandlers, FollowOptions } from "./follow.js";
 import { LocationReporter } from "./reporter.js";
-import { Session } from "./session.js";
+import { Session, type FetchLike } from "./session.js";
 import { MemoryStorage, type KeyValueStorage } from "./storage.js";
 import { driverChannel, followRide, type DriverFrame, type RideFrame } from "./streams.js";
 
 export type { components, paths } from "./api.js";
 export { follow, type Follow, type FollowHandlers, type FollowOptions, type Mode } from "./follow.js";
 export { LocationReporter, type Fix, type PingAnswer } from "./reporter.js";
-export { ApiError, Session, type ErrorCode, type Tokens } from "./session.js";
+export { ApiError, Session, type ErrorCode, type FetchLike, type Tokens } from "./session.js";
 export { readSse, type SseFrame } from "./sse.js";
 export { fromWebStorage, MemoryStorage, type KeyValueStorage } from "./storage.js";
 export { driverChannel, followRide, type DriverFrame, type RideFrame } from "./streams.js";
@@ -29,7 +29,7 @@ export interface RidehailOptions {
   baseUrl: string;
   storage?: KeyValueStorage;
   /** the platform's fetch (a streaming one on React Native) */
-  fetch?: typeof fetch;
+  fetch?: FetchLike;
 }
 
 export interface Ridehail {
@@ -42,7 +42,7 @@ export interface Ridehail {
 
 export function createRidehail(options: RidehailOptions): Ridehail {
   const storage = options.storage ?? new MemoryStorage();
-  const rawFetch = options.fetch ?? ((...args: Parameters<typeof fetch>) => fetch(...args));
+  const rawFetch: FetchLike = options.fetch ?? ((input, init) => fetch(input, init));
   const session = new Session(options.baseUrl, storage, rawFetch);
   const api = createClient<paths>({ baseUrl: options.baseUrl, fetch: session.fetch });
   return {

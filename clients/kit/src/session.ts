@@ -11,6 +11,9 @@ import type { KeyValueStorage } from "./storage.js";
 type TokenPair = components["schemas"]["TokenPair"];
 export type ErrorCode = components["schemas"]["ErrorCode"];
 
+/** The platform's `fetch`, or any function of its shape (a streaming one on React Native). */
+export type FetchLike = (input: Request | string | URL, init?: RequestInit) => Promise<Response>;
+
 export interface Tokens {
   access: string;
   refresh: string;
@@ -41,7 +44,7 @@ export class Session {
   constructor(
     private readonly baseUrl: string,
     private readonly storage: KeyValueStorage,
-    private readonly rawFetch: typeof fetch = (...args) => fetch(...args),
+    private readonly rawFetch: FetchLike = (input, init) => fetch(input, init),
     private readonly now: () => number = Date.now,
   ) {}
 

@@ -8,6 +8,7 @@ import { after, test } from "node:test";
 import {
   createRidehail,
   MemoryStorage,
+  type FetchLike,
   type Fix,
   type Follow,
   type FollowOptions,
@@ -23,7 +24,7 @@ let seq = 0;
 const opened: Follow[] = [];
 after(() => opened.forEach((f) => f.stop()));
 
-async function user(role: "passenger" | "driver", fetchImpl?: typeof fetch): Promise<Ridehail> {
+async function user(role: "passenger" | "driver", fetchImpl?: FetchLike): Promise<Ridehail> {
   const kit = createRidehail({ baseUrl: BASE, storage: new MemoryStorage(), fetch: fetchImpl });
   const email = `kit-${role}-${process.pid}-${Date.now()}-${seq++}@example.com`;
   const made = await kit.api.POST("/api/v1/auth/register", {
@@ -62,7 +63,7 @@ function fixAt(origin: { lat: number; lng: number }, t0: number, step: number): 
  * A driver online at `where`, a passenger asking for a cash ride there, the offer taken
  * from the driver's channel and accepted: the ride under way, followed by the passenger.
  */
-async function rideUnderWay(where: { lat: number; lng: number }, driverFetch?: typeof fetch) {
+async function rideUnderWay(where: { lat: number; lng: number }, driverFetch?: FetchLike) {
   const driver = await user("driver", driverFetch);
   const passenger = await user("passenger");
   const reporter = driver.reporter();
@@ -175,7 +176,7 @@ test("ten requests racing an expired access token refresh it once", async () => 
 test("fixes taken offline are kept in order and sent as one batch when back", async () => {
   let offline = false;
   const posts: string[] = [];
-  const flaky: typeof fetch = async (input, init) => {
+  const flaky: FetchLike = async (input, init) => {
     const request = new Request(input, init);
     if (request.method === "POST") posts.push(new URL(request.url).pathname);
     if (offline) throw new TypeError("network is unreachable");
@@ -205,7 +206,7 @@ test("a stream a proxy buffers: the kit polls instead and still follows the ride
   const where = { lat: 52.45, lng: 13.4 };
   const { driver, passenger, reporter, rideId, t0 } = await rideUnderWay(where);
   // a passenger whose network holds every event-stream back (a buffering proxy)
-  const buffered: typeof fetch = async (input, init) => {
+  const buffered: FetchLike = async (input, init) => {
     const request = new Request(input, init);
     if (request.headers.get("accept") === "text/event-stream") {
       return new Response(new ReadableStream({ start() {} }), {
