@@ -25,6 +25,14 @@ export interface FollowOptions {
   maxDelayMs?: number;
   /** for tests: the jitter's source */
   random?: () => number;
+  /**
+   * `header` (default): the access token in `Authorization` on every (re)connect.
+   * `streamToken`: no header at all, as for a browser's `EventSource`: a short-lived stream
+   * token in `?access_token=` and the resume point in `?last_event_id=`; a new token is
+   * fetched before each connect when the one held expires within `renewBeforeMs`.
+   */
+  auth?: "header" | "streamToken";
+  renewBeforeMs?: number;
 }
 
 export interface Follow {
@@ -34,11 +42,15 @@ export interface Follow {
   readonly done: Promise<void>;
   readonly mode: Mode;
   readonly lastEventId: string | null;
+  /** stream tokens fetched so far (`auth: "streamToken"`) */
+  readonly tokensFetched: number;
 }
 
 /** What one stream needs: where it is, how to poll it, how to tell events apart. */
 export interface StreamSpec<F extends { id: string; event: string; data: unknown }> {
   path: string;
+  /** where a stream token for it is made (POST) */
+  tokenPath: string;
   /** one poll: the events it finds (without stream ids), and whether the stream is over */
   poll(session: Session, baseUrl: string, signal: AbortSignal): Promise<{ frames: F[]; over: boolean }>;
   /** what an event says, to deliver it once across streaming and polling */
@@ -91,6 +103,30 @@ export function follow<F extends { id: string; event: string; data: unknown }>(
   const stopper = new AbortController();
   const seen = new Set<string>();
   const state = { mode: "stream" as Mode, last: null as string | null, retryMs: 2_000 };
+  const auth = options.auth ?? "header";
+  const renewBeforeMs = options.renewBeforeMs ?? 10_000;
+  const token = { value: "", expiresAt: 0, fetched: 0 };
+
+  /** A stream token that outlives the connect, fetched again when it is about to expire. */
+  const streamToken = async (signal: AbortSignal): Promise<string> => {
+    if (token.expiresAt - renewBeforeMs > Date.now()) return token.value;
+    const answer = await session.fetch(
+      new Request(`${baseUrl}${spec.tokenPath}`, { method: "POST", signal }),
+    );
+    const body = (await answer.json().catch(() => ({}))) as {
+      token?: string;
+      expires_in?: number;
+      code?: string;
+      detail?: string;
+    };
+    if (!answer.ok || !body.token) {
+      throw new ApiError(answer.status, (body.code ?? "error") as never, body.detail ?? "");
+    }
+    token.fetched += 1;
+    token.value = body.token;
+    token.expiresAt = Date.now() + (body.expires_in ?? 0) * 1000;
+    return token.value;
+  };
   let over = false;
 
   const deliver = (frame: F): void => {
@@ -117,15 +153,22 @@ export function follow<F extends { id: string; event: string; data: unknown }>(
     const cut = () => connection.abort();
     stopper.signal.addEventListener("abort", cut);
     const headers: Record<string, string> = { Accept: "text/event-stream" };
-    if (state.last) headers["Last-Event-ID"] = state.last;
+    const url = new URL(`${baseUrl}${spec.path}`);
+    if (auth === "streamToken") {
+      url.searchParams.set("access_token", await streamToken(connection.signal));
+      if (state.last) url.searchParams.set("last_event_id", state.last);
+    } else if (state.last) {
+      headers["Last-Event-ID"] = state.last;
+    }
     let alive = false;
     const watchdog = setTimeout(() => {
       if (!alive) connection.abort();
     }, bufferedAfterMs);
     try {
-      const answer = await session.fetch(
-        new Request(`${baseUrl}${spec.path}`, { headers, signal: connection.signal }),
-      );
+      const request = new Request(url, { headers, signal: connection.signal });
+      const answer = await (auth === "streamToken"
+        ? session.unsigned(request)
+        : session.fetch(request));
       if (!answer.ok || !answer.body) {
         const body = (await answer.json().catch(() => ({}))) as { code?: string; detail?: string };
         throw new ApiError(answer.status, (body.code ?? "error") as never, body.detail ?? "");
@@ -213,6 +256,9 @@ export function follow<F extends { id: string; event: string; data: unknown }>(
     },
     get lastEventId() {
       return state.last;
+    },
+    get tokensFetched() {
+      return token.fetched;
     },
   };
 }

@@ -112,6 +112,9 @@ export class Session {
     return this.rawFetch(await this.signed(retry));
   };
 
+  /** `fetch` without the access token (a stream token in the URL stands for it). */
+  readonly unsigned = (request: Request): Promise<Response> => this.rawFetch(request);
+
   private async signed(request: Request): Promise<Request> {
     if (!this.tokens) return request; // registering, signing in: no token to send
     const headers = new Headers(request.headers);

@@ -28,6 +28,7 @@ function rideSpec(rideId: string): StreamSpec<RideFrame> {
   let etag: string | null = null;
   return {
     path: `/api/v1/rides/${rideId}/events`,
+    tokenPath: `/api/v1/rides/${rideId}/stream-token`,
     key: (frame) => {
       switch (frame.event) {
         case "location":
@@ -67,6 +68,7 @@ function rideSpec(rideId: string): StreamSpec<RideFrame> {
 
 const driverSpec: StreamSpec<DriverFrame> = {
   path: "/api/v1/drivers/me/events",
+  tokenPath: "/api/v1/drivers/me/stream-token",
   key: (frame) => {
     switch (frame.event) {
       case "offer":

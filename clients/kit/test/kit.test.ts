@@ -138,6 +138,12 @@ test("the API killed mid-ride: the stream resumes and nothing is lost or repeate
   const where = { lat: 52.35, lng: 13.2 };
   const { driver, passenger, reporter, rideId, t0 } = await rideUnderWay(where);
   const { events, follow } = collect(passenger, rideId, { maxDelayMs: 2_000 });
+  // and as a browser's EventSource would: no header, a stream token renewed at each connect
+  const headerless = collect(passenger, rideId, {
+    maxDelayMs: 2_000,
+    auth: "streamToken",
+    renewBeforeMs: 59_500,
+  });
   await step(driver, rideId, "arrive");
   await step(driver, rideId, "start");
   for (let i = 1; i <= 3; i++) await reporter.report(fixAt(where, t0, i));
@@ -157,6 +163,9 @@ test("the API killed mid-ride: the stream resumes and nothing is lost or repeate
   const wanted = [1, 2, 3, 4, 5, 6, 7, 8].map((i) => t0 + i * 1000);
   assert.deepEqual(times.filter((t) => t >= t0 + 1000), wanted, "every fix once, in order");
   assert.deepEqual(statuses(events), ["requested", "accepted", "arrived", "in_progress", "completed"]);
+  await headerless.follow.done;
+  assert.deepEqual(headerless.events, events, "the same events, by stream token");
+  assert.ok(headerless.follow.tokensFetched >= 2, "a new stream token to reconnect");
 });
 
 test("ten requests racing an expired access token refresh it once", async () => {
