@@ -4,6 +4,7 @@ settings, and what a customer would do in a browser (3-D Secure, Connect onboard
 from __future__ import annotations
 
 import html
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,6 +16,8 @@ from devtools.stripe_standin.http import STATE, json_response
 from devtools.stripe_standin.params import decode_body
 from devtools.stripe_standin.state import Fault, Obj, State, current_request, new_id
 from devtools.stripe_standin.webhooks import Endpoint
+
+_STRIPE_JS = Path(__file__).with_name("stripe.js")
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
@@ -344,6 +347,15 @@ async def onboarding_page(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def stripe_js(request: web.Request) -> web.Response:
+    """Stripe.js for pages that use this stand-in (`<script src=".../js.stripe.com/v3/">`)."""
+    return web.Response(
+        body=_STRIPE_JS.read_bytes(),
+        content_type="application/javascript",
+        headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "no-cache"},
+    )
+
+
 async def healthz(request: web.Request) -> web.Response:
     state = _state(request)
     return json_response(
@@ -381,3 +393,5 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/_3ds/{id}", three_d_secure_page)
     r.add_get("/_connect/onboard/{id}", onboarding_page)
     r.add_get("/healthz", healthz)
+    r.add_get("/js.stripe.com/v3/", stripe_js)
+    r.add_get("/js.stripe.com/v3", stripe_js)

@@ -3,7 +3,8 @@
 Middlewares, outermost first:
   outer        request id, decoded parameters, Stripe-shaped errors, the request record
   faults       injected 5xx/429/timeouts (`POST /_config/faults`), before anything else runs
-  auth         `Authorization: Bearer sk_test_...` (or basic auth); 401 otherwise
+  auth         `Authorization: Bearer sk_test_...` (or basic auth), or Stripe.js's
+               `key=pk_test_...` parameter; 401 otherwise
   idempotency  `Idempotency-Key` per API key: replay, 400 on other parameters, 409 in flight
 Injected faults sit outside the idempotency layer: like a failure in front of Stripe,
 they are never stored under the key, so the SDK's retry with the same key goes through.
@@ -177,6 +178,8 @@ async def outer_middleware(
         current_version.set(request.headers.get("Stripe-Version")),
     )
     api = is_api(request)
+    if api and request.method == "OPTIONS":  # a browser's preflight: Stripe allows any origin
+        return web.Response(status=204, headers=_cors(request))
     started = time.time()
     response: web.StreamResponse
     try:
@@ -203,6 +206,7 @@ async def outer_middleware(
         current_version.reset(tokens[1])
     response.headers["Request-Id"] = info.request_id
     if api:
+        response.headers.update(_cors(request))
         response.headers["Stripe-Version"] = (
             request.headers.get("Stripe-Version") or DEFAULT_API_VERSION
         )
@@ -226,6 +230,18 @@ async def outer_middleware(
             state.requests_dropped += len(state.requests) - _MAX_RECORDED
             del state.requests[:-_MAX_RECORDED]
     return response
+
+
+def _cors(request: web.Request) -> dict[str, str]:
+    """What api.stripe.com answers a page's request with: Stripe.js calls it from any site."""
+    return {
+        "Access-Control-Allow-Origin": "*",
+        "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
+        "Access-Control-Allow-Headers": request.headers.get(
+            "Access-Control-Request-Headers", "Authorization, Content-Type, Stripe-Version"
+        ),
+        "Access-Control-Max-Age": "300",
+    }
 
 
 def _mask(key: str) -> str:
@@ -323,6 +339,12 @@ async def auth_middleware(
     if not is_api(request):
         return await handler(request)
     key = _api_key(request)
+    info = request[INFO]
+    if key is None and isinstance(info.params.get("key"), str):
+        # Stripe.js authenticates with the publishable key as a parameter (no header)
+        key = str(info.params.pop("key"))
+        if not key.startswith("pk_"):
+            raise StripeError(401, _NO_KEY)
     headers = {"WWW-Authenticate": 'Basic realm="Stripe"'}
     if not key:
         raise StripeError(401, _NO_KEY, headers=headers)
@@ -337,7 +359,6 @@ async def auth_middleware(
             "at live keys.",
             headers=headers,
         )
-    info = request[INFO]
     info.api_key = key
     info.publishable = match.group(1) == "pk"
     return await handler(request)

@@ -170,7 +170,40 @@ def last_error(
 _CREATE = {"type", "card", "billing_details", "metadata", "allow_redisplay", "customer"}
 
 
-@route("POST", "/v1/payment_methods")
+def _card_error(message: str, code: str, param: str) -> StripeError:
+    return StripeError(402, message, type_="card_error", code=code, param=param)
+
+
+def _card_from_details(card_params: Params) -> Card:
+    """What Stripe.js's card Element sends with the publishable key: the number itself,
+    checked as Stripe checks it before any bank sees it."""
+    card_params.check(["number", "exp_month", "exp_year", "cvc"])
+    number = "".join((card_params.string("number", required=True) or "").split())
+    digits = [int(c) for c in number] if number.isdigit() else []
+    luhn = sum(
+        d if i % 2 == 0 else (d * 2 - 9 if d > 4 else d * 2) for i, d in enumerate(digits[::-1])
+    )
+    if not 12 <= len(digits) <= 19 or luhn % 10:
+        raise _card_error("Your card number is incorrect.", "incorrect_number", "number")
+    month = card_params.integer("exp_month", required=True) or 0
+    year = card_params.integer("exp_year", required=True) or 0
+    year = year + 2000 if year < 100 else year
+    if not 1 <= month <= 12:
+        raise _card_error(
+            "Your card's expiration month is invalid.", "invalid_expiry_month", "exp_month"
+        )
+    today = time.gmtime()
+    if year < today.tm_year or (year == today.tm_year and month < today.tm_mon):
+        raise _card_error(
+            "Your card's expiration year is invalid.", "invalid_expiry_year", "exp_year"
+        )
+    cvc = card_params.string("cvc") or ""
+    if cvc and not (cvc.isdigit() and 3 <= len(cvc) <= 4):
+        raise _card_error("Your card's security code is invalid.", "invalid_cvc", "cvc")
+    return card_for_number(number)
+
+
+@route("POST", "/v1/payment_methods", publishable=True)
 def create_payment_method(ctx: Ctx) -> Obj:
     p = ctx.params
     p.check(_CREATE)
@@ -178,6 +211,15 @@ def create_payment_method(ctx: Ctx) -> Obj:
     card_params = p.mapping("card")
     if card_params is None:
         raise invalid("Missing required param: card.", param="card", code="parameter_missing")
+    if ctx.publishable and card_params.has("number"):
+        return new_payment_method(
+            ctx.state,
+            _card_from_details(card_params),
+            billing_details=_billing_details(p.mapping("billing_details")),
+            metadata=apply_metadata({}, p.metadata()),
+        )
+    if ctx.publishable and (p.has("customer") or p.has("metadata")):
+        raise invalid("This parameter cannot be set with a publishable key.", param="customer")
     if card_params.has("number"):
         raise invalid(
             "Sending credit card numbers directly to the Stripe API is generally unsafe. We "

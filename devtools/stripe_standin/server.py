@@ -40,6 +40,7 @@ OWNED = (
     "/v1/webhook_endpoints",
     "/v1/balance_transactions",
     "/_config",
+    "/js.stripe.com",  # our Stripe.js (stripe.js), not localstripe's
 )
 
 

@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 REAL_KEY = os.environ.get("RIDEHAIL_STRIPE_API_KEY", "")
 REAL = REAL_KEY.startswith("sk_test_")
 STRIPE_API = "https://api.stripe.com"
+# Stripe.js's side (saving a card in a page) needs the account's publishable key on Stripe
+REAL_PUBLISHABLE_KEY = os.environ.get("RIDEHAIL_STRIPE_PUBLISHABLE_KEY", "")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -44,6 +46,7 @@ class Target:
     api_key: str
     base: str  # the API's base URL
     real: bool
+    publishable_key: str = "pk_test_contract"
 
     def client(
         self,
@@ -118,7 +121,7 @@ def _standin_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str |
 @pytest.fixture(scope="session")
 def target(_standin_process: str | None) -> Target:
     if REAL:
-        return Target(REAL_KEY, STRIPE_API, real=True)
+        return Target(REAL_KEY, STRIPE_API, real=True, publishable_key=REAL_PUBLISHABLE_KEY)
     assert _standin_process is not None
     return Target("sk_test_contract_" + "0" * 8, _standin_process, real=False)
 

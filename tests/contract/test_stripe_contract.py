@@ -161,6 +161,73 @@ def test_a_setup_intent_gives_a_client_secret_and_its_confirm_saves_the_card(
     assert [p.id for p in listed.data] == [pm_id]
 
 
+def _as_stripe_js(target: Target, path: str, **params: str) -> httpx.Response:
+    """A call as Stripe.js makes it from a page: form-encoded, no Authorization header,
+    the publishable key as the `key` parameter, from another origin."""
+    if not target.publishable_key:
+        pytest.skip("set RIDEHAIL_STRIPE_PUBLISHABLE_KEY to check Stripe.js's calls on Stripe")
+    return httpx.post(
+        f"{target.base}{path}",
+        data={"key": target.publishable_key, **params},
+        headers={"Origin": "http://127.0.0.1:8000"},
+        timeout=20,
+    )
+
+
+def test_a_page_saves_a_card_with_the_publishable_key_as_stripe_js_does(
+    target: Target, client: stripe.StripeClient
+) -> None:
+    customer = new_customer(client)
+    intent = client.v1.setup_intents.create(
+        params={
+            "customer": customer.id,
+            "usage": "off_session",
+            "allowed_payment_method_types": CARD,
+        }
+    )
+    assert intent.client_secret
+    year = str(time.gmtime().tm_year + 2)
+    card = {"type": "card", "card[exp_month]": "12", "card[exp_year]": year, "card[cvc]": "123"}
+    made = _as_stripe_js(
+        target, "/v1/payment_methods", **card, **{"card[number]": "4242424242424242"}
+    )
+    assert made.status_code == 200, made.text
+    assert made.headers["access-control-allow-origin"] == "*"  # a page on any site reads it
+    pm = made.json()
+    assert (pm["object"], pm["card"]["last4"], pm["customer"]) == ("payment_method", "4242", None)
+    # the client secret is what lets a publishable key act on the intent
+    wrong = _as_stripe_js(
+        target,
+        f"/v1/setup_intents/{intent.id}/confirm",
+        payment_method=pm["id"],
+        client_secret=f"{intent.id}_secret_wrong",
+    )
+    assert wrong.status_code == 400
+    confirmed = _as_stripe_js(
+        target,
+        f"/v1/setup_intents/{intent.id}/confirm",
+        payment_method=pm["id"],
+        client_secret=intent.client_secret,
+        use_stripe_sdk="true",
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    assert confirmed.json()["status"] == "succeeded"
+    assert client.v1.payment_methods.retrieve(pm["id"]).customer == customer.id
+    # a mistyped number is refused before any bank sees it; the key cannot read customers
+    typo = _as_stripe_js(
+        target, "/v1/payment_methods", **card, **{"card[number]": "4242424242424241"}
+    )
+    assert typo.status_code == 402
+    assert (typo.json()["error"]["type"], typo.json()["error"]["code"]) == (
+        "card_error",
+        "incorrect_number",
+    )
+    listed = httpx.get(
+        f"{target.base}/v1/customers", params={"key": target.publishable_key}, timeout=20
+    )
+    assert listed.status_code == 401
+
+
 def test_the_default_card_is_set_on_the_customer_and_a_detached_card_leaves(
     client: stripe.StripeClient,
 ) -> None:

@@ -23,6 +23,11 @@ export interface FollowOptions {
   streamAgainAfterMs?: number;
   /** the longest wait between reconnects */
   maxDelayMs?: number;
+  /**
+   * an open stream silent this long (no event, no keep-alive: the server sends one every
+   * 15 s) is dead, e.g. a half-open connection after the network changed: reconnect
+   */
+  silentAfterMs?: number;
   /** for tests: the jitter's source */
   random?: () => number;
   /**
@@ -41,6 +46,12 @@ export interface Follow {
   /** resolves when the stream ended (a terminal event) or `stop()` was called */
   readonly done: Promise<void>;
   readonly mode: Mode;
+  /**
+   * Connect again now, without waiting for a backoff or a silent stream to time out:
+   * call it when the platform says the network is back (a browser's `online` event,
+   * React Native's NetInfo). While polling, polls at once.
+   */
+  reconnect(): void;
   readonly lastEventId: string | null;
   /** stream tokens fetched so far (`auth: "streamToken"`) */
   readonly tokensFetched: number;
@@ -81,12 +92,17 @@ function after(a: string, b: string): boolean {
 
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
     const timer = setTimeout(resolve, ms);
     signal.addEventListener("abort", () => {
       clearTimeout(timer);
       resolve();
     });
   });
+
+/** The stream failed (not refused) this many times in a row: try a poll, and when it
+ * answers, the network lets plain requests through but not the stream: poll. */
+const BLOCKED_AFTER_FAILURES = 2;
 
 export function follow<F extends { id: string; event: string; data: unknown }>(
   session: Session,
@@ -99,6 +115,7 @@ export function follow<F extends { id: string; event: string; data: unknown }>(
   const pollEveryMs = options.pollEveryMs ?? 2_000;
   const streamAgainAfterMs = options.streamAgainAfterMs ?? 30_000;
   const maxDelayMs = options.maxDelayMs ?? 30_000;
+  const silentAfterMs = options.silentAfterMs ?? 45_000;
   const random = options.random ?? Math.random;
   const stopper = new AbortController();
   const seen = new Set<string>();
@@ -128,6 +145,9 @@ export function follow<F extends { id: string; event: string; data: unknown }>(
     return token.value;
   };
   let over = false;
+  /** aborted by reconnect(): ends the current connection or wait */
+  let kick = new AbortController();
+  let kicked = false;
 
   const deliver = (frame: F): void => {
     if (frame.id && state.last && !after(frame.id, state.last)) return; // replayed
@@ -152,6 +172,7 @@ export function follow<F extends { id: string; event: string; data: unknown }>(
     const connection = new AbortController();
     const cut = () => connection.abort();
     stopper.signal.addEventListener("abort", cut);
+    kick.signal.addEventListener("abort", cut);
     const headers: Record<string, string> = { Accept: "text/event-stream" };
     const url = new URL(`${baseUrl}${spec.path}`);
     if (auth === "streamToken") {
@@ -161,6 +182,7 @@ export function follow<F extends { id: string; event: string; data: unknown }>(
       headers["Last-Event-ID"] = state.last;
     }
     let alive = false;
+    let silent: ReturnType<typeof setTimeout> | null = null;
     const watchdog = setTimeout(() => {
       if (!alive) connection.abort();
     }, bufferedAfterMs);
@@ -178,6 +200,8 @@ export function follow<F extends { id: string; event: string; data: unknown }>(
         {
           alive: () => {
             alive = true;
+            if (silent) clearTimeout(silent);
+            silent = setTimeout(cut, silentAfterMs);
           },
           retry: (ms) => {
             state.retryMs = ms;
@@ -189,11 +213,13 @@ export function follow<F extends { id: string; event: string; data: unknown }>(
         },
         connection.signal,
       );
+      if (kicked) return "ended";
       if (!alive && connection.signal.aborted && !stopper.signal.aborted && !over) {
         return "buffered"; // opened, and not one byte before the watchdog: held back
       }
       return "ended";
     } catch (error) {
+      if (kicked) return "ended";
       if (connection.signal.aborted && !stopper.signal.aborted && !alive && !over) {
         return "buffered";
       }
@@ -201,7 +227,32 @@ export function follow<F extends { id: string; event: string; data: unknown }>(
       throw error;
     } finally {
       clearTimeout(watchdog);
+      if (silent) clearTimeout(silent);
       stopper.signal.removeEventListener("abort", cut);
+      kick.signal.removeEventListener("abort", cut);
+    }
+  };
+
+  /** One poll; false when it failed (the service is away too). */
+  const pollOnce = async (): Promise<boolean> => {
+    const found = await spec.poll(session, baseUrl, stopper.signal);
+    found.frames.forEach(deliver);
+    if (found.over) over = true;
+    return true;
+  };
+
+  /** Wait, unless reconnect() or stop() comes first. */
+  const pause = async (ms: number): Promise<void> => {
+    if (kicked) return;
+    const either = new AbortController(); // AbortSignal.any is missing on React Native
+    const wake = () => either.abort();
+    stopper.signal.addEventListener("abort", wake);
+    kick.signal.addEventListener("abort", wake);
+    try {
+      await sleep(ms, either.signal);
+    } finally {
+      stopper.signal.removeEventListener("abort", wake);
+      kick.signal.removeEventListener("abort", wake);
     }
   };
 
@@ -209,6 +260,11 @@ export function follow<F extends { id: string; event: string; data: unknown }>(
     let failures = 0;
     let pollingSince = 0;
     while (!over && !stopper.signal.aborted) {
+      if (kicked) {
+        kicked = false;
+        kick = new AbortController();
+        failures = 0;
+      }
       if (state.mode === "stream") {
         try {
           const how = await stream();
@@ -224,16 +280,26 @@ export function follow<F extends { id: string; event: string; data: unknown }>(
             return;
           }
           failures += 1;
+          if (failures >= BLOCKED_AFTER_FAILURES && !kicked) {
+            // is it the stream that cannot get through, or the whole service that is away?
+            const answered = await pollOnce().catch(() => false);
+            if (answered && !over) {
+              setMode("polling");
+              pollingSince = Date.now();
+              failures = 0;
+              await pause(pollEveryMs);
+              continue;
+            }
+          }
         }
         if (over || stopper.signal.aborted) break;
+        if (kicked) continue;
         // the server's hint after a clean drop; backoff with jitter while it is away
         const base = Math.min(maxDelayMs, state.retryMs * 2 ** Math.max(0, failures - 1));
-        await sleep(failures ? base * (0.5 + random() * 0.5) : state.retryMs, stopper.signal);
+        await pause(failures ? base * (0.5 + random() * 0.5) : state.retryMs);
       } else {
         try {
-          const found = await spec.poll(session, baseUrl, stopper.signal);
-          found.frames.forEach(deliver);
-          if (found.over) over = true;
+          await pollOnce();
         } catch (error) {
           if (error instanceof ApiError && FATAL.has(error.status)) {
             handlers.failed?.(error);
@@ -241,7 +307,7 @@ export function follow<F extends { id: string; event: string; data: unknown }>(
           }
         }
         if (over) break;
-        await sleep(pollEveryMs, stopper.signal);
+        await pause(pollEveryMs);
         if (Date.now() - pollingSince >= streamAgainAfterMs) setMode("stream");
       }
     }
@@ -250,6 +316,10 @@ export function follow<F extends { id: string; event: string; data: unknown }>(
   const done = run();
   return {
     stop: () => stopper.abort(),
+    reconnect: () => {
+      kicked = true;
+      kick.abort();
+    },
     done,
     get mode() {
       return state.mode;

@@ -25,15 +25,21 @@ export class MemoryStorage implements KeyValueStorage {
   }
 }
 
-/** A `localStorage`-like object (the browser's, or a test's) as a `KeyValueStorage`. */
-export function fromWebStorage(store: {
-  getItem(key: string): string | null;
-  setItem(key: string, value: string): void;
-  removeItem(key: string): void;
-}): KeyValueStorage {
+/**
+ * A `localStorage`-like object (the browser's, or a test's) as a `KeyValueStorage`; with a
+ * `prefix`, its keys apart from another app's on the same origin (two roles in one browser).
+ */
+export function fromWebStorage(
+  store: {
+    getItem(key: string): string | null;
+    setItem(key: string, value: string): void;
+    removeItem(key: string): void;
+  },
+  prefix = "",
+): KeyValueStorage {
   return {
-    get: async (key) => store.getItem(key),
-    set: async (key, value) => store.setItem(key, value),
-    remove: async (key) => store.removeItem(key),
+    get: async (key) => store.getItem(prefix + key),
+    set: async (key, value) => store.setItem(prefix + key, value),
+    remove: async (key) => store.removeItem(prefix + key),
   };
 }

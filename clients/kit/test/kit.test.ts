@@ -246,3 +246,32 @@ test("a stream a proxy buffers: the kit polls instead and still follows the ride
   assert.deepEqual(statuses(events).slice(-3), ["arrived", "in_progress", "completed"]);
   assert.equal(new Set(statuses(events)).size, statuses(events).length, "each status once");
 });
+
+test("a stream the network refuses while plain requests pass: the kit polls and follows", async () => {
+  const where = { lat: 52.46, lng: 13.41 };
+  const { driver, passenger, rideId } = await rideUnderWay(where);
+  let refused = 0;
+  const noStreams: FetchLike = async (input, init) => {
+    const request = new Request(input, init);
+    if (request.headers.get("accept") === "text/event-stream") {
+      refused += 1;
+      throw new TypeError("Failed to fetch"); // what a browser says when a filter blocks it
+    }
+    return fetch(request);
+  };
+  const blocked = createRidehail({ baseUrl: BASE, storage: new MemoryStorage(), fetch: noStreams });
+  await blocked.session.signIn(
+    (await passenger.api.GET("/api/v1/users/me")).data?.email ?? "",
+    PASSWORD,
+  );
+  const { events, modes, follow } = collect(blocked, rideId, { pollEveryMs: 200, random: () => 0 });
+  await until("polling", async () => modes.includes("polling"));
+  assert.equal(refused, 2, "two refused connects, then a poll that answers, then polling");
+  await step(driver, rideId, "arrive");
+  await until("the arrival, polled", async () => statuses(events).includes("arrived"));
+  await step(driver, rideId, "start");
+  await step(driver, rideId, "complete");
+  await follow.done;
+  assert.equal(statuses(events).at(-1), "completed");
+  assert.equal(new Set(statuses(events)).size, statuses(events).length, "each status once");
+});
