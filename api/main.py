@@ -23,6 +23,7 @@ from api.routers import (
     ratings,
     rides,
     streams,
+    webapp,
     webhooks,
 )
 from infra import logs
@@ -84,6 +85,7 @@ def create_app() -> FastAPI:
     app.include_router(ratings.router)
     app.include_router(notifications.router)
     app.include_router(ops.router)
+    app.include_router(webapp.router)
     operations.apply(app)
     streams_doc = asyncapi.build(settings.public_url)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import random
 import shutil
 import signal
 import socket
@@ -34,10 +35,27 @@ Proc = subprocess.Popen[bytes]
 
 
 # --- plumbing ------------------------------------------------------------------------------
+# Ports for the services we start are taken below Linux's ephemeral range (32768-60999 by
+# default): a port the kernel handed out for "any free one" can be taken again, between our
+# check and the service's bind, by any outgoing connection on the machine.
+_PORTS = range(20000, 32000)
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on, not handed out before by this process."""
+    for _ in range(500):
+        port = random.choice(_PORTS)
+        if port in _GIVEN:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _GIVEN.add(port)
+        return port
+    raise RuntimeError("no free port found in 20000-32000")
 
 
 def answers(host: str, port: int) -> bool:

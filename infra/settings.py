@@ -25,6 +25,7 @@ DEV_JWT_SECRET = "dev-only-secret-change-me-0123456789abcdef"
 DEV_FLOWER_PASSWORD = "dev-only-flower"
 
 
+_REPO = Path(__file__).resolve().parents[1]  # the checkout (the app's files, in development)
 _LIVE = LiveRules()  # the live view's defaults, written once in the domain
 _DEADLINES = DEADLINES
 
@@ -63,6 +64,9 @@ class Settings(BaseSettings):
     stripe_api_base: str = "http://127.0.0.1:8420"
     stripe_webhook_secret: str = ""
     stripe_timeout_s: float = 20.0  # one Stripe call, before it is retried with its key
+    # Stripe.js in the apps saves cards with the account's publishable key (pk_test_...);
+    # offline, the stand-in takes any test one and serves Stripe.js itself
+    stripe_publishable_key: str = ""
     fcm_credentials: str = ""
     fcm_endpoint: str = "http://127.0.0.1:8421"
     # one FCM send: past it the push's outcome is unknown (maybe delivered), never resent
@@ -84,6 +88,15 @@ class Settings(BaseSettings):
     sweep_ride_silent_s: float = _DEADLINES.ride_silent_s
     # where Stripe sends a driver back after (or instead of) onboarding their payout account
     public_url: str = "http://127.0.0.1:8000"
+
+    # the reference passenger and driver app (`GET /app`), served in development: its
+    # built files (`npm run build` in clients/app; the bootstrap does it) and the map's
+    # raster tiles, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png (empty: the map
+    # draws its vector layers alone, as offline and in the tests)
+    app_enabled: bool | None = None  # None: on in development only
+    app_dir: Path = _REPO / "clients" / "app" / "dist"
+    app_tile_url: str = ""
+    app_tile_attribution: str = ""
 
     max_body_bytes: int = 256 * 1024
     max_route_m: int = 200_000
@@ -133,6 +146,24 @@ class Settings(BaseSettings):
                     "in production"
                 )
         return self
+
+    @property
+    def app_served(self) -> bool:
+        return self.environment == "development" if self.app_enabled is None else self.app_enabled
+
+    @property
+    def stripe_js_url(self) -> str:
+        """Where pages load Stripe.js: Stripe's own, or the stand-in's offline."""
+        if self.stripe_api_key:
+            return "https://js.stripe.com/v3/"
+        return f"{self.stripe_api_base.rstrip('/')}/js.stripe.com/v3/"
+
+    @property
+    def stripe_key_for_devices(self) -> str:
+        """The publishable key the apps' Stripe SDK uses ("" when cards are not set up)."""
+        if self.stripe_publishable_key:
+            return self.stripe_publishable_key
+        return "" if self.stripe_api_key else "pk_test_standin"
 
     @property
     def live_rules(self) -> LiveRules:

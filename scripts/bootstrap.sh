@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs what `make run` / `make test` need on a fresh Debian machine:
-# redis-server (and, for the tests, PostgreSQL, Node.js with the contract linters' npm
-# packages from their lockfile, Chromium with its driver, which test
-# the ops page in a real browser, and luacheck, which lints the Redis scripts) from
-# Debian's packages when absent, and the project with its dependencies into ./.venv.
+# Installs what `make run` / `make test` need on a fresh Debian machine, from Debian's
+# packages when absent: redis-server and Node.js with npm (the reference web app at /app is
+# built with them from its lockfile); for the tests also PostgreSQL, Chromium with its
+# driver (the ops page and the web app in a real browser), luacheck (the Redis scripts),
+# and the npm packages of the contract's linters and of the client kit's tests. Then the
+# project with its dependencies into ./.venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_pg=${1:-}
@@ -28,19 +29,25 @@ fi
 if [ "$want_pg" = "--postgres" ] && ! command -v luacheck >/dev/null 2>&1; then
   apt_install lua-check  # lints the Redis scripts (infra/lua) in the tests
 fi
-if [ "$want_pg" = "--postgres" ] && ! command -v npm >/dev/null 2>&1; then
-  apt_install nodejs npm  # the contract's linters and the typed-client check
+if ! command -v npm >/dev/null 2>&1; then
+  apt_install nodejs npm  # the reference web app's build; the contract's linters; the kit
 fi
+npm_ci() {  # a directory's npm packages, from its lockfile, when it changed
+  local dir=$1
+  if [ ! -f "$dir/node_modules/.installed" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.installed" ]; then
+    echo "bootstrap: installing $dir's npm packages from its package-lock.json" >&2
+    (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+    touch "$dir/node_modules/.installed"
+  fi
+}
 if [ "$want_pg" = "--postgres" ]; then
-  # the contract's linters, and the TypeScript client kit (clients/kit), from their lockfiles
-  for dir in devtools/apilint clients/kit; do
-    if [ ! -f "$dir/node_modules/.installed" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.installed" ]; then
-      echo "bootstrap: installing $dir's npm packages from its package-lock.json" >&2
-      (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
-      touch "$dir/node_modules/.installed"
-    fi
-  done
+  # the contract's linters, and the TypeScript client kit's tests (clients/kit)
+  npm_ci devtools/apilint
+  npm_ci clients/kit
 fi
+# the reference web app the API serves at /app in development (clients/app, on the kit)
+npm_ci clients/app
+(cd clients/app && npm run build --silent >/dev/null)
 
 PY=${PYTHON:-python3}
 stamp=.venv/.installed
