@@ -70,9 +70,9 @@
     var self = this;
     this._inputs = {};
     [
-      ["number", "Card number", "cc-number", "1 1"],
-      ["exp", "MM / YY", "cc-exp", "0 0 auto"],
-      ["cvc", "CVC", "cc-csc", "0 0 auto"],
+      ["number", "Card number", "cc-number", "1 1 9em"],
+      ["exp", "MM / YY", "cc-exp", "0 0 5.5em"],
+      ["cvc", "CVC", "cc-csc", "0 0 4em"],
     ].forEach(function (spec) {
       var input = document.createElement("input");
       input.setAttribute("data-stripe", spec[0]);
@@ -81,7 +81,7 @@
       input.setAttribute("inputmode", "numeric");
       input.setAttribute("aria-label", spec[1]);
       input.style.flex = spec[3];
-      input.style.minWidth = spec[0] === "number" ? "10em" : "4.5em";
+      input.style.minWidth = "0";
       input.addEventListener("input", function () { self._emit("change", self._state()); });
       self._inputs[spec[0]] = input;
       root.appendChild(input);

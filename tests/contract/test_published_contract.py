@@ -129,3 +129,28 @@ def test_the_client_kits_reference_is_made_from_its_types(tmp_path: Path) -> Non
     assert made == (LINT.parents[1] / "docs" / "clients-api" / "README.md").read_text()
     assert "### LocationReporter" in made
     assert "http" not in made  # nothing in docs/ links outside the repository
+
+
+def test_the_reference_app_compiles_against_the_kit_and_builds_what_it_serves(
+    tmp_path: Path,
+) -> None:
+    """`clients/app` type-checks against the kit's source (and so the contract's types),
+    and its build makes both pages' bundles from the kit, with nothing else fetched."""
+    app = LINT.parents[1] / "clients" / "app"
+    env = {"PATH": "/usr/bin:/bin", "NO_COLOR": "1"}
+    check = subprocess.run(
+        [str(app / "node_modules" / ".bin" / "tsc"), "-p", "tsconfig.json", "--noEmit"],
+        cwd=app, capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
+    built = subprocess.run(
+        ["node", "build.mjs"], cwd=app, capture_output=True, text=True, timeout=300, env=env
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    sizes = dict(re.findall(r"^dist/assets/(\S+): ([\d.]+) KB", built.stdout, re.M))
+    assert {"passenger.js", "driver.js", "app.css"} <= set(sizes), built.stdout
+    bundle = (app / "dist" / "assets" / "passenger.js").read_text()
+    assert "last_event_id" in bundle  # the kit is in it (its stream-token resume)
+    for page in ("index.html", "passenger.html", "driver.html"):
+        html = (app / "dist" / page).read_text()
+        assert "http" not in html, page  # everything from /app

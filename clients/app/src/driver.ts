@@ -106,7 +106,11 @@ async function send(): Promise<void> {
 function startReporting(): void {
   if (!("geolocation" in navigator)) throw new Error("This browser has no Geolocation.");
   reporter = kit.reporter();
-  watch = navigator.geolocation.watchPosition(moved, (e) => say(`Location: ${e.message}`, true), {
+  const failed = (e: GeolocationPositionError) => {
+    // a passing failure while a fix is held changes nothing; without any, say why
+    if (!latest) say(`No location yet: ${e.message || `error ${e.code}`}. Allow location for this page.`, true);
+  };
+  watch = navigator.geolocation.watchPosition(moved, failed, {
     enableHighAccuracy: true,
     maximumAge: 0,
   });
@@ -157,7 +161,7 @@ function drawRoute(): void {
 function fit(...targets: { lat: number; lng: number }[]): void {
   const points: L.LatLngTuple[] = targets.map((t) => [t.lat, t.lng]);
   if (state.position) points.push(state.position);
-  if (points.length > 1) map.fitBounds(L.latLngBounds(points), { padding: [48, 48], maxZoom: 16 });
+  if (points.length > 1) map.fitBounds(L.latLngBounds(points), { padding: [48, 48], maxZoom: 16, animate: false });
 }
 
 function showOffer(offer: Offer): void {
@@ -296,7 +300,7 @@ function finished(shown: Ride): void {
   if (shown.status === "completed" && !state.rated) {
     $<HTMLInputElement>("cash-amount").value = String(shown.fare?.amount ?? shown.estimate?.amount ?? 0);
     show("rating-modal", true);
-    loadEarnings().catch(complain);
+    earningsOf(shown.id).catch(complain);
   } else if (TERMINAL.has(shown.status) && shown.status !== "completed") {
     endRide();
   }
@@ -331,7 +335,16 @@ async function submitRating(): Promise<void> {
   if (!(ride?.payment === "cash" && !$("cash-row").hidden)) endRide();
 }
 
-async function loadEarnings(): Promise<void> {
+/** The ride's fare reaches the ledger from a worker, a moment after completion: look
+ * again until its line is there. */
+async function earningsOf(rideId: string): Promise<void> {
+  for (let attempt = 0; attempt < 30; attempt++) {
+    if ((await loadEarnings()).some((line) => line.ride_id === rideId)) return;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+async function loadEarnings(): Promise<components["schemas"]["EarningLine"][]> {
   const page = await ok(kit.api.GET("/api/v1/drivers/me/earnings", { params: { query: { limit: 5 } } }));
   const balance = page.balances[0];
   $("earned").textContent = balance ? money({ amount: balance.earned, currency: balance.currency }) : "-";
@@ -344,6 +357,7 @@ async function loadEarnings(): Promise<void> {
       return item;
     }),
   );
+  return page.items;
 }
 
 async function loadTags(): Promise<void> {
@@ -395,7 +409,7 @@ document.querySelectorAll<HTMLButtonElement>("#stars button").forEach((button) =
 );
 action("rating-submit", submitRating);
 action("rating-later", async () => show("rating-modal", false));
-action("earnings-refresh", loadEarnings);
+action("earnings-refresh", async () => void (await loadEarnings()));
 window.addEventListener("offline", () => channel?.reconnect());
 window.addEventListener("online", () => {
   channel?.reconnect();

@@ -191,7 +191,7 @@ function fit(): void {
   if (here.pickup) points.push([here.pickup.lat, here.pickup.lng]);
   if (here.dropoff) points.push([here.dropoff.lat, here.dropoff.lng]);
   if (state.driver) points.push(state.driver);
-  if (points.length > 1) map.fitBounds(L.latLngBounds(points), { padding: [48, 48], maxZoom: 16 });
+  if (points.length > 1) map.fitBounds(L.latLngBounds(points), { padding: [48, 48], maxZoom: 16, animate: false });
 }
 
 function openRide(): void {
@@ -221,6 +221,7 @@ function onEvent(frame: RideFrame): void {
     }
     case "eta": {
       const e = frame.data;
+      if (state.status && TERMINAL.has(state.status)) break; // the ride is over
       state.events.push({ event: "eta", key: `${e.at} ${e.seconds}` });
       const to = e.target === "pickup" ? "to you" : "to your destination";
       $("ride-eta").textContent = `${minutes(e.seconds)} ${to} (${(e.distance_m / 1000).toFixed(1)} km)`;
@@ -242,7 +243,7 @@ async function refreshRide(status: RideStatus): Promise<void> {
 
 /** A card ride: the hold while riding, the charge at the end; 3-D Secure when the bank asks. */
 async function checkPayment(ride: Ride): Promise<void> {
-  for (let attempt = 0; attempt < 30; attempt++) {
+  for (let attempt = 0; attempt < 120; attempt++) {
     const page = await ok(kit.api.GET("/api/v1/payments", { params: { query: { ride_id: ride.id } } }));
     const hold = page.items.find((p) => p.kind === "authorization");
     if (hold?.status === "requires_action" && stripe) {
@@ -367,6 +368,15 @@ show("main", true);
 map.invalidateSize();
 place("pickup", { lat: CITY[0], lng: CITY[1] });
 place("dropoff", { lat: CITY[0] + 0.012, lng: CITY[1] + 0.018 });
+for (const which of ["pickup", "dropoff"] as const) {
+  $(which).addEventListener("change", () => {
+    const point = parse($<HTMLInputElement>(which).value);
+    if (!point) return say("Pickup and drop-off: 'lat, lng', or tap the map.", true);
+    place(which, point);
+    map.panTo([point.lat, point.lng]);
+    if (which === "pickup") showNearby().catch(() => undefined);
+  });
+}
 let next: "pickup" | "dropoff" = "pickup";
 map.on("click", (e: L.LeafletMouseEvent) => {
   if (!$("request-panel").hidden) {
