@@ -44,6 +44,7 @@ def chromium(width: int = 1280, height: int = 860) -> Iterator[webdriver.Chrome]
         "--disable-gpu",
         "--disable-dev-shm-usage",
         "--disable-background-networking",
+        "--disable-quic",
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",

@@ -28,17 +28,22 @@ def new_customer(client: stripe.StripeClient, **params: Any) -> stripe.Customer:
     return client.v1.customers.create(params=data)
 
 
-def save_card(
-    client: stripe.StripeClient, customer: stripe.Customer, payment_method: str = "pm_card_visa"
-) -> str:
-    """What the device does with the SetupIntent's client secret: confirm it with a card."""
-    intent = client.v1.setup_intents.create(
+def new_setup_intent(client: stripe.StripeClient, customer: stripe.Customer) -> stripe.SetupIntent:
+    """What the service makes for the device to save a card on (off-session use later)."""
+    return client.v1.setup_intents.create(
         params={
             "customer": customer.id,
             "usage": "off_session",
             "allowed_payment_method_types": CARD,
         }
     )
+
+
+def save_card(
+    client: stripe.StripeClient, customer: stripe.Customer, payment_method: str = "pm_card_visa"
+) -> str:
+    """What the device does with the SetupIntent's client secret: confirm it with a card."""
+    intent = new_setup_intent(client, customer)
     intent = client.v1.setup_intents.confirm(intent.id, params={"payment_method": payment_method})
     assert intent.status == "succeeded"
     assert isinstance(intent.payment_method, str)
@@ -133,13 +138,7 @@ def test_a_setup_intent_gives_a_client_secret_and_its_confirm_saves_the_card(
     client: stripe.StripeClient,
 ) -> None:
     customer = new_customer(client)
-    intent = client.v1.setup_intents.create(
-        params={
-            "customer": customer.id,
-            "usage": "off_session",
-            "allowed_payment_method_types": CARD,
-        }
-    )
+    intent = new_setup_intent(client, customer)
     assert intent.status == "requires_payment_method"
     assert intent.client_secret
     assert intent.client_secret.startswith(f"{intent.id}_secret_")
@@ -178,13 +177,7 @@ def test_a_page_saves_a_card_with_the_publishable_key_as_stripe_js_does(
     target: Target, client: stripe.StripeClient
 ) -> None:
     customer = new_customer(client)
-    intent = client.v1.setup_intents.create(
-        params={
-            "customer": customer.id,
-            "usage": "off_session",
-            "allowed_payment_method_types": CARD,
-        }
-    )
+    intent = new_setup_intent(client, customer)
     assert intent.client_secret
     year = str(time.gmtime().tm_year + 2)
     card = {"type": "card", "card[exp_month]": "12", "card[exp_year]": year, "card[cvc]": "123"}
@@ -524,13 +517,7 @@ def test_a_saved_card_can_decline_when_charged_off_session(client: stripe.Stripe
 
 def test_a_declining_card_is_refused_when_saved(client: stripe.StripeClient) -> None:
     customer = new_customer(client)
-    intent = client.v1.setup_intents.create(
-        params={
-            "customer": customer.id,
-            "usage": "off_session",
-            "allowed_payment_method_types": CARD,
-        }
-    )
+    intent = new_setup_intent(client, customer)
     with pytest.raises(stripe.CardError) as caught:
         client.v1.setup_intents.confirm(
             intent.id, params={"payment_method": "pm_card_chargeDeclined"}

@@ -126,7 +126,7 @@ def test_two_browsers_take_a_card_ride_and_the_passenger_sees_every_event_once(
 
         # the network cut (DevTools offline) while the driver arrives and moves on
         passenger.offline(True)
-        time.sleep(1.0)
+        wait(lambda: passenger.state()["network"] == "offline", what="the page told")
         driver.step("arrived")
         driver.drive([(PICKUP[0] + 0.0002, PICKUP[1] + 0.0002)])
         time.sleep(2.0)

@@ -159,6 +159,63 @@ export function logEvent(kind: string, text: string): void {
   $("timeline").prepend(line);
 }
 
+// -- the rating modal, after a ride -------------------------------------------------------
+
+/** The modal each side rates the other in: stars, the tags the service offers that side,
+ * a word. `side` is who rates ("passenger" rates the driver). */
+export class RatingModal {
+  private stars = 0;
+
+  constructor(
+    private readonly kit: Ridehail,
+    private readonly side: Role,
+  ) {
+    document.querySelectorAll<HTMLButtonElement>("#stars button").forEach((button) =>
+      button.addEventListener("click", () => this.choose(Number(button.dataset.stars))),
+    );
+    action("rating-later", async () => show("rating-modal", false));
+  }
+
+  get open(): boolean {
+    return !$("rating-modal").hidden;
+  }
+
+  async loadTags(): Promise<void> {
+    const tags = await ok(this.kit.api.GET("/api/v1/ratings/tags"));
+    $("rating-tags").replaceChildren(
+      ...tags[this.side].map((tag) => {
+        const label = document.createElement("label");
+        const box = document.createElement("input");
+        box.type = "checkbox";
+        box.value = tag;
+        label.append(box, ` ${tag.replaceAll("_", " ")}`);
+        return label;
+      }),
+    );
+  }
+
+  show(): void {
+    this.choose(0);
+    show("rating-modal", true);
+  }
+
+  /** Send the rating of the ride; the modal closes once the service has it. */
+  async send(rideId: string): Promise<void> {
+    if (!this.stars) throw new Error("Choose 1 to 5 stars.");
+    const tags = [...document.querySelectorAll<HTMLInputElement>("#rating-tags input:checked")].map((i) => i.value);
+    const comment = $<HTMLTextAreaElement>("rating-comment").value || null;
+    await ok(this.kit.api.POST("/api/v1/ratings", { body: { ride_id: rideId, stars: this.stars, comment, tags } }));
+    show("rating-modal", false);
+  }
+
+  private choose(stars: number): void {
+    this.stars = stars;
+    document
+      .querySelectorAll<HTMLButtonElement>("#stars button")
+      .forEach((b) => b.classList.toggle("on", Number(b.dataset.stars) <= stars));
+  }
+}
+
 // -- the map -------------------------------------------------------------------------------
 
 export const CITY: L.LatLngTuple = [52.52, 13.405];

@@ -19,6 +19,7 @@ import {
   makeMap,
   money,
   ok,
+  RatingModal,
   say,
   show,
   signedIn,
@@ -299,7 +300,7 @@ async function step(): Promise<void> {
 function finished(shown: Ride): void {
   if (shown.status === "completed" && !state.rated) {
     $<HTMLInputElement>("cash-amount").value = String(shown.fare?.amount ?? shown.estimate?.amount ?? 0);
-    show("rating-modal", true);
+    rating.show();
     earningsOf(shown.id).catch(complain);
   } else if (TERMINAL.has(shown.status) && shown.status !== "completed") {
     endRide();
@@ -318,19 +319,12 @@ function endRide(): void {
 
 // -- rating and earnings -------------------------------------------------------------------
 
-let stars = 0;
+const rating = new RatingModal(kit, "driver");
 
 async function submitRating(): Promise<void> {
   if (!state.rideId) return;
-  if (!stars) throw new Error("Choose 1 to 5 stars.");
-  const tags = [...document.querySelectorAll<HTMLInputElement>("#rating-tags input:checked")].map((i) => i.value);
-  await ok(
-    kit.api.POST("/api/v1/ratings", {
-      body: { ride_id: state.rideId, stars, comment: $<HTMLTextAreaElement>("rating-comment").value || null, tags },
-    }),
-  );
+  await rating.send(state.rideId);
   state.rated = true;
-  show("rating-modal", false);
   say("Thanks for your rating.");
   if (!(ride?.payment === "cash" && !$("cash-row").hidden)) endRide();
 }
@@ -360,20 +354,6 @@ async function loadEarnings(): Promise<components["schemas"]["EarningLine"][]> {
   return page.items;
 }
 
-async function loadTags(): Promise<void> {
-  const tags = await ok(kit.api.GET("/api/v1/ratings/tags"));
-  $("rating-tags").replaceChildren(
-    ...tags.driver.map((tag) => {
-      const label = document.createElement("label");
-      const box = document.createElement("input");
-      box.type = "checkbox";
-      box.value = tag;
-      label.append(box, ` ${tag.replaceAll("_", " ")}`);
-      return label;
-    }),
-  );
-}
-
 // -- start ---------------------------------------------------------------------------------
 
 const user = await signedIn(kit, "driver");
@@ -399,23 +379,14 @@ action("cash", async () => {
   await loadEarnings();
   if (state.rated) endRide();
 });
-document.querySelectorAll<HTMLButtonElement>("#stars button").forEach((button) =>
-  button.addEventListener("click", () => {
-    stars = Number(button.dataset.stars);
-    document
-      .querySelectorAll<HTMLButtonElement>("#stars button")
-      .forEach((b) => b.classList.toggle("on", Number(b.dataset.stars) <= stars));
-  }),
-);
 action("rating-submit", submitRating);
-action("rating-later", async () => show("rating-modal", false));
 action("earnings-refresh", async () => void (await loadEarnings()));
 window.addEventListener("offline", () => channel?.reconnect());
 window.addEventListener("online", () => {
   channel?.reconnect();
   reporter?.flush().catch(complain);
 });
-await Promise.all([loadEarnings(), loadTags()]);
+await Promise.all([loadEarnings(), rating.loadTags()]);
 // a ride under way when the page was reloaded: carry on with it
 const mine = await ok(kit.api.GET("/api/v1/rides", { params: { query: { limit: 1 } } }));
 const last = mine.items[0];

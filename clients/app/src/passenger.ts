@@ -21,6 +21,7 @@ import {
   minutes,
   money,
   ok,
+  RatingModal,
   say,
   show,
   signedIn,
@@ -56,6 +57,8 @@ const state = {
   paid: null as string | null,
   rated: false,
   userId: null as string | null,
+  /** what the platform last said of the network */
+  network: "online" as "online" | "offline",
 };
 (window as unknown as { ridehailApp: typeof state }).ridehailApp = state;
 
@@ -319,43 +322,20 @@ async function requestRide(): Promise<void> {
 
 // -- rating --------------------------------------------------------------------------------
 
-let stars = 0;
+const rating = new RatingModal(kit, "passenger");
 
 function openRating(ride: Ride): void {
-  if (state.rated || !$("rating-modal").hidden) return;
-  stars = 0;
+  if (state.rated || rating.open) return;
   $("rating-ride").textContent = ride.fare ? `Fare ${money(ride.fare)}` : "";
-  document.querySelectorAll<HTMLButtonElement>("#stars button").forEach((b) => b.classList.remove("on"));
-  show("rating-modal", true);
+  rating.show();
 }
 
 async function submitRating(): Promise<void> {
   if (!state.rideId) return;
-  if (!stars) throw new Error("Choose 1 to 5 stars.");
-  const tags = [...document.querySelectorAll<HTMLInputElement>("#rating-tags input:checked")].map((i) => i.value);
-  await ok(
-    kit.api.POST("/api/v1/ratings", {
-      body: { ride_id: state.rideId, stars, comment: $<HTMLTextAreaElement>("rating-comment").value || null, tags },
-    }),
-  );
+  await rating.send(state.rideId);
   state.rated = true;
-  show("rating-modal", false);
   banner("Thanks for rating your driver");
   say("Thanks for your rating.");
-}
-
-async function loadTags(): Promise<void> {
-  const tags = await ok(kit.api.GET("/api/v1/ratings/tags"));
-  $("rating-tags").replaceChildren(
-    ...tags.passenger.map((tag) => {
-      const label = document.createElement("label");
-      const box = document.createElement("input");
-      box.type = "checkbox";
-      box.value = tag;
-      label.append(box, ` ${tag.replaceAll("_", " ")}`);
-      return label;
-    }),
-  );
 }
 
 // -- start ---------------------------------------------------------------------------------
@@ -391,14 +371,6 @@ if (stripe) {
 } else {
   $("card-element").textContent = "Cards are not set up on this server: cash works.";
 }
-document.querySelectorAll<HTMLButtonElement>("#stars button").forEach((button) =>
-  button.addEventListener("click", () => {
-    stars = Number(button.dataset.stars);
-    document
-      .querySelectorAll<HTMLButtonElement>("#stars button")
-      .forEach((b) => b.classList.toggle("on", Number(b.dataset.stars) <= stars));
-  }),
-);
 action("save-card", saveCard);
 action("estimate", async () => {
   const pickup = parse($<HTMLInputElement>("pickup").value);
@@ -418,12 +390,17 @@ action("cancel", async () => {
   );
 });
 action("rating-submit", submitRating);
-action("rating-later", async () => show("rating-modal", false));
 // the platform's word on the network: when it goes, the open stream is dead (even where the
 // socket lingers); when it is back, resume at once from the last event rather than after a backoff
-window.addEventListener("offline", () => following?.reconnect());
-window.addEventListener("online", () => following?.reconnect());
-await Promise.all([loadCards(), loadTags(), showNearby()]);
+window.addEventListener("offline", () => {
+  state.network = "offline";
+  following?.reconnect();
+});
+window.addEventListener("online", () => {
+  state.network = "online";
+  following?.reconnect();
+});
+await Promise.all([loadCards(), rating.loadTags(), showNearby()]);
 setInterval(() => showNearby().catch(() => undefined), 5_000);
 // a ride under way (the page reloaded, or a tap on a notification): follow it again
 const mine = await ok(kit.api.GET("/api/v1/rides", { params: { query: { limit: 1 } } }));
