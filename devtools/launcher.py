@@ -330,6 +330,54 @@ def start_api(
     return proc
 
 
+def haproxy_config(
+    host: str, port: int, backends: Sequence[tuple[str, int]], *, stats_port: int | None = None
+) -> str:
+    """HAProxy in front of the API processes: streams passed through as they are written
+    (HAProxy buffers no response body; a stream lives while its keep-alives flow), the
+    least busy process first (streams are long), a process that stops answering `/healthz`
+    taken out within two seconds and a request it refused sent to another."""
+    lines = [
+        "global",  # maxconn: what the open-files limit allows (HAProxy works it out)
+        "defaults",
+        "  mode http",
+        "  timeout connect 2s",
+        "  timeout client 65s",  # an idle stream still gets a keep-alive every 15 s
+        "  timeout server 65s",
+        "  timeout http-keep-alive 30s",
+        "  timeout queue 5s",
+        "  option redispatch",
+        "  retries 2",
+        "  retry-on conn-failure empty-response",
+        "frontend api",
+        f"  bind {host}:{port}",
+        "  option forwardfor",
+        "  default_backend apis",
+        "backend apis",
+        "  balance leastconn",
+        "  option httpchk GET /healthz",
+        "  http-check expect status 200",
+        "  default-server inter 1s fall 2 rise 1",
+        # which process answered: for the tests and for whoever reads a trace
+        "  http-response set-header X-Served-By %[srv_name]",
+    ]
+    lines += [f"  server {name} 127.0.0.1:{p} check" for name, p in backends]
+    if stats_port is not None:
+        lines += ["frontend stats", f"  bind 127.0.0.1:{stats_port}", "  stats enable",
+                  "  stats uri /", "  stats refresh 5s"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def start_haproxy(config: Path, *, log: Path | None = None, quiet: bool = True) -> Proc:
+    binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    if not Path(binary).exists():
+        raise RuntimeError("haproxy is not installed (scripts/bootstrap.sh installs it)")
+    check = subprocess.run([binary, "-c", "-q", "-f", str(config)], capture_output=True, text=True)
+    if check.returncode != 0:
+        raise RuntimeError(f"haproxy refused {config}: {check.stdout}{check.stderr}")
+    return start([binary, "-db", "-f", str(config)], log=log, quiet=quiet)
+
+
 QUEUES = ",".join(Queue)  # every queue
 
 

@@ -25,10 +25,13 @@ from devtools import launcher
 from infra.migrate import upgrade_head
 from infra.settings import Settings, get_settings
 
-#: processes started again when they die (a crash of the API is a restart, as under a
-#: supervisor in production); any other process dying stops the stack
-RESTARTED = {"api"}
+#: processes started again when they die (a crash of an API process is a restart, as under
+#: a supervisor in production); any other process dying stops the stack
 MAX_RESTARTS_PER_MINUTE = 5
+
+
+def restarted(name: str) -> bool:
+    return name == "api" or name.startswith("api-")
 
 
 class Stack:
@@ -38,6 +41,12 @@ class Stack:
         self.procs: list[tuple[str, launcher.Proc]] = []
         self.logs = settings.data_dir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
+        # with several API processes each listens on a port of its own, HAProxy on api_port
+        self.api_ports = (
+            [launcher.free_port() for _ in range(settings.api_processes)]
+            if settings.api_processes > 1
+            else []
+        )
 
     def _add(self, name: str, proc: launcher.Proc) -> None:
         self.procs.append((name, proc))
@@ -100,10 +109,19 @@ class Stack:
         def log(name: str) -> Path | None:
             return self.logs / f"{name}.log" if self.log_files else None
 
-        return {
+        apis: dict[str, Callable[[], launcher.Proc]] = {
             "api": lambda: launcher.start_api(
                 s.api_port, host=s.api_host, quiet=False, wait=False, log=log("api")
-            ),
+            )
+        }
+        if self.api_ports:
+            apis = {
+                f"api-{i}": self._api_behind_proxy(f"api-{i}", port, log(f"api-{i}"))
+                for i, port in enumerate(self.api_ports, start=1)
+            }
+            apis["proxy"] = self._proxy
+        return {
+            **apis,
             "worker": lambda: launcher.start_worker(
                 queues=",".join(MAIN_QUEUES),
                 quiet=False,
@@ -126,6 +144,29 @@ class Stack:
                 log=self.logs / "flower.log",
             ),
         }
+
+    def _api_behind_proxy(
+        self, name: str, port: int, log: Path | None
+    ) -> Callable[[], launcher.Proc]:
+        return lambda: launcher.start_api(
+            port,
+            quiet=False,
+            wait=False,
+            log=log,
+            # the client's address is the one the proxy says (X-Forwarded-For), from it only
+            extra=["--proxy-headers", "--forwarded-allow-ips", "127.0.0.1"],
+        )
+
+    def _proxy(self) -> launcher.Proc:
+        config = self.settings.data_dir / "haproxy.cfg"
+        config.write_text(
+            launcher.haproxy_config(
+                self.settings.api_host,
+                self.settings.api_port,
+                [(f"api-{i}", port) for i, port in enumerate(self.api_ports, start=1)],
+            )
+        )
+        return launcher.start_haproxy(config, log=self.logs / "haproxy.log")
 
     def app(self) -> None:
         for name, start in self.starters().items():
@@ -179,14 +220,20 @@ def run() -> int:
         stack.services()
         upgrade_head()
         stack.app()
-        ready_url = f"http://{settings.api_host}:{settings.api_port}/readyz"
-        if not _wait_ready(ready_url, stack):
+        ready_urls = [f"http://{settings.api_host}:{settings.api_port}/readyz"]
+        ready_urls += [f"http://127.0.0.1:{port}/readyz" for port in stack.api_ports]
+        if not all(_wait_ready(url, stack) for url in ready_urls):
             print("ridehail: the stack did not become ready", flush=True)
             return 1
         print(
             f"ridehail: ready in {time.monotonic() - started:.1f}s — "
-            f"API http://{settings.api_host}:{settings.api_port} (docs at /docs), "
-            f"Flower http://127.0.0.1:{settings.flower_port} (user {settings.flower_user}, "
+            f"API http://{settings.api_host}:{settings.api_port} (docs at /docs"
+            + (
+                f"; {settings.api_processes} processes behind HAProxy), "
+                if stack.api_ports
+                else "), "
+            )
+            + f"Flower http://127.0.0.1:{settings.flower_port} (user {settings.flower_user}, "
             "password in RIDEHAIL_FLOWER_PASSWORD). Ctrl-C stops everything. "
             "Try `.venv/bin/ridehail simulate` in another terminal.",
             flush=True,
@@ -198,7 +245,7 @@ def run() -> int:
                 if proc.poll() is None:
                     continue
                 recent = [t for t in restarts if t > time.monotonic() - 60]
-                if name in RESTARTED and len(recent) < MAX_RESTARTS_PER_MINUTE:
+                if restarted(name) and len(recent) < MAX_RESTARTS_PER_MINUTE:
                     # as a supervisor would: the API's clients reconnect and resume
                     print(f"ridehail: {name} exited with {proc.returncode}; restarting", flush=True)
                     restarts = [*recent, time.monotonic()]

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     broker_url: str = ""  # defaults to redis_url
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # `ridehail run`: this many API processes behind HAProxy on api_host:api_port (1: the
+    # API itself listens there); the proxy's address is the one the processes trust for
+    # X-Forwarded-For
+    api_processes: int = Field(1, ge=1, le=64)
     flower_port: int = 5555
     # Prometheus scrapes `ridehail metrics` here: an internal address, never the public API
     # (the figures are traffic by route, payments by status, queue depths)

@@ -26,6 +26,10 @@ fi
 if [ "$want_pg" = "--postgres" ] && ! command -v chromedriver >/dev/null 2>&1; then
   apt_install chromium chromium-driver
 fi
+if { [ "$want_pg" = "--postgres" ] || [ "${RIDEHAIL_API_PROCESSES:-1}" != "1" ]; } \
+    && ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
+  apt_install haproxy  # in front of several API processes (RIDEHAIL_API_PROCESSES)
+fi
 if [ "$want_pg" = "--postgres" ] && ! command -v luacheck >/dev/null 2>&1; then
   apt_install lua-check  # lints the Redis scripts (infra/lua) in the tests
 fi

@@ -21,6 +21,18 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    yield from _stack(tmp_path_factory, {})
+
+
+@pytest.fixture(scope="module")
+def proxied_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The stack with two API processes behind HAProxy (`RIDEHAIL_API_PROCESSES=2`)."""
+    yield from _stack(tmp_path_factory, {"RIDEHAIL_API_PROCESSES": "2"})
+
+
+def _stack(
+    tmp_path_factory: pytest.TempPathFactory, extra: dict[str, str]
+) -> Iterator[dict[str, Any]]:
     data = tmp_path_factory.mktemp("stack")
     ports = {name: free_port() for name in ("api", "flower", "redis", "stripe", "fcm", "metrics")}
     env = {k: v for k, v in os.environ.items() if not k.startswith("RIDEHAIL_")}
@@ -33,6 +45,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         RIDEHAIL_STRIPE_API_BASE=f"http://127.0.0.1:{ports['stripe']}",
         RIDEHAIL_FCM_ENDPOINT=f"http://127.0.0.1:{ports['fcm']}",
         RIDEHAIL_STRIPE_WEBHOOK_SECRET="whsec_e2e",  # the stand-in delivers signed events
+        **extra,
     )
     log = open(data / "stack.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(

@@ -134,7 +134,7 @@ test("a ride followed end to end: every status and fix once, in order, then the 
 });
 
 test("the API killed mid-ride: the stream resumes and nothing is lost or repeated", async (t) => {
-  if (!STACK_LOG) return t.skip("needs the stack's log (run by tests/e2e/test_client_kit.py)");
+  if (!STACK_LOG) return t.skip("needs the stack's log (run by tests/e2e/test_clients.py)");
   const where = { lat: 52.35, lng: 13.2 };
   const { driver, passenger, reporter, rideId, t0 } = await rideUnderWay(where);
   const { events, follow } = collect(passenger, rideId, { maxDelayMs: 2_000 });
@@ -148,9 +148,10 @@ test("the API killed mid-ride: the stream resumes and nothing is lost or repeate
   await step(driver, rideId, "start");
   for (let i = 1; i <= 3; i++) await reporter.report(fixAt(where, t0, i));
   await until("the first fixes followed", async () => fixTimes(events).length >= 3);
-  const pids = [...readFileSync(STACK_LOG, "utf8").matchAll(/started api \(pid (\d+)\)/g)];
-  const pid = Number(pids.at(-1)?.[1]);
-  process.kill(pid, "SIGKILL");
+  // every API process (one, or each behind the proxy): the latest pid of each name
+  const started = readFileSync(STACK_LOG, "utf8").matchAll(/started (api(?:-\d+)?) \(pid (\d+)\)/g);
+  const pids = new Map([...started].map((m) => [m[1], Number(m[2])]));
+  for (const pid of pids.values()) process.kill(pid, "SIGKILL");
   for (let i = 4; i <= 8; i++) await reporter.report(fixAt(where, t0, i)); // queued while down
   await until("the API back", async () => {
     const ready = await fetch(`${BASE}/readyz`).catch(() => null);
