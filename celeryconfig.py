@@ -13,7 +13,10 @@ from infra.settings import get_settings
 _settings = get_settings()
 
 broker_url = _settings.broker_url
-broker_transport = "infra.broker:Transport"  # kombu's Redis transport, one crash fixed
+# kombu's Redis transport, one crash fixed; through Sentinel when the URL says so
+broker_transport = (
+    "infra.broker:SentinelTransport" if _settings.broker_via_sentinel else "infra.broker:Transport"
+)
 result_backend = _settings.redis_url
 broker_connection_retry_on_startup = True
 broker_connection_max_retries = None  # reconnect forever
@@ -31,6 +34,8 @@ broker_transport_options = {
     # promotions only when no ride push waits
     "queue_order_strategy": "priority",
 }
+if _settings.broker_via_sentinel:
+    broker_transport_options["master_name"] = _settings.broker_sentinel_master
 result_backend_transport_options = {"visibility_timeout": _VISIBILITY_S}
 visibility_timeout = _VISIBILITY_S
 result_expires = 3600

@@ -26,6 +26,7 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from infra.routing import Queue
 
@@ -181,6 +182,93 @@ def start_redis(
     proc = start([*argv, *extra], log=log)
     wait_port(port, host, proc=proc)
     return proc
+
+
+def start_sentinel(
+    port: int,
+    master: tuple[str, int],
+    *,
+    name: str,
+    data_dir: Path,
+    quorum: int = 2,
+    down_after_ms: int = 1000,
+    failover_timeout_ms: int = 5000,
+    log: Path | None = None,
+) -> Proc:
+    """One Redis Sentinel watching `master` as `name` (Sentinel rewrites its own config
+    file: each one gets its own under `data_dir`)."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise RuntimeError("redis-server is not installed (make run / make test install it)")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = data_dir / f"sentinel-{port}.conf"
+    config.write_text(
+        f"bind 127.0.0.1\nport {port}\ndir {data_dir.resolve()}\n"
+        f"sentinel monitor {name} {master[0]} {master[1]} {quorum}\n"
+        f"sentinel down-after-milliseconds {name} {down_after_ms}\n"
+        f"sentinel failover-timeout {name} {failover_timeout_ms}\n"
+        f"sentinel parallel-syncs {name} 1\n"
+    )
+    proc = start([exe, str(config), "--sentinel"], log=log)
+    wait_port(port, proc=proc)
+    return proc
+
+
+@dataclass
+class SentinelBroker:
+    """The broker's Redis as production should run it, on one machine: a primary, a
+    replica of it, and three sentinels (quorum 2) that promote the replica when the
+    primary is gone for a second. `url` is what RIDEHAIL_BROKER_URL takes."""
+
+    data_dir: Path
+    name: str = "ridehail-broker"
+    redis_ports: list[int] = field(default_factory=list)
+    sentinel_ports: list[int] = field(default_factory=list)
+    procs: dict[str, Proc] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return ";".join(f"sentinel://127.0.0.1:{p}" for p in self.sentinel_ports) + "/0"
+
+    def start(self) -> SentinelBroker:
+        self.redis_ports = [free_port(), free_port()]
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        primary, replica = self.redis_ports
+        for role, port, extra in (
+            ("broker-primary", primary, []),
+            ("broker-replica", replica, ["--replicaof", "127.0.0.1", str(primary)]),
+        ):
+            where = self.data_dir / role
+            where.mkdir(parents=True, exist_ok=True)
+            # the broker keeps its queues on disk too (appendonly), as production must
+            self.procs[role] = start_redis(
+                port, data_dir=where, extra=[*extra, "--appendonly", "yes"],
+                log=self.data_dir / f"{role}.log",
+            )  # fmt: skip
+        for i, port in enumerate(self.sentinel_ports, start=1):
+            self.procs[f"sentinel-{i}"] = start_sentinel(
+                port, ("127.0.0.1", primary), name=self.name,
+                data_dir=self.data_dir / "sentinels", log=self.data_dir / f"sentinel-{i}.log",
+            )  # fmt: skip
+        return self
+
+    def primary(self) -> tuple[str, int] | None:
+        """Where the sentinels say the primary is now."""
+        import redis as redis_py
+
+        for port in self.sentinel_ports:
+            sentinel = redis_py.Redis(port=port, socket_timeout=1)
+            try:
+                found: Any = sentinel.sentinel_get_master_addr_by_name(self.name)
+            except redis_py.RedisError:
+                continue
+            if found:
+                host, where = found
+                return (host.decode() if isinstance(host, bytes) else str(host)), int(where)
+        return None
+
+    def stop(self) -> None:
+        stop_all(list(self.procs.values()), grace_s=5)
 
 
 # --- PostgreSQL ----------------------------------------------------------------------------

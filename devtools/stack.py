@@ -34,6 +34,12 @@ def restarted(name: str) -> bool:
     return name == "api" or name.startswith("api-")
 
 
+def outlived(name: str) -> bool:
+    """Processes whose loss the stack rides out: the broker's Redis and its sentinels (the
+    sentinels promote the replica; that is what a local failover is for)."""
+    return name.startswith(("broker-", "sentinel-"))
+
+
 class Stack:
     def __init__(self, settings: Settings, *, log_files: bool = False) -> None:
         self.settings = settings
@@ -64,6 +70,20 @@ class Stack:
         host, port = where.hostname or "127.0.0.1", where.port or default_port
         if not launcher.answers(host, port):
             self._add(name, start(host, port))
+
+    def broker(self) -> None:
+        """With `RIDEHAIL_DEV_BROKER_SENTINEL`: the broker apart, behind Sentinel, and every
+        process started after this reaches it through the sentinels."""
+        if not self.settings.dev_broker_sentinel:
+            return
+        broker = launcher.SentinelBroker(self.settings.data_dir / "broker").start()
+        for name, proc in broker.procs.items():
+            self._add(name, proc)
+        os.environ["RIDEHAIL_BROKER_URL"] = broker.url
+        os.environ["RIDEHAIL_BROKER_SENTINEL_MASTER"] = broker.name
+        get_settings.cache_clear()
+        self.settings = get_settings()
+        print(f"ridehail: broker at {broker.url} (master {broker.name})", flush=True)
 
     def services(self) -> None:
         s = self.settings
@@ -218,6 +238,7 @@ def run() -> int:
     code = 0
     try:
         stack.services()
+        stack.broker()
         upgrade_head()
         stack.app()
         ready_urls = [f"http://{settings.api_host}:{settings.api_port}/readyz"]
@@ -242,7 +263,7 @@ def run() -> int:
         restarts: list[float] = []
         while not stopping:
             for i, (name, proc) in enumerate(stack.procs):
-                if proc.poll() is None:
+                if proc.poll() is None or outlived(name):
                     continue
                 recent = [t for t in restarts if t > time.monotonic() - 60]
                 if restarted(name) and len(recent) < MAX_RESTARTS_PER_MINUTE:

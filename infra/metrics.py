@@ -126,9 +126,9 @@ class _Extras(Collector):
 
 def queue_lengths() -> dict[str, int]:
     """Messages waiting in each Celery queue (the Redis transport keeps a queue as a list)."""
-    from infra.redis import get_sync_redis
+    from infra.redis import get_broker_redis
 
-    pipe = get_sync_redis().pipeline()
+    pipe = get_broker_redis().pipeline()
     for queue in QUEUES:
         pipe.llen(queue)
     return {queue: int(n) for queue, n in zip(QUEUES, pipe.execute(), strict=True)}

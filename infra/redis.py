@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from urllib.parse import urlparse
 
 import redis
 import redis.asyncio as aioredis
+import redis.asyncio.sentinel as aiosentinel
+import redis.sentinel
 
 from infra.settings import get_settings
 
@@ -29,12 +32,42 @@ def make_async_redis(pool_size: int = ASYNC_POOL_SIZE) -> aioredis.Redis:
     return aioredis.Redis(connection_pool=pool)
 
 
+def sentinels_of(url: str) -> tuple[list[tuple[str, int]], int]:
+    """The sentinels a `sentinel://h1:p1;sentinel://h2:p2/db` URL names, and the db."""
+    hosts: list[tuple[str, int]] = []
+    db = 0
+    for part in url.split(";"):
+        where = urlparse(part)
+        hosts.append((where.hostname or "127.0.0.1", where.port or 26379))
+        if where.path.strip("/"):
+            db = int(where.path.strip("/"))
+    return hosts, db
+
+
 async def ping_broker(url: str) -> None:
-    client = aioredis.Redis.from_url(url)
+    """The broker's primary answers (through the sentinels, for a `sentinel://` URL)."""
+    if url.startswith("sentinel://"):
+        hosts, db = sentinels_of(url)
+        sentinel = aiosentinel.Sentinel(hosts, socket_timeout=2)
+        client = sentinel.master_for(get_settings().broker_sentinel_master, db=db)
+    else:
+        client = aioredis.Redis.from_url(url)
     try:
         await client.ping()
     finally:
         await client.aclose()
+
+
+@lru_cache
+def get_broker_redis() -> redis.Redis:
+    """The broker's Redis, for what reads its queues (their depths)."""
+    settings = get_settings()
+    if settings.broker_via_sentinel:
+        hosts, db = sentinels_of(settings.broker_url)
+        return redis.sentinel.Sentinel(hosts, socket_timeout=2).master_for(
+            settings.broker_sentinel_master, db=db, decode_responses=True
+        )
+    return redis.Redis.from_url(settings.broker_url, decode_responses=True)
 
 
 @lru_cache

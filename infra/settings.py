@@ -45,7 +45,13 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./.ridehail")
     database_url: str = ""
     redis_url: str = "redis://127.0.0.1:6379/0"
-    broker_url: str = ""  # defaults to redis_url
+    # defaults to redis_url; `sentinel://host:26379;sentinel://host2:26379/0` reaches the
+    # broker's Redis through Sentinel, the primary being the one of `broker_sentinel_master`
+    broker_url: str = ""
+    broker_sentinel_master: str = "ridehail-broker"
+    # `ridehail run` only: the broker on a Redis of its own with a replica and three
+    # sentinels, RIDEHAIL_BROKER_URL pointing at them (a failover can be tried locally)
+    dev_broker_sentinel: bool = False
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     # `ridehail run`: this many API processes behind HAProxy on api_host:api_port (1: the
@@ -150,6 +156,10 @@ class Settings(BaseSettings):
                     "in production"
                 )
         return self
+
+    @property
+    def broker_via_sentinel(self) -> bool:
+        return self.broker_url.startswith("sentinel://")
 
     @property
     def app_served(self) -> bool:

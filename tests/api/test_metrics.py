@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from infra.metrics import serve
-from infra.redis import get_sync_redis
+from infra.redis import get_broker_redis
 from tests.api.test_location import native, online
 from tests.factories import register
 from tests.services import free_port
@@ -70,7 +70,7 @@ def test_queue_depths_are_read_from_the_broker_at_scrape_time(
     import infra.metrics
 
     monkeypatch.setattr(infra.metrics, "QUEUES", ("test-unconsumed",))
-    r = get_sync_redis()
+    r = get_broker_redis()  # the broker's Redis (a database of its own here), not live state's
     r.delete("test-unconsumed")
     r.lpush("test-unconsumed", "a", "b", "c")
     try:

@@ -30,6 +30,21 @@ def proxied_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
     yield from _stack(tmp_path_factory, {"RIDEHAIL_API_PROCESSES": "2"})
 
 
+@pytest.fixture(scope="module")
+def sentinel_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The stack with the broker on a Redis of its own, a replica and three sentinels
+    (`RIDEHAIL_DEV_BROKER_SENTINEL=1`); the outbox sweep looks every 2 s for jobs older
+    than 5 s (production: 60 s), so what a failover drops is sent again within the test."""
+    yield from _stack(
+        tmp_path_factory,
+        {
+            "RIDEHAIL_DEV_BROKER_SENTINEL": "1",
+            "RIDEHAIL_OUTBOX_REDISPATCH_AFTER_S": "5",
+            "RIDEHAIL_SWEEP_INTERVAL_S": "2",
+        },
+    )
+
+
 def _stack(
     tmp_path_factory: pytest.TempPathFactory, extra: dict[str, str]
 ) -> Iterator[dict[str, Any]]:
