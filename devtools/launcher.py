@@ -41,12 +41,13 @@ Proc = subprocess.Popen[bytes]
 # check and the service's bind, by any outgoing connection on the machine.
 _PORTS = range(20000, 32000)
 _GIVEN: set[int] = set()
+_DRAW = random.Random()  # our own: the global one may be a test's (Hypothesis watches it)
 
 
 def free_port() -> int:
     """A port nothing listens on, not handed out before by this process."""
     for _ in range(500):
-        port = random.choice(_PORTS)
+        port = _DRAW.choice(_PORTS)
         if port in _GIVEN:
             continue
         with socket.socket() as s:
