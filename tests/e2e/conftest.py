@@ -25,19 +25,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def proxied_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """The stack with two API processes behind HAProxy (`RIDEHAIL_API_PROCESSES=2`)."""
-    yield from _stack(tmp_path_factory, {"RIDEHAIL_API_PROCESSES": "2"})
-
-
-@pytest.fixture(scope="module")
-def sentinel_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """The stack with the broker on a Redis of its own, a replica and three sentinels
-    (`RIDEHAIL_DEV_BROKER_SENTINEL=1`); the outbox sweep looks every 2 s for jobs older
-    than 5 s (production: 60 s), so what a failover drops is sent again within the test."""
+def scaled_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The stack scaled out: two API processes behind HAProxy, and the broker on a Redis
+    of its own with a replica and three sentinels. The outbox sweep looks every 2 s for
+    jobs older than 5 s (production: 60 s), so what a failover drops is sent again within
+    the test."""
     yield from _stack(
         tmp_path_factory,
         {
+            "RIDEHAIL_API_PROCESSES": "2",
             "RIDEHAIL_DEV_BROKER_SENTINEL": "1",
             "RIDEHAIL_OUTBOX_REDISPATCH_AFTER_S": "5",
             "RIDEHAIL_SWEEP_INTERVAL_S": "2",

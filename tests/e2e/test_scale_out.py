@@ -1,0 +1,220 @@
+"""Scaled out on one machine as on many: two API processes behind HAProxy
+(`RIDEHAIL_API_PROCESSES=2`) and the broker on a Redis of its own behind Sentinel
+(`RIDEHAIL_DEV_BROKER_SENTINEL=1`: a primary, a replica, three sentinels), as `ridehail
+run` starts them.
+
+Through the proxy: requests spread over both processes, a stream gets at once what a
+request served by the other process changed (nothing buffers it), a process killed costs
+no request and is started again, and the apps' kit follows a ride with every process
+killed mid-ride. The broker: its primary is killed between two rides; the sentinels
+promote the replica, the workers and beat reconnect to it, the API's readiness says so,
+and the outbox keeps its promise: every job committed, before, during and after the
+failover, is done (a message the old primary took and never passed on is sent again by
+the sweep)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from tests.factories import Account, register
+from tests.sse import SseClient
+from tests.wait import until
+
+KIT = Path(__file__).resolve().parents[2] / "clients" / "kit"
+
+
+def _pids(stack: dict[str, Any]) -> dict[str, int]:
+    """The latest pid of each process the stack started."""
+    log = (stack["data"] / "stack.log").read_text()
+    return {name: int(pid) for name, pid in re.findall(r"started (\S+) \(pid (\d+)\)", log)}
+
+
+def _served_by(http: httpx.Client, n: int = 8) -> list[str]:
+    return [http.get("/healthz").headers.get("x-served-by", "") for _ in range(n)]
+
+
+def test_requests_are_spread_over_the_processes(scaled_stack: dict[str, Any]) -> None:
+    http = httpx.Client(base_url=scaled_stack["base"], timeout=10)
+    # each process is in the proxy's rotation once its first health check passed (1 s)
+    until(lambda: set(_served_by(http)) == {"api-1", "api-2"}, timeout=15)
+    assert {"api-1", "api-2", "proxy"} <= set(_pids(scaled_stack))
+
+
+def test_a_stream_through_the_proxy_gets_what_the_other_process_changed_at_once(
+    scaled_stack: dict[str, Any],
+) -> None:
+    base = scaled_stack["base"]
+    http = httpx.Client(base_url=base, timeout=10)
+    driver = register(http, "driver", email=f"d-{uuid.uuid4().hex[:8]}@example.com")  # type: ignore[arg-type]
+    passenger = register(http, "passenger", email=f"p-{uuid.uuid4().hex[:8]}@example.com")  # type: ignore[arg-type]
+    assert http.post(
+        "/api/v1/drivers/me/status", json={"status": "online"}, headers=driver.headers
+    ).is_success
+    at = (52.41, 13.21)
+    fix = {"lat": at[0], "lng": at[1], "recorded_at": time.time()}
+    assert http.post("/api/v1/drivers/me/location", json=fix, headers=driver.headers).is_success
+    ride = http.post(
+        "/api/v1/rides",
+        json={"pickup": {"lat": at[0], "lng": at[1]}, "dropoff": {"lat": 52.42, "lng": 13.23},
+              "payment": "cash"},
+        headers=passenger.headers,
+    )  # fmt: skip
+    assert ride.status_code == 201, ride.text
+    ride_id = ride.json()["id"]
+    stream = SseClient(f"{base}/api/v1/rides/{ride_id}/events", passenger.headers).start()
+    assert stream.status == 200
+    assert stream.next(kind="status").data["status"] == "requested"
+    until(lambda: http.get("/api/v1/drivers/me/offers", headers=driver.headers).json()["items"])
+    # the accept is served by whichever process; the stream's may be the other: the event
+    # crosses over Redis and through the proxy as it is written
+    served = set()
+    for action in ("accept", "arrive"):
+        answer = http.post(f"/api/v1/rides/{ride_id}/{action}", headers=driver.headers)
+        assert answer.status_code == 200, answer.text
+        served.add(answer.headers["x-served-by"])
+        sent = time.monotonic()
+        seen = stream.next(timeout=10, kind="status")
+        assert seen.data["status"] == {"accept": "accepted", "arrive": "arrived"}[action]
+        assert time.monotonic() - sent < 5  # a buffering proxy would hold it back
+    assert served <= {"api-1", "api-2"}
+
+
+def test_a_killed_process_costs_no_request_and_is_started_again(
+    scaled_stack: dict[str, Any],
+) -> None:
+    http = httpx.Client(base_url=scaled_stack["base"], timeout=10)
+    before = _pids(scaled_stack)["api-1"]
+    os.kill(before, signal.SIGKILL)
+    answers = [http.get("/readyz") for _ in range(40)]
+    assert [a.status_code for a in answers] == [200] * 40
+    until(lambda: _pids(scaled_stack)["api-1"] != before, timeout=30)
+    until(lambda: "api-1" in _served_by(http), timeout=30)  # back in the proxy's rotation
+    assert (
+        "ridehail: api-1 exited with -9; restarting"
+        in (scaled_stack["data"] / "stack.log").read_text()
+    )
+
+
+@pytest.mark.timeout(300)
+def test_the_kit_resumes_through_the_proxy_when_every_process_is_killed(
+    scaled_stack: dict[str, Any],
+) -> None:
+    """The kit's own test of a ride followed across the API's death (by header and by
+    stream token), here with both processes behind the proxy killed mid-ride."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/root"),
+        "RIDEHAIL_BASE_URL": scaled_stack["base"],
+        "RIDEHAIL_STACK_LOG": str(scaled_stack["data"] / "stack.log"),
+    }
+    built = subprocess.run(
+        [str(KIT / "node_modules" / ".bin" / "tsc"), "-p", "tsconfig.json"],
+        cwd=KIT, capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stdout + built.stderr
+    done = subprocess.run(
+        ["node", "--test", "--test-name-pattern=the API killed mid-ride", "dist/test/"],
+        cwd=KIT, capture_output=True, text=True, timeout=240, env=env,
+    )  # fmt: skip
+    out = done.stdout + done.stderr
+    print(out)
+    assert done.returncode == 0, out
+    assert re.search(r"^# pass 1$", out, re.M), out
+    log = (scaled_stack["data"] / "stack.log").read_text()
+    assert "ridehail: api-2 exited with -9; restarting" in log  # both were killed mid-ride
+
+
+def _ride_done_by_the_workers(http: httpx.Client, where: tuple[float, float]) -> str:
+    """A cash ride through the API, which needs the workers at each step that matters:
+    the dispatch (the offer), and the fare in the driver's ledger at the end."""
+    tag = uuid.uuid4().hex[:8]
+    driver: Account = register(http, "driver", email=f"d-{tag}@example.com")  # type: ignore[arg-type]
+    passenger: Account = register(http, "passenger", email=f"p-{tag}@example.com")  # type: ignore[arg-type]
+
+    def ok(answer: httpx.Response, status: int = 200) -> Any:
+        assert answer.status_code == status, answer.text
+        return answer.json() if answer.content else None
+
+    def ping(lat: float, lng: float) -> None:
+        fix = {"lat": lat, "lng": lng, "recorded_at": time.time()}
+        ok(http.post("/api/v1/drivers/me/location", json=fix, headers=driver.headers), 202)
+
+    ok(http.post("/api/v1/drivers/me/status", json={"status": "online"}, headers=driver.headers))
+    ping(*where)
+    ride = ok(
+        http.post(
+            "/api/v1/rides",
+            json={"pickup": {"lat": where[0], "lng": where[1]},
+                  "dropoff": {"lat": where[0] + 0.004, "lng": where[1] + 0.004}, "payment": "cash"},
+            headers=passenger.headers,
+        ),
+        201,
+    )  # fmt: skip
+    until(
+        lambda: http.get("/api/v1/drivers/me/offers", headers=driver.headers).json()["items"],
+        timeout=45,
+    )
+    for action in ("accept", "arrive", "start"):
+        ok(http.post(f"/api/v1/rides/{ride['id']}/{action}", headers=driver.headers))
+    time.sleep(1.0)
+    ping(where[0] + 0.0003, where[1] + 0.0003)  # a car's pace
+    ok(http.post(f"/api/v1/rides/{ride['id']}/complete", headers=driver.headers))
+    until(
+        lambda: any(
+            line["ride_id"] == ride["id"]
+            for line in http.get("/api/v1/drivers/me/earnings", headers=driver.headers).json()[
+                "items"
+            ]
+        ),
+        timeout=45,
+    )
+    return str(ride["id"])
+
+
+def _open_jobs(stack: dict[str, Any]) -> int:
+    with sqlite3.connect(stack["data"] / "ridehail.db") as db:
+        (n,) = db.execute(
+            "SELECT count(*) FROM outbox WHERE completed_at IS NULL AND failed_at IS NULL"
+        ).fetchone()
+    return int(n)
+
+
+def test_a_failover_of_the_brokers_primary_loses_no_job(scaled_stack: dict[str, Any]) -> None:
+    stack = scaled_stack
+    log = (stack["data"] / "stack.log").read_text()
+    url = re.search(r"ridehail: broker at (\S+) \(master (\S+)\)", log)
+    assert url, log[-2000:]
+    sentinels = [int(p) for p in re.findall(r"sentinel://127\.0\.0\.1:(\d+)", url.group(1))]
+    master = url.group(2)
+
+    def primary() -> int:
+        host, port = redis.Redis(port=sentinels[0]).sentinel_get_master_addr_by_name(master)
+        return int(port)
+
+    http = httpx.Client(base_url=stack["base"], timeout=10)
+    assert http.get("/readyz").json()["checks"]["broker"] == "ok"
+    _ride_done_by_the_workers(http, (52.61, 13.51))
+
+    first = primary()
+    pid = int(re.findall(r"started broker-primary \(pid (\d+)\)", log)[-1])
+    os.kill(pid, signal.SIGKILL)
+    # a ride whose jobs are committed while the broker has no primary
+    ride = _ride_done_by_the_workers(http, (52.62, 13.52))
+    until(lambda: primary() != first, timeout=30)  # the replica, promoted
+    assert http.get("/readyz").json()["checks"]["broker"] == "ok"
+    _ride_done_by_the_workers(http, (52.63, 13.53))
+    until(lambda: _open_jobs(stack) == 0, timeout=60)
+    assert ride
+    assert "ridehail: broker-primary exited" not in (stack["data"] / "stack.log").read_text()
