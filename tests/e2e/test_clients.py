@@ -55,7 +55,7 @@ def test_the_kits_own_tests_pass_against_the_stack(stack: dict[str, Any]) -> Non
 
 START = (52.5300, 13.4100)  # where the driver waits
 PICKUP = (52.5330, 13.4140)
-DROPOFF = (52.5420, 13.4300)
+DROPOFF = (52.5360, 13.4180)
 
 
 def _email(role: str) -> str:
@@ -122,21 +122,20 @@ def test_two_browsers_take_a_card_ride_and_the_passenger_sees_every_event_once(
                 what=f"the marker at {fix}",
             )
             assert passenger.driver_marker() != before
-            time.sleep(1.0)  # a car's pace between fixes (faster is refused as a jump)
 
         # the network cut (DevTools offline) while the driver arrives and moves on
         passenger.offline(True)
         wait(lambda: passenger.state()["network"] == "offline", what="the page told")
         driver.step("arrived")
         driver.drive([(PICKUP[0] + 0.0002, PICKUP[1] + 0.0002)])
-        time.sleep(2.0)
+        time.sleep(1.0)
         assert "arrived" not in passenger.statuses(), "the cut is real: nothing came through"
         passenger.offline(False)
         wait(lambda: "arrived" in passenger.statuses(), timeout=30, what="resumed")
         wait(lambda: passenger.state().get("driver") == [PICKUP[0] + 0.0002, PICKUP[1] + 0.0002])
 
         driver.step("in_progress")
-        driver.drive(line((PICKUP[0] + 0.0002, PICKUP[1] + 0.0002), DROPOFF, 4), pause_s=1.0)
+        driver.drive(line((PICKUP[0] + 0.0002, PICKUP[1] + 0.0002), DROPOFF, 3), pause_s=0.3)
         driver.step("completed")
         wait(lambda: "completed" in passenger.statuses(), what="completed")
 
@@ -144,7 +143,7 @@ def test_two_browsers_take_a_card_ride_and_the_passenger_sees_every_event_once(
         statuses, fixes = passenger.statuses(), passenger.fixes()
         assert statuses == ["requested", "accepted", "arrived", "in_progress", "completed"]
         assert _in_order(statuses)
-        assert len(fixes) == len(set(fixes)) >= 9, fixes
+        assert len(fixes) == len(set(fixes)) >= 7, fixes  # every move, and the cadence
         assert len(passenger.timeline("status")) == len(statuses)
         assert len(passenger.timeline("location")) == len(fixes)
 
