@@ -46,16 +46,19 @@ def sentinels_of(url: str) -> tuple[list[tuple[str, int]], int]:
 
 async def ping_broker(url: str) -> None:
     """The broker's primary answers (through the sentinels, for a `sentinel://` URL)."""
+    asked: list[aioredis.Redis] = []  # the sentinels' clients, closed with the broker's
     if url.startswith("sentinel://"):
         hosts, db = sentinels_of(url)
         sentinel = aiosentinel.Sentinel(hosts, socket_timeout=2)
+        asked = list(sentinel.sentinels)
         client = sentinel.master_for(get_settings().broker_sentinel_master, db=db)
     else:
         client = aioredis.Redis.from_url(url)
     try:
         await client.ping()
     finally:
-        await client.aclose()
+        for one in [client, *asked]:
+            await one.aclose()
 
 
 @lru_cache
