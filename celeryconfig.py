@@ -6,6 +6,7 @@ from __future__ import annotations
 from kombu import Queue as KombuQueue
 
 from domain.jobs import Job
+from infra.redis import sentinels_of
 from infra.routing import Queue
 from infra.routing import task_routes as task_routes_of_jobs
 from infra.settings import get_settings
@@ -17,7 +18,10 @@ broker_url = _settings.broker_url
 broker_transport = (
     "infra.broker:SentinelTransport" if _settings.broker_via_sentinel else "infra.broker:Transport"
 )
-result_backend = _settings.redis_url
+# Celery's own state (results, beat's schedule and lock) is kept in live state's Redis,
+# or with the broker when live state is a cluster (neither speaks cluster)
+_celery_state = _settings.broker_url if _settings.redis_cluster else _settings.redis_url
+result_backend = _celery_state
 broker_connection_retry_on_startup = True
 broker_connection_max_retries = None  # reconnect forever
 worker_cancel_long_running_tasks_on_connection_loss = True
@@ -37,6 +41,8 @@ broker_transport_options = {
 if _settings.broker_via_sentinel:
     broker_transport_options["master_name"] = _settings.broker_sentinel_master
 result_backend_transport_options = {"visibility_timeout": _VISIBILITY_S}
+if _settings.redis_cluster and _settings.broker_via_sentinel:
+    result_backend_transport_options["master_name"] = _settings.broker_sentinel_master
 visibility_timeout = _VISIBILITY_S
 result_expires = 3600
 
@@ -61,7 +67,16 @@ task_routes = task_routes_of_jobs()  # each job's queue, spelled out in infra/ro
 # Beat: one active instance, guaranteed by RedBeat's lock in Redis; a second beat
 # waits and takes over when the lock expires.
 beat_scheduler = "infra.beat:Scheduler"
-redbeat_redis_url = _settings.redis_url
+redbeat_redis_url = _celery_state
+if _settings.redis_cluster and _settings.broker_via_sentinel:
+    _sentinels, _db = sentinels_of(_settings.broker_url)
+    redbeat_redis_url = "redis-sentinel://"
+    redbeat_redis_options = {
+        "sentinels": _sentinels,
+        "service_name": _settings.broker_sentinel_master,
+        "db": _db,
+        "socket_timeout": 2,
+    }
 redbeat_lock_timeout = 15
 beat_max_loop_interval = 5
 beat_schedule = {

@@ -883,11 +883,13 @@ class Chaos:
         record = self.record()
         import redis
 
-        live = redis.Redis(port=self.ports["redis"], decode_responses=True)
+        from infra.live.rides import LiveRides
+
+        live = LiveRides(redis.Redis(port=self.ports["redis"], decode_responses=True))
         lost_pings = 0
         trip_pings = 0
         for ride_id, pings in record["trip_pings"].items():
-            raw: list[str] = live.lrange(f"ride:{ride_id}:path", 0, -1)  # type: ignore[assignment]
+            raw = live.trip_path(ride_id)
             path = [tuple(map(float, p.split(",")[:3])) for p in raw]
             for t, lat, lng in pings:
                 trip_pings += 1

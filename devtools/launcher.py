@@ -272,6 +272,97 @@ class SentinelBroker:
         stop_all(list(self.procs.values()), grace_s=5)
 
 
+@dataclass
+class RedisClusterNodes:
+    """A Redis Cluster on one machine, as production runs it on several: `primaries`
+    primaries, each with a replica, the 16,384 slots split between the primaries, a
+    replica promoted when its primary is gone for a second (`cluster-node-timeout`).
+    The rest of the cluster keeps serving its slots meanwhile
+    (`cluster-require-full-coverage no`). `url` is what RIDEHAIL_REDIS_URL takes."""
+
+    data_dir: Path
+    primaries: int = 3
+    ports: list[int] = field(default_factory=list)
+    procs: dict[str, Proc] = field(default_factory=dict)
+    node_timeout_ms: int = 1000
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports[0]}/0"
+
+    def start(self, timeout: float = 30.0) -> RedisClusterNodes:
+        if self.primaries < 3:
+            raise ValueError("a Redis Cluster needs 3 primaries at least")
+        self.ports = [free_port() for _ in range(2 * self.primaries)]
+        for port in self.ports:
+            where = self.data_dir / str(port)
+            shutil.rmtree(where, ignore_errors=True)  # a new cluster each start
+            where.mkdir(parents=True, exist_ok=True)
+            self.procs[f"cluster-{port}"] = start_redis(
+                port, data_dir=where, log=self.data_dir / f"node-{port}.log",
+                extra=["--cluster-enabled", "yes",
+                       "--cluster-config-file", f"nodes-{port}.conf",
+                       "--cluster-node-timeout", str(self.node_timeout_ms),
+                       "--cluster-require-full-coverage", "no",
+                       "--cluster-allow-reads-when-down", "no"],
+            )  # fmt: skip
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise RuntimeError("redis-cli is not installed (make run / make test install it)")
+        subprocess.run(
+            [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
+             "--cluster-replicas", "1", "--cluster-yes"],
+            check=True, capture_output=True, timeout=timeout,
+        )  # fmt: skip
+        self.wait_ok(timeout)
+        return self
+
+    def wait_ok(self, timeout: float = 30.0) -> None:
+        """Until every live node says the cluster is ok and knows its 2N nodes."""
+        import redis as redis_py
+
+        deadline = time.monotonic() + timeout
+        while True:
+            states = []
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    continue
+                port = int(name.rsplit("-", 1)[1])
+                node = redis_py.Redis(port=port, socket_timeout=1, decode_responses=True)
+                try:
+                    info: Any = node.cluster("INFO")
+                    states.append(info.get("cluster_state") == "ok")
+                except redis_py.RedisError:
+                    states.append(False)
+                finally:
+                    node.close()
+            if states and all(states):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Redis Cluster did not come up")
+            time.sleep(0.2)
+
+    def roles(self) -> dict[int, str]:
+        """Each live node's role now: `master` or `slave`."""
+        import redis as redis_py
+
+        out = {}
+        for port in self.ports:
+            if self.procs[f"cluster-{port}"].poll() is not None:
+                continue
+            node = redis_py.Redis(port=port, socket_timeout=1, decode_responses=True)
+            try:
+                out[port] = str(node.info("replication")["role"])
+            except redis_py.RedisError:
+                continue
+            finally:
+                node.close()
+        return out
+
+    def stop(self) -> None:
+        stop_all(list(self.procs.values()), grace_s=5)
+
+
 # --- PostgreSQL ----------------------------------------------------------------------------
 def pg_bindir() -> str:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))

@@ -36,8 +36,9 @@ def restarted(name: str) -> bool:
 
 def outlived(name: str) -> bool:
     """Processes whose loss the stack rides out: the broker's Redis and its sentinels (the
-    sentinels promote the replica; that is what a local failover is for)."""
-    return name.startswith(("broker-", "sentinel-"))
+    sentinels promote the replica), the cluster's nodes (a replica takes over its
+    primary's slots): that is what a local failover is for."""
+    return name.startswith(("broker-", "sentinel-", "cluster-"))
 
 
 class Stack:
@@ -84,6 +85,28 @@ class Stack:
         get_settings.cache_clear()
         self.settings = get_settings()
         print(f"ridehail: broker at {broker.url} (master {broker.name})", flush=True)
+
+    def live_state(self) -> None:
+        """With `RIDEHAIL_DEV_REDIS_CLUSTER=N`: live state on a local cluster of N primaries
+        with a replica each; the Redis started by `services` stays the broker's (unless
+        the broker is behind Sentinel already)."""
+        n = self.settings.dev_redis_cluster
+        if not n:
+            return
+        cluster = launcher.RedisClusterNodes(self.settings.data_dir / "cluster", primaries=n)
+        cluster.start()
+        for name, proc in cluster.procs.items():
+            self._add(name, proc)
+        os.environ["RIDEHAIL_BROKER_URL"] = self.settings.broker_url
+        os.environ["RIDEHAIL_REDIS_URL"] = cluster.url
+        os.environ["RIDEHAIL_REDIS_CLUSTER"] = "true"
+        get_settings.cache_clear()
+        self.settings = get_settings()
+        print(
+            f"ridehail: live state on a Redis Cluster of {n} primaries at {cluster.url} "
+            f"(nodes on ports {', '.join(map(str, cluster.ports))})",
+            flush=True,
+        )
 
     def services(self) -> None:
         s = self.settings
@@ -239,6 +262,7 @@ def run() -> int:
     try:
         stack.services()
         stack.broker()
+        stack.live_state()
         upgrade_head()
         stack.app()
         ready_urls = [f"http://{settings.api_host}:{settings.api_port}/readyz"]

@@ -1,9 +1,11 @@
 """Fan-out of Redis stream events to the SSE clients of one API process.
 
-One pub/sub connection per process, subscribed to the channels its clients
-follow; each client has a bounded queue. A client whose queue is full is
-dropped (its stream ends) rather than allowed to grow memory: it reconnects
-with `Last-Event-ID` and reads what it missed from the stream.
+One pub/sub connection per process (per shard, on a cluster), subscribed to the
+sharded channels its clients follow (SSUBSCRIBE: a stream's channel lives on the
+stream's own shard, so a cluster's pub/sub load spreads with its keys); each client
+has a bounded queue. A client whose queue is full is dropped (its stream ends) rather
+than allowed to grow memory: it reconnects with `Last-Event-ID` and reads what it
+missed from the stream.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ class EventHub:
             first = not self.subs[stream]
             self.subs[stream].add(sub)
             if first:
-                await self.pubsub.subscribe(channel(stream))
+                await self.pubsub.ssubscribe(channel(stream))
                 self._ready.set()
         return sub
 
@@ -84,7 +86,7 @@ class EventHub:
             if not subs:
                 del self.subs[sub.stream]
                 with contextlib.suppress(Exception):
-                    await self.pubsub.unsubscribe(channel(sub.stream))
+                    await self.pubsub.sunsubscribe(channel(sub.stream))
 
     def _deliver(self, stream: str, event: Event) -> None:
         for sub in list(self.subs.get(stream, ())):
@@ -103,8 +105,8 @@ class EventHub:
         while True:
             try:
                 await self._ready.wait()
-                message = await self.pubsub.get_message(timeout=1.0)
-                if message is None or message.get("type") != "message":
+                message = await self.pubsub.get_sharded_message(timeout=1.0)
+                if message is None or message.get("type") != "smessage":
                     if not self.subs:
                         self._ready.clear()
                     continue

@@ -14,6 +14,12 @@ OUTAGES: tuple[type[BaseException], ...] = (
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
     redis_errors.BusyLoadingError,  # Redis restarted and still reading its snapshot
+    # a cluster in failover: a shard without a primary yet, or a slot not served for now
+    redis_errors.ClusterDownError,
+    redis_errors.TryAgainError,
+    redis_errors.ClusterError,
+    redis_errors.SlotNotCoveredError,
+    redis_errors.ReadOnlyError,  # a primary just demoted to replica
     sa_errors.OperationalError,  # connection refused or terminated, a lock timeout
     sa_errors.InterfaceError,
     sa_errors.DisconnectionError,

@@ -18,10 +18,12 @@ def _key(name: str, window_s: int) -> str:
 def hit(client: redis.Redis, key: str, limit: int, window_s: int) -> int:
     """Count one hit; return 0 if allowed, else the seconds until the window resets."""
     full_key = _key(key, window_s)
-    pipe = client.pipeline()
+    # one key, so one shard; the expiry is set before the first count, so no counter
+    # outlives its window even if the second command never runs
+    pipe = client.pipeline(transaction=False)
+    pipe.set(full_key, 0, ex=window_s + 1, nx=True)
     pipe.incr(full_key)
-    pipe.expire(full_key, window_s + 1)
-    count, _ = pipe.execute()
+    _, count = pipe.execute()
     if int(count) > limit:
         return window_s - int(time.time()) % window_s or 1
     return 0

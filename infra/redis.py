@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 from urllib.parse import urlparse
 
 import redis
 import redis.asyncio as aioredis
+import redis.asyncio.cluster as aiocluster
 import redis.asyncio.sentinel as aiosentinel
+import redis.cluster
 import redis.sentinel
 
 from infra.settings import get_settings
@@ -16,12 +19,24 @@ from infra.settings import get_settings
 ASYNC_POOL_SIZE = 64
 #: how long a request waits for a connection before it fails (503, never a 500)
 ASYNC_POOL_WAIT_S = 10.0
+#: connections one API process may open to each node of a cluster
+CLUSTER_NODE_CONNECTIONS = 1024
 
 
-def make_async_redis(pool_size: int = ASYNC_POOL_SIZE) -> aioredis.Redis:
+def make_async_redis(pool_size: int = ASYNC_POOL_SIZE) -> Any:
     """One client (and pool) per event loop: the API makes it in its lifespan. The pool is
     bounded and blocking: a burst of requests (a reconnect storm) queues for connections
-    instead of failing for want of one."""
+    instead of failing for want of one. On a cluster, redis-py's own cluster client (it
+    follows MOVED and failovers); its pools do not block, so each node's is made large
+    enough for a reconnect storm's backlog reads (the pings share pipelines)."""
+    settings = get_settings()
+    if settings.redis_cluster:
+        return aiocluster.RedisCluster.from_url(
+            settings.redis_url,
+            decode_responses=True,
+            max_connections=CLUSTER_NODE_CONNECTIONS,
+            health_check_interval=30,
+        )
     pool = aioredis.BlockingConnectionPool.from_url(
         get_settings().redis_url,
         max_connections=pool_size,
@@ -74,5 +89,9 @@ def get_broker_redis() -> redis.Redis:
 
 
 @lru_cache
-def get_sync_redis() -> redis.Redis:
-    return redis.Redis.from_url(get_settings().redis_url, decode_responses=True)
+def get_sync_redis() -> Any:
+    """Live state's Redis for workers and tooling (a cluster client on a cluster)."""
+    settings = get_settings()
+    if settings.redis_cluster:
+        return redis.cluster.RedisCluster.from_url(settings.redis_url, decode_responses=True)
+    return redis.Redis.from_url(settings.redis_url, decode_responses=True)

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./.ridehail")
     database_url: str = ""
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # live state on a Redis Cluster: redis_url names one of its nodes (the client finds
+    # the rest); the broker must then be a Redis of its own (kombu speaks no cluster)
+    redis_cluster: bool = False
+    # `ridehail run` only: live state on a local cluster of this many primaries, each
+    # with a replica (0: one redis-server, live state and broker together)
+    dev_redis_cluster: int = Field(0, ge=0, le=16)
     # defaults to redis_url; `sentinel://host:26379;sentinel://host2:26379/0` reaches the
     # broker's Redis through Sentinel, the primary being the one of `broker_sentinel_master`
     broker_url: str = ""
@@ -143,6 +149,11 @@ class Settings(BaseSettings):
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.data_dir / 'ridehail.db').as_posix()}"
         if not self.broker_url:
+            if self.redis_cluster:
+                raise ValueError(
+                    "RIDEHAIL_BROKER_URL must name a Redis of its own when live state is on "
+                    "a cluster (RIDEHAIL_REDIS_CLUSTER): Celery's broker speaks no cluster"
+                )
             self.broker_url = self.redis_url
         if self.environment == "production":
             if self.jwt_secret == DEV_JWT_SECRET or len(self.jwt_secret) < 32:

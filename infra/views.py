@@ -19,7 +19,7 @@ from domain.payments import PaymentStatus
 from domain.rides import OPEN, RideStatus
 from domain.usecases.ports import BroadcastProgress, Posting
 from infra.db import newest_first, utcnow
-from infra.live.keys import Keys
+from infra.live.positions import Positions
 from infra.metrics import queue_lengths
 from infra.models import (
     Broadcast,
@@ -157,7 +157,7 @@ class SqlViews:
             .order_by(col(Ride.created_at).desc())
             .limit(active_limit)
         ).all()
-        online = get_sync_redis().zcard(Keys.GEO)
+        online = Positions(get_sync_redis()).online_count()
         return {
             "since_hours": since_h,
             "rides_by_status": {str(k): int(n) for k, n in rides if n},

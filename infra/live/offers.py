@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from domain.dispatch import Candidate
 from infra.live.keys import Keys, driver_stream
-from infra.live.positions import geo_query
+from infra.live.positions import nearest
 from infra.live.scripts import lua_script
 from infra.live.streams import Streams
 
@@ -44,10 +44,10 @@ class Offers:
         self, lat: float, lng: float, radius_m: float, stale_s: float
     ) -> list[Candidate]:
         """Idle online drivers with a fresh position near (lat, lng), without an open offer."""
-        found: Any = self.r.geosearch(**geo_query(lat, lng, radius_m, 200))
+        found = nearest(self.r, lat, lng, radius_m, 200)
         if not found:
             return []
-        pipe = self.r.pipeline()
+        pipe = self.r.pipeline(transaction=False)
         for driver_id, _dist in found:
             pipe.hmget(Keys.of(Keys.DRIVER_STATE, driver_id), "status", "ride_id")
             pipe.hget(Keys.of(Keys.POSITION, driver_id), "ts")
@@ -71,7 +71,7 @@ class Offers:
         return out
 
     def offer_made(self, driver_id: str, payload: dict[str, Any], ttl_ms: int) -> None:
-        pipe = self.r.pipeline()
+        pipe = self.r.pipeline(transaction=False)
         pipe.set(Keys.of(Keys.DRIVER_OFFER, driver_id), json.dumps(payload), px=ttl_ms)
         pipe.hincrby(Keys.of(Keys.OFFER_STATS, driver_id), "offered", 1)
         pipe.execute()

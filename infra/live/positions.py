@@ -5,6 +5,8 @@ apps' device keys, and the sweep of drivers gone silent."""
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -13,10 +15,22 @@ import redis
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
+from domain.geo import cells_around
 from domain.pings import Ping, PingRules
 from domain.rides import DRIVER_ACTIVE
-from infra.live.keys import ADMIN_MAXLEN, PATH_MAX, STREAM_MAXLEN, UUID_KEEP, Keys, iso
+from infra.live.keys import (
+    ADMIN_MAXLEN,
+    ADMIN_STREAM,
+    PATH_MAX,
+    STREAM_MAXLEN,
+    UUID_KEEP,
+    Keys,
+    iso,
+    ride_stream,
+)
 from infra.live.scripts import lua_script
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +47,9 @@ def _fmt(value: float | None) -> str:
     return "" if value is None else repr(float(value))
 
 
-def geo_query(lat: float, lng: float, radius_m: float, count: int) -> dict[str, Any]:
+def geo_query(cell: str, lat: float, lng: float, radius_m: float, count: int) -> dict[str, Any]:
     return {
-        "name": Keys.GEO,
+        "name": Keys.of(Keys.GEO, cell),
         "longitude": lng,
         "latitude": lat,
         "radius": radius_m,
@@ -46,6 +60,123 @@ def geo_query(lat: float, lng: float, radius_m: float, count: int) -> dict[str, 
     }
 
 
+#: the first radius a search looks within, widened threefold until it has what it needs
+FIRST_RADIUS_M = 600.0
+
+
+def search_radii(radius_m: float) -> list[float]:
+    """The radii a nearest-first search tries: small first (few cells, few members), the
+    caller's last."""
+    radii = []
+    r = min(FIRST_RADIUS_M, radius_m)
+    while r < radius_m:
+        radii.append(r)
+        r *= 3
+    return [*radii, radius_m]
+
+
+def merge_nearest(replies: list[Any], count: int) -> list[tuple[str, float]]:
+    """The `count` nearest of several cells' GEOSEARCH replies."""
+    found = [(str(d), float(dist)) for reply in replies for d, dist in reply or ()]
+    found.sort(key=lambda row: (row[1], row[0]))
+    return found[:count]
+
+
+async def nearest_async(
+    r: Any, lat: float, lng: float, radius_m: float, count: int
+) -> list[tuple[str, float]]:
+    """The nearest `count` indexed drivers within `radius_m`, nearest first: searched in a
+    small circle first, and wider only while it holds fewer than `count` (a search
+    touches the cells it needs and stops at the count it needs)."""
+    found: list[tuple[str, float]] = []
+    for radius in search_radii(radius_m):
+        pipe = r.pipeline(transaction=False)
+        for cell in cells_around(lat, lng, radius):
+            pipe.geosearch(**geo_query(cell, lat, lng, radius, count))
+        found = merge_nearest(await pipe.execute(), count)
+        if len(found) >= count:
+            break
+    return found
+
+
+def nearest(r: Any, lat: float, lng: float, radius_m: float, count: int) -> list[tuple[str, float]]:
+    """`nearest_async` for the workers (the same search, synchronous)."""
+    found: list[tuple[str, float]] = []
+    for radius in search_radii(radius_m):
+        pipe = r.pipeline(transaction=False)
+        for cell in cells_around(lat, lng, radius):
+            pipe.geosearch(**geo_query(cell, lat, lng, radius, count))
+        found = merge_nearest(pipe.execute(), count)
+        if len(found) >= count:
+            break
+    return found
+
+
+class _Batcher:
+    """Commands of concurrent requests queued in the same loop turn go out as one
+    pipeline (never a transaction: on a cluster each goes to its own shard).
+
+    Under load most of a ping request's cost is the Redis client's per-call work
+    (connection checkout, a write and a read, parsing); one pipeline for all the
+    requests that are ready at once pays it once. Each command stays its own atomic
+    (script) run, and its answer goes back to its own request.
+    """
+
+    def __init__(self, client: Any, scripts: dict[str, str]) -> None:
+        self.r = client
+        self.scripts = scripts  # sha -> source, to load where a node lacks one
+        self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._flushing = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def call(self, *command: Any) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((command, future))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().call_soon(self._start_batch)
+        return await future
+
+    def _start_batch(self) -> None:
+        batch, self._pending = self._pending, []
+        self._flushing = False
+        task = asyncio.ensure_future(self._run_batch(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_batch(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+        try:
+            results = await self._pipeline([command for command, _ in batch])
+        except Exception as exc:  # the whole round trip failed: every caller hears it
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    async def _pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        pipe = self.r.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        results = list(await pipe.execute(raise_on_error=False))
+        missing = [n for n, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if missing:  # a restarted, flushed or newly promoted Redis: load, run those again
+            for sha in {commands[n][1] for n in missing}:
+                await self.r.script_load(self.scripts[sha])
+            again = self.r.pipeline(transaction=False)
+            for n in missing:
+                again.execute_command(*commands[n])
+            for n, result in zip(missing, await again.execute(raise_on_error=False), strict=True):
+                results[n] = result
+        return results
+
+
 class PositionsAsync:
     """The API's side: pings applied, state and positions read, drivers found."""
 
@@ -53,10 +184,12 @@ class PositionsAsync:
         # decode_responses=True: every reply is str, which redis-py's types cannot express
         self.r: Any = client
         self._apply = client.register_script(lua_script("apply_pings"))
-        # pings of concurrent requests share one pipelined round trip (see _run_batch)
-        self._pending: list[tuple[list[Any], asyncio.Future[Any]]] = []
-        self._flushing = False
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._emit = client.register_script(lua_script("emit"))
+        # commands of concurrent requests share one pipelined round trip
+        self._batch = _Batcher(
+            client,
+            {self._apply.sha: lua_script("apply_pings"), self._emit.sha: lua_script("emit")},
+        )
 
     async def apply_pings(
         self,
@@ -68,6 +201,11 @@ class PositionsAsync:
         rate_window_s: int,
         now: float | None = None,
     ) -> ApplyResult:
+        """Two steps: the driver's script (its slot: the fixes judged and made durable,
+        the position, the trip's path), then in one pipelined round trip what lives on
+        other slots: the cell's search index, the ride's stream, the admin stream. A fix
+        the first step accepted is kept whatever happens to the second (which is logged;
+        the next fix indexes the driver again)."""
         now = time.time() if now is None else now
         ordered = sorted(pings, key=lambda p: p.recorded_at)
         argv: list[Any] = [
@@ -76,8 +214,6 @@ class PositionsAsync:
             rules.jump_slack_m,
             rate_limit,
             rate_window_s,
-            STREAM_MAXLEN,
-            ADMIN_MAXLEN,
             PATH_MAX,
             UUID_KEEP,
             ""
@@ -100,71 +236,82 @@ class PositionsAsync:
             Keys.of(Keys.POSITION, driver_id),
             Keys.of(Keys.DRIVER_STATE, driver_id),
             Keys.of(Keys.UUIDS, driver_id),
-            Keys.GEO,
-            Keys.SEEN,
             Keys.rate(driver_id, window),
-            Keys.ADMIN_EVENTS,
         ]
-        out = await self._call_apply(keys + argv, len(keys))
+        out = await self._batch.call("EVALSHA", self._apply.sha, len(keys), *keys, *argv)
         if out[0] == "rate_limited":
             return ApplyResult(max(1, int(out[1])), [], "", "", "", "")
-        _ok, status, ride_id, ride_status, event_id, *codes = out
+        _ok, status, ride_id, ride_status, old_cell, new_cell, *fix, newest, for_ride = out[:11]
+        codes = out[11:]
+        event_id = await self._spread(
+            driver_id, status, ride_id, (old_cell, new_cell), fix, newest, for_ride
+        )
         # codes are in time order; map them back to the caller's order
         by_ping = dict(zip(map(id, ordered), codes, strict=True))
         return ApplyResult(
             0, [by_ping[id(p)] for p in pings], status, ride_id, ride_status, event_id
         )
 
-    async def _call_apply(self, keys_and_args: list[Any], nkeys: int) -> Any:
-        """Queue one script call; calls queued in the same loop turn go out together.
-
-        Under load most of a ping request's cost is the Redis client's per-call work
-        (connection checkout, a write and a read, parsing); one pipeline for all the
-        requests that are ready at once pays it once. Each call stays its own atomic
-        script run, and its answer goes back to its own request.
-        """
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append(([nkeys, *keys_and_args], future))
-        if not self._flushing:
-            self._flushing = True
-            asyncio.get_running_loop().call_soon(self._start_batch)
-        return await future
-
-    def _start_batch(self) -> None:
-        batch, self._pending = self._pending, []
-        self._flushing = False
-        task = asyncio.ensure_future(self._run_batch(batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _run_batch(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
-        try:
-            results = await self._pipeline(batch)
-        except Exception as exc:  # the whole round trip failed: every caller hears it
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for (_, future), result in zip(batch, results, strict=True):
-            if future.done():
-                continue
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
-
-    async def _pipeline(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> list[Any]:
-        results: list[Any] = []
-        for attempt in (1, 2):
-            pipe = self.r.pipeline(transaction=False)
-            for call, _ in batch:
-                pipe.evalsha(self._apply.sha, *call)
-            results = list(await pipe.execute(raise_on_error=False))
-            if attempt == 1 and any(isinstance(r, NoScriptError) for r in results):
-                await self.r.script_load(lua_script("apply_pings"))  # a restarted or flushed Redis
-                continue
-            break
-        return results
+    async def _spread(
+        self,
+        driver_id: str,
+        status: str,
+        ride_id: str,
+        cells: tuple[str, str],
+        fix: list[str],
+        newest: str,
+        for_ride: str,
+    ) -> str:
+        """The second step: the writes on other slots, concurrently. Returns the ride
+        stream's id of the fix that became the position ('' if none)."""
+        old_cell, new_cell = cells
+        lat, lng, ts = fix
+        calls: list[Any] = []
+        if new_cell and status == "online":
+            calls += [
+                self._batch.call("GEOADD", Keys.of(Keys.GEO, new_cell), lng, lat, driver_id),
+                self._batch.call("ZADD", Keys.of(Keys.SEEN, new_cell), ts, driver_id),
+            ]
+        if new_cell and old_cell != new_cell:
+            calls.append(self._batch.call("SADD", Keys.CELLS, new_cell))
+            if old_cell:
+                calls += [
+                    self._batch.call("ZREM", Keys.of(Keys.GEO, old_cell), driver_id),
+                    self._batch.call("ZREM", Keys.of(Keys.SEEN, old_cell), driver_id),
+                ]
+        fixes: list[dict[str, Any]] = json.loads(for_ride) if for_ride else []
+        to_ride = None
+        if fixes:
+            to_ride = self._batch.call(
+                "EVALSHA",
+                self._emit.sha,
+                1,
+                ride_stream(ride_id),
+                "location",
+                STREAM_MAXLEN,
+                *(json.dumps(f, separators=(",", ":")) for f in fixes),
+            )
+        if newest:
+            calls.append(
+                self._batch.call(
+                    "EVALSHA", self._emit.sha, 1, ADMIN_STREAM, "location", ADMIN_MAXLEN, newest
+                )
+            )
+        results = await asyncio.gather(
+            *calls, *([to_ride] if to_ride is not None else []), return_exceptions=True
+        )
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            log.warning(
+                "pings of driver %s stored; %d of the writes on other shards failed: %r",
+                driver_id,
+                len(failed),
+                failed[0],
+            )
+        if to_ride is None or isinstance(results[-1], BaseException):
+            return ""
+        live = [n for n, f in enumerate(fixes) if f.get("live")]
+        return str(results[-1][live[-1]]) if live else ""
 
     async def driver_state(self, driver_id: str) -> dict[str, str]:
         return await self.r.hgetall(Keys.of(Keys.DRIVER_STATE, driver_id))
@@ -179,22 +326,23 @@ class PositionsAsync:
         state = await self.r.hgetall(key)
         if not online and state.get("ride_status") in DRIVER_ACTIVE:
             return state
-        pipe = self.r.pipeline()
+        cell = await self.r.hget(Keys.of(Keys.POSITION, driver_id), "cell")
+        pipe = self.r.pipeline(transaction=False)
         pipe.hset(key, "status", "online" if online else "offline")
-        if not online:
-            pipe.zrem(Keys.GEO, driver_id)
-            pipe.zrem(Keys.SEEN, driver_id)
+        if not online and cell:
+            pipe.zrem(Keys.of(Keys.GEO, cell), driver_id)
+            pipe.zrem(Keys.of(Keys.SEEN, cell), driver_id)
         await pipe.execute()
         return state
 
     async def nearby(
         self, lat: float, lng: float, radius_m: float, count: int
     ) -> list[tuple[str, float, dict[str, str], str | None, str | None]]:
-        """Drivers in the GEO set by distance: (id, metres, position, status, ride id)."""
-        found = await self.r.geosearch(**geo_query(lat, lng, radius_m, count))
+        """Indexed drivers by distance: (id, metres, position, status, ride id)."""
+        found = await nearest_async(self.r, lat, lng, radius_m, count)
         if not found:
             return []
-        pipe = self.r.pipeline()
+        pipe = self.r.pipeline(transaction=False)
         for driver_id, _dist in found:
             pipe.hgetall(Keys.of(Keys.POSITION, driver_id))
             pipe.hmget(Keys.of(Keys.DRIVER_STATE, driver_id), "status", "ride_id")
@@ -216,7 +364,7 @@ class Positions:
         self.r: Any = client
 
     def set_device_key(self, key_hash: str, driver_id: str, old_hash: str | None) -> None:
-        pipe = self.r.pipeline()
+        pipe = self.r.pipeline(transaction=False)
         if old_hash:
             pipe.delete(Keys.of(Keys.DEVICE_KEY, old_hash))
         pipe.set(Keys.of(Keys.DEVICE_KEY, key_hash), driver_id)
@@ -227,12 +375,32 @@ class Positions:
         ts = self.r.hget(Keys.of(Keys.POSITION, driver_id), "ts")
         return float(ts) if ts else None
 
+    def cells(self) -> list[str]:
+        return sorted(self.r.smembers(Keys.CELLS))
+
+    def online_count(self) -> int:
+        """Drivers in the search index, over every cell."""
+        pipe = self.r.pipeline(transaction=False)
+        for cell in self.cells():
+            pipe.zcard(Keys.of(Keys.GEO, cell))
+        return sum(pipe.execute())
+
     def sweep_stale(self, older_than: float) -> int:
-        stale: list[str] = self.r.zrangebyscore(Keys.SEEN, "-inf", older_than)
-        if not stale:
-            return 0
-        pipe = self.r.pipeline()
-        pipe.zrem(Keys.GEO, *stale)
-        pipe.zrem(Keys.SEEN, *stale)
-        pipe.execute()
-        return len(stale)
+        """Drivers not heard from since `older_than` leave the search index, cell by cell."""
+        cells = self.cells()
+        swept = 0
+        pipe = self.r.pipeline(transaction=False)
+        for cell, stale in zip(cells, self._stale(cells, older_than), strict=True):
+            if stale:
+                pipe.zrem(Keys.of(Keys.GEO, cell), *stale)
+                pipe.zrem(Keys.of(Keys.SEEN, cell), *stale)
+                swept += len(stale)
+        if swept:
+            pipe.execute()
+        return swept
+
+    def _stale(self, cells: list[str], older_than: float) -> list[list[str]]:
+        pipe = self.r.pipeline(transaction=False)
+        for cell in cells:
+            pipe.zrangebyscore(Keys.of(Keys.SEEN, cell), "-inf", older_than)
+        return list(pipe.execute())

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from domain.rides import DRIVER_ACTIVE, TERMINAL
 from infra.live.keys import (
     ADMIN_MAXLEN,
+    ADMIN_STREAM,
     RIDE_FACTS_TTL_S,
     STREAM_MAXLEN,
     Keys,
@@ -107,38 +108,59 @@ class LiveRides:
     def __init__(self, client: redis.Redis) -> None:
         self.r: Any = client
         self._ride_changed = client.register_script(lua_script("ride_changed"))
+        self._driver_ride = client.register_script(lua_script("driver_ride"))
+        self._emit = client.register_script(lua_script("emit"))
 
     def ride_changed(self, ride: Any, status_event: dict[str, Any] | None) -> bool:
         """Cache what the hot path needs to know of a ride, then publish its status event
         (once per status). Safe to repeat and to run late: older facts never overwrite
-        newer ones. True if the status event was emitted now."""
+        newer ones. True if the status event was emitted now.
+
+        Three steps, one slot each: the ride's facts and stream, then its driver's state
+        and stream, then the admin stream. Each of the first two is idempotent with a
+        once-only gate of its own, so a repeat after a crash between them finishes the
+        work; the admin stream is told when the ride's stream was (ops' view, at most
+        once)."""
         ride_id = str(ride.id)
         driver = str(ride.driver_id) if ride.driver_id else ""
         status = str(ride.status)
-        fields = ride_facts_fields(ride)
+        event = json.dumps(status_event) if status_event is not None else ""
+        args: list[Any] = [ride_version(ride), status, event, STREAM_MAXLEN, RIDE_FACTS_TTL_S]
+        for k, v in ride_facts_fields(ride).items():
+            args += [k, v]
         keys = [
             Keys.of(Keys.RIDE_META, ride_id),
             Keys.of(Keys.RIDE_PUBLISHED, ride_id),
             ride_stream(ride_id),
-            Keys.ADMIN_EVENTS,
-            Keys.of(Keys.DRIVER_STATE, driver) if driver else "",
-            driver_stream(driver) if driver else "",
-            Keys.of(Keys.RIDE_PATH, ride_id),
         ]
-        args: list[Any] = [
-            ride_version(ride),
-            ride_id,
-            status,
-            int(status in DRIVER_ACTIVE),
-            int(status in TERMINAL),
-            json.dumps(status_event) if status_event is not None else "",
-            STREAM_MAXLEN,
-            ADMIN_MAXLEN,
-            RIDE_FACTS_TTL_S,
-        ]
-        for k, v in fields.items():
-            args += [k, v]
-        return bool(self._ride_changed(keys=keys, args=args))
+        written, event_id = self._ride_changed(keys=keys, args=args)
+        if driver:
+            self._driver_ride(
+                keys=[
+                    Keys.of(Keys.DRIVER_STATE, driver),
+                    driver_stream(driver),
+                    Keys.of(Keys.DRIVER_TOLD, driver),
+                    Keys.trip_path(driver, ride_id),
+                ],
+                args=[
+                    ride_id,
+                    status,
+                    int(status in DRIVER_ACTIVE),
+                    int(status in TERMINAL),
+                    written,
+                    event,
+                    STREAM_MAXLEN,
+                    RIDE_FACTS_TTL_S,
+                ],
+            )
+        if not event_id:
+            return False
+        self._emit(keys=[ADMIN_STREAM], args=["status", ADMIN_MAXLEN, event])
+        return True
 
     def trip_path(self, ride_id: str) -> list[str]:
-        return self.r.lrange(Keys.of(Keys.RIDE_PATH, ride_id), 0, -1)
+        """The fixes recorded on the ride (kept on its driver's slot)."""
+        driver = self.r.hget(Keys.of(Keys.RIDE_META, ride_id), "driver_id")
+        if not driver:
+            return []
+        return self.r.lrange(Keys.trip_path(driver, ride_id), 0, -1)

@@ -8,7 +8,7 @@ import re
 from functools import cache
 from pathlib import Path
 
-from domain.geo import EARTH_RADIUS_M
+from domain.geo import CELL_DEG, EARTH_RADIUS_M
 from domain.pings import MAX_GEO_LAT
 from domain.rides import DRIVER_ACTIVE, RideStatus
 from infra.live.keys import Keys
@@ -20,24 +20,34 @@ def _lua_str(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _lua_key(name: str, template: str) -> str:
-    head, _, tail = template.partition("{}")
-    return f"local function {name}(id) return {_lua_str(head)} .. id .. {_lua_str(tail)} end"
+def _lua_trip_path() -> str:
+    head, _, tail = Keys.trip_path("\0", "\1").partition("\0")
+    middle, _, end = tail.partition("\1")
+    return (
+        "local function trip_path_key(driver, ride) return "
+        f"{_lua_str(head)} .. driver .. {_lua_str(middle)} .. ride .. {_lua_str(end)} end"
+    )
 
 
 def lua_prelude() -> dict[str, str]:
     """Each constant a script may name, as the Lua line that defines it."""
     active = ", ".join(f"[{_lua_str(s)}] = true" for s in sorted(DRIVER_ACTIVE))
-    channel_prefix = Keys.CHANNEL.partition("{}")[0]
     return {
-        "CHANNEL_PREFIX": f"local CHANNEL_PREFIX = {_lua_str(channel_prefix)}",
+        "CHANNEL_PREFIX": f"local CHANNEL_PREFIX = {_lua_str(Keys.CHANNEL_PREFIX)}",
         "IN_PROGRESS": f"local IN_PROGRESS = {_lua_str(RideStatus.IN_PROGRESS)}",
         "ARRIVED": f"local ARRIVED = {_lua_str(RideStatus.ARRIVED)}",
         "DRIVER_ACTIVE": f"local DRIVER_ACTIVE = {{{active}}}",
         "MAX_GEO_LAT": f"local MAX_GEO_LAT = {MAX_GEO_LAT!r}",
         "EARTH_RADIUS_M": f"local EARTH_RADIUS_M = {EARTH_RADIUS_M!r}",
-        "ride_path_key": _lua_key("ride_path_key", Keys.RIDE_PATH),
-        "ride_events_key": _lua_key("ride_events_key", Keys.RIDE_EVENTS),
+        "trip_path_key": _lua_trip_path(),
+        # `domain.geo.cell_of`: the same division and floor on the same doubles (+ 0
+        # turns a -0 into 0, as Python's floor does)
+        "cell_of": (
+            f"local CELL_DEG = {CELL_DEG!r}\n"
+            "local function cell_of(lat, lng)\n"
+            "  return string.format('%d:%d', math.floor(lat / CELL_DEG) + 0,\n"
+            "    math.floor(lng / CELL_DEG) + 0)\nend"
+        ),
     }
 
 
@@ -50,4 +60,4 @@ def lua_script(name: str) -> str:
     return "\n".join(used) + "\n" + body
 
 
-SCRIPTS = ("apply_pings", "emit", "ride_changed", "close_offer")
+SCRIPTS = ("apply_pings", "emit", "ride_changed", "driver_ride", "close_offer")

@@ -18,7 +18,8 @@ class Streams:
         self._emit = client.register_script(lua_script("emit"))
 
     def emit(self, stream: str, event: str, data: dict[str, Any]) -> str:
-        return str(self._emit(keys=[stream], args=[event, json.dumps(data), maxlen_of(stream)]))
+        ids = self._emit(keys=[stream], args=[event, maxlen_of(stream), json.dumps(data)])
+        return str(ids[0])
 
 
 class StreamsAsync:
@@ -26,5 +27,5 @@ class StreamsAsync:
         self._emit = client.register_script(lua_script("emit"))
 
     async def emit(self, stream: str, event: str, data: dict[str, Any]) -> str:
-        args: list[Any] = [event, json.dumps(data), maxlen_of(stream)]
-        return str(await self._emit(keys=[stream], args=args))
+        args: list[Any] = [event, maxlen_of(stream), json.dumps(data)]
+        return str((await self._emit(keys=[stream], args=args))[0])

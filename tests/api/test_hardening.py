@@ -12,6 +12,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from domain.pings import MAX_GEO_LAT
+from infra.live.keys import Keys
 from infra.redis import get_sync_redis
 from tests.api.test_location import LAT, LNG, native, online, pos
 from tests.factories import DROPOFF, PICKUP, grant_offer, register, request_ride
@@ -72,7 +73,7 @@ def test_the_ping_script_itself_refuses_what_geo_cannot_index(client: TestClient
             await client_.aclose()
 
     assert asyncio.run(apply()) == ["lat_out_of_range"]
-    assert get_sync_redis().hgetall("drv:d-1:pos") == {}
+    assert get_sync_redis().hgetall(Keys.of(Keys.POSITION, "d-1")) == {}
 
 
 def test_booleans_are_not_numbers(client: TestClient) -> None:

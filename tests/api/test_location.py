@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from domain.geo import cell_of
+from infra.live.keys import Keys, ride_stream
 from infra.redis import get_sync_redis
 from tests.factories import Account, advance, register, request_ride
 
@@ -74,7 +76,7 @@ def online(client: TestClient, d: Account) -> None:
 
 
 def pos(driver_id: str) -> dict[str, str]:
-    return get_sync_redis().hgetall(f"drv:{driver_id}:pos")  # type: ignore[return-value]
+    return get_sync_redis().hgetall(Keys.of(Keys.POSITION, driver_id))  # type: ignore[return-value]
 
 
 def test_a_single_ping_moves_the_driver(client: TestClient) -> None:
@@ -94,7 +96,9 @@ def test_a_single_ping_moves_the_driver(client: TestClient) -> None:
     assert float(stored["lat"]) == LAT
     assert float(stored["lng"]) == LNG
     assert stored["at"] == iso(now)
-    assert get_sync_redis().geopos("geo:drivers", d.id)[0] is not None
+    cell = Keys.of(Keys.GEO, cell_of(LAT, LNG))
+    assert stored["cell"] == cell_of(LAT, LNG)
+    assert get_sync_redis().geopos(cell, d.id)[0] is not None
 
 
 @pytest.mark.parametrize(
@@ -365,8 +369,8 @@ def test_silent_drivers_drop_out(client: TestClient, settings) -> None:  # type:
     assert items == []  # filtered at once, before any sweep
     swept = Positions(get_sync_redis()).sweep_stale(time.time() - settings.driver_stale_s)
     assert swept == 1
-    assert get_sync_redis().zscore("drivers:seen", d.id) is None
-    assert get_sync_redis().geopos("geo:drivers", d.id) == [None]
+    assert get_sync_redis().zscore(Keys.of(Keys.SEEN, cell_of(LAT, LNG)), d.id) is None
+    assert get_sync_redis().geopos(Keys.of(Keys.GEO, cell_of(LAT, LNG)), d.id) == [None]
 
 
 def test_polling_with_etag(client: TestClient) -> None:
@@ -481,7 +485,7 @@ def test_every_accepted_fix_of_a_batch_reaches_the_rides_stream_in_order(
     ride = request_ride(client, p)
     advance(client, ride["id"], d, "accept")
     now = time.time()
-    stream = f"ride:{ride['id']}:events"
+    stream = ride_stream(ride["id"])
 
     def fixes_seen() -> list[tuple[str, bool]]:
         entries = get_sync_redis().xrange(stream)

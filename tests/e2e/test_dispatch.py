@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from infra.db import get_engine
+from infra.live.keys import Keys
 from infra.queue import celery_app
 from tests.factories import Account, register
 from tests.services import running_api
@@ -193,7 +194,9 @@ def test_decline_moves_on_at_once_and_is_counted(http: httpx.Client, api: str) -
     )
     from infra.redis import get_sync_redis
 
-    assert until(lambda: get_sync_redis().hget(f"drv:{first.id}:offers", "declined")) == "1"
+    assert (
+        until(lambda: get_sync_redis().hget(Keys.of(Keys.OFFER_STATS, first.id), "declined")) == "1"
+    )
 
 
 def test_an_ignored_offer_expires_and_moves_on(http: httpx.Client, api: str, beat: None) -> None:
@@ -333,5 +336,5 @@ def test_cancel_while_the_driver_accepts_leaves_no_ghost_assignment(
         # either way the driver is free again: no ghost ride holds them
         from infra.redis import get_sync_redis
 
-        until(lambda d=d: not get_sync_redis().hget(f"drv:{d.id}:state", "ride_id"))
+        until(lambda d=d: not get_sync_redis().hget(Keys.of(Keys.DRIVER_STATE, d.id), "ride_id"))
         http.post("/api/v1/drivers/me/status", json={"status": "offline"}, headers=d.headers)

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from infra.db import session_scope
+from infra.live.keys import ride_stream
 from infra.users import create_user
 from tests.factories import PASSWORD, Account, advance, login, register, request_ride
 from tests.services import start_api, stop
@@ -217,11 +218,11 @@ def test_a_slow_subscriber_is_dropped_not_buffered(services: Any) -> None:
         hub = EventHub(make_async_redis())
         await hub.start()
         try:
-            slow = await hub.subscribe("ride:slow:events")
-            fast = await hub.subscribe("ride:slow:events")
+            slow = await hub.subscribe(ride_stream("slow"))
+            fast = await hub.subscribe(ride_stream("slow"))
             live = StreamsAsync(client)
             for i in range(400):
-                await live.emit("ride:slow:events", "location", {"i": i})
+                await live.emit(ride_stream("slow"), "location", {"i": i})
                 while not fast.queue.empty():
                     fast.queue.get_nowait()
             await asyncio.sleep(0.3)

@@ -121,3 +121,37 @@ def test_the_jump_rule_is_the_same_in_lua_and_in_the_domain(
 def test_the_cases_cover_both_answers() -> None:
     answers = {_domain_says(*case, 1_790_000_000.0) for case in JUMPS}
     assert answers == {"accepted", "impossible_jump"}
+
+
+CELL_CASES = [
+    (0.0, 0.0),
+    (-0.0, -0.0),
+    (48.85, 2.35),  # 48.85 / 0.05 is a hair under 977 in binary
+    (0.05, -0.05),
+    (-33.8688, 151.2093),
+    (89.99, 179.999999),
+    (-85.05, -180.0),
+    (52.52000000000001, 13.404954),
+]
+
+
+def test_the_cell_of_a_fix_is_the_same_in_lua_and_in_the_domain(db: None) -> None:
+    """The ping script files a driver under the cell `domain.geo.cell_of` names, which is
+    where the search looks: the two must agree to the last bit, boundaries included."""
+    import random
+
+    from domain.geo import cell_of
+    from infra.live.scripts import lua_prelude
+
+    rng = random.Random(7)
+    cases = CELL_CASES + [(rng.uniform(-85, 85), rng.uniform(-180, 180)) for _ in range(300)]
+    # points on and beside cell boundaries, where a rounding difference would show
+    cases += [(k * 0.05, -k * 0.05) for k in range(-40, 40)]
+    source = (
+        lua_prelude()["cell_of"]
+        + "\nlocal out = {}\nfor i = 1, #ARGV, 2 do"
+        + " out[#out + 1] = cell_of(tonumber(ARGV[i]), tonumber(ARGV[i + 1])) end\nreturn out"
+    )
+    args = [repr(v) for lat, lng in cases for v in (lat, lng)]
+    in_lua = get_sync_redis().eval(source, 0, *args)
+    assert in_lua == [cell_of(lat, lng) for lat, lng in cases]

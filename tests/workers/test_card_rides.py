@@ -16,6 +16,7 @@ from sqlalchemy import text
 from domain.fares import hold_amount
 from domain.money import Money
 from infra.db import get_engine, utcnow
+from infra.live.keys import Keys
 from infra.redis import get_sync_redis
 from infra.stripe_gateway import stripe_client
 from tests.factories import (
@@ -160,7 +161,7 @@ def test_a_declined_card_stops_the_ride(
             {"r": ride["id"]},
         ).scalars()
         assert {"rides.publish", "ledger.post_ride", "payments.settle_ride"} <= set(tasks)
-    events = get_sync_redis().xrange(f"ride:{ride['id']}:events")
+    events = get_sync_redis().xrange(Keys.of(Keys.RIDE_EVENTS, ride["id"]))
     statuses = [json.loads(f["d"])["status"] for _id, f in events if f["e"] == "status"]
     assert statuses == ["requested", "cancelled"]
     # fraud basics: failed card payments per hour are counted; past the limit, cash only

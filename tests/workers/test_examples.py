@@ -28,6 +28,7 @@ from api.events import EVENT_MODELS, STREAMS
 from api.routers.streams import _frame
 from infra.db import get_engine, session_scope, utcnow
 from infra.events import Event
+from infra.live.keys import ADMIN_STREAM, Keys
 from infra.stripe_gateway import stripe_client
 from infra.users import create_user
 from tests.factories import (
@@ -270,7 +271,9 @@ def test_every_operation_answers_as_its_schema_says(client: TestClient, settings
         "request": None,
         "query": None,
         "status": "200",
-        "response": _check_frames(tour, "stream_ride_events", _events(f"ride:{ride['id']}:events")),
+        "response": _check_frames(
+            tour, "stream_ride_events", _events(Keys.of(Keys.RIDE_EVENTS, ride["id"]))
+        ),
     }
     assert "event: status" in streamed
     assert '"status":"completed"' in streamed.replace(" ", "")
@@ -409,13 +412,15 @@ def test_every_operation_answers_as_its_schema_says(client: TestClient, settings
         "request": None,
         "query": None,
         "status": "200",
-        "response": _check_frames(tour, "stream_admin_events", _events("admin:events")[-4:]),
+        "response": _check_frames(tour, "stream_admin_events", _events(ADMIN_STREAM)[-4:]),
     }
     tour.seen["stream_driver_events"] = {
         "request": None,
         "query": None,
         "status": "200",
-        "response": _check_frames(tour, "stream_driver_events", _events(f"drv:{other.id}:events")),
+        "response": _check_frames(
+            tour, "stream_driver_events", _events(Keys.of(Keys.DRIVER_EVENTS, other.id))
+        ),
     }
 
     # Stripe tells us about a payment

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+from infra.live.keys import ADMIN_STREAM, Keys
 from infra.live.publisher import status_event
 from infra.live.rides import LiveRides
 from infra.redis import get_sync_redis
@@ -42,17 +43,20 @@ def test_a_repeated_or_late_publish_changes_nothing(db: None) -> None:
     accepted = _ride("accepted", T0, rid, driver)
     cancelled = _ride("cancelled", T0 + timedelta(seconds=1), rid, driver)
     assert live.ride_changed(accepted, status_event(rid, "accepted", T0)) is True
-    assert r.hget(f"drv:{driver}:state", "ride_id") == str(rid)
+    assert r.hget(Keys.of(Keys.DRIVER_STATE, driver), "ride_id") == str(rid)
     assert live.ride_changed(cancelled, status_event(rid, "cancelled", T0)) is True
-    assert r.hget(f"drv:{driver}:state", "ride_id") is None  # the driver is free
+    assert r.hget(Keys.of(Keys.DRIVER_STATE, driver), "ride_id") is None  # the driver is free
     # the accept's job runs late, twice: no event again, no ghost assignment
     for _ in range(2):
         assert live.ride_changed(accepted, status_event(rid, "accepted", T0)) is False
-    assert r.hget(f"ride:{rid}:meta", "status") == "cancelled"
-    assert r.hget(f"drv:{driver}:state", "ride_id") is None
-    assert _statuses(f"ride:{rid}:events") == ["accepted", "cancelled"]
-    assert _statuses(f"drv:{driver}:events", "ride_status") == ["accepted", "cancelled"]
-    admin = [s for s in _statuses("admin:events") if s]
+    assert r.hget(Keys.of(Keys.RIDE_META, rid), "status") == "cancelled"
+    assert r.hget(Keys.of(Keys.DRIVER_STATE, driver), "ride_id") is None
+    assert _statuses(Keys.of(Keys.RIDE_EVENTS, rid)) == ["accepted", "cancelled"]
+    assert _statuses(Keys.of(Keys.DRIVER_EVENTS, driver), "ride_status") == [
+        "accepted",
+        "cancelled",
+    ]
+    admin = [s for s in _statuses(ADMIN_STREAM) if s]
     assert admin == ["accepted", "cancelled"]
 
 
@@ -91,7 +95,7 @@ def test_the_publish_job_repeats_what_the_api_did(db: None, celery_session_worke
     first = celery_app.send_task("rides.publish", kwargs=kwargs).get(timeout=30)
     again = celery_app.send_task("rides.publish", kwargs=kwargs).get(timeout=30)
     assert (first, again) == ("already published", "already published")
-    assert _statuses(f"ride:{ride.id}:events") == ["requested"]
+    assert _statuses(Keys.of(Keys.RIDE_EVENTS, ride.id)) == ["requested"]
 
 
 def _publish_rows(ride_id: str) -> list[tuple[str, bool]]:
@@ -119,7 +123,7 @@ def test_the_api_publishes_itself_and_completes_the_outbox_row(db: None) -> None
 
     with TestClient(app) as client:
         ride = request_ride(client, register(client, "passenger"))
-    assert _statuses(f"ride:{ride['id']}:events") == ["requested"]  # before the answer
+    assert _statuses(Keys.of(Keys.RIDE_EVENTS, ride["id"])) == ["requested"]  # before the answer
     # the row is completed a moment later, off the request's path
     until(lambda: _publish_rows(ride["id"]) == [("requested", True)], timeout=5)
 
@@ -145,7 +149,7 @@ def test_a_publish_lost_to_redis_is_repaired_by_the_outbox_sweep(
         ride = request_ride(client, p)  # the request still succeeds: the ride is committed
         monkeypatch.undo()
     assert _publish_rows(ride["id"]) == [("requested", False)]
-    assert get_sync_redis().exists(f"ride:{ride['id']}:meta") == 0
+    assert get_sync_redis().exists(Keys.of(Keys.RIDE_META, ride["id"])) == 0
     # the job beat runs (every 15 s, see celeryconfig), here with no waiting period
     import celeryconfig
     from infra.queue import celery_app
@@ -156,8 +160,8 @@ def test_a_publish_lost_to_redis_is_repaired_by_the_outbox_sweep(
     sent = celery_app.send_task("outbox.redispatch").get(timeout=30)
     assert sent >= 1
     until(lambda: _publish_rows(ride["id"]) == [("requested", True)])
-    assert _statuses(f"ride:{ride['id']}:events") == ["requested"]
-    assert get_sync_redis().hget(f"ride:{ride['id']}:meta", "status") == "requested"
+    assert _statuses(Keys.of(Keys.RIDE_EVENTS, ride["id"])) == ["requested"]
+    assert get_sync_redis().hget(Keys.of(Keys.RIDE_META, ride["id"]), "status") == "requested"
 
 
 def test_a_publish_lost_to_a_redis_blip_is_repeated_in_process_within_seconds(
@@ -183,7 +187,7 @@ def test_a_publish_lost_to_a_redis_blip_is_repeated_in_process_within_seconds(
     monkeypatch.setattr(LiveRides, "ride_changed", blip)
     with TestClient(app) as client:
         ride = request_ride(client, register(client, "passenger"))
-        until(lambda: get_sync_redis().exists(f"ride:{ride['id']}:meta") == 1, timeout=5)
+        until(lambda: get_sync_redis().exists(Keys.of(Keys.RIDE_META, ride["id"])) == 1, timeout=5)
     assert len(failures) == 2
-    assert _statuses(f"ride:{ride['id']}:events") == ["requested"]
+    assert _statuses(Keys.of(Keys.RIDE_EVENTS, ride["id"])) == ["requested"]
     until(lambda: _publish_rows(ride["id"]) == [("requested", True)], timeout=5)

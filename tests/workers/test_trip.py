@@ -12,6 +12,7 @@ from sqlalchemy import text
 from domain.fares import compute_fare
 from domain.trip import decode_polyline
 from infra.db import get_engine
+from infra.live.keys import Keys
 from tests.factories import advance, register, request_ride
 from tests.wait import until
 
@@ -109,7 +110,7 @@ def test_a_start_the_hot_path_learns_of_late_loses_no_fix(
     client.post("/api/v1/drivers/me/location", json=waiting, headers=d.headers)
     advance(client, ride["id"], d, "start")
     # the start's publish lost (and the arrival's too): Redis lags behind the database
-    get_sync_redis().hset(f"drv:{d.id}:state", "ride_status", redis_believes)
+    get_sync_redis().hset(Keys.of(Keys.DRIVER_STATE, d.id), "ride_status", redis_believes)
     records = [
         {"lat": LAT + i * STEP, "lng": LNG, "recorded_at": t0 + 10 * i, "accuracy": 5}
         for i in range(11)

@@ -1,30 +1,30 @@
--- Apply a time-sorted batch of one driver's pings atomically, in one round trip:
--- rate limit, dedupe by uuid and timestamp, reject impossible jumps against the last
--- fix, keep the newest position, index it for search when online, append to the
--- trip path, and publish every accepted fix of an active ride to its stream, in time
--- order (`live`: the fix became the driver's position; a late fix from a backlog the
--- driver has moved past is `live: false`, for the trail only). The admin stream gets the
--- newest fix only.
--- KEYS: position, driver state, uuids, GEO set, seen, rate window, admin events
+-- Apply a time-sorted batch of one driver's pings atomically, in one round trip, on the
+-- driver's slot only: rate limit, dedupe by uuid and timestamp, reject impossible jumps
+-- against the last fix, keep the newest position (with its cell), and append to the
+-- trip path. What lives on other slots is the caller's next step, from what this
+-- returns: the search index of the cell, the ride's stream (every accepted fix of an
+-- active ride, in time order; `live`: the fix became the driver's position, a late fix
+-- from a backlog the driver has moved past is `live: false`, for the trail only) and the
+-- admin stream (the newest fix only).
+-- KEYS: position, driver state, uuids, rate window (one driver's: one hash tag)
 -- ARGV: driver, max speed (m/s), jump slack (m), rate limit, rate window (s),
---       maxlen, admin maxlen, path max, uuids kept, validity mask, then 8 fields a fix
+--       path max, uuids kept, validity mask, then 8 fields a fix
 --       (lat, lng, ts, heading, speed, accuracy, uuid, RFC 3339 time)
--- Returns {'rate_limited', ttl} or {'ok', status, ride id, ride status, event id, codes...}
-local pos_key, state_key, uuid_key, geo_key, seen_key, rl_key, admin_stream =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+-- Returns {'rate_limited', ttl} or {'ok', status, ride id, ride status, old cell,
+--   new cell, lat, lng, ts ('' each if no fix became the position), that fix's JSON,
+--   the fixes for the ride's stream (a JSON array, '' if none), codes...}
+local pos_key, state_key, uuid_key, rl_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local driver = ARGV[1]
 local max_speed = tonumber(ARGV[2])
 local slack = tonumber(ARGV[3])
 local rl_limit = tonumber(ARGV[4])
 local rl_window = tonumber(ARGV[5])
-local maxlen = ARGV[6]
-local admin_maxlen = ARGV[7]
-local path_max = tonumber(ARGV[8])
-local uuid_keep = tonumber(ARGV[9])
+local path_max = tonumber(ARGV[6])
+local uuid_keep = tonumber(ARGV[7])
 -- '' when every fix is valid, else one '1'/'0' per fix: OsmAnd's `valid`
-local valid_mask = ARGV[10]
+local valid_mask = ARGV[8]
 local FIELDS = 8
-local first = 11
+local first = 9
 local n = (#ARGV - first + 1) / FIELDS
 
 local hits = redis.call('INCR', rl_key)
@@ -35,13 +35,15 @@ end
 
 local st = redis.call('HMGET', state_key, 'status', 'ride_id', 'ride_status')
 local status, ride_id, ride_status = st[1] or 'offline', st[2], st[3]
-local last = redis.call('HMGET', pos_key, 'lat', 'lng', 'ts')
+local last = redis.call('HMGET', pos_key, 'lat', 'lng', 'ts', 'cell')
 local llat, llng, lts = tonumber(last[1]), tonumber(last[2]), tonumber(last[3])
+local old_cell = last[4] or ''
 -- the trip's path is kept from the acceptance on, each fix with the time it arrived:
 -- the ride's later steps may reach Redis late (their publish waits for the outbox when
 -- Redis was restarting or the API died after the commit), and a fix of the trip must not
 -- be lost meanwhile; RedisTripPaths keeps those that arrived after the start
 local on_ride = ride_id and DRIVER_ACTIVE[ride_status]
+local path_key = on_ride and trip_path_key(driver, ride_id)
 
 local function dist(lat1, lng1, lat2, lng2)
   local r = math.pi / 180
@@ -78,7 +80,7 @@ for i = 0, n - 1 do
   if code == 'accepted' then
     if uuid ~= '' then redis.call('ZADD', uuid_key, ts, uuid) end
     if on_ride then
-      redis.call('RPUSH', ride_path_key(ride_id),
+      redis.call('RPUSH', path_key,
         ts .. ',' .. lat .. ',' .. lng .. ',' .. ARGV[b + 5] .. ',' .. received)
     end
     local live = not lts or ts > lts
@@ -98,37 +100,28 @@ local function fix_json(b, live)
     accuracy = num(ARGV[b + 5]), recorded_at = ARGV[b + 7], live = live})
 end
 
-local event_id = ''
-if on_ride then
-  local stream = ride_events_key(ride_id)
-  for _, fix in ipairs(published) do
-    local data = fix_json(fix[1], fix[2])
-    local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', 'location', 'd', data)
-    redis.call('PUBLISH', CHANNEL_PREFIX .. stream,
-      id .. '\31' .. 'location' .. '\31' .. data)
-    if fix[1] == newest then event_id = id end
-  end
+local for_ride = ''
+if on_ride and #published > 0 then
+  local fixes = {}
+  for _, fix in ipairs(published) do fixes[#fixes + 1] = fix_json(fix[1], fix[2]) end
+  for_ride = '[' .. table.concat(fixes, ',') .. ']'
 end
+local new_cell, newest_json, nlat, nlng, nts = '', '', '', '', ''
 if newest then
   local b = newest
+  new_cell = cell_of(tonumber(ARGV[b]), tonumber(ARGV[b + 1]))
   redis.call('HSET', pos_key, 'lat', ARGV[b], 'lng', ARGV[b + 1], 'ts', ARGV[b + 2],
-    'heading', ARGV[b + 3], 'speed', ARGV[b + 4], 'accuracy', ARGV[b + 5], 'at', ARGV[b + 7])
-  if status == 'online' then
-    redis.call('GEOADD', geo_key, ARGV[b + 1], ARGV[b], driver)
-    redis.call('ZADD', seen_key, ARGV[b + 2], driver)
-  end
-  local data = fix_json(b, true)
-  local aid = redis.call('XADD', admin_stream, 'MAXLEN', '~', admin_maxlen, '*',
-    'e', 'location', 'd', data)
-  redis.call('PUBLISH', CHANNEL_PREFIX .. admin_stream,
-    aid .. '\31' .. 'location' .. '\31' .. data)
+    'heading', ARGV[b + 3], 'speed', ARGV[b + 4], 'accuracy', ARGV[b + 5], 'at', ARGV[b + 7],
+    'cell', new_cell)
+  newest_json = fix_json(b, true)
+  nlat, nlng, nts = ARGV[b], ARGV[b + 1], ARGV[b + 2]
 end
 if on_ride then
-  local path_key = ride_path_key(ride_id)
   if redis.call('LLEN', path_key) > path_max then redis.call('LTRIM', path_key, -path_max, -1) end
 end
 if redis.call('ZCARD', uuid_key) > uuid_keep then
   redis.call('ZREMRANGEBYRANK', uuid_key, 0, -uuid_keep - 1)
 end
 redis.call('EXPIRE', uuid_key, 86400)
-return {'ok', status, ride_id or '', ride_status or '', event_id, unpack(codes)}
+return {'ok', status, ride_id or '', ride_status or '', old_cell, new_cell, nlat, nlng, nts,
+  newest_json, for_ride, unpack(codes)}
