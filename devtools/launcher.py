@@ -302,6 +302,9 @@ class RedisClusterNodes:
                 port, data_dir=where, log=self.data_dir / f"node-{port}.log",
                 extra=["--cluster-enabled", "yes",
                        "--cluster-config-file", f"nodes-{port}.conf",
+                       # the bus on a free port of its own (by default port + 10000,
+                       # which may be anyone's)
+                       "--cluster-port", str(free_port()),
                        "--cluster-node-timeout", str(self.node_timeout_ms),
                        "--cluster-require-full-coverage", "no",
                        "--cluster-allow-reads-when-down", "no"],

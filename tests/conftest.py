@@ -17,6 +17,10 @@ import pytest
 from tests.services import Services
 
 _services = Services()
+#: `RIDEHAIL_TEST_REDIS_CLUSTER=3 pytest -m live_state`: the tests of live state again,
+#: against a cluster of 3 primaries with a replica each (and, for the tests that start
+#: the whole stack, two API processes behind the proxy); `make test` runs both passes
+CLUSTER_PRIMARIES = int(os.environ.get("RIDEHAIL_TEST_REDIS_CLUSTER", "0") or 0)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -27,10 +31,14 @@ def pytest_configure(config: pytest.Config) -> None:
     _services.start_redis()
     _services.start_stripe()
     _services.start_fcm(trust=Path(data_dir))  # the offline FCM account is made there
+    live_url = _services.redis_url
+    if CLUSTER_PRIMARIES:  # live state on a local Redis Cluster; the Redis above: broker
+        live_url = _services.start_redis_cluster(Path(data_dir) / "cluster", CLUSTER_PRIMARIES)
+        os.environ["RIDEHAIL_REDIS_CLUSTER"] = "true"
     os.environ.update(
         RIDEHAIL_ENVIRONMENT="test",
         RIDEHAIL_DATABASE_URL=_services.database_url,
-        RIDEHAIL_REDIS_URL=_services.redis_url,
+        RIDEHAIL_REDIS_URL=live_url,
         # the broker in its own Redis database, so tests can flush the app's without
         # dropping the queues' bindings
         RIDEHAIL_BROKER_URL=_services.redis_url.rsplit("/", 1)[0] + "/1",

@@ -24,6 +24,7 @@ class Services:
     redis_port: int = 0
     stripe_api_base: str = ""
     fcm_endpoint: str = ""
+    cluster: launcher.RedisClusterNodes | None = None
 
     def start_postgres(self) -> None:
         self.postgres = launcher.Postgres(database="ridehail_test").start()
@@ -33,6 +34,12 @@ class Services:
         self.redis_port = free_port()
         self.procs.append(launcher.start_redis(self.redis_port))
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+
+    def start_redis_cluster(self, data_dir: Path, primaries: int) -> str:
+        """A local Redis Cluster (`primaries` primaries, a replica each); its URL."""
+        self.cluster = launcher.RedisClusterNodes(data_dir, primaries=primaries).start()
+        self.procs += list(self.cluster.procs.values())
+        return self.cluster.url
 
     def start_stripe(self) -> None:
         """The offline Stripe stand-in, as `make run` starts it."""

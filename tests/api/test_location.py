@@ -16,6 +16,8 @@ from infra.live.keys import Keys, ride_stream
 from infra.redis import get_sync_redis
 from tests.factories import Account, advance, register, request_ride
 
+pytestmark = pytest.mark.live_state
+
 LAT, LNG = 52.5200, 13.4050
 
 

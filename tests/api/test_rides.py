@@ -13,6 +13,8 @@ from domain.fares import compute_fare
 from infra.db import get_engine, utcnow
 from tests.factories import DROPOFF, PICKUP, advance, grant_offer, register, request_ride
 
+pytestmark = pytest.mark.live_state
+
 
 def _set(ride_id: str, **columns: Any) -> None:
     """Move a ride's timestamps into the past (the API has no clock to turn)."""

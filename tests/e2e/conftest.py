@@ -17,23 +17,31 @@ from tests.services import free_port
 from tests.wait import until
 
 BIN = Path(sys.executable).parent
+CLUSTER_PRIMARIES = int(os.environ.get("RIDEHAIL_TEST_REDIS_CLUSTER", "0") or 0)
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    yield from _stack(tmp_path_factory, {})
+    """`make run`'s stack: one API process and one Redis; in the suite's cluster pass, live
+    state on a Redis Cluster of 3 primaries and two API processes behind HAProxy."""
+    yield from _stack(tmp_path_factory, CLUSTERED if CLUSTER_PRIMARIES else {})
+
+
+#: what the stack adds to be scaled out: a cluster of 3 primaries for live state, two API
+#: processes behind HAProxy
+CLUSTERED = {"RIDEHAIL_DEV_REDIS_CLUSTER": "3", "RIDEHAIL_API_PROCESSES": "2"}
 
 
 @pytest.fixture(scope="module")
 def scaled_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """The stack scaled out: two API processes behind HAProxy, and the broker on a Redis
-    of its own with a replica and three sentinels. The outbox sweep looks every 2 s for
-    jobs older than 5 s (production: 60 s), so what a failover drops is sent again within
-    the test."""
+    """The stack scaled out: live state on a Redis Cluster of 3 primaries with a replica
+    each, two API processes behind HAProxy, and the broker on a Redis of its own with a
+    replica and three sentinels. The outbox sweep looks every 2 s for jobs older than 5 s
+    (production: 60 s), so what a failover drops is sent again within the test."""
     yield from _stack(
         tmp_path_factory,
         {
-            "RIDEHAIL_API_PROCESSES": "2",
+            **CLUSTERED,
             "RIDEHAIL_DEV_BROKER_SENTINEL": "1",
             "RIDEHAIL_OUTBOX_REDISPATCH_AFTER_S": "5",
             "RIDEHAIL_SWEEP_INTERVAL_S": "2",

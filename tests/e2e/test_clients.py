@@ -21,6 +21,8 @@ from selenium.webdriver.common.by import By
 from devtools.browser import DriverPage, PassengerPage, chromium, line, wait
 from tests.factories import register
 
+pytestmark = pytest.mark.live_state
+
 KIT = Path(__file__).resolve().parents[2] / "clients" / "kit"
 
 

@@ -23,6 +23,8 @@ from tests.services import running_api
 from tests.sse import SseClient
 from tests.wait import until
 
+pytestmark = pytest.mark.live_state
+
 PICKUP = {"lat": 52.5200, "lng": 13.4050}
 DROPOFF = {"lat": 52.5000, "lng": 13.4500}
 M_LAT = 1 / 111_195  # one metre of latitude

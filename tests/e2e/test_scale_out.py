@@ -14,6 +14,7 @@ the sweep)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -217,3 +218,87 @@ def test_a_failover_of_the_brokers_primary_loses_no_job(scaled_stack: dict[str, 
     until(lambda: _open_jobs(stack) == 0, timeout=60)
     assert ride
     assert "ridehail: broker-primary exited" not in (stack["data"] / "stack.log").read_text()
+
+
+def _cluster(stack: dict[str, Any]) -> dict[int, int]:
+    """Each node of the live-state cluster the stack started: port -> pid."""
+    log = (stack["data"] / "stack.log").read_text()
+    return {
+        int(port): int(pid) for port, pid in re.findall(r"started cluster-(\d+) \(pid (\d+)\)", log)
+    }
+
+
+def _primaries(ports: list[int]) -> dict[int, int]:
+    """The live primaries with slots, and how many slots each serves now."""
+    out = {}
+    for port in ports:
+        node = redis.Redis(port=port, socket_timeout=1, decode_responses=True)
+        try:
+            if node.info("replication")["role"] != "master":
+                continue
+            mine = [
+                line
+                for line in node.execute_command("CLUSTER", "NODES").splitlines()
+                if "myself" in line
+            ]
+            slots = sum(
+                int(b) - int(a) + 1
+                for a, _, b in (r.partition("-") for r in mine[0].split()[8:] if "[" not in r)
+            )
+            if slots:
+                out[port] = slots
+        except redis.RedisError:
+            continue
+        finally:
+            node.close()
+    return out
+
+
+@pytest.mark.timeout(400)
+def test_a_cluster_primary_killed_under_the_simulator_is_a_failover_not_an_outage(
+    scaled_stack: dict[str, Any],
+) -> None:
+    """Live state on the cluster while the simulator drives rides (pings, streams,
+    offers): one primary SIGKILLed mid-run. Its replica takes over its slots within
+    seconds, the API answers again, and the run's promises hold: every ride requested
+    ends (completed, cancelled or expired), cash is settled, card payments end."""
+    stack = scaled_stack
+    nodes = _cluster(stack)
+    assert len(nodes) == 6, nodes
+    before = _primaries(list(nodes))
+    assert len(before) == 3, before
+    assert sum(before.values()) == 16384, before
+    cmd = [str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "ridehail"), "simulate"]
+    cmd += ["--base-url", stack["base"], "--drivers", "12", "--passengers", "6"]
+    cmd += ["--minutes", "0.6", "--speed-ms", "45", "--grace-s", "90", "--settle-s", "40"]
+    cmd += ["--seed", "5", "--json", "--no-progress"]
+    cmd += ["--stripe-base", f"http://127.0.0.1:{stack['ports']['stripe']}"]
+    sim = subprocess.Popen(cmd, env=stack["env"], stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(15)  # rides under way: drivers pinging, passengers following
+        victim = next(iter(before))
+        os.kill(nodes[victim], signal.SIGKILL)
+        killed_at = time.monotonic()
+        http = httpx.Client(base_url=stack["base"], timeout=5)
+        # the replica promoted: 3 primaries serve all the slots again
+        until(
+            lambda: sum(_primaries([p for p in nodes if p != victim]).values()) == 16384,
+            timeout=30,
+        )
+        taken_over = time.monotonic() - killed_at
+        until(lambda: http.get("/readyz").status_code == 200, timeout=30)
+        print(f"slots served again {taken_over:.1f} s after the kill")
+        out, _ = sim.communicate(timeout=330)
+    finally:
+        if sim.poll() is None:
+            sim.kill()
+    summary = json.loads(out)
+    print(json.dumps({k: summary[k] for k in ("rides", "payments", "pings", "errors")}))
+    rides, pay = summary["rides"], summary["payments"]
+    assert sim.returncode == 0, summary
+    assert rides["completed"] > 0
+    assert rides["requested"] == rides["completed"] + rides["cancelled"] + rides["expired"]
+    assert pay["card_unsettled"] == 0
+    assert pay["cash_settled"] == pay["cash_rides"]
+    assert summary["pings"]["accepted"] > 0
+    assert taken_over < 15

@@ -18,6 +18,8 @@ from tests.services import start_api, stop
 from tests.sse import SseClient
 from tests.wait import until
 
+pytestmark = pytest.mark.live_state
+
 LAT, LNG = 52.52, 13.405
 
 

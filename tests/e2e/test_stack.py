@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.wait import until
+
+pytestmark = pytest.mark.live_state
 
 BIN = Path(sys.executable).parent
 

@@ -18,6 +18,8 @@ from infra.live.positions import PositionsAsync
 from infra.live.scripts import LUA_DIR, SCRIPTS, lua_script
 from infra.redis import get_sync_redis, make_async_redis
 
+pytestmark = pytest.mark.live_state
+
 REDIS_GLOBALS = ["redis", "cjson", "KEYS", "ARGV"]
 
 
@@ -155,3 +157,23 @@ def test_the_cell_of_a_fix_is_the_same_in_lua_and_in_the_domain(db: None) -> Non
     args = [repr(v) for lat, lng in cases for v in (lat, lng)]
     in_lua = get_sync_redis().eval(source, 0, *args)
     assert in_lua == [cell_of(lat, lng) for lat, lng in cases]
+
+
+def test_live_state_is_on_what_this_pass_says(db: None) -> None:
+    """The cluster pass (`RIDEHAIL_TEST_REDIS_CLUSTER=3`) really runs on a cluster of that
+    many primaries, and the other passes on one Redis."""
+    import os
+
+    import redis
+    import redis.cluster
+
+    primaries = int(os.environ.get("RIDEHAIL_TEST_REDIS_CLUSTER", "0") or 0)
+    client = get_sync_redis()
+    if primaries:
+        assert isinstance(client, redis.cluster.RedisCluster)
+        assert len(client.get_primaries()) == primaries
+        nodes = client.cluster_nodes().values()
+        assert sum("slave" in node["flags"] for node in nodes) == primaries  # one each
+        assert client.cluster_info()["cluster_state"] == "ok"
+    else:
+        assert isinstance(client, redis.Redis)

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from domain.fares import hold_amount
 from domain.money import Money
 from infra.db import get_engine, utcnow
-from infra.live.keys import Keys
+from infra.live.keys import Keys, user_stream
 from infra.redis import get_sync_redis
 from infra.stripe_gateway import stripe_client
 from tests.factories import (
@@ -310,7 +310,7 @@ def test_a_card_needing_3ds_ends_in_a_balance_that_the_device_settles(
     until(lambda: (a := payment_row(ride["id"])) and a["status"] == "requires_action")
     from infra.redis import get_sync_redis
 
-    told = until(lambda: get_sync_redis().xrange(f"user:{p.id}:events"))
+    told = until(lambda: get_sync_redis().xrange(user_stream(p.id)))
     assert told[0][1]["e"] == "payment_requires_action"
     # and pushed to the device, high priority, opening the payment screen
     pushes = until(

@@ -10,10 +10,14 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from infra.live.keys import ADMIN_STREAM, Keys
 from infra.live.publisher import status_event
 from infra.live.rides import LiveRides
 from infra.redis import get_sync_redis
+
+pytestmark = pytest.mark.live_state
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 

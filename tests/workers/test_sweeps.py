@@ -8,6 +8,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
@@ -24,6 +25,8 @@ from tests.factories import (
     request_ride,
 )
 from tests.wait import until
+
+pytestmark = pytest.mark.live_state
 
 
 def _sql(sql: str, **params: Any) -> None:

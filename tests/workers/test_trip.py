@@ -16,6 +16,8 @@ from infra.live.keys import Keys
 from tests.factories import advance, register, request_ride
 from tests.wait import until
 
+pytestmark = pytest.mark.live_state
+
 LAT, LNG = 52.5200, 13.4050
 STEP = 0.0009  # ~100 m of latitude
 
