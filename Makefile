@@ -11,7 +11,7 @@ test:
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 	.venv/bin/lint-imports
-	.venv/bin/pytest
+	scripts/test.sh
 
 # The fast tier alone: use cases against fakes, no service started, no socket opened.
 unit:
