@@ -15,7 +15,7 @@ Two measured phases, each ride by its own passenger from a random pickup in the 
   latency floor with nothing else in flight;
 * paced: requests issued open-loop at `--rate` per second, whatever is still in flight.
 
-The bench process PSUBSCRIBEs `ev:drv:*:events` and times, from just before each
+The bench process SSUBSCRIBEs to every driver's event channel and times, from just before each
 `POST /api/v1/rides` is sent, the first `offer` event of that ride; the offered driver then
 accepts at once (`POST /rides/{id}/accept`) and the 200 is timed too. All times come from one
 monotonic clock in one event loop. Pub/sub timing excludes the SSE hop to the driver app
@@ -71,6 +71,9 @@ from _harness import (  # noqa: I001 - also puts the checkout on sys.path
     wait_http,
     wait_redis,
 )
+
+from infra.live.keys import Keys, channel, driver_stream
+from infra.live.positions import nearest
 
 API = "/api/v1"
 CENTRE = (52.52, 13.405)
@@ -301,7 +304,7 @@ class Offers:
             fut = self.first[ride_id] = self.loop.create_future()
         return fut
 
-    def seen(self, channel: str, payload: str) -> None:
+    def seen(self, driver_id: str, payload: str) -> None:
         now = time.monotonic()
         parts = payload.split("\x1f", 2)
         if len(parts) != 3:
@@ -311,7 +314,6 @@ class Offers:
             self.other_events[event] = self.other_events.get(event, 0) + 1
             return
         self.received += 1
-        driver_id = channel.split(":")[2]  # ev:drv:{id}:events
         ride_id = json.loads(data)["ride_id"]
         self.per_ride[ride_id] = self.per_ride.get(ride_id, 0) + 1
         fut = self.future(ride_id)
@@ -356,19 +358,29 @@ class TaskEvents:
         return out
 
 
-async def listen(url: str, offers: Offers, tasks: TaskEvents, subscribed: asyncio.Event) -> None:
+async def listen(
+    url: str,
+    offers: Offers,
+    tasks: TaskEvents,
+    subscribed: asyncio.Event,
+    driver_ids: list[str],
+) -> None:
+    """Celery's task events (PSUBSCRIBE) and every driver's event channel: sharded
+    (SSUBSCRIBE), as the API's own subscriber hears them."""
     r = aioredis.Redis.from_url(url, decode_responses=True)
     pubsub = r.pubsub()
     try:
-        await pubsub.psubscribe("ev:drv:*:events", "/0.celeryev/task.*")
+        await pubsub.psubscribe("/0.celeryev/task.*")
+        channels = {channel(driver_stream(d)): d for d in driver_ids}
+        await pubsub.ssubscribe(*channels)
         subscribed.set()
         while True:
             msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-            if msg is None or msg.get("type") != "pmessage":
+            if msg is None or msg.get("type") not in ("pmessage", "smessage"):
                 continue
-            channel, data = msg["channel"], msg["data"]
-            if channel.startswith("ev:drv:"):
-                offers.seen(channel, data)
+            chan, data = msg["channel"], msg["data"]
+            if msg["type"] == "smessage":
+                offers.seen(channels[chan], data)
             else:
                 tasks.seen(data)
     finally:
@@ -631,8 +643,8 @@ def report_breakdown(
 
 def probe_search(redis_port: int, rng: random.Random, n: int = 30) -> None:
     """The Redis part of the worker's candidate search (`infra.offers.candidates_near`),
-    replayed from the bench: GEOSEARCH (first wave radius, COUNT 200) then one pipeline of
-    4 commands per driver found."""
+    replayed from the bench: the cells' GEOSEARCHes (first wave radius, COUNT 200) then
+    one pipeline of 4 commands per driver found."""
     import redis as sync_redis
 
     r = sync_redis.Redis(port=redis_port, decode_responses=True)
@@ -641,23 +653,14 @@ def probe_search(redis_port: int, rng: random.Random, n: int = 30) -> None:
         for _ in range(n):
             p = random_point(rng)
             t = time.perf_counter()
-            found = r.geosearch(
-                "geo:drivers",
-                longitude=p["lng"],
-                latitude=p["lat"],
-                radius=2_000,
-                unit="m",
-                sort="ASC",
-                count=200,
-                withdist=True,
-            )
+            found = nearest(r, p["lat"], p["lng"], 2_000, 200)
             geo.append(time.perf_counter() - t)
-            pipe = r.pipeline()
+            pipe = r.pipeline(transaction=False)
             for driver_id, _dist in found:
-                pipe.hmget(f"drv:{driver_id}:state", "status", "ride_id")
-                pipe.hget(f"drv:{driver_id}:pos", "ts")
-                pipe.exists(f"drv:{driver_id}:offer")
-                pipe.hmget(f"drv:{driver_id}:offers", "offered", "declined", "expired")
+                pipe.hmget(Keys.of(Keys.DRIVER_STATE, driver_id), "status", "ride_id")
+                pipe.hget(Keys.of(Keys.POSITION, driver_id), "ts")
+                pipe.exists(Keys.of(Keys.DRIVER_OFFER, driver_id))
+                pipe.hmget(Keys.of(Keys.OFFER_STATS, driver_id), "offered", "declined", "expired")
             pipe.execute()
             full.append(time.perf_counter() - t)
             found_n.append(len(found))
@@ -683,7 +686,13 @@ async def measure(args: argparse.Namespace, stack: Stack, users: dict[str, Any])
     tasks = TaskEvents()
     subscribed = asyncio.Event()
     listener = asyncio.create_task(
-        listen(f"redis://127.0.0.1:{stack.redis_port}/0", offers, tasks, subscribed)
+        listen(
+            f"redis://127.0.0.1:{stack.redis_port}/0",
+            offers,
+            tasks,
+            subscribed,
+            [d["id"] for d in drivers],
+        )
     )
     connector = aiohttp.TCPConnector(limit=HTTP_CONCURRENCY + 50)
     timeout = aiohttp.ClientTimeout(total=15)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +17,7 @@ import redis
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-from domain.geo import cells_around
+from domain.geo import Point, cells_around, haversine_m
 from domain.pings import Ping, PingRules
 from domain.rides import DRIVER_ACTIVE
 from infra.live.keys import (
@@ -177,6 +179,51 @@ class _Batcher:
         return results
 
 
+NearbyRows = list[tuple[str, float, dict[str, str], str | None, str | None]]
+
+
+class NearbyAnswers:
+    """One search answers every caller asking about the same place within `ttl_s`: the
+    place is the point rounded to a grid of `grid_deg` (about 110 m), `slack_m` (the
+    grid's half-diagonal) at most from any caller. The search takes in every driver a
+    caller's own nearest `count` within its radius can be (`PositionsAsync._nearby`), and
+    each caller's distances are computed from its own point. A search in flight is
+    shared, not repeated. Positions move every few seconds: a second's reuse shows
+    nothing staler than a ping's own interval."""
+
+    def __init__(self, ttl_s: float = 1.0, grid_deg: float = 0.001, size: int = 20_000) -> None:
+        self.ttl_s = ttl_s
+        self.grid_deg = grid_deg
+        self.slack_m = math.hypot(grid_deg / 2, grid_deg / 2) * 111_320.0
+        self.size = size
+        self._answers: dict[
+            tuple[int, int, float, int], tuple[float, asyncio.Future[NearbyRows]]
+        ] = {}
+        self.searches = 0  # how many searches reached Redis (for the bench)
+
+    async def get(
+        self,
+        lat: float,
+        lng: float,
+        radius_m: float,
+        count: int,
+        search: Callable[[float, float, float, int, float], Awaitable[NearbyRows]],
+    ) -> NearbyRows:
+        loop = asyncio.get_running_loop()
+        key = (round(lat / self.grid_deg), round(lng / self.grid_deg), radius_m, count)
+        now = loop.time()
+        known = self._answers.get(key)
+        if known is None or known[0] <= now or (known[1].done() and known[1].exception()):
+            if len(self._answers) >= self.size:
+                self._answers = {k: v for k, v in self._answers.items() if v[0] > now}
+            glat, glng = key[0] * self.grid_deg, key[1] * self.grid_deg
+            task = asyncio.ensure_future(search(glat, glng, radius_m, count, self.slack_m))
+            known = (now + self.ttl_s, task)
+            self._answers[key] = known
+            self.searches += 1
+        return await asyncio.shield(known[1])
+
+
 class PositionsAsync:
     """The API's side: pings applied, state and positions read, drivers found."""
 
@@ -185,6 +232,7 @@ class PositionsAsync:
         self.r: Any = client
         self._apply = client.register_script(lua_script("apply_pings"))
         self._emit = client.register_script(lua_script("emit"))
+        self._answers = NearbyAnswers()
         # commands of concurrent requests share one pipelined round trip
         self._batch = _Batcher(
             client,
@@ -338,8 +386,32 @@ class PositionsAsync:
     async def nearby(
         self, lat: float, lng: float, radius_m: float, count: int
     ) -> list[tuple[str, float, dict[str, str], str | None, str | None]]:
-        """Indexed drivers by distance: (id, metres, position, status, ride id)."""
-        found = await nearest_async(self.r, lat, lng, radius_m, count)
+        """Indexed drivers by distance from (lat, lng): (id, metres, position, status, ride
+        id). Searches from many callers in one place within a second are answered by one
+        search (`NearbyAnswers`); each caller's distances are its own."""
+        rows = await self._answers.get(lat, lng, radius_m, count, self._nearby)
+        out = []
+        here = Point(lat, lng)
+        for driver_id, _dist, pos, status, ride_id in rows:
+            if not pos:
+                continue
+            dist = haversine_m(here, Point(float(pos["lat"]), float(pos["lng"])))
+            if dist <= radius_m:
+                out.append((driver_id, dist, pos, status, ride_id))
+        out.sort(key=lambda row: (row[1], row[0]))
+        return out[:count]
+
+    async def _nearby(
+        self, lat: float, lng: float, radius_m: float, count: int, slack_m: float
+    ) -> list[tuple[str, float, dict[str, str], str | None, str | None]]:
+        """The drivers any caller within `slack_m` of (lat, lng) may need: all those
+        within `radius_m + slack_m` when fewer than `count`; else, with r the distance of
+        the `count`-th nearest here, all within r + 2 * slack_m (a caller's own nearest
+        `count` are within r + slack_m of it, so within r + 2 * slack_m of here)."""
+        found = await nearest_async(self.r, lat, lng, radius_m + slack_m, count)
+        if len(found) >= count and slack_m:
+            reach = min(radius_m + slack_m, found[-1][1] + 2 * slack_m)
+            found = await nearest_async(self.r, lat, lng, reach, 4 * count + 100)
         if not found:
             return []
         pipe = self.r.pipeline(transaction=False)
