@@ -288,7 +288,8 @@ class RedisClusterNodes:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.ports[0]}/0"
+        """Every node: a process started while one is down still finds the cluster."""
+        return ",".join(f"redis://127.0.0.1:{p}" for p in self.ports)
 
     def start(self, timeout: float = 30.0) -> RedisClusterNodes:
         if self.primaries < 3:

@@ -18,7 +18,7 @@ OUTAGES: tuple[type[BaseException], ...] = (
     redis_errors.ClusterDownError,
     redis_errors.TryAgainError,
     redis_errors.ClusterError,
-    redis_errors.SlotNotCoveredError,
+    redis_errors.RedisClusterException,  # no node of the cluster reachable, a slot unserved
     redis_errors.ReadOnlyError,  # a primary just demoted to replica
     sa_errors.OperationalError,  # connection refused or terminated, a lock timeout
     sa_errors.InterfaceError,

@@ -31,8 +31,10 @@ def make_async_redis(pool_size: int = ASYNC_POOL_SIZE) -> Any:
     enough for a reconnect storm's backlog reads (the pings share pipelines)."""
     settings = get_settings()
     if settings.redis_cluster:
-        return aiocluster.RedisCluster.from_url(
-            settings.redis_url,
+        return aiocluster.RedisCluster(
+            startup_nodes=[
+                aiocluster.ClusterNode(h, p) for h, p in cluster_nodes(settings.redis_url)
+            ],
             decode_responses=True,
             max_connections=CLUSTER_NODE_CONNECTIONS,
             health_check_interval=30,
@@ -45,6 +47,22 @@ def make_async_redis(pool_size: int = ASYNC_POOL_SIZE) -> Any:
         health_check_interval=30,
     )
     return aioredis.Redis(connection_pool=pool)
+
+
+def cluster_nodes(url: str) -> list[tuple[str, int]]:
+    """The nodes a cluster's URL names: `redis://h1:p1,redis://h2:p2,...` (several, so a
+    process starting while one of them is down still finds the cluster)."""
+    nodes = []
+    for part in url.split(","):
+        where = urlparse(part.strip() if "://" in part else f"redis://{part.strip()}")
+        nodes.append((where.hostname or "127.0.0.1", where.port or 6379))
+    return nodes
+
+
+async def initialize(client: Any) -> None:
+    """Learn a cluster's slots now, not at the first request (a single Redis: nothing)."""
+    if isinstance(client, aiocluster.RedisCluster):
+        await client.initialize()
 
 
 def sentinels_of(url: str) -> tuple[list[tuple[str, int]], int]:
@@ -93,5 +111,10 @@ def get_sync_redis() -> Any:
     """Live state's Redis for workers and tooling (a cluster client on a cluster)."""
     settings = get_settings()
     if settings.redis_cluster:
-        return redis.cluster.RedisCluster.from_url(settings.redis_url, decode_responses=True)
+        return redis.cluster.RedisCluster(
+            startup_nodes=[
+                redis.cluster.ClusterNode(h, p) for h, p in cluster_nodes(settings.redis_url)
+            ],
+            decode_responses=True,
+        )
     return redis.Redis.from_url(settings.redis_url, decode_responses=True)
