@@ -582,17 +582,26 @@ async def nearby(
     limit: Limit = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
     """Online drivers by distance. Passengers see idle drivers; admins see all online ones."""
-    found = await live(request).positions.nearby(lat, lng, radius_m, limit * 5 + 20)
+    positions = live(request).positions
+    # twice what is shown, and ten: room for drivers on a ride or gone silent, most of
+    # which a passenger's search leaves out (a page short of them reads more below)
+    found = await positions.nearby(lat, lng, radius_m, limit * 2 + 10)
     fresh_after = time.time() - settings.driver_stale_s
-    items = []
-    for driver_id, dist, pos, status, ride_id in found:
-        if status != "online" or not pos or float(pos["ts"]) < fresh_after:
-            continue
-        if ride_id and caller.role is not Actor.ADMIN:
-            continue
-        items.append({**position_out(driver_id, pos), "distance_m": round(dist)})
-        if len(items) == limit:
-            break
+    items: list[dict[str, Any]] = []
+    # details read a chunk at a time, nearest first: most drivers found are shown
+    chunk = limit + limit // 2 + 5
+    for start in range(0, len(found), chunk):
+        part = found[start : start + chunk]
+        for (driver_id, dist), (pos, status, ride_id) in zip(
+            part, await positions.describe([d for d, _ in part]), strict=True
+        ):
+            if status != "online" or not pos or float(pos["ts"]) < fresh_after:
+                continue
+            if ride_id and caller.role is not Actor.ADMIN:
+                continue
+            items.append({**position_out(driver_id, pos), "distance_m": round(dist)})
+            if len(items) == limit:
+                return {"items": items, "next_cursor": None}
     return {"items": items, "next_cursor": None}
 
 

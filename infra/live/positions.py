@@ -5,7 +5,6 @@ apps' device keys, and the sweep of drivers gone silent."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
@@ -49,8 +48,11 @@ def _fmt(value: float | None) -> str:
     return "" if value is None else repr(float(value))
 
 
-def geo_query(cell: str, lat: float, lng: float, radius_m: float, count: int) -> dict[str, Any]:
+def geo_query(
+    cell: str, lat: float, lng: float, radius_m: float, count: int, *, coords: bool = False
+) -> dict[str, Any]:
     return {
+        "withcoord": coords,
         "name": Keys.of(Keys.GEO, cell),
         "longitude": lng,
         "latitude": lat,
@@ -84,18 +86,28 @@ def merge_nearest(replies: list[Any], count: int) -> list[tuple[str, float]]:
     return found[:count]
 
 
-async def nearest_async(
-    r: Any, lat: float, lng: float, radius_m: float, count: int
-) -> list[tuple[str, float]]:
-    """The nearest `count` indexed drivers within `radius_m`, nearest first: searched in a
-    small circle first, and wider only while it holds fewer than `count` (a search
-    touches the cells it needs and stops at the count it needs)."""
-    found: list[tuple[str, float]] = []
+Spot = tuple[str, float, float, float]
+"""A driver found: id, metres from the point searched, lat, lng (the index's)."""
+
+
+async def nearest_async(r: Any, lat: float, lng: float, radius_m: float, count: int) -> list[Spot]:
+    """The nearest `count` indexed drivers within `radius_m`, nearest first, with where
+    the index has them: searched in a small circle first, and wider only while it holds
+    fewer than `count` (a search touches the cells it needs and stops at the count it
+    needs)."""
+    found: list[Spot] = []
     for radius in search_radii(radius_m):
         pipe = r.pipeline(transaction=False)
         for cell in cells_around(lat, lng, radius):
-            pipe.geosearch(**geo_query(cell, lat, lng, radius, count))
-        found = merge_nearest(await pipe.execute(), count)
+            pipe.geosearch(**geo_query(cell, lat, lng, radius, count, coords=True))
+        found = sorted(
+            (
+                (str(d), float(dist), float(where[1]), float(where[0]))
+                for reply in await pipe.execute()
+                for d, dist, where in reply or ()
+            ),
+            key=lambda row: (row[1], row[0]),
+        )[:count]
         if len(found) >= count:
             break
     return found
@@ -127,13 +139,21 @@ class _Batcher:
     def __init__(self, client: Any, scripts: dict[str, str]) -> None:
         self.r = client
         self.scripts = scripts  # sha -> source, to load where a node lacks one
-        self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._pending: list[tuple[list[tuple[Any, ...]], asyncio.Future[list[Any]]]] = []
         self._flushing = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def call(self, *command: Any) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((command, future))
+        (result,) = await self.call_many([command])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def call_many(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Several commands in the next round trip; their answers (an error as the
+        exception, not raised) in order."""
+        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._pending.append((commands, future))
         if not self._flushing:
             self._flushing = True
             asyncio.get_running_loop().call_soon(self._start_batch)
@@ -146,21 +166,21 @@ class _Batcher:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run_batch(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+    async def _run_batch(
+        self, batch: list[tuple[list[tuple[Any, ...]], asyncio.Future[list[Any]]]]
+    ) -> None:
         try:
-            results = await self._pipeline([command for command, _ in batch])
+            results = await self._pipeline([c for commands, _ in batch for c in commands])
         except Exception as exc:  # the whole round trip failed: every caller hears it
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
             return
-        for (_, future), result in zip(batch, results, strict=True):
-            if future.done():
-                continue
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+        at = 0
+        for commands, future in batch:
+            mine, at = results[at : at + len(commands)], at + len(commands)
+            if not future.done():
+                future.set_result(mine)
 
     async def _pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         pipe = self.r.pipeline(transaction=False)
@@ -179,7 +199,7 @@ class _Batcher:
         return results
 
 
-NearbyRows = list[tuple[str, float, dict[str, str], str | None, str | None]]
+NearbyRows = list[Spot]
 
 
 class NearbyAnswers:
@@ -232,11 +252,19 @@ class PositionsAsync:
         self.r: Any = client
         self._apply = client.register_script(lua_script("apply_pings"))
         self._emit = client.register_script(lua_script("emit"))
+        self._place = client.register_script(lua_script("place"))
         self._answers = NearbyAnswers()
         # commands of concurrent requests share one pipelined round trip
         self._batch = _Batcher(
             client,
-            {self._apply.sha: lua_script("apply_pings"), self._emit.sha: lua_script("emit")},
+            {
+                script.sha: lua_script(name)
+                for name, script in (
+                    ("apply_pings", self._apply),
+                    ("emit", self._emit),
+                    ("place", self._place),
+                )
+            },
         )
 
     async def apply_pings(
@@ -290,9 +318,9 @@ class PositionsAsync:
         if out[0] == "rate_limited":
             return ApplyResult(max(1, int(out[1])), [], "", "", "", "")
         _ok, status, ride_id, ride_status, old_cell, new_cell, *fix, newest, for_ride = out[:11]
-        codes = out[11:]
+        live_at, codes = int(out[11]), out[12:]
         event_id = await self._spread(
-            driver_id, status, ride_id, (old_cell, new_cell), fix, newest, for_ride
+            driver_id, status, ride_id, (old_cell, new_cell), fix, newest, for_ride, live_at
         )
         # codes are in time order; map them back to the caller's order
         by_ping = dict(zip(map(id, ordered), codes, strict=True))
@@ -309,57 +337,48 @@ class PositionsAsync:
         fix: list[str],
         newest: str,
         for_ride: str,
+        live_at: int,
     ) -> str:
         """The second step: the writes on other slots, concurrently. Returns the ride
         stream's id of the fix that became the position ('' if none)."""
         old_cell, new_cell = cells
         lat, lng, ts = fix
-        calls: list[Any] = []
+        commands: list[tuple[Any, ...]] = []
         if new_cell and status == "online":
-            calls += [
-                self._batch.call("GEOADD", Keys.of(Keys.GEO, new_cell), lng, lat, driver_id),
-                self._batch.call("ZADD", Keys.of(Keys.SEEN, new_cell), ts, driver_id),
-            ]
+            cell_keys = (Keys.of(Keys.GEO, new_cell), Keys.of(Keys.SEEN, new_cell))
+            commands.append(("EVALSHA", self._place.sha, 2, *cell_keys, lng, lat, driver_id, ts))
         if new_cell and old_cell != new_cell:
-            calls.append(self._batch.call("SADD", Keys.CELLS, new_cell))
+            commands.append(("SADD", Keys.CELLS, new_cell))
             if old_cell:
-                calls += [
-                    self._batch.call("ZREM", Keys.of(Keys.GEO, old_cell), driver_id),
-                    self._batch.call("ZREM", Keys.of(Keys.SEEN, old_cell), driver_id),
+                commands += [
+                    ("ZREM", Keys.of(Keys.GEO, old_cell), driver_id),
+                    ("ZREM", Keys.of(Keys.SEEN, old_cell), driver_id),
                 ]
-        fixes: list[dict[str, Any]] = json.loads(for_ride) if for_ride else []
-        to_ride = None
-        if fixes:
-            to_ride = self._batch.call(
-                "EVALSHA",
-                self._emit.sha,
-                1,
-                ride_stream(ride_id),
-                "location",
-                STREAM_MAXLEN,
-                *(json.dumps(f, separators=(",", ":")) for f in fixes),
-            )
         if newest:
-            calls.append(
-                self._batch.call(
-                    "EVALSHA", self._emit.sha, 1, ADMIN_STREAM, "location", ADMIN_MAXLEN, newest
-                )
+            commands.append(
+                ("EVALSHA", self._emit.sha, 1, ADMIN_STREAM, "location", ADMIN_MAXLEN, newest)
             )
-        results = await asyncio.gather(
-            *calls, *([to_ride] if to_ride is not None else []), return_exceptions=True
-        )
-        failed = [r for r in results if isinstance(r, BaseException)]
+        fixes = for_ride.split("\x1e") if for_ride else []
+        if fixes:  # last: its answer is the ride stream's ids
+            commands.append(
+                ("EVALSHA", self._emit.sha, 1, ride_stream(ride_id), "location", STREAM_MAXLEN,
+                 *fixes)
+            )  # fmt: skip
+        if not commands:
+            return ""
+        try:
+            results = await self._batch.call_many(commands)
+        except Exception as exc:  # the round trip failed: the fixes are stored all the same
+            results = [exc] * len(commands)
+        failed = [r for r in results if isinstance(r, Exception)]
         if failed:
             log.warning(
                 "pings of driver %s stored; %d of the writes on other shards failed: %r",
-                driver_id,
-                len(failed),
-                failed[0],
-            )
-        if to_ride is None or isinstance(results[-1], BaseException):
+                driver_id, len(failed), failed[0],
+            )  # fmt: skip
+        if not fixes or live_at < 0 or isinstance(results[-1], Exception):
             return ""
-        live = [n for n, f in enumerate(fixes) if f.get("live")]
-        return str(results[-1][live[-1]]) if live else ""
+        return str(results[-1][live_at])
 
     async def driver_state(self, driver_id: str) -> dict[str, str]:
         return await self.r.hgetall(Keys.of(Keys.DRIVER_STATE, driver_id))
@@ -385,44 +404,47 @@ class PositionsAsync:
 
     async def nearby(
         self, lat: float, lng: float, radius_m: float, count: int
-    ) -> list[tuple[str, float, dict[str, str], str | None, str | None]]:
-        """Indexed drivers by distance from (lat, lng): (id, metres, position, status, ride
-        id). Searches from many callers in one place within a second are answered by one
-        search (`NearbyAnswers`); each caller's distances are its own."""
-        rows = await self._answers.get(lat, lng, radius_m, count, self._nearby)
-        out = []
+    ) -> list[tuple[str, float]]:
+        """The nearest `count` indexed drivers within `radius_m` of (lat, lng): (id,
+        metres), nearest first. Searches from many callers in one place within a second
+        are answered by one search (`NearbyAnswers`); each caller's distances and order
+        are its own, from the positions the index holds."""
+        spots = await self._answers.get(lat, lng, radius_m, count, self._spots)
         here = Point(lat, lng)
-        for driver_id, _dist, pos, status, ride_id in rows:
-            if not pos:
-                continue
-            dist = haversine_m(here, Point(float(pos["lat"]), float(pos["lng"])))
+        out = []
+        for driver_id, _dist, dlat, dlng in spots:
+            dist = haversine_m(here, Point(dlat, dlng))
             if dist <= radius_m:
-                out.append((driver_id, dist, pos, status, ride_id))
+                out.append((driver_id, dist))
         out.sort(key=lambda row: (row[1], row[0]))
         return out[:count]
 
-    async def _nearby(
+    async def _spots(
         self, lat: float, lng: float, radius_m: float, count: int, slack_m: float
-    ) -> list[tuple[str, float, dict[str, str], str | None, str | None]]:
-        """The drivers any caller within `slack_m` of (lat, lng) may need: all those
+    ) -> list[Spot]:
+        """The drivers a caller within `slack_m` of (lat, lng) may need: all those
         within `radius_m + slack_m` when fewer than `count`; else, with r the distance of
-        the `count`-th nearest here, all within r + 2 * slack_m (a caller's own nearest
-        `count` are within r + slack_m of it, so within r + 2 * slack_m of here)."""
+        the `count`-th nearest here, those within r + 2 * slack_m (a caller's own nearest
+        `count` are within r + slack_m of it, so within r + 2 * slack_m of here), up to
+        twice `count` of them."""
         found = await nearest_async(self.r, lat, lng, radius_m + slack_m, count)
         if len(found) >= count and slack_m:
             reach = min(radius_m + slack_m, found[-1][1] + 2 * slack_m)
-            found = await nearest_async(self.r, lat, lng, reach, 4 * count + 100)
-        if not found:
+            found = await nearest_async(self.r, lat, lng, reach, 2 * count)
+        return found
+
+    async def describe(
+        self, driver_ids: list[str]
+    ) -> list[tuple[dict[str, str], str | None, str | None]]:
+        """Each driver's position hash, status and ride id, in one round trip."""
+        if not driver_ids:
             return []
         pipe = self.r.pipeline(transaction=False)
-        for driver_id, _dist in found:
+        for driver_id in driver_ids:
             pipe.hgetall(Keys.of(Keys.POSITION, driver_id))
             pipe.hmget(Keys.of(Keys.DRIVER_STATE, driver_id), "status", "ride_id")
         rows = await pipe.execute()
-        return [
-            (d, float(dist), rows[2 * n], rows[2 * n + 1][0], rows[2 * n + 1][1])
-            for n, (d, dist) in enumerate(found)
-        ]
+        return [(rows[2 * n], *rows[2 * n + 1]) for n in range(len(driver_ids))]
 
     async def driver_of_device_key(self, key_hash: str) -> str | None:
         found = await self.r.get(Keys.of(Keys.DEVICE_KEY, key_hash))

@@ -61,9 +61,16 @@ def test_nearby_returns_exactly_the_nearest_within_the_radius(db: None) -> None:
                         if haversine_m(here, p) <= radius
                     )[:count]
                     got = await live.nearby(here.lat, here.lng, radius, count)
-                    assert [d for d, *_ in got] == [d for _, d in truth]
-                    for (_, dist, *_), (want, _) in zip(got, truth, strict=True):
-                        assert abs(dist - want) < 0.5
+                    # the same drivers, nearest first; the index keeps 52-bit geohashes
+                    # (a metre at most), so two drivers a metre apart may swap places
+                    assert len(got) == len(truth)
+                    for (driver, dist), (want, _) in zip(got, truth, strict=True):
+                        exact = haversine_m(here, drivers[driver])
+                        assert abs(dist - exact) < 1.0
+                        assert abs(dist - want) < 1.0
+                    assert [d for d, _ in got] == [d for _, d in truth] or all(
+                        abs(a[1] - b[0]) < 1.0 for a, b in zip(got, truth, strict=True)
+                    )
         finally:
             await client.aclose()
 
@@ -76,7 +83,7 @@ def test_callers_in_one_place_share_one_search_for_a_second() -> None:
     async def search(lat: float, lng: float, radius: float, count: int, slack: float) -> Any:
         calls.append((lat, lng, radius + slack, count))
         await asyncio.sleep(0.01)
-        return [("d1", 0.0, {"lat": "48.8501", "lng": "2.3501"}, "online", None)]
+        return [("d1", 0.0, 48.8501, 2.3501)]
 
     async def run() -> None:
         answers = NearbyAnswers(ttl_s=0.2)

@@ -12,7 +12,8 @@
 --       (lat, lng, ts, heading, speed, accuracy, uuid, RFC 3339 time)
 -- Returns {'rate_limited', ttl} or {'ok', status, ride id, ride status, old cell,
 --   new cell, lat, lng, ts ('' each if no fix became the position), that fix's JSON,
---   the fixes for the ride's stream (a JSON array, '' if none), codes...}
+--   the fixes for the ride's stream (JSON objects joined by \30, '' if none), the place
+--   among them of the fix that became the position (from 0; -1 if none), codes...}
 local pos_key, state_key, uuid_key, rl_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local driver = ARGV[1]
 local max_speed = tonumber(ARGV[2])
@@ -100,11 +101,14 @@ local function fix_json(b, live)
     accuracy = num(ARGV[b + 5]), recorded_at = ARGV[b + 7], live = live})
 end
 
-local for_ride = ''
+local for_ride, live_at = '', -1
 if on_ride and #published > 0 then
   local fixes = {}
-  for _, fix in ipairs(published) do fixes[#fixes + 1] = fix_json(fix[1], fix[2]) end
-  for_ride = '[' .. table.concat(fixes, ',') .. ']'
+  for k, fix in ipairs(published) do
+    fixes[#fixes + 1] = fix_json(fix[1], fix[2])
+    if fix[1] == newest then live_at = k - 1 end
+  end
+  for_ride = table.concat(fixes, '\30')
 end
 local new_cell, newest_json, nlat, nlng, nts = '', '', '', '', ''
 if newest then
@@ -124,4 +128,4 @@ if redis.call('ZCARD', uuid_key) > uuid_keep then
 end
 redis.call('EXPIRE', uuid_key, 86400)
 return {'ok', status, ride_id or '', ride_status or '', old_cell, new_cell, nlat, nlng, nts,
-  newest_json, for_ride, unpack(codes)}
+  newest_json, for_ride, live_at, unpack(codes)}
