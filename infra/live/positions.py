@@ -211,8 +211,15 @@ class NearbyAnswers:
     shared, not repeated. Positions move every few seconds: a second's reuse shows
     nothing staler than a ping's own interval."""
 
-    def __init__(self, ttl_s: float = 1.0, grid_deg: float = 0.001, size: int = 20_000) -> None:
+    def __init__(
+        self,
+        ttl_s: float = 1.0,
+        grid_deg: float = 0.001,
+        size: int = 20_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.ttl_s = ttl_s
+        self.clock = clock
         self.grid_deg = grid_deg
         self.slack_m = math.hypot(grid_deg / 2, grid_deg / 2) * 111_320.0
         self.size = size
@@ -229,9 +236,8 @@ class NearbyAnswers:
         count: int,
         search: Callable[[float, float, float, int, float], Awaitable[NearbyRows]],
     ) -> NearbyRows:
-        loop = asyncio.get_running_loop()
         key = (round(lat / self.grid_deg), round(lng / self.grid_deg), radius_m, count)
-        now = loop.time()
+        now = self.clock()
         known = self._answers.get(key)
         if known is None or known[0] <= now or (known[1].done() and known[1].exception()):
             if len(self._answers) >= self.size:

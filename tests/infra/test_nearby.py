@@ -86,7 +86,8 @@ def test_callers_in_one_place_share_one_search_for_a_second() -> None:
         return [("d1", 0.0, 48.8501, 2.3501)]
 
     async def run() -> None:
-        answers = NearbyAnswers(ttl_s=0.2)
+        now = [1000.0]  # a clock of the test's own: no sleeping, no machine's pace
+        answers = NearbyAnswers(ttl_s=1.0, clock=lambda: now[0])
         fn: Callable[..., Awaitable[Any]] = search
         both = await asyncio.gather(
             answers.get(48.85001, 2.35001, 1000, 10, fn),
@@ -98,7 +99,10 @@ def test_callers_in_one_place_share_one_search_for_a_second() -> None:
         assert calls[0][2] > 1000 + 70
         await answers.get(48.86, 2.35, 1000, 10, fn)  # a kilometre away: its own search
         assert len(calls) == 2
-        await asyncio.sleep(0.25)
+        now[0] += 0.9
+        await answers.get(48.85001, 2.35001, 1000, 10, fn)  # within the second: shared
+        assert len(calls) == 2
+        now[0] += 0.2
         await answers.get(48.85001, 2.35001, 1000, 10, fn)  # a second later: searched again
         assert len(calls) == 3
 
