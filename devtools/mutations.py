@@ -150,9 +150,23 @@ MUTANTS: list[Mutant] = [
     Mutant(
         "every accepted fix of an active ride reaches its followers (batches too)",
         "infra/live/lua/apply_pings.lua",
-        "  for _, fix in ipairs(published) do",
-        "  for _, fix in ipairs({published[#published]}) do",
+        "  for k, fix in ipairs(published) do",
+        "  for k, fix in ipairs({published[#published]}) do",
         "tests/api/test_location.py::test_every_accepted_fix_of_a_batch_reaches_the_rides_stream_in_order",
+    ),
+    Mutant(
+        "a trip fix accepted but never published (the process killed) is published on its resend",
+        "infra/live/lua/apply_pings.lua",
+        "    if on_ride then published[#published + 1] = {b, lts ~= nil and ts >= lts} end",
+        "    if false then published[#published + 1] = {b, lts ~= nil and ts >= lts} end",
+        "tests/api/test_location.py::test_a_trip_fix_whose_second_step_never_ran_reaches_the_stream_on_its_resend",
+    ),
+    Mutant(
+        "a trip fix sent again is on the ride's stream once",
+        "infra/live/lua/emit_fixes.lua",
+        "  if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then",
+        "  if redis.call('SADD', KEYS[2], ARGV[i]) >= 0 then",
+        "tests/api/test_location.py::test_a_trip_fix_whose_second_step_never_ran_reaches_the_stream_on_its_resend",
     ),
     Mutant(
         "a ride change reaches Redis even if the process dies after the commit (outbox sweep)",

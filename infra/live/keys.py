@@ -19,6 +19,7 @@ runs on one Redis and on a cluster:
                     `seen:{cell}` their last ping time; `geo:cells` every cell in use
 - `ride:{id}:meta`  hash: passenger_id, driver_id, status, pickup/dropoff, v (version)
 - `ride:{id}:events` stream of `location` / `status` / `eta` events (MAXLEN ~)
+- `ride:{id}:fixes` set of the tokens (uuid, or `t:<ts>`) of the fixes on its stream
 - `ride:{id}:published` hash of the statuses already emitted (each is emitted once)
 - `ride:{id}:eta_gate` at most one ETA event per interval
 - `ride:{id}:arriving_told` the passenger was told the driver is about to arrive
@@ -58,6 +59,7 @@ class Keys:
     CELLS = "geo:cells"
     RIDE_META = "ride:{}:meta"
     RIDE_EVENTS = "ride:{}:events"
+    RIDE_FIXES = "ride:{}:fixes"
     RIDE_PUBLISHED = "ride:{}:published"
     ETA_GATE = "ride:{}:eta_gate"
     ARRIVING_TOLD = "ride:{}:arriving_told"

@@ -23,6 +23,8 @@ from infra.live.keys import (
     ADMIN_MAXLEN,
     ADMIN_STREAM,
     PATH_MAX,
+    RIDE_FACTS_TTL_S,
+    SEP,
     STREAM_MAXLEN,
     UUID_KEEP,
     Keys,
@@ -30,6 +32,7 @@ from infra.live.keys import (
     ride_stream,
 )
 from infra.live.scripts import lua_script
+from infra.outages import OUTAGES
 
 log = logging.getLogger(__name__)
 
@@ -259,6 +262,7 @@ class PositionsAsync:
         self._apply = client.register_script(lua_script("apply_pings"))
         self._emit = client.register_script(lua_script("emit"))
         self._place = client.register_script(lua_script("place"))
+        self._emit_fixes = client.register_script(lua_script("emit_fixes"))
         self._answers = NearbyAnswers()
         # commands of concurrent requests share one pipelined round trip
         self._batch = _Batcher(
@@ -269,6 +273,7 @@ class PositionsAsync:
                     ("apply_pings", self._apply),
                     ("emit", self._emit),
                     ("place", self._place),
+                    ("emit_fixes", self._emit_fixes),
                 )
             },
         )
@@ -286,8 +291,10 @@ class PositionsAsync:
         """Two steps: the driver's script (its slot: the fixes judged and made durable,
         the position, the trip's path), then in one pipelined round trip what lives on
         other slots: the cell's search index, the ride's stream, the admin stream. A fix
-        the first step accepted is kept whatever happens to the second (which is logged;
-        the next fix indexes the driver again)."""
+        the first step accepted is kept whatever happens to the second. A failed write
+        to the index or the admin stream is logged (the next fix indexes the driver
+        again); the ride's stream out of reach is an outage (503): the app sends the
+        fixes again, and the resend, a duplicate, is published then, once."""
         now = time.time() if now is None else now
         ordered = sorted(pings, key=lambda p: p.recorded_at)
         argv: list[Any] = [
@@ -364,11 +371,12 @@ class PositionsAsync:
             commands.append(
                 ("EVALSHA", self._emit.sha, 1, ADMIN_STREAM, "location", ADMIN_MAXLEN, newest)
             )
-        fixes = for_ride.split("\x1e") if for_ride else []
+        fixes = [f.split(SEP, 1) for f in for_ride.split("\x1e")] if for_ride else []
         if fixes:  # last: its answer is the ride stream's ids
+            ride_keys = (ride_stream(ride_id), Keys.of(Keys.RIDE_FIXES, ride_id))
             commands.append(
-                ("EVALSHA", self._emit.sha, 1, ride_stream(ride_id), "location", STREAM_MAXLEN,
-                 *fixes)
+                ("EVALSHA", self._emit_fixes.sha, 2, *ride_keys, STREAM_MAXLEN,
+                 RIDE_FACTS_TTL_S, *(part for fix in fixes for part in fix))
             )  # fmt: skip
         if not commands:
             return ""
@@ -382,7 +390,13 @@ class PositionsAsync:
                 "pings of driver %s stored; %d of the writes on other shards failed: %r",
                 driver_id, len(failed), failed[0],
             )  # fmt: skip
-        if not fixes or live_at < 0 or isinstance(results[-1], Exception):
+        if not fixes:
+            return ""
+        if isinstance(results[-1], OUTAGES):
+            # the follower has not seen these fixes: the app must send them again (the
+            # resend is a duplicate, and a duplicate of a trip's fix is published once)
+            raise results[-1]
+        if live_at < 0 or isinstance(results[-1], Exception):
             return ""
         return str(results[-1][live_at])
 

@@ -60,4 +60,12 @@ def lua_script(name: str) -> str:
     return "\n".join(used) + "\n" + body
 
 
-SCRIPTS = ("apply_pings", "place", "emit", "ride_changed", "driver_ride", "close_offer")
+SCRIPTS = (
+    "apply_pings",
+    "place",
+    "emit",
+    "emit_fixes",
+    "ride_changed",
+    "driver_ride",
+    "close_offer",
+)

@@ -518,3 +518,75 @@ def test_every_accepted_fix_of_a_batch_reaches_the_rides_stream_in_order(
     assert fixes_seen()[4:] == [(iso(now - 40), False)]
     # the driver's position is still the newest fix
     assert float(pos(d.id)["lat"]) == pytest.approx(LAT + 3e-4)
+
+
+def test_a_trip_fix_whose_second_step_never_ran_reaches_the_stream_on_its_resend(
+    client: TestClient, settings: Any
+) -> None:
+    """The ping's first step (the driver's script) accepts and records a fix; the ride's
+    stream is its second step. A process killed between them leaves the fix accepted but
+    unpublished, and the app's resend is a duplicate: the resend publishes it, once.
+    A fix the device marked invalid, sent again, is never published."""
+    import asyncio
+
+    from domain.pings import Ping
+    from infra.live.positions import PositionsAsync
+    from infra.redis import make_async_redis
+
+    p, d = register(client, "passenger"), register(client, "driver")
+    ride = request_ride(client, p)
+    advance(client, ride["id"], d, "accept")
+    now = time.time()
+
+    def fixes_seen() -> list[tuple[str, bool]]:
+        out = []
+        for _, fields in get_sync_redis().xrange(ride_stream(ride["id"])):
+            if fields["e"] == "location":
+                data = json.loads(fields["d"])
+                out.append((data["recorded_at"], data["live"]))
+        return out
+
+    class Killed(BaseException):
+        """The process dying between the two steps."""
+
+    async def first_step_only(fixes: list[Ping]) -> None:
+        redis_ = make_async_redis()
+        positions = PositionsAsync(redis_)
+
+        async def killed(*_args: Any) -> str:
+            raise Killed
+
+        positions._spread = killed  # type: ignore[method-assign]
+        try:
+            with pytest.raises(Killed):
+                await positions.apply_pings(
+                    d.id, fixes, settings.fixes, rate_limit=100, rate_window_s=10
+                )
+        finally:
+            await redis_.aclose()
+
+    asyncio.run(
+        first_step_only(
+            [
+                Ping(lat=LAT, lng=LNG, recorded_at=now - 10, uuid="cut-0"),
+                Ping(lat=LAT, lng=LNG, recorded_at=now - 9, uuid="bad-0", valid=False),
+            ]
+        )
+    )
+    assert float(pos(d.id)["ts"]) == pytest.approx(now - 10)  # the first step was done
+    assert fixes_seen() == []
+
+    def send(*records: dict[str, Any]) -> dict[str, Any]:
+        r = client.post(
+            "/api/v1/drivers/me/locations", json={"location": list(records)}, headers=d.headers
+        )
+        assert r.status_code == 202, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    bad = bg(now - 9, "bad-0")
+    resent = send(bg(now - 10, "cut-0"), bad, bg(now - 5, "next-1"))
+    assert (resent["accepted"], resent["duplicates"]) == (1, 2)
+    assert fixes_seen() == [(iso(now - 10), True), (iso(now - 5), True)]
+    # sent once more (this answer lost too): nothing is published twice
+    send(bg(now - 10, "cut-0"), bad, bg(now - 5, "next-1"))
+    assert fixes_seen() == [(iso(now - 10), True), (iso(now - 5), True)]

@@ -6,14 +6,19 @@
 -- active ride, in time order; `live`: the fix became the driver's position, a late fix
 -- from a backlog the driver has moved past is `live: false`, for the trail only) and the
 -- admin stream (the newest fix only).
+-- A fix the ride's stream may not have had: the stream is the second step, and a process
+-- killed (or a shard failing over) between the steps leaves the fix here, its uuid
+-- recorded, and its resend a duplicate. So a duplicate of the trip's accepted fixes goes
+-- to the ride's stream again, under the same token (its uuid, or `t:<ts>` without one),
+-- and the stream's side (`emit_fixes.lua`) publishes each token once.
 -- KEYS: position, driver state, uuids, rate window (one driver's: one hash tag)
 -- ARGV: driver, max speed (m/s), jump slack (m), rate limit, rate window (s),
 --       path max, uuids kept, validity mask, then 8 fields a fix
 --       (lat, lng, ts, heading, speed, accuracy, uuid, RFC 3339 time)
 -- Returns {'rate_limited', ttl} or {'ok', status, ride id, ride status, old cell,
 --   new cell, lat, lng, ts ('' each if no fix became the position), that fix's JSON,
---   the fixes for the ride's stream (JSON objects joined by \30, '' if none), the place
---   among them of the fix that became the position (from 0; -1 if none), codes...}
+--   the fixes for the ride's stream ("token\31JSON" joined by \30, '' if none), the
+--   place among them of the fix that became the position (from 0; -1 if none), codes...}
 local pos_key, state_key, uuid_key, rl_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local driver = ARGV[1]
 local max_speed = tonumber(ARGV[2])
@@ -69,15 +74,21 @@ for i = 0, n - 1 do
     code = 'lat_out_of_range'  -- Redis GEO cannot index it: refused before any write
   elseif uuid ~= '' and redis.call('ZSCORE', uuid_key, uuid) then
     code = 'duplicate'
+    -- an accepted fix (an invalid one is noted as 'x:' .. uuid): its stream entry again
+    if on_ride then published[#published + 1] = {b, lts ~= nil and ts >= lts} end
+  elseif uuid ~= '' and redis.call('ZSCORE', uuid_key, 'x:' .. uuid) then
+    code = 'duplicate'
   elseif uuid == '' and lts and ts <= lts then
     code = 'duplicate'  -- no uuid: dedupe by timestamp, never move backwards
+    -- the position's own fix sent again: its stream entry again
+    if on_ride and ts == lts then published[#published + 1] = {b, true} end
   elseif valid_mask ~= '' and string.sub(valid_mask, i + 1, i + 1) == '0' then
     code = 'invalid_fix'  -- the device says so: noted (dedupe), never the live position
   elseif llat and dist(llat, llng, lat, lng)
       > max_speed * math.abs(ts - lts) + slack + math.min(tonumber(ARGV[b + 5]) or 0, 1000) then
     code = 'impossible_jump'
   end
-  if code == 'invalid_fix' and uuid ~= '' then redis.call('ZADD', uuid_key, ts, uuid) end
+  if code == 'invalid_fix' and uuid ~= '' then redis.call('ZADD', uuid_key, ts, 'x:' .. uuid) end
   if code == 'accepted' then
     if uuid ~= '' then redis.call('ZADD', uuid_key, ts, uuid) end
     if on_ride then
@@ -96,7 +107,9 @@ end
 
 local function num(v) if v == '' then return cjson.null end return tonumber(v) end
 local function fix_json(b, live)
-  return cjson.encode({driver_id = driver, lat = tonumber(ARGV[b]),
+  local token = ARGV[b + 6]
+  if token == '' then token = 't:' .. ARGV[b + 2] end
+  return token .. '\31' .. cjson.encode({driver_id = driver, lat = tonumber(ARGV[b]),
     lng = tonumber(ARGV[b + 1]), heading = num(ARGV[b + 3]), speed = num(ARGV[b + 4]),
     accuracy = num(ARGV[b + 5]), recorded_at = ARGV[b + 7], live = live})
 end
@@ -117,7 +130,7 @@ if newest then
   redis.call('HSET', pos_key, 'lat', ARGV[b], 'lng', ARGV[b + 1], 'ts', ARGV[b + 2],
     'heading', ARGV[b + 3], 'speed', ARGV[b + 4], 'accuracy', ARGV[b + 5], 'at', ARGV[b + 7],
     'cell', new_cell)
-  newest_json = fix_json(b, true)
+  newest_json = string.match(fix_json(b, true), '\31(.*)$')
   nlat, nlng, nts = ARGV[b], ARGV[b + 1], ARGV[b + 2]
 end
 if on_ride then

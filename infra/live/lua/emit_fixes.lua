@@ -1,0 +1,17 @@
+-- A driver's fixes onto a ride's stream (XADD + SPUBLISH, as `emit.lua`), each once: a fix
+-- sent again (its first answer lost, the process killed before its second step) comes
+-- with the same token and is published only if it never was.
+-- KEYS: the stream, the set of the tokens it carries (the ride's slot)
+-- ARGV: maxlen, the set's lifetime (s), then token and data (JSON) of each fix, in order
+-- Returns each fix's entry id ('' for one already on the stream).
+local ids = {}
+for i = 3, #ARGV, 2 do
+  local id = ''
+  if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
+    id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', 'location', 'd', ARGV[i + 1])
+    redis.call('SPUBLISH', CHANNEL_PREFIX .. KEYS[1], id .. '\31location\31' .. ARGV[i + 1])
+  end
+  ids[#ids + 1] = id
+end
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return ids
