@@ -40,7 +40,9 @@ log = logging.getLogger(__name__)
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.redis = make_async_redis()
-    app.state.live = LiveAsync(app.state.redis)
+    app.state.live = LiveAsync(
+        app.state.redis, wait=(get_settings().redis_wait_replicas, get_settings().redis_wait_ms)
+    )
     app.state.ride_facts = RideFactsCache()
     # pub/sub needs its own connection, without the pool's health checks in the way
     app.state.hub = EventHub(make_async_redis())

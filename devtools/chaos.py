@@ -14,7 +14,10 @@ app does. Meanwhile lanes of faults run, each kind as often as `--faults-each`:
 - processes: SIGKILL the payments worker, the push worker, the API (each started again);
   SIGKILL the payments worker in the middle of a capture, of a refund (the stand-in holds
   the answer of the call it made), the push worker in the middle of a push (FCM took it,
-  the answer is held); restart Redis; stop PostgreSQL for 2-5 s;
+  the answer is held); restart Redis; stop PostgreSQL for 2-5 s; with `--redis-cluster N`
+  (live state on a cluster of N primaries with replicas, the Redis above its broker) also
+  SIGKILL a cluster primary (its replica promoted, the node started again as a replica);
+  with `--api-processes N` the API is N processes behind HAProxy, one of them killed;
 - Stripe: 500s, 429s, timeouts (the answer comes after the client gave up), 409s (the
   request held with its idempotency key in flight, the retry refused), and webhooks
   delivered again, twice each, shuffled;
@@ -53,6 +56,7 @@ PUSH_FAULTS = ("kill_push_worker", "kill_mid_push", "fcm_timeout")
 INFRA_FAULTS = ("kill_api", "restart_redis", "stop_postgres")
 STRIPE_FAULTS = ("stripe_500", "stripe_429", "stripe_timeout", "stripe_409", "webhooks_again")
 TRANSFER_FAULT = "kill_mid_transfer"
+CLUSTER_FAULT = "kill_redis_primary"
 ALL_FAULTS = (*WORKER_FAULTS, *PUSH_FAULTS, *INFRA_FAULTS, *STRIPE_FAULTS, TRANSFER_FAULT)
 STRIPE_KEY = "sk_test_chaos"
 SIM_GRACE_S = 240  # the simulated apps' time for rides under way once the load ends
@@ -96,11 +100,21 @@ class Chaos:
         self.admin_token = ""
         self.engine: Any = None
         self.sim: subprocess.Popen[bytes] | None = None
+        self.cluster: launcher.RedisClusterNodes | None = None
+        self.infra_faults = INFRA_FAULTS + ((CLUSTER_FAULT,) if args.redis_cluster else ())
+        self.all_faults = ALL_FAULTS + ((CLUSTER_FAULT,) if args.redis_cluster else ())
+        self.api_ports: list[int] = []
 
     # --- the stack ---------------------------------------------------------------------
     def env(self) -> dict[str, str]:
         metrics = self.data / "metrics"
         metrics.mkdir(exist_ok=True)
+        broker = f"redis://127.0.0.1:{self.ports['redis']}/0"
+        on_cluster = (
+            {"RIDEHAIL_REDIS_URL": self.cluster.url, "RIDEHAIL_REDIS_CLUSTER": "true"}
+            if self.cluster is not None
+            else {}
+        )
         return {
             "RIDEHAIL_ENV": "development",
             "RIDEHAIL_DATA_DIR": str(self.data),
@@ -125,10 +139,17 @@ class Chaos:
             "RIDEHAIL_SWEEP_WEBHOOK_AFTER_S": "20",
             "RIDEHAIL_PAYOUT_INTERVAL_S": "5",
             "RIDEHAIL_PAYOUT_RETRY_S": "5",
+            "RIDEHAIL_BROKER_URL": broker,
+            "RIDEHAIL_API_PROCESSES": str(self.args.api_processes),
+            **on_cluster,
         }
 
     def start(self) -> None:
         self.pg.start()
+        if self.args.redis_cluster:
+            self.cluster = launcher.RedisClusterNodes(
+                self.data / "cluster", primaries=self.args.redis_cluster
+            ).start()
         os.environ.update(self.env())
         from infra.settings import get_settings
 
@@ -150,10 +171,12 @@ class Chaos:
         from devtools.stack import Stack
 
         stack = Stack(settings, log_files=True)
+        self.api_ports = stack.api_ports
         self.starters = {k: v for k, v in stack.starters().items() if k != "flower"}
         for name, start in self.starters.items():
             self.procs[name] = start()
-        launcher.wait_http(f"{self.api}/readyz", timeout=60, proc=self.procs["api"])
+        front = self.procs.get("api") or self.procs["proxy"]
+        launcher.wait_http(f"{self.api}/readyz", timeout=60, proc=front)
         subprocess.run(
             [str(launcher.BIN / "ridehail"), "create-admin", "--email", ADMIN[0]]
             + ["--password", ADMIN[1]],
@@ -177,6 +200,8 @@ class Chaos:
             self.sim.kill()
         launcher.stop_all(list(self.procs.values()), grace_s=10)
         launcher.stop_all(list(self.services.values()), grace_s=10)
+        if self.cluster is not None:
+            self.cluster.stop()
         self.pg.stop()
 
     def admin_login(self) -> None:
@@ -203,8 +228,14 @@ class Chaos:
             self.kills.append((began, name))
             launcher.stop(self.procs[name], grace_s=0.1, sig=sig)
             self.procs[name] = self.starters[name]()
-            if name == "api":
-                launcher.wait_http(f"{self.api}/healthz", timeout=60, proc=self.procs[name])
+            if name == "api" or name.startswith("api-"):
+                # the process itself answering (behind the proxy, the other one does)
+                own = (
+                    f"http://127.0.0.1:{self.api_ports[int(name[4:]) - 1]}"
+                    if name.startswith("api-")
+                    else self.api
+                )
+                launcher.wait_http(f"{own}/healthz", timeout=60, proc=self.procs[name])
                 self.outages.append((began, time.time(), "kill_api"))
 
     # --- database reads ----------------------------------------------------------------
@@ -252,7 +283,30 @@ class Chaos:
         return True
 
     def kill_api(self) -> bool:
-        self.restart("api")
+        apis = sorted(n for n in self.procs if n == "api" or n.startswith("api-"))
+        self.restart(self.rng.choice(apis))
+        return True
+
+    def kill_redis_primary(self) -> bool:
+        """SIGKILL one of the cluster's primaries: its replica takes its slots once the
+        others see it gone (`cluster-node-timeout`); then the node is started again and
+        rejoins as that replica's replica."""
+        assert self.cluster is not None
+        with self.lock:
+            began = time.time()
+            port = self.rng.choice(self.cluster.masters())
+            self.kills.append((began, f"cluster-{port}"))
+            launcher.stop(self.cluster.procs[f"cluster-{port}"], grace_s=0.1, sig=signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            while len(self.cluster.masters()) < self.cluster.primaries:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"no replica took the slots of {port}")
+                time.sleep(0.1)
+            self.cluster.wait_ok()
+            log(f"cluster primary {port} killed: slots served again {time.time() - began:.1f} s on")
+            self.cluster.restart(port)
+            self.cluster.wait_ok()
+            self.outages.append((began, time.time(), CLUSTER_FAULT))
         return True
 
     def restart_redis(self) -> bool:
@@ -478,7 +532,7 @@ class Chaos:
         once it is all done."""
         left = [
             f"{k} {self.faults[k]}/{self.args.faults_each}"
-            for k in ALL_FAULTS
+            for k in self.all_faults
             if k != TRANSFER_FAULT and self.faults[k] < self.args.faults_each
         ]
         want = self.args.until_completed
@@ -504,7 +558,7 @@ class Chaos:
         span = self.args.minutes * 60 * 0.9
         lanes = [
             threading.Thread(target=self.lane, args=(kinds, span), daemon=True)
-            for kinds in (WORKER_FAULTS, PUSH_FAULTS, INFRA_FAULTS, STRIPE_FAULTS)
+            for kinds in (WORKER_FAULTS, PUSH_FAULTS, self.infra_faults, STRIPE_FAULTS)
         ]
         lanes.append(threading.Thread(target=self.refunds_lane, daemon=True))
         for t in lanes:
@@ -669,7 +723,7 @@ class Chaos:
             if d.get("label") and d["delivered"]
         }
         transfers_held = sum(1 for f in stripe_served if f["label"] == TRANSFER_FAULT)
-        out = {k: self.faults[k] for k in ALL_FAULTS}  # the process faults: done here
+        out = {k: self.faults[k] for k in self.all_faults}  # the process faults: done here
         for kind in ("stripe_500", "stripe_429", "stripe_timeout", "stripe_409"):
             out[kind] = len(by_label[kind])
         for kind in ("kill_mid_capture", "kill_mid_refund"):
@@ -881,11 +935,10 @@ class Chaos:
             bad(f"payouts booked {sum(payouts_booked.values())} != transferred {moved}")
         # pings: every one the server accepted during a trip is in that trip's path
         record = self.record()
-        import redis
-
         from infra.live.rides import LiveRides
+        from infra.redis import get_sync_redis
 
-        live = LiveRides(redis.Redis(port=self.ports["redis"], decode_responses=True))
+        live = LiveRides(get_sync_redis())  # one Redis, or the cluster's client
         lost_pings = 0
         trip_pings = 0
         for ride_id, pings in record["trip_pings"].items():
@@ -1079,6 +1132,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--payout-s", type=float, default=300.0, help="time for the payouts")
     p.add_argument("--settle-s", type=float, default=300.0, help="time to settle at the end")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument(
+        "--redis-cluster", type=int, default=0, help="live state on a cluster of N primaries"
+    )
+    p.add_argument("--api-processes", type=int, default=1, help="API processes behind HAProxy")
     p.add_argument("--json", action="store_true")
     p.add_argument("--keep", action="store_true", help="leave the stack running at the end")
     return p.parse_args(argv)

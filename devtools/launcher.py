@@ -285,6 +285,7 @@ class RedisClusterNodes:
     ports: list[int] = field(default_factory=list)
     procs: dict[str, Proc] = field(default_factory=dict)
     node_timeout_ms: int = 1000
+    bus_ports: dict[int, int] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -299,17 +300,10 @@ class RedisClusterNodes:
             where = self.data_dir / str(port)
             shutil.rmtree(where, ignore_errors=True)  # a new cluster each start
             where.mkdir(parents=True, exist_ok=True)
-            self.procs[f"cluster-{port}"] = start_redis(
-                port, data_dir=where, log=self.data_dir / f"node-{port}.log",
-                extra=["--cluster-enabled", "yes",
-                       "--cluster-config-file", f"nodes-{port}.conf",
-                       # the bus on a free port of its own (by default port + 10000,
-                       # which may be anyone's)
-                       "--cluster-port", str(free_port()),
-                       "--cluster-node-timeout", str(self.node_timeout_ms),
-                       "--cluster-require-full-coverage", "no",
-                       "--cluster-allow-reads-when-down", "no"],
-            )  # fmt: skip
+            # the bus on a free port of its own (by default port + 10000, which may be
+            # anyone's), the same one again if the node is restarted
+            self.bus_ports[port] = free_port()
+            self._start_node(port)
         cli = shutil.which("redis-cli")
         if cli is None:
             raise RuntimeError("redis-cli is not installed (make run / make test install it)")
@@ -320,6 +314,25 @@ class RedisClusterNodes:
         )  # fmt: skip
         self.wait_ok(timeout)
         return self
+
+    def _start_node(self, port: int) -> None:
+        self.procs[f"cluster-{port}"] = start_redis(
+            port, data_dir=self.data_dir / str(port), log=self.data_dir / f"node-{port}.log",
+            extra=["--cluster-enabled", "yes",
+                   "--cluster-config-file", f"nodes-{port}.conf",
+                   "--cluster-port", str(self.bus_ports[port]),
+                   "--cluster-node-timeout", str(self.node_timeout_ms),
+                   "--cluster-require-full-coverage", "no",
+                   "--cluster-allow-reads-when-down", "no"],
+        )  # fmt: skip
+
+    def restart(self, port: int) -> None:
+        """A node that died started again: it rejoins from its nodes file (as the replica
+        of whoever took its slots meanwhile) and syncs from its primary."""
+        self._start_node(port)
+
+    def masters(self) -> list[int]:
+        return sorted(port for port, role in self.roles().items() if role == "master")
 
     def wait_ok(self, timeout: float = 30.0) -> None:
         """Until every live node says the cluster is ok and knows its 2N nodes."""

@@ -162,6 +162,13 @@ MUTANTS: list[Mutant] = [
         "tests/api/test_location.py::test_a_trip_fix_whose_second_step_never_ran_reaches_the_stream_on_its_resend",
     ),
     Mutant(
+        "a trip fix answered on a cluster is on the replica a failover promotes (WAIT)",
+        "infra/live/positions.py",
+        "        fenced = bool(fixes) and self.wait_replicas > 0",
+        "        fenced = False",
+        "tests/infra/test_replicas.py::test_a_trip_fix_is_answered_once_the_replica_has_it",
+    ),
+    Mutant(
         "a trip fix sent again is on the ride's stream once",
         "infra/live/lua/emit_fixes.lua",
         "  if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then",

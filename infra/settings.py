@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     # `ridehail run` only: live state on a local cluster of this many primaries, each
     # with a replica (0: one redis-server, live state and broker together)
     dev_redis_cluster: int = Field(0, ge=0, le=16)
+    # on a cluster, a trip's fix is answered 202 once this many replicas of the driver's
+    # shard have it (Redis's WAIT), or once `redis_wait_ms` have passed: what a failover
+    # can lose is then what came in while the replica was away (0: no wait)
+    redis_wait_replicas: int = Field(1, ge=0, le=8)
+    redis_wait_ms: int = Field(100, ge=1, le=10_000)
     # defaults to redis_url; `sentinel://host:26379;sentinel://host2:26379/0` reaches the
     # broker's Redis through Sentinel, the primary being the one of `broker_sentinel_master`
     broker_url: str = ""

@@ -15,9 +15,9 @@ from infra.live.streams import StreamsAsync
 
 
 class LiveAsync:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, *, wait: tuple[int, int] = (0, 0)) -> None:
         self.client = client  # for reads of its own (a stream's backlog)
-        self.positions = PositionsAsync(client)
+        self.positions = PositionsAsync(client, wait=wait)
         self.rides = LiveRidesAsync(client)
         self.offers = OffersAsync(client)
         self.streams = StreamsAsync(client)

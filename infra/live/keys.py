@@ -12,6 +12,8 @@ runs on one Redis and on a cluster:
 - `drv:{id}:events` stream of the driver app's events (offer, offer_withdrawn, ride_status)
 - `drv:{id}:told`   hash of the ride statuses already put on that stream (once each)
 - `drv:{id}:offer`  the driver's open offer (JSON, expiring with it); `drv:{id}:offers` counts
+- `drv:{id}:fence`  the time of the driver's last trip fix, written before a WAIT (on a
+                    cluster: the replica's acknowledgment covers every write before it)
 - `drv:{id}:path:<ride>` list of "ts,lat,lng,accuracy,received" of the driver's fixes on
                     that ride, from the acceptance on (the driver's slot: the fix and its
                     place on the path are one atomic write)
@@ -54,6 +56,7 @@ class Keys:
     DRIVER_OFFER = "drv:{}:offer"
     OFFER_STATS = "drv:{}:offers"
     DRIVER_TOLD = "drv:{}:told"
+    FENCE = "drv:{}:fence"
     GEO = "geo:{}"
     SEEN = "seen:{}"
     CELLS = "geo:cells"

@@ -188,7 +188,10 @@ class _Batcher:
     async def _pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         pipe = self.r.pipeline(transaction=False)
         for command in commands:
-            pipe.execute_command(*command)
+            if command and isinstance(command[-1], dict):  # routing options: target_nodes
+                pipe.execute_command(*command[:-1], **command[-1])
+            else:
+                pipe.execute_command(*command)
         results = list(await pipe.execute(raise_on_error=False))
         missing = [n for n, r in enumerate(results) if isinstance(r, NoScriptError)]
         if missing:  # a restarted, flushed or newly promoted Redis: load, run those again
@@ -256,9 +259,13 @@ class NearbyAnswers:
 class PositionsAsync:
     """The API's side: pings applied, state and positions read, drivers found."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, *, wait: tuple[int, int] = (0, 0)) -> None:
         # decode_responses=True: every reply is str, which redis-py's types cannot express
         self.r: Any = client
+        # (replicas, ms): a trip's fixes are answered once that many replicas have them (a
+        # cluster's client only: WAIT goes to the driver's shard)
+        self.wait_replicas, self.wait_ms = wait if hasattr(client, "get_node_from_key") else (0, 0)
+        self.unreplicated = 0  # trip answers given before a replica had them (timed out)
         self._apply = client.register_script(lua_script("apply_pings"))
         self._emit = client.register_script(lua_script("emit"))
         self._place = client.register_script(lua_script("place"))
@@ -372,6 +379,17 @@ class PositionsAsync:
                 ("EVALSHA", self._emit.sha, 1, ADMIN_STREAM, "location", ADMIN_MAXLEN, newest)
             )
         fixes = [f.split(SEP, 1) for f in for_ride.split("\x1e")] if for_ride else []
+        fenced = bool(fixes) and self.wait_replicas > 0
+        if fenced:
+            # a trip's fixes must outlive a failover: a write on the driver's shard, then
+            # WAIT on the same connection, which counts the replicas that have everything
+            # the shard wrote before it (the fixes included, written on any connection)
+            fence = Keys.of(Keys.FENCE, driver_id)
+            node = self.r.get_node_from_key(fence)
+            commands += [
+                ("SET", fence, ts or "0", "EX", 86400, {"target_nodes": node}),
+                ("WAIT", self.wait_replicas, self.wait_ms, {"target_nodes": node}),
+            ]
         if fixes:  # last: its answer is the ride stream's ids
             ride_keys = (ride_stream(ride_id), Keys.of(Keys.RIDE_FIXES, ride_id))
             commands.append(
@@ -392,6 +410,12 @@ class PositionsAsync:
             )  # fmt: skip
         if not fixes:
             return ""
+        if fenced and not (isinstance(results[-2], int) and results[-2] >= self.wait_replicas):
+            self.unreplicated += 1
+            log.warning(
+                "trip fixes of driver %s answered before %d replica(s) had them: %r",
+                driver_id, self.wait_replicas, results[-2],
+            )  # fmt: skip
         if isinstance(results[-1], OUTAGES):
             # the follower has not seen these fixes: the app must send them again (the
             # resend is a duplicate, and a duplicate of a trip's fix is published once)

@@ -18,8 +18,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 EACH = int(os.environ.get("RIDEHAIL_CHAOS_FAULTS_EACH", "1"))
 COMPLETED = 6  # the load goes on until this many rides are completed (2 by card at least)
+#: the cluster pass: live state on a cluster of this many primaries, two API processes
+#: behind HAProxy, and a primary killed among the faults
+CLUSTER_PRIMARIES = int(os.environ.get("RIDEHAIL_TEST_REDIS_CLUSTER", "0") or 0)
 
 
+@pytest.mark.live_state
 @pytest.mark.timeout(720)
 def test_a_short_chaos_run_breaks_no_promise(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RIDEHAIL_")}
@@ -32,6 +36,8 @@ def test_a_short_chaos_run_breaks_no_promise(tmp_path: Path) -> None:
     # a small town and quick trips: every ride is over in about a minute
     argv += ["--radius-m", "700", "--speed-ms", "25", "--trip-m", "800"]
     argv += ["--payout-s", "40", "--settle-s", "90", "--seed", "11"]
+    if CLUSTER_PRIMARIES:
+        argv += ["--redis-cluster", str(CLUSTER_PRIMARIES), "--api-processes", "2"]
     run = subprocess.Popen(
         argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -51,6 +57,8 @@ def test_a_short_chaos_run_breaks_no_promise(tmp_path: Path) -> None:
     assert all(n >= EACH for n in summary["faults"].values()), summary["faults"]
     assert summary["rides"].get("completed", 0) >= COMPLETED
     assert all(n > 0 for n in summary["examined"].values()), summary["examined"]
+    if CLUSTER_PRIMARIES:
+        assert summary["faults"]["kill_redis_primary"] >= EACH
 
 
 def test_a_lost_push_is_excused_only_by_a_kill_of_the_push_worker_right_after_its_claim() -> None:
