@@ -306,10 +306,10 @@ class Offers:
 
     def seen(self, driver_id: str, payload: str) -> None:
         now = time.monotonic()
-        parts = payload.split("\x1f", 2)
-        if len(parts) != 3:
+        parts = payload.split("\x1f", 3)  # id, the entry before it, event, data
+        if len(parts) != 4:
             return
-        _event_id, event, data = parts
+        _event_id, _prev, event, data = parts
         if event != "offer":
             self.other_events[event] = self.other_events.get(event, 0) + 1
             return

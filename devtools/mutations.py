@@ -169,6 +169,20 @@ MUTANTS: list[Mutant] = [
         "tests/infra/test_replicas.py::test_a_trip_fix_is_answered_once_the_replica_has_it",
     ),
     Mutant(
+        "an event pub/sub lost reaches a quiet stream's client from the stream",
+        "api/routers/streams.py",
+        "                if last or after is None:",
+        "                if False:",
+        "tests/e2e/test_sse.py::test_an_event_pub_sub_lost_comes_from_the_stream_once_it_is_quiet",
+    ),
+    Mutant(
+        "a live event after one pub/sub lost brings the lost one first",
+        "api/routers/streams.py",
+        "            if seen is not None and live_event.prev and live_event.prev != seen:",
+        "            if False:",
+        "tests/e2e/test_sse.py::test_a_live_event_after_one_pub_sub_lost_brings_the_lost_one_first",
+    ),
+    Mutant(
         "a trip fix sent again is on the ride's stream once",
         "infra/live/lua/emit_fixes.lua",
         "  if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then",

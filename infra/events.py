@@ -3,9 +3,11 @@
 One pub/sub connection per process (per shard, on a cluster), subscribed to the
 sharded channels its clients follow (SSUBSCRIBE: a stream's channel lives on the
 stream's own shard, so a cluster's pub/sub load spreads with its keys); each client
-has a bounded queue. A client whose queue is full is dropped (its stream ends) rather
-than allowed to grow memory: it reconnects with `Last-Event-ID` and reads what it
-missed from the stream.
+has a bounded queue. Pub/sub delivers at most once (a subscription not yet active, a
+shard failing over): each message names the stream's entry before it, so a client that
+did not see that one reads what it missed from the stream (`api.routers.streams`). A
+client whose queue is full is dropped (its stream ends) rather than allowed to grow
+memory: it reconnects with `Last-Event-ID` and reads what it missed from the stream.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class Event:
     id: str
     event: str
     data: str
+    prev: str = ""  # live events: the stream's entry before this one ('0-0' if none)
 
 
 def id_key(event_id: str) -> tuple[int, int]:
@@ -113,8 +116,8 @@ class EventHub:
                 chan = message["channel"]
                 stream = stream_of_channel(chan)
                 raw = message["data"]
-                event_id, name, data = raw.split(SEP, 2)
-                self._deliver(stream, Event(event_id, name, data))
+                event_id, prev, name, data = raw.split(SEP, 3)
+                self._deliver(stream, Event(event_id, name, data, prev))
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -229,11 +229,31 @@ async def _sse(
             try:
                 live_event = await asyncio.wait_for(sub.queue.get(), keepalive_s)
             except TimeoutError:
+                # quiet for a while: what the stream holds past the last event sent comes
+                # now (pub/sub delivers at most once: a shard's failover, or a
+                # subscription moved to the slot's new owner, can drop a message that the
+                # stream kept)
+                if last or after is None:
+                    for event in await read_after(live(request).client, stream, last):
+                        yield _frame(event)
+                        last = event.id
+                        if _ends(event):
+                            return
                 yield ": keep-alive\n\n"
                 continue
             if live_event is None:  # dropped as a slow consumer: the client resumes
                 return
             if last and id_key(live_event.id) <= id_key(last):
+                continue
+            seen = last if last else ("0-0" if after is None else None)
+            if seen is not None and live_event.prev and live_event.prev != seen:
+                # the entry before this one was never sent: pub/sub lost it (or it came
+                # between the backlog's read and the subscription): from the stream
+                for event in await read_after(live(request).client, stream, last):
+                    yield _frame(event)
+                    last = event.id
+                    if _ends(event):
+                        return
                 continue
             yield _frame(live_event)
             last = live_event.id

@@ -33,7 +33,19 @@ def lua_prelude() -> dict[str, str]:
     """Each constant a script may name, as the Lua line that defines it."""
     active = ", ".join(f"[{_lua_str(s)}] = true" for s in sorted(DRIVER_ACTIVE))
     return {
-        "CHANNEL_PREFIX": f"local CHANNEL_PREFIX = {_lua_str(Keys.CHANNEL_PREFIX)}",
+        # a stream's new entry, published on its sharded channel as "id\31prev\31event\31
+        # data": `prev` is the entry before it, so a subscriber that did not see `prev`
+        # knows it missed something and reads it from the stream (`infra.events`)
+        "append_event": (
+            "local function append_event(stream, maxlen, event, data)\n"
+            "  local before = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)\n"
+            "  local prev = before[1] and before[1][1] or '0-0'\n"
+            "  local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'e', event,\n"
+            "    'd', data)\n"
+            f"  redis.call('SPUBLISH', {_lua_str(Keys.CHANNEL_PREFIX)} .. stream,\n"
+            "    id .. '\\31' .. prev .. '\\31' .. event .. '\\31' .. data)\n"
+            "  return id\nend"
+        ),
         "IN_PROGRESS": f"local IN_PROGRESS = {_lua_str(RideStatus.IN_PROGRESS)}",
         "ARRIVED": f"local ARRIVED = {_lua_str(RideStatus.ARRIVED)}",
         "DRIVER_ACTIVE": f"local DRIVER_ACTIVE = {{{active}}}",

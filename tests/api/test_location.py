@@ -536,7 +536,9 @@ def test_a_trip_fix_whose_second_step_never_ran_reaches_the_stream_on_its_resend
     p, d = register(client, "passenger"), register(client, "driver")
     ride = request_ride(client, p)
     advance(client, ride["id"], d, "accept")
-    now = time.time()
+    # times as the API reads them back from RFC 3339 (microseconds), so the resend's is the
+    # very time the first step stored
+    now = datetime.fromisoformat(iso(time.time())).timestamp()
 
     def fixes_seen() -> list[tuple[str, bool]]:
         out = []

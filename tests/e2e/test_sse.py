@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -146,6 +147,57 @@ def test_resume_with_last_event_id_has_no_gap_and_no_repeat(
     assert lats == [pytest.approx(LAT + i * 0.0001) for i in range(2, 6)]
     bad = SseClient(url, {**p.headers, "Last-Event-ID": "yesterday"}).start()
     assert bad.status == 400
+
+
+def test_an_event_pub_sub_lost_comes_from_the_stream_once_it_is_quiet(
+    http: httpx.Client, apis: tuple[str, str]
+) -> None:
+    """Pub/sub delivers at most once: a shard failing over, or a subscription moving to
+    a slot's new owner, can lose a message the stream kept. An event on the stream that
+    never came through pub/sub (written here without its publish) reaches the client
+    when its stream has been quiet for a keep-alive interval, once."""
+    from infra.redis import get_sync_redis
+
+    p, d, ride = _ride(http)
+    advance(http, ride["id"], d, "accept")  # type: ignore[arg-type]
+    sse = SseClient(f"{apis[1]}/api/v1/rides/{ride['id']}/events", p.headers).start()
+    assert [sse.next().data["status"] for _ in range(2)] == ["requested", "accepted"]
+    lost = {"driver_id": d.id, "lat": LAT, "lng": LNG, "heading": None, "speed": None,
+            "accuracy": None, "recorded_at": "2026-01-01T00:00:00Z", "live": True}  # fmt: skip
+    entry = {"e": "location", "d": json.dumps(lost)}
+    stored = get_sync_redis().xadd(ride_stream(ride["id"]), entry)
+    got = sse.next(kind="location", timeout=10)
+    assert (got.id, got.data) == (stored, lost)
+    _ping(http, d, time.time())  # and live events go on after it, nothing twice
+    after = sse.next(kind="location", timeout=10)
+    assert after.id != stored
+    assert after.data["recorded_at"] != lost["recorded_at"]
+
+
+def test_a_live_event_after_one_pub_sub_lost_brings_the_lost_one_first(
+    http: httpx.Client,
+) -> None:
+    """Each published event names the stream's entry before it: a client that did not
+    see that entry reads it from the stream before the live one, in order, at once (on an
+    instance whose keep-alive is far off, so nothing else could bring it)."""
+    from infra.redis import get_sync_redis
+
+    proc, base = start_api({"RIDEHAIL_SSE_KEEPALIVE_S": "60", "RIDEHAIL_ETA_INTERVAL_S": "0"})
+    try:
+        p, d, ride = _ride(http)
+        advance(http, ride["id"], d, "accept")  # type: ignore[arg-type]
+        sse = SseClient(f"{base}/api/v1/rides/{ride['id']}/events", p.headers).start()
+        assert [sse.next().data["status"] for _ in range(2)] == ["requested", "accepted"]
+        lost = {"driver_id": d.id, "lat": LAT, "lng": LNG, "heading": None, "speed": None,
+                "accuracy": None, "recorded_at": "2026-01-01T00:00:00Z", "live": True}  # fmt: skip
+        entry = {"e": "location", "d": json.dumps(lost)}
+        stored = get_sync_redis().xadd(ride_stream(ride["id"]), entry)
+        _ping(http, d, time.time())
+        first, second = sse.next(kind="location", timeout=5), sse.next(kind="location", timeout=5)
+        assert (first.id, first.data) == (stored, lost)
+        assert second.data["recorded_at"] != lost["recorded_at"]
+    finally:
+        stop(proc)
 
 
 def test_keep_alive_comments(http: httpx.Client, apis: tuple[str, str]) -> None:

@@ -21,7 +21,5 @@ if event == '' or redis.call('HSETNX', told, ride_id .. ':' .. status, '1') == 0
   return 0
 end
 redis.call('EXPIRE', told, ARGV[8])
-local id = redis.call('XADD', events, 'MAXLEN', '~', ARGV[7], '*', 'e', 'ride_status',
-  'd', event)
-redis.call('SPUBLISH', CHANNEL_PREFIX .. events, id .. '\31' .. 'ride_status' .. '\31' .. event)
+append_event(events, ARGV[7], 'ride_status', event)
 return 1

@@ -4,8 +4,6 @@
 -- Returns the entries' ids.
 local ids = {}
 for i = 3, #ARGV do
-  local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[1], 'd', ARGV[i])
-  redis.call('SPUBLISH', CHANNEL_PREFIX .. KEYS[1], id .. '\31' .. ARGV[1] .. '\31' .. ARGV[i])
-  ids[#ids + 1] = id
+  ids[#ids + 1] = append_event(KEYS[1], ARGV[2], ARGV[1], ARGV[i])
 end
 return ids

@@ -8,8 +8,7 @@ local ids = {}
 for i = 3, #ARGV, 2 do
   local id = ''
   if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
-    id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', 'location', 'd', ARGV[i + 1])
-    redis.call('SPUBLISH', CHANNEL_PREFIX .. KEYS[1], id .. '\31location\31' .. ARGV[i + 1])
+    id = append_event(KEYS[1], ARGV[1], 'location', ARGV[i + 1])
   end
   ids[#ids + 1] = id
 end

@@ -20,6 +20,5 @@ if version >= stored then
 end
 if event == '' or redis.call('HSETNX', published, status, '1') == 0 then return {written, ''} end
 redis.call('EXPIRE', published, ARGV[5])
-local id = redis.call('XADD', events, 'MAXLEN', '~', ARGV[4], '*', 'e', 'status', 'd', event)
-redis.call('SPUBLISH', CHANNEL_PREFIX .. events, id .. '\31' .. 'status' .. '\31' .. event)
+local id = append_event(events, ARGV[4], 'status', event)
 return {written, id}
