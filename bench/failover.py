@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import logging
 import os
 import signal
 import tempfile
@@ -41,6 +42,7 @@ from infra.live.positions import PositionsAsync
 from infra.outages import OUTAGES
 
 RULES = PingRules()
+logging.getLogger("infra.live.positions").setLevel(logging.ERROR)  # the failover is expected
 
 
 async def one_run(drivers: int, seconds: float, wait: tuple[int, int], seed: int) -> dict[str, Any]:
@@ -74,7 +76,6 @@ async def _load(
     client: Any = aioredis.RedisCluster(
         startup_nodes=[ClusterNode("127.0.0.1", p) for p in nodes.ports],
         decode_responses=True,
-        cluster_error_retry_attempts=1,
     )
     await client.initialize()
     live = PositionsAsync(client, wait=wait)

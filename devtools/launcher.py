@@ -313,7 +313,31 @@ class RedisClusterNodes:
             check=True, capture_output=True, timeout=timeout,
         )  # fmt: skip
         self.wait_ok(timeout)
+        self.wait_replicas_linked(timeout)
         return self
+
+    def wait_replicas_linked(self, timeout: float = 30.0) -> None:
+        """Until each replica has its primary's data and a live link to it: a replica that
+        never synced does not take over when its primary dies."""
+        import redis as redis_py
+
+        deadline = time.monotonic() + timeout
+        while True:
+            linked = 0
+            for port in self.ports:
+                node = redis_py.Redis(port=port, socket_timeout=1, decode_responses=True)
+                try:
+                    info: Any = node.info("replication")
+                    linked += info.get("role") == "slave" and info.get("master_link_status") == "up"
+                except redis_py.RedisError:
+                    pass
+                finally:
+                    node.close()
+            if linked >= self.primaries:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Redis Cluster's replicas did not sync")
+            time.sleep(0.1)
 
     def _start_node(self, port: int) -> None:
         self.procs[f"cluster-{port}"] = start_redis(

@@ -67,6 +67,9 @@ def geo_query(
     }
 
 
+#: how long a shard whose replica did not answer a WAIT is not waited on again
+NO_REPLICA_S = 5.0
+
 #: the first radius a search looks within, widened threefold until it has what it needs
 FIRST_RADIUS_M = 600.0
 
@@ -265,7 +268,10 @@ class PositionsAsync:
         # (replicas, ms): a trip's fixes are answered once that many replicas have them (a
         # cluster's client only: WAIT goes to the driver's shard)
         self.wait_replicas, self.wait_ms = wait if hasattr(client, "get_node_from_key") else (0, 0)
-        self.unreplicated = 0  # trip answers given before a replica had them (timed out)
+        self.unreplicated = 0  # trip answers given before a replica had them
+        # a shard whose WAIT timed out (no replica: one just promoted) is not waited on
+        # again for a while: one wait per `NO_REPLICA_S`, not one per ping batched with it
+        self._no_replica_until: dict[str, float] = {}
         self._apply = client.register_script(lua_script("apply_pings"))
         self._emit = client.register_script(lua_script("emit"))
         self._place = client.register_script(lua_script("place"))
@@ -380,12 +386,17 @@ class PositionsAsync:
             )
         fixes = [f.split(SEP, 1) for f in for_ride.split("\x1e")] if for_ride else []
         fenced = bool(fixes) and self.wait_replicas > 0
+        node: Any = None
         if fenced:
             # a trip's fixes must outlive a failover: a write on the driver's shard, then
             # WAIT on the same connection, which counts the replicas that have everything
             # the shard wrote before it (the fixes included, written on any connection)
             fence = Keys.of(Keys.FENCE, driver_id)
             node = self.r.get_node_from_key(fence)
+            if time.monotonic() < self._no_replica_until.get(node.name, 0.0):
+                fenced = False
+                self.unreplicated += 1
+        if fenced:
             commands += [
                 ("SET", fence, ts or "0", "EX", 86400, {"target_nodes": node}),
                 ("WAIT", self.wait_replicas, self.wait_ms, {"target_nodes": node}),
@@ -412,9 +423,11 @@ class PositionsAsync:
             return ""
         if fenced and not (isinstance(results[-2], int) and results[-2] >= self.wait_replicas):
             self.unreplicated += 1
+            self._no_replica_until[node.name] = time.monotonic() + NO_REPLICA_S
             log.warning(
-                "trip fixes of driver %s answered before %d replica(s) had them: %r",
-                driver_id, self.wait_replicas, results[-2],
+                "trip fixes on shard %s answered before %d replica(s) had them (%r); "
+                "not waited on for %.0f s",
+                node.name, self.wait_replicas, results[-2], NO_REPLICA_S,
             )  # fmt: skip
         if isinstance(results[-1], OUTAGES):
             # the follower has not seen these fixes: the app must send them again (the
