@@ -262,13 +262,14 @@ async def run(args: argparse.Namespace) -> int:
 
             # warm-up: a few streams opened and closed, so one-time costs are not counted
             warm = Tally()
+            warm_riders = [riders[i % n_rides] for i in range(20)]  # one ride may be all
             warm_tasks = [
                 asyncio.create_task(
                     sse_client(
                         http, f"{API}/rides/{r.ride_id}/events", r.passenger_token, warm, gate, 20
                     )
                 )
-                for r in riders[:20]
+                for r in warm_riders
             ]
             await asyncio.wait_for(warm.all_ready.wait(), 30)
             for task in warm_tasks:
