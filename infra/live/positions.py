@@ -272,6 +272,7 @@ class PositionsAsync:
         # a shard whose WAIT timed out (no replica: one just promoted) is not waited on
         # again for a while: one wait per `NO_REPLICA_S`, not one per ping batched with it
         self._no_replica_until: dict[str, float] = {}
+        self.no_replica_s = NO_REPLICA_S
         self._apply = client.register_script(lua_script("apply_pings"))
         self._emit = client.register_script(lua_script("emit"))
         self._place = client.register_script(lua_script("place"))
@@ -423,11 +424,11 @@ class PositionsAsync:
             return ""
         if fenced and not (isinstance(results[-2], int) and results[-2] >= self.wait_replicas):
             self.unreplicated += 1
-            self._no_replica_until[node.name] = time.monotonic() + NO_REPLICA_S
+            self._no_replica_until[node.name] = time.monotonic() + self.no_replica_s
             log.warning(
                 "trip fixes on shard %s answered before %d replica(s) had them (%r); "
                 "not waited on for %.0f s",
-                node.name, self.wait_replicas, results[-2], NO_REPLICA_S,
+                node.name, self.wait_replicas, results[-2], self.no_replica_s,
             )  # fmt: skip
         if isinstance(results[-1], OUTAGES):
             # the follower has not seen these fixes: the app must send them again (the

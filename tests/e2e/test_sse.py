@@ -149,6 +149,24 @@ def test_resume_with_last_event_id_has_no_gap_and_no_repeat(
     assert bad.status == 400
 
 
+def _followed_with_a_lost_event(
+    http: httpx.Client, base: str
+) -> tuple[Account, SseClient, str, dict[str, Any]]:
+    """An accepted ride followed by its passenger on `base`, then a location stored on the
+    ride's stream without its publish (what pub/sub lost). Returns the driver, the
+    client, the lost entry's id and its data."""
+    from infra.redis import get_sync_redis
+
+    p, d, ride = _ride(http)
+    advance(http, ride["id"], d, "accept")  # type: ignore[arg-type]
+    sse = SseClient(f"{base}/api/v1/rides/{ride['id']}/events", p.headers).start()
+    assert [sse.next().data["status"] for _ in range(2)] == ["requested", "accepted"]
+    lost = {"driver_id": d.id, "lat": LAT, "lng": LNG, "heading": None, "speed": None,
+            "accuracy": None, "recorded_at": "2026-01-01T00:00:00Z", "live": True}  # fmt: skip
+    entry = {"e": "location", "d": json.dumps(lost)}
+    return d, sse, str(get_sync_redis().xadd(ride_stream(ride["id"]), entry)), lost
+
+
 def test_an_event_pub_sub_lost_comes_from_the_stream_once_it_is_quiet(
     http: httpx.Client, apis: tuple[str, str]
 ) -> None:
@@ -156,16 +174,7 @@ def test_an_event_pub_sub_lost_comes_from_the_stream_once_it_is_quiet(
     a slot's new owner, can lose a message the stream kept. An event on the stream that
     never came through pub/sub (written here without its publish) reaches the client
     when its stream has been quiet for a keep-alive interval, once."""
-    from infra.redis import get_sync_redis
-
-    p, d, ride = _ride(http)
-    advance(http, ride["id"], d, "accept")  # type: ignore[arg-type]
-    sse = SseClient(f"{apis[1]}/api/v1/rides/{ride['id']}/events", p.headers).start()
-    assert [sse.next().data["status"] for _ in range(2)] == ["requested", "accepted"]
-    lost = {"driver_id": d.id, "lat": LAT, "lng": LNG, "heading": None, "speed": None,
-            "accuracy": None, "recorded_at": "2026-01-01T00:00:00Z", "live": True}  # fmt: skip
-    entry = {"e": "location", "d": json.dumps(lost)}
-    stored = get_sync_redis().xadd(ride_stream(ride["id"]), entry)
+    d, sse, stored, lost = _followed_with_a_lost_event(http, apis[1])
     got = sse.next(kind="location", timeout=10)
     assert (got.id, got.data) == (stored, lost)
     _ping(http, d, time.time())  # and live events go on after it, nothing twice
@@ -180,18 +189,9 @@ def test_a_live_event_after_one_pub_sub_lost_brings_the_lost_one_first(
     """Each published event names the stream's entry before it: a client that did not
     see that entry reads it from the stream before the live one, in order, at once (on an
     instance whose keep-alive is far off, so nothing else could bring it)."""
-    from infra.redis import get_sync_redis
-
     proc, base = start_api({"RIDEHAIL_SSE_KEEPALIVE_S": "60", "RIDEHAIL_ETA_INTERVAL_S": "0"})
     try:
-        p, d, ride = _ride(http)
-        advance(http, ride["id"], d, "accept")  # type: ignore[arg-type]
-        sse = SseClient(f"{base}/api/v1/rides/{ride['id']}/events", p.headers).start()
-        assert [sse.next().data["status"] for _ in range(2)] == ["requested", "accepted"]
-        lost = {"driver_id": d.id, "lat": LAT, "lng": LNG, "heading": None, "speed": None,
-                "accuracy": None, "recorded_at": "2026-01-01T00:00:00Z", "live": True}  # fmt: skip
-        entry = {"e": "location", "d": json.dumps(lost)}
-        stored = get_sync_redis().xadd(ride_stream(ride["id"]), entry)
+        d, sse, stored, lost = _followed_with_a_lost_event(http, base)
         _ping(http, d, time.time())
         first, second = sse.next(kind="location", timeout=5), sse.next(kind="location", timeout=5)
         assert (first.id, first.data) == (stored, lost)
